@@ -1,0 +1,13 @@
+"""gpunn: neural networks and classic classifiers, cs231n style, on NumPy (CPU) or CuPy (CUDA).
+
+    import gpunn as gn
+    dev = gn.device("auto")
+    model = gn.nn.Sequential(gn.nn.Linear(3072, 100), gn.nn.ReLU(), gn.nn.Linear(100, 10)).to(dev)
+"""
+
+from . import gradcheck, nn, ops, optim
+from .devices import Device, cuda_available, device, device_of, to_numpy
+
+__version__ = "0.1.0"
+
+__all__ = ["Device", "cuda_available", "device", "device_of", "gradcheck", "nn", "ops", "optim", "to_numpy"]

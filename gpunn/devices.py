@@ -1,0 +1,191 @@
+"""Devices: where arrays live and which array namespace (``xp``) computes on them.
+
+The whole NumPy/CuPy decision is made here. A :class:`Device` supplies ``xp``
+(``numpy`` or ``cupy``); everything else in gpunn is written once against it.
+CuPy is imported only when a CUDA device is asked for or a CuPy array is seen,
+so a machine without a GPU never pays for it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+import sys
+
+import numpy as np
+
+DEFAULT_DTYPE = np.dtype(np.float32)
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+_SPEC = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
+
+
+@functools.lru_cache(maxsize=1)
+def _cuda_device_count() -> int:
+    """Number of usable CUDA devices; 0 when CuPy or a driver is missing. Never raises."""
+    try:
+        cupy = importlib.import_module("cupy")
+    except Exception:  # not installed, or a broken install: either way, no CUDA
+        return 0
+    try:
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:  # no driver, no device, or a driver too old for this CuPy
+        return 0
+
+
+def cuda_available() -> bool:
+    """True when CuPy is installed and at least one CUDA device answers. Never raises."""
+    return _cuda_device_count() > 0
+
+
+class Device:
+    """A place for arrays: ``Device("cpu")`` or ``Device("cuda", 0)``.
+
+    ``xp`` is the array namespace for this device. Use :func:`device` to build one
+    from a string such as ``"cuda:0"`` or ``"auto"``.
+    """
+
+    __slots__ = ("type", "index", "_ctx")  # _ctx: set only while a CUDA device is entered
+
+    def __init__(self, type: str = "cpu", index: int | None = None):
+        if type not in ("cpu", "cuda"):
+            raise ValueError(f"device type must be 'cpu' or 'cuda', got {type!r}")
+        if type == "cpu" and index not in (None, 0):
+            raise ValueError(f"the cpu device has no index, got cpu:{index}")
+        self.type = type
+        self.index = None if type == "cpu" else int(index or 0)
+
+    @property
+    def xp(self):
+        """``numpy`` for the CPU, ``cupy`` for CUDA."""
+        return np if self.type == "cpu" else importlib.import_module("cupy")
+
+    def asarray(self, a, dtype=None):
+        """``a`` as an array on this device (a copy only where needed)."""
+        if self.type == "cpu":
+            return np.asarray(to_numpy(a), dtype=dtype)
+        cupy = self.xp
+        with cupy.cuda.Device(self.index):
+            return cupy.asarray(a, dtype=dtype)
+
+    def synchronize(self) -> None:
+        """Wait until all work queued on this device has finished."""
+        if self.type == "cuda":
+            self.xp.cuda.Device(self.index).synchronize()
+
+    def __enter__(self):
+        if self.type == "cuda":
+            self._ctx = self.xp.cuda.Device(self.index)
+            self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.type == "cuda":
+            self._ctx.__exit__(*exc)
+        return False
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, Device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+    def __str__(self):
+        return "cpu" if self.type == "cpu" else f"cuda:{self.index}"
+
+    def __repr__(self):
+        return f"Device('{self}')"
+
+
+
+def device(spec: str | Device | None = "auto") -> Device:
+    """A :class:`Device` from ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
+
+    ``"auto"`` (and ``None``) pick CUDA device 0 when one is usable, else the CPU.
+    Asking for CUDA where none is usable raises a one-line ``ValueError``.
+    """
+    if isinstance(spec, Device):
+        return spec
+    if spec is None or spec == "auto":
+        return Device("cuda", 0) if cuda_available() else Device("cpu")
+    if not isinstance(spec, str):
+        raise TypeError(f"device must be a str such as 'cpu', 'cuda', 'cuda:0' or 'auto', got {type(spec).__name__}")
+    m = _SPEC.match(spec.strip().lower())
+    if m is None:
+        raise ValueError(f"unknown device {spec!r}: expected 'cpu', 'cuda', 'cuda:N' or 'auto'")
+    kind, index = m.group(1), m.group(2)
+    if kind == "cpu":
+        if index not in (None, "0"):
+            raise ValueError(f"unknown device {spec!r}: the cpu device has no index")
+        return Device("cpu")
+    count = _cuda_device_count()
+    if count == 0:
+        raise ValueError(
+            f"device {spec!r} asked for, but no usable CUDA GPU was found "
+            "(CuPy missing, no driver, or no device); use device='cpu' or 'auto'"
+        )
+    index = int(index or 0)
+    if index >= count:
+        raise ValueError(f"device {spec!r} asked for, but only {count} CUDA device(s) exist (cuda:0..cuda:{count - 1})")
+    return Device("cuda", index)
+
+
+def _is_cupy_array(a) -> bool:
+    cupy = sys.modules.get("cupy")  # a CuPy array can only exist once CuPy is imported
+    return cupy is not None and isinstance(a, cupy.ndarray)
+
+
+def device_of(a) -> Device:
+    """The device an array lives on (NumPy arrays, scalars and lists are on the CPU)."""
+    if _is_cupy_array(a):
+        return Device("cuda", a.device.id)
+    return Device("cpu")
+
+
+def array_module(a):
+    """The namespace (``numpy`` or ``cupy``) that computes on ``a``."""
+    return device_of(a).xp
+
+
+def to_numpy(a) -> np.ndarray:
+    """Any gpunn or backend array (NumPy, CuPy, :class:`~gpunn.nn.Parameter`) as a NumPy array."""
+    a = getattr(a, "data", a) if type(a).__name__ == "Parameter" else a
+    if _is_cupy_array(a):
+        return a.get()
+    return np.asarray(a)
+
+
+def as_float_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """Check that ``dtype`` is float32 or float64 and return it as a ``np.dtype``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be 'float32' or 'float64', got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise ValueError(f"{name} must be 'float32' or 'float64', got {dt.name}")
+    return dt
+
+
+def adopt(a, dev: Device, name: str, dtype=None):
+    """``a`` on ``dev`` (and cast to ``dtype``), refusing arrays that live on another device.
+
+    NumPy input is moved to ``dev`` (host-to-device copies are how data enters a
+    GPU); an array already on a *different* device is an error rather than a
+    hidden transfer.
+    """
+    src = device_of(a)
+    if src != dev and src.type != "cpu":
+        raise ValueError(f"{name} is on {src} but the computation is on {dev}; move it with .to() or gn.to_numpy() first")
+    if dev.type == "cpu" and not isinstance(a, np.ndarray):
+        try:
+            a = np.asarray(a)
+        except (ValueError, TypeError) as e:
+            raise TypeError(f"{name} must be an array, got {type(a).__name__} ({e})") from None
+    if a.dtype == object or a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    if src != dev:
+        return dev.asarray(a, dtype=dtype)
+    return a if dtype is None or a.dtype == dtype else a.astype(dtype)

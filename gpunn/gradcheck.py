@@ -1,0 +1,144 @@
+"""Gradient checking: compare analytic gradients with centered finite differences.
+
+The checks copy the layer or model, cast the copy to float64 (float32 rounding
+would swamp the differences) and return the largest relative error found, so the
+caller's own model is never touched. Rules of thumb in float64: below 1e-7 is
+right; 1e-5 to 1e-3 is suspicious unless the function has kinks (ReLU, hinge) near
+the checked point; above that, the backward pass is wrong.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from .devices import array_module, to_numpy
+from .nn.losses import Loss
+from .nn.module import Module
+from .validation import check_int, check_number
+
+FLOAT64 = np.dtype(np.float64)
+
+
+def rel_error(a, b) -> float:
+    """max |a - b| / max(max |a|, max |b|, 1e-8): the error relative to the gradients' scale."""
+    a, b = to_numpy(a).astype(np.float64), to_numpy(b).astype(np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rel_error needs arrays of one shape, got {a.shape} and {b.shape}")
+    if a.size == 0:
+        return 0.0
+    scale = max(np.abs(a).max(), np.abs(b).max(), 1e-8)
+    return float(np.abs(a - b).max() / scale)
+
+
+def numerical_gradient(f, x, df=None, h: float = 1e-5):
+    """Centered-difference gradient of ``sum(f() * df)`` w.r.t. ``x``, same shape and device as ``x``.
+
+    ``f`` takes no arguments and reads ``x``, which is nudged in place by +-h one
+    coordinate at a time and restored. ``df`` is the upstream gradient (the shape of
+    ``f()``'s output); ``None`` means ones (for a scalar ``f``, the plain derivative).
+    """
+    h = check_number("h", h, low=0, low_open=True)
+    xp = array_module(x)
+    grad = xp.zeros_like(x)
+    for idx in np.ndindex(*x.shape):
+        old = x[idx].item()
+        x[idx] = old + h
+        plus = xp.array(f(), copy=True)
+        x[idx] = old - h
+        minus = xp.array(f(), copy=True)
+        x[idx] = old
+        diff = plus - minus
+        grad[idx] = (diff if df is None else diff * df).sum() / (2 * h)
+    return grad
+
+
+def check_sparse(f, x, analytic, num_checks: int = 10, h: float = 1e-5, seed=None) -> float:
+    """Largest relative error over ``num_checks`` random coordinates of a scalar ``f``'s gradient.
+
+    For parameters too big to check coordinate by coordinate. The error at one
+    coordinate is |numeric - analytic| / max(|numeric| + |analytic|, 1e-8).
+    """
+    num_checks = check_int("num_checks", num_checks, low=1)
+    rng = np.random.default_rng(seed)
+    analytic = to_numpy(analytic)
+    worst = 0.0
+    for _ in range(num_checks):
+        idx = tuple(int(rng.integers(n)) for n in x.shape)
+        old = x[idx].item()
+        x[idx] = old + h
+        plus = float(f())
+        x[idx] = old - h
+        minus = float(f())
+        x[idx] = old
+        numeric, exact = (plus - minus) / (2 * h), float(analytic[idx])
+        worst = max(worst, abs(numeric - exact) / max(abs(numeric) + abs(exact), 1e-8))
+    return worst
+
+
+def _float64_copy(module: Module) -> Module:
+    if not isinstance(module, Module):
+        raise TypeError(f"expected a gpunn.nn.Module, got {type(module).__name__}")
+    return copy.deepcopy(module).to(dtype=FLOAT64)
+
+
+def check_layer(layer: Module, x, h: float = 1e-5, seed: int = 0) -> float:
+    """Largest relative error between ``layer``'s backward and numerical gradients.
+
+    Checks the gradient w.r.t. the input and every parameter, for the loss
+    sum(forward(x) * dout) with a random ``dout``. Random layers (dropout) are
+    reseeded before each forward so every evaluation uses the same mask.
+    """
+    layer = _float64_copy(layer)
+    x = layer.device.asarray(x, dtype=FLOAT64)
+
+    def f():
+        return layer.seed(seed).forward(x)
+
+    out = f()
+    dout = layer.device.asarray(np.random.default_rng(seed).standard_normal(out.shape))
+    layer.zero_grad()
+    dx = layer.backward(dout)
+    errors = [rel_error(dx, numerical_gradient(f, x, dout, h))]
+    for p in layer.parameters():
+        errors.append(rel_error(p.grad, numerical_gradient(f, p.data, dout, h)))
+    return max(errors)
+
+
+def check_loss(loss: Loss, scores, y=None, h: float = 1e-5) -> float:
+    """Relative error between ``loss.backward()`` and the numerical gradient w.r.t. the scores."""
+    if not isinstance(loss, Loss):
+        raise TypeError(f"loss must be a gpunn.nn.Loss, got {type(loss).__name__}")
+    xp = array_module(scores)
+    s = xp.asarray(scores, dtype=FLOAT64).copy()
+    loss.forward(s, y)
+    analytic = loss.backward()
+    return rel_error(analytic, numerical_gradient(lambda: loss.forward(s, y), s, None, h))
+
+
+def check_model(model: Module, loss: Loss, X, y, h: float = 1e-5, num_checks: int | None = None,
+                seed: int = 0) -> float:
+    """Largest relative error of the gradient of ``loss(model(X), y)`` w.r.t. every parameter.
+
+    ``num_checks=None`` checks every coordinate; an int checks that many random
+    coordinates per parameter (see :func:`check_sparse`), for big models.
+    """
+    if not isinstance(loss, Loss):
+        raise TypeError(f"loss must be a gpunn.nn.Loss, got {type(loss).__name__}")
+    model = _float64_copy(model)
+    X = model.device.asarray(X, dtype=FLOAT64)
+
+    def f():
+        return loss.forward(model.seed(seed).forward(X), y)
+
+    f()
+    model.zero_grad()
+    model.backward(loss.backward())
+    errors = []
+    for p in model.parameters():
+        if num_checks is None:
+            errors.append(rel_error(p.grad, numerical_gradient(f, p.data, None, h)))
+        else:
+            errors.append(check_sparse(f, p.data, p.grad, num_checks, h, seed))
+    return max(errors)

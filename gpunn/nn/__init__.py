@@ -1,0 +1,18 @@
+"""Layers (gates with forward/backward) and losses."""
+
+from .activations import ELU, Activation, LeakyReLU, ReLU, Sigmoid, Tanh
+from .batchnorm import BatchNorm1d
+from .dropout import Dropout
+from .flatten import Flatten
+from .linear import Linear
+from .losses import BinaryLogistic, Loss, MarginRanking, MulticlassHinge, SoftmaxCrossEntropy
+from .maxout import Maxout
+from .module import Module
+from .parameter import Parameter
+from .sequential import Sequential
+
+__all__ = [
+    "Activation", "BatchNorm1d", "BinaryLogistic", "Dropout", "ELU", "Flatten", "LeakyReLU", "Linear",
+    "Loss", "MarginRanking", "Maxout", "Module", "MulticlassHinge", "Parameter", "ReLU", "Sequential",
+    "Sigmoid", "SoftmaxCrossEntropy", "Tanh",
+]

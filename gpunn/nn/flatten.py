@@ -1,0 +1,20 @@
+"""Flatten: (N, d1, d2, ...) -> (N, d1 * d2 * ...)."""
+
+from __future__ import annotations
+
+import math
+
+from .module import Module
+
+
+class Flatten(Module):
+    """Reshape each sample to a vector, e.g. CIFAR images (N, 32, 32, 3) to (N, 3072)."""
+
+    def forward(self, x):
+        x = self._input(x)
+        self._cache = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        shape = self._saved()
+        return self._upstream(dout, (shape[0], math.prod(shape[1:]))).reshape(shape)

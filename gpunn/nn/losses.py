@@ -1,0 +1,176 @@
+"""Losses: softmax cross-entropy, multiclass hinge (SVM), binary logistic, margin ranking.
+
+``forward(scores, y)`` returns the mean loss over the batch as a 0-d array of the
+scores' namespace (``float(value)`` reads it; on a GPU that is the one sync).
+``backward()`` returns the gradient w.r.t. the scores, same shape and device.
+All are written in numerically stable form: no exponential of a large positive number.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..devices import DEFAULT_DTYPE, adopt, array_module, device_of
+from ..validation import check_finite, check_labels, check_number
+
+
+class Loss:
+    """Base of the losses: validates inputs, keeps what backward needs."""
+
+    def __init__(self):
+        self._cache = None
+
+    def __call__(self, scores, y=None):
+        return self.forward(scores, y)
+
+    def forward(self, scores, y):
+        raise NotImplementedError
+
+    def backward(self, dout=1.0):
+        """Gradient of ``dout * loss`` w.r.t. the scores of the last forward call."""
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        dout = check_number("dout", dout)
+        grad = self._grad()
+        return grad if dout == 1.0 else grad * grad.dtype.type(dout)
+
+    def _grad(self):
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- input checks
+    @staticmethod
+    def _scores(scores, shape_desc: str, ok) -> object:
+        """Float scores on their own device, non-empty, finite, and of a shape ``ok`` accepts."""
+        if not hasattr(scores, "shape"):
+            raise TypeError(f"scores must be an array of shape {shape_desc}, got {type(scores).__name__}")
+        scores = adopt(scores, device_of(scores), "scores")
+        if scores.dtype.kind != "f":
+            scores = scores.astype(DEFAULT_DTYPE)
+        if not ok(scores.shape):
+            raise ValueError(f"scores must have shape {shape_desc}, got {tuple(scores.shape)}")
+        if scores.shape[0] == 0:
+            raise ValueError("scores is an empty batch (0 rows)")
+        check_finite("scores", scores)
+        return scores
+
+    @staticmethod
+    def _labels(y, scores, classes: int | None, name: str = "y"):
+        """Integer labels in [0, classes), one per row of ``scores``, on the scores' device."""
+        if y is None:
+            raise TypeError(f"{name} (the labels) is required")
+        if not hasattr(y, "dtype"):
+            y = np.asarray(y)  # a list of labels: checked on the host, then moved
+        check_labels(name, y, scores.shape[0], classes)  # on y's own device: no GPU sync for host labels
+        return adopt(y, device_of(scores), name)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Mean of -log softmax(s)_y over the batch; scores (N, C), integer labels y (N,)."""
+
+    def forward(self, scores, y):
+        s = self._scores(scores, "(N, C)", lambda sh: len(sh) == 2 and sh[1] >= 1)
+        y = self._labels(y, s, s.shape[1])
+        xp = array_module(s)
+        shifted = s - s.max(axis=1, keepdims=True)  # the largest score becomes 0: exp never overflows
+        log_z = xp.log(xp.exp(shifted).sum(axis=1))
+        rows = xp.arange(s.shape[0])
+        loss = (log_z - shifted[rows, y]).mean()
+        self._cache = (xp.exp(shifted - log_z[:, None]), y)
+        return loss
+
+    def _grad(self):
+        probs, y = self._cache
+        xp = array_module(probs)
+        d = probs.copy()
+        d[xp.arange(d.shape[0]), y] -= 1
+        return d / d.dtype.type(d.shape[0])
+
+
+class MulticlassHinge(Loss):
+    """Multiclass SVM loss: mean over the batch of sum_{j != y} max(0, s_j - s_y + delta)."""
+
+    def __init__(self, delta: float = 1.0):
+        super().__init__()
+        self.delta = check_number("delta", delta, low=0)
+
+    def forward(self, scores, y):
+        s = self._scores(scores, "(N, C)", lambda sh: len(sh) == 2 and sh[1] >= 1)
+        y = self._labels(y, s, s.shape[1])
+        xp = array_module(s)
+        rows = xp.arange(s.shape[0])
+        margins = xp.maximum(0, s - s[rows, y][:, None] + s.dtype.type(self.delta))
+        margins[rows, y] = 0
+        self._cache = (margins, y)
+        return margins.sum() / s.dtype.type(s.shape[0])
+
+    def _grad(self):
+        margins, y = self._cache
+        xp = array_module(margins)
+        d = (margins > 0).astype(margins.dtype)
+        rows = xp.arange(d.shape[0])
+        d[rows, y] = -d.sum(axis=1)  # the correct class is pushed once for each violating class
+        return d / d.dtype.type(d.shape[0])
+
+    def __repr__(self):
+        return f"MulticlassHinge(delta={self.delta})"
+
+
+class BinaryLogistic(Loss):
+    """Sigmoid + binary cross-entropy on one output unit: scores (N,) or (N, 1), labels 0/1."""
+
+    def forward(self, scores, y):
+        s = self._scores(scores, "(N,) or (N, 1)", lambda sh: len(sh) == 1 or (len(sh) == 2 and sh[1] == 1))
+        y = self._labels(y, s, 2)
+        xp = array_module(s)
+        flat = s.reshape(-1)
+        t = y.astype(s.dtype)
+        # -log sigmoid(s) for y=1, -log(1 - sigmoid(s)) for y=0, as max(s, 0) - s y + log(1 + e^-|s|)
+        loss = (xp.maximum(flat, 0) - flat * t + xp.log1p(xp.exp(-xp.abs(flat)))).mean()
+        self._cache = (flat, t, s.shape)
+        return loss
+
+    def _grad(self):
+        flat, t, shape = self._cache
+        xp = array_module(flat)
+        prob = 0.5 * xp.tanh(0.5 * flat) + 0.5  # sigmoid, overflow-free
+        return ((prob - t) / flat.dtype.type(flat.shape[0])).reshape(shape)
+
+
+class MarginRanking(Loss):
+    """Max-margin ranking: mean of max(0, delta - y (s_a - s_b)) over pairs.
+
+    ``scores`` is (N, 2): column 0 is s_a, column 1 is s_b. ``y`` (N,) holds +1 where
+    a should outrank b and -1 where b should outrank a; ``y=None`` means a is always
+    the positive, giving the max-margin objective max(0, delta + s_neg - s_pos).
+    """
+
+    def __init__(self, delta: float = 1.0):
+        super().__init__()
+        self.delta = check_number("delta", delta, low=0)
+
+    def forward(self, scores, y=None):
+        s = self._scores(scores, "(N, 2)", lambda sh: len(sh) == 2 and sh[1] == 2)
+        xp = array_module(s)
+        if y is None:
+            sign = xp.ones(s.shape[0], dtype=s.dtype)
+        else:
+            labels = self._labels(y, s, None)
+            if not bool(((labels == 1) | (labels == -1)).all()):
+                raise ValueError("y must hold +1 (column 0 should rank higher) or -1 (column 1 should), got other values")
+            sign = labels.astype(s.dtype)
+        margin = s.dtype.type(self.delta) - sign * (s[:, 0] - s[:, 1])
+        active = margin > 0
+        self._cache = (active, sign)
+        return xp.maximum(margin, 0).mean()
+
+    def _grad(self):
+        active, sign = self._cache
+        xp = array_module(sign)
+        g = active.astype(sign.dtype) * sign / sign.dtype.type(sign.shape[0])
+        return xp.stack([-g, g], axis=1)
+
+    def __repr__(self):
+        return f"MarginRanking(delta={self.delta})"

@@ -1,0 +1,206 @@
+"""Module: the base of every layer, a gate with a visible forward and backward.
+
+A module keeps its parameters (:class:`Parameter`), its buffers (arrays that are
+state but not trained, such as batchnorm's running statistics), the device and
+dtype they live in, and whatever its backward pass needs from the forward pass.
+Submodules are found by looking at attributes (a module, or a list of modules),
+in the order they were set.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..devices import DEFAULT_DTYPE, Device, adopt, as_float_dtype, to_numpy
+from ..devices import device as make_device
+from .parameter import Parameter
+
+_FLOAT_NAMES = ("float32", "float64")
+
+
+class Module:
+    """Base class of layers: ``forward(x)``, ``backward(dout)``, parameters, device and dtype.
+
+    Subclasses implement :meth:`forward` and :meth:`backward`; ``backward`` takes
+    the upstream gradient, multiplies by the local one, accumulates parameter
+    gradients into ``Parameter.grad`` and returns the gradient w.r.t. the input.
+    Names listed in ``buffers`` are arrays saved in the state dict and moved by :meth:`to`.
+    """
+
+    buffers: tuple[str, ...] = ()
+
+    def __init__(self):
+        self.training = True
+        self.device = Device("cpu")
+        self.dtype = DEFAULT_DTYPE
+        self._cache = None
+
+    # ------------------------------------------------------------------ the gate
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    # ------------------------------------------------------------------ structure
+    def children(self):
+        """(name, module) for each direct submodule, in the order they were set."""
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    if isinstance(item, Module):
+                        yield str(i) if name == "layers" else f"{name}.{i}", item
+
+    def modules(self):
+        """This module and every submodule below it, depth first."""
+        yield self
+        for _, child in self.children():
+            yield from child.modules()
+
+    def named_parameters(self, prefix: str = ""):
+        """(dotted name, Parameter) for every parameter, submodules included."""
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+        for name, child in self.children():
+            yield from child.named_parameters(f"{prefix}{name}.")
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def _buffer_slots(self, prefix: str = ""):
+        """(dotted name, owning module, attribute) for every buffer, submodules included."""
+        for name in self.buffers:
+            yield prefix + name, self, name
+        for name, child in self.children():
+            yield from child._buffer_slots(f"{prefix}{name}.")
+
+    def named_buffers(self):
+        for name, owner, attr in self._buffer_slots():
+            yield name, getattr(owner, attr)
+
+    # ------------------------------------------------------------------ modes
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            m.training = bool(mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    def seed(self, seed) -> "Module":
+        """Reseed every random layer in this module (dropout), each from its own child of ``seed``."""
+        randoms = [m for m in self.modules() if type(m)._reseed is not Module._reseed]
+        for m, child in zip(randoms, np.random.SeedSequence(seed).spawn(len(randoms))):
+            m._reseed(int(child.generate_state(1)[0]))
+        return self
+
+    def _reseed(self, seed: int) -> None:
+        """Hook for random layers: restart the random stream from ``seed``."""
+
+    # ------------------------------------------------------------------ device and dtype
+    def to(self, device=None, dtype=None) -> "Module":
+        """Move parameters and buffers to ``device`` and/or cast them to ``dtype``; returns ``self``.
+
+        ``model.to("cuda")``, ``model.to(dtype="float64")`` and ``model.to("float64")`` all work.
+        """
+        if isinstance(device, str) and device in _FLOAT_NAMES or isinstance(device, (np.dtype, type)):
+            device, dtype = None, device
+        dev = self.device if device is None else make_device(device)
+        dt = self.dtype if dtype is None else as_float_dtype(dtype)
+        for m in self.modules():
+            m._move(dev, dt)
+        return self
+
+    def _move(self, dev: Device, dt: np.dtype) -> None:
+        if dev == self.device and dt == self.dtype:
+            return
+        for value in vars(self).values():
+            if isinstance(value, Parameter):
+                value.data = dev.asarray(value.data, dtype=dt)
+                value.grad = None if value.grad is None else dev.asarray(value.grad, dtype=dt)
+        for name in self.buffers:
+            setattr(self, name, dev.asarray(getattr(self, name), dtype=dt))
+        self.device, self.dtype = dev, dt
+        self._cache = None
+        self._moved()
+
+    def _moved(self) -> None:
+        """Hook for layers that hold device-bound state besides parameters (an RNG, say)."""
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Every parameter and buffer by dotted name, as NumPy copies on the host."""
+        out = OrderedDict()
+        for name, p in self.named_parameters():
+            out[name] = to_numpy(p.data).copy()
+        for name, b in self.named_buffers():
+            out[name] = to_numpy(b).copy()
+        return out
+
+    def load_state_dict(self, state) -> "Module":
+        """Load arrays saved by :meth:`state_dict`. Checks every name and shape first; on error nothing changes."""
+        targets = OrderedDict()
+        for name, p in self.named_parameters():
+            targets[name] = (p.shape, lambda v, p=p: setattr(p, "data", v))
+        for name, m, b in self._buffer_slots():
+            targets[name] = (tuple(getattr(m, b).shape), lambda v, m=m, b=b: setattr(m, b, v))
+        if not hasattr(state, "keys"):
+            raise TypeError(f"state must be a mapping of names to arrays, got {type(state).__name__}")
+        missing = [k for k in targets if k not in state]
+        unexpected = [k for k in state if k not in targets]
+        if missing or unexpected:
+            raise ValueError(f"state does not fit this model: missing {missing}, unexpected {unexpected}")
+        arrays = {}
+        for name, (shape, _) in targets.items():
+            value = to_numpy(state[name])
+            if tuple(value.shape) != shape:
+                raise ValueError(f"state[{name!r}] has shape {tuple(value.shape)}, the model expects {shape}")
+            if value.dtype.kind not in "fiu" or not np.isfinite(value).all():
+                raise ValueError(f"state[{name!r}] must hold finite numbers")
+            arrays[name] = value
+        for name, (_, assign) in targets.items():
+            assign(self.device.asarray(arrays[name], dtype=self.dtype))
+        for m in self.modules():
+            m._cache = None
+        return self
+
+    # ------------------------------------------------------------------ helpers for subclasses
+    def _input(self, x, ndim: int | None = None):
+        """``x`` on this module's device in its dtype, with a non-empty batch (and ``ndim`` dims)."""
+        x = adopt(x, self.device, f"input to {self!r}", self.dtype)
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"{self!r} got an empty batch (input shape {tuple(x.shape)})")
+        if ndim is not None and x.ndim != ndim:
+            raise ValueError(f"{self!r} expects a {ndim}-D input, got shape {tuple(x.shape)}")
+        return x
+
+    def _saved(self):
+        """What forward saved for backward; an error if there was no forward since the last move."""
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward (or after the model was moved)")
+        return self._cache
+
+    def _upstream(self, dout, shape: tuple):
+        """The upstream gradient on this device, checked against the forward output's ``shape``."""
+        dout = adopt(dout, self.device, f"upstream gradient of {self!r}", self.dtype)
+        if tuple(dout.shape) != tuple(shape):
+            raise ValueError(f"{self!r}: upstream gradient has shape {tuple(dout.shape)}, its output had {tuple(shape)}")
+        return dout
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"

@@ -1,0 +1,205 @@
+"""The dispatch point for gpunn's elementwise work.
+
+Layers and optimizers call these functions and never ask which backend they run
+on. Each op has a plain ``xp`` reference implementation, written once for NumPy
+and CuPy alike; a faster kernel for one device type (a fused Numba kernel, say)
+is plugged in with :func:`register` and is then chosen for arrays on that device.
+The reference stays reachable as ``op.reference`` so kernels can be tested against it.
+
+Activations are named: ``"identity"``, ``"relu"``, ``"leaky_relu"``, ``"elu"``,
+``"sigmoid"``, ``"tanh"``. Backward passes take the saved *output* ``y``
+(for ReLU-family functions its sign is the sign of the input), so a layer caches
+one array. Optimizer steps update the weights and their state arrays in place.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+from .devices import array_module, device_of
+
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "elu", "sigmoid", "tanh")
+
+_KERNELS: dict[tuple[str, str], Callable] = {}
+
+
+def register(op_name: str, device_type: str, fn: Callable | None) -> None:
+    """Use ``fn`` for ``op_name`` on arrays of ``device_type`` ("cpu" or "cuda"); ``None`` removes it."""
+    if op_name not in _OPS:
+        raise ValueError(f"unknown op {op_name!r}; known: {sorted(_OPS)}")
+    if device_type not in ("cpu", "cuda"):
+        raise ValueError(f"device_type must be 'cpu' or 'cuda', got {device_type!r}")
+    if fn is None:
+        _KERNELS.pop((op_name, device_type), None)
+    else:
+        _KERNELS[(op_name, device_type)] = fn
+
+
+def active_kernels() -> dict[str, str]:
+    """Which implementation each op uses per device type, e.g. ``{"relu[cpu]": "reference"}``."""
+    out = {}
+    for name in _OPS:
+        for dev in ("cpu", "cuda"):
+            fn = _KERNELS.get((name, dev))
+            out[f"{name}[{dev}]"] = "reference" if fn is None else f"{fn.__module__}.{fn.__qualname__}"
+    return out
+
+
+_OPS: dict[str, Callable] = {}
+
+
+def _op(ref: Callable) -> Callable:
+    """Turn a reference implementation into an op that dispatches on its first array's device."""
+    name = ref.__name__
+
+    @functools.wraps(ref)
+    def dispatch(*args, **kwargs):
+        fn = _KERNELS.get((name, device_of(args[0]).type), ref)
+        return fn(*args, **kwargs)
+
+    dispatch.reference = ref
+    _OPS[name] = dispatch
+    return dispatch
+
+
+# --------------------------------------------------------------------------- activations
+
+
+@_op
+def activation(x, kind: str, alpha: float = 0.0):
+    """y = f(x) elementwise, same shape and dtype as ``x``. ``alpha``: LeakyReLU slope or ELU scale."""
+    xp = array_module(x)
+    if kind == "identity":
+        return x
+    if kind == "relu":
+        return xp.maximum(x, 0)
+    if kind == "leaky_relu":
+        return xp.where(x > 0, x, x * x.dtype.type(alpha))
+    if kind == "elu":
+        return xp.where(x > 0, x, xp.expm1(xp.minimum(x, 0)) * x.dtype.type(alpha))
+    if kind == "sigmoid":
+        # the tanh form never overflows, unlike 1 / (1 + exp(-x)) for large negative x
+        half = x.dtype.type(0.5)
+        return half * xp.tanh(x * half) + half
+    if kind == "tanh":
+        return xp.tanh(x)
+    raise ValueError(f"unknown activation {kind!r}; expected one of {ACTIVATIONS}")
+
+
+@_op
+def activation_backward(dout, y, kind: str, alpha: float = 0.0):
+    """dx = dout * f'(x), computed from the saved output ``y = f(x)``."""
+    xp = array_module(dout)
+    if kind == "identity":
+        return dout
+    if kind == "relu":
+        return xp.where(y > 0, dout, 0).astype(dout.dtype, copy=False)
+    if kind == "leaky_relu":
+        return xp.where(y > 0, dout, dout * dout.dtype.type(alpha))
+    if kind == "elu":
+        # for x <= 0, y = alpha (e^x - 1), so f'(x) = alpha e^x = y + alpha
+        return xp.where(y > 0, dout, dout * (y + y.dtype.type(alpha)))
+    if kind == "sigmoid":
+        return dout * y * (1 - y)
+    if kind == "tanh":
+        return dout * (1 - y * y)
+    raise ValueError(f"unknown activation {kind!r}; expected one of {ACTIVATIONS}")
+
+
+@_op
+def bias_activation(z, b, kind: str, alpha: float = 0.0):
+    """y = f(z + b) for z of shape (N, M) and b of shape (M,). May reuse ``z``'s memory."""
+    z += b
+    return activation(z, kind, alpha)
+
+
+@_op
+def bias_activation_backward(dout, y, kind: str, alpha: float = 0.0):
+    """(dz, db) for y = f(z + b): dz = dout * f'(z + b), db = dz summed over the batch."""
+    dz = activation_backward(dout, y, kind, alpha)
+    return dz, dz.sum(axis=0)
+
+
+# --------------------------------------------------------------------------- dropout
+
+
+@_op
+def dropout_forward(x, p: float, rng):
+    """Inverted dropout: (y, mask) with mask in {0, 1/(1-p)}, each unit dropped with probability p.
+
+    ``rng`` is a ``Generator`` of ``x``'s namespace (``numpy.random`` or ``cupy.random``).
+    """
+    keep = rng.random(x.shape, dtype=x.dtype) >= p
+    mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+    return x * mask, mask
+
+
+@_op
+def dropout_backward(dout, mask):
+    """dx = dout * mask: the same units are dropped and the same scale applied."""
+    return dout * mask
+
+
+# --------------------------------------------------------------------------- optimizer steps
+# Each step updates ``w`` and its state in place. ``weight_decay`` is the L2 strength
+# lambda of the penalty (lambda / 2) * ||w||^2, so it adds lambda * w to the gradient.
+
+
+@_op
+def sgd_step(w, g, buf, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
+    """SGD, optionally with (Nesterov) momentum: buf <- mu buf + g; w <- w - lr (g + mu buf | buf)."""
+    if weight_decay:
+        g = g + weight_decay * w
+    if momentum == 0:
+        w -= lr * g
+        return
+    buf *= momentum
+    buf += g
+    w -= lr * (g + momentum * buf if nesterov else buf)
+
+
+@_op
+def adagrad_step(w, g, sum_sq, lr: float, eps: float = 1e-10, weight_decay: float = 0.0):
+    """Adagrad: sum_sq <- sum_sq + g^2; w <- w - lr g / (sqrt(sum_sq) + eps)."""
+    xp = array_module(w)
+    if weight_decay:
+        g = g + weight_decay * w
+    sum_sq += g * g
+    w -= lr * g / (xp.sqrt(sum_sq) + eps)
+
+
+@_op
+def rmsprop_step(w, g, sq_avg, lr: float, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0):
+    """RMSProp: sq_avg <- alpha sq_avg + (1 - alpha) g^2; w <- w - lr g / (sqrt(sq_avg) + eps)."""
+    xp = array_module(w)
+    if weight_decay:
+        g = g + weight_decay * w
+    sq_avg *= alpha
+    sq_avg += (1 - alpha) * g * g
+    w -= lr * g / (xp.sqrt(sq_avg) + eps)
+
+
+@_op
+def adam_step(
+    w, g, m, v, lr: float, beta1: float, beta2: float, eps: float, t: int,
+    weight_decay: float = 0.0, decoupled: bool = False,
+):
+    """Adam (or AdamW when ``decoupled``) step number ``t`` >= 1, with bias-corrected moments.
+
+    m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+    w <- w - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+    Decoupled weight decay shrinks w by lr * lambda first instead of adding lambda w to g.
+    """
+    xp = array_module(w)
+    if weight_decay and decoupled:
+        w *= 1 - lr * weight_decay
+    elif weight_decay:
+        g = g + weight_decay * w
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    bc1 = 1 - beta1**t
+    bc2 = 1 - beta2**t
+    w -= (lr / bc1) * m / (xp.sqrt(v / bc2) + eps)

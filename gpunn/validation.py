@@ -1,0 +1,65 @@
+"""Argument checks shared by layers, losses and optimizers.
+
+Each raises ``ValueError`` or ``TypeError`` naming the argument, what was expected
+and what came, before any state is touched.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from .devices import array_module
+
+
+def check_number(name: str, value, *, low=None, high=None, low_open=False, high_open=False) -> float:
+    """``value`` as a float, checked to lie in the interval from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    bad_low = low is not None and (value <= low if low_open else value < low)
+    bad_high = high is not None and (value >= high if high_open else value > high)
+    if bad_low or bad_high or value != value:
+        lo = "-inf" if low is None else f"{low}"
+        hi = "inf" if high is None else f"{high}"
+        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value}")
+    return value
+
+
+def check_int(name: str, value, *, low: int | None = None) -> int:
+    """``value`` as an int (bools refused), at least ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def check_choice(name: str, value, choices) -> str:
+    """``value`` must be one of ``choices`` (strings)."""
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(repr, choices))}")
+    return value
+
+
+def check_finite(name: str, a) -> None:
+    """Refuse arrays holding NaN or infinity."""
+    xp = array_module(a)
+    if not bool(xp.isfinite(a).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def check_labels(name: str, y, n: int, classes: int | None) -> None:
+    """``y`` must be a 1-D integer array of length ``n`` with values in [0, classes)."""
+    if y.dtype.kind not in "iub":
+        if y.dtype.kind == "f" and y.size and bool((y == array_module(y).round(y)).all()):
+            hint = " (whole numbers stored as floats: convert with y.astype(int))"
+        else:
+            hint = ""
+        raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}{hint}")
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},) to match the scores, got {tuple(y.shape)}")
+    if classes is not None and n:
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= classes:
+            raise ValueError(f"{name} must be class indices in [0, {classes}), got values from {lo} to {hi}")
