@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+
+import gpunn as gn
+
+
+def small_net(seed=0):
+    return gn.nn.Sequential(
+        gn.nn.Linear(4, 6, rng=seed), gn.nn.BatchNorm1d(6), gn.nn.ReLU(), gn.nn.Dropout(0.2),
+        gn.nn.Linear(6, 3, rng=seed + 1),
+    )
+
+
+def test_parameters_in_order_with_dotted_names():
+    names = [n for n, _ in small_net().named_parameters()]
+    assert names == ["0.W", "0.b", "1.gamma", "1.beta", "4.W", "4.b"]
+    assert list(small_net().state_dict()) == names + ["1.running_mean", "1.running_var"]
+    decays = [p.decay for p in small_net().parameters()]
+    assert decays == [True, False, False, False, True, False]
+
+
+def test_state_dict_roundtrip(device, rng):
+    a, b = small_net(0).to(device), small_net(5).to(device)
+    a.forward(rng.standard_normal((8, 4)))  # moves the running statistics
+    b.load_state_dict(a.state_dict())
+    a.eval(), b.eval()
+    x = rng.standard_normal((5, 4))
+    np.testing.assert_array_equal(gn.to_numpy(a.forward(x)), gn.to_numpy(b.forward(x)))
+
+
+def test_load_state_dict_refuses_mismatches_and_changes_nothing(rng):
+    model = small_net()
+    before = model.state_dict()
+    wrong_shape = dict(before, **{"4.W": np.zeros((6, 4))})
+    with pytest.raises(ValueError, match=r"state\['4.W'\] has shape \(6, 4\), the model expects \(6, 3\)"):
+        model.load_state_dict(wrong_shape)
+    partial = {k: v for k, v in before.items() if k != "0.b"}
+    partial["extra"] = np.zeros(1)
+    with pytest.raises(ValueError, match=r"missing \['0.b'\], unexpected \['extra'\]"):
+        model.load_state_dict(partial)
+    poisoned = dict(before, **{"0.W": np.full((4, 6), np.nan)})
+    with pytest.raises(ValueError, match="finite"):
+        model.load_state_dict(poisoned)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_to_float64_casts_everything_and_keeps_values(rng):
+    model = small_net()
+    w32 = model[0].W.data.copy()
+    assert model.to("float64") is model
+    assert all(p.dtype == np.float64 for p in model.parameters())
+    assert model[1].running_var.dtype == np.float64
+    assert model.forward(rng.standard_normal((3, 4))).dtype == np.float64
+    np.testing.assert_array_equal(model[0].W.data, w32.astype(np.float64))
+    with pytest.raises(ValueError, match="dtype must be 'float32' or 'float64', got float16"):
+        model.to(dtype="float16")
+
+
+def test_inputs_are_cast_to_the_model_dtype(rng):
+    model = small_net()
+    out = model.forward(rng.standard_normal((3, 4)))  # float64 in, float32 model
+    assert out.dtype == np.float32
+    assert model.forward(rng.integers(0, 255, (3, 4)).astype(np.uint8)).dtype == np.float32
+
+
+def test_train_and_eval_reach_every_layer(rng):
+    model = small_net()
+    assert all(m.training for m in model.modules())
+    model.eval()
+    assert not any(m.training for m in model.modules())
+    x = rng.standard_normal((4, 4))
+    np.testing.assert_array_equal(model.forward(x), model.forward(x))  # no dropout, fixed statistics
+
+
+@pytest.mark.parametrize("opt_name", ["sgd", "adam"])
+def test_a_small_net_learns_a_separable_problem(opt_name, device, rng):
+    """End to end: layers, loss and optimizer together drive the training loss down."""
+    X = rng.standard_normal((200, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1).astype(int)
+    model = gn.nn.Sequential(gn.nn.Linear(4, 32, rng=1), gn.nn.ReLU(), gn.nn.Linear(32, 3, rng=2)).to(device)
+    loss = gn.nn.SoftmaxCrossEntropy()
+    params = model.parameters()
+    opt = gn.optim.SGD(params, lr=0.5, momentum=0.9) if opt_name == "sgd" else gn.optim.Adam(params, lr=0.02)
+    values = []
+    for _ in range(150):
+        opt.zero_grad()
+        values.append(float(loss.forward(model.forward(X), y)))
+        model.backward(loss.backward())
+        opt.step()
+    predicted = gn.to_numpy(model.forward(X)).argmax(axis=1)
+    assert values[-1] < 0.3 * values[0]
+    assert (predicted == y).mean() > 0.95
+
+
+def test_gradients_accumulate_until_zero_grad(rng):
+    layer = gn.nn.Linear(3, 2, rng=0).to("float64")
+    x, dout = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    layer.forward(x)
+    layer.backward(dout)
+    once = layer.W.grad.copy()
+    layer.forward(x)
+    layer.backward(dout)
+    np.testing.assert_allclose(layer.W.grad, 2 * once, rtol=1e-12)
+    layer.zero_grad()
+    assert layer.W.grad is None

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+import gpunn as gn
+from gpunn import ops
+
+
+def test_every_op_runs_its_reference_until_a_kernel_is_registered(rng):
+    assert all(v == "reference" for v in ops.active_kernels().values())
+    x = rng.standard_normal((3, 4))
+    calls = []
+
+    def fake_relu(x, kind, alpha=0.0):
+        calls.append(kind)
+        return ops.activation.reference(x, kind, alpha)
+
+    ops.register("activation", "cpu", fake_relu)
+    try:
+        np.testing.assert_array_equal(gn.nn.ReLU().to("float64").forward(x), np.maximum(x, 0))
+        assert calls == ["relu"]
+        assert ops.active_kernels()["activation[cpu]"].endswith("fake_relu")
+        assert ops.active_kernels()["activation[cuda]"] == "reference"
+    finally:
+        ops.register("activation", "cpu", None)
+    assert ops.active_kernels()["activation[cpu]"] == "reference"
+
+
+def test_register_refuses_unknown_ops_and_devices():
+    with pytest.raises(ValueError, match="unknown op 'softplus'"):
+        ops.register("softplus", "cpu", abs)
+    with pytest.raises(ValueError, match="device_type must be 'cpu' or 'cuda'"):
+        ops.register("activation", "tpu", abs)
+
+
+def test_unknown_activation_is_named(rng):
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        ops.activation(rng.standard_normal(3), "swish")
+
+
+@pytest.mark.parametrize("kind", ["identity", "relu", "leaky_relu", "elu", "sigmoid", "tanh"])
+def test_bias_activation_backward_is_activation_backward_plus_bias_sum(kind, device, rng):
+    z, b, dout = (device.asarray(a) for a in (rng.standard_normal((6, 5)), rng.standard_normal(5),
+                                              rng.standard_normal((6, 5))))
+    y = ops.bias_activation(z.copy(), b, kind, 0.1)
+    np.testing.assert_allclose(gn.to_numpy(y), gn.to_numpy(ops.activation(z + b, kind, 0.1)), rtol=1e-12)
+    dz, db = ops.bias_activation_backward(dout, y, kind, 0.1)
+    np.testing.assert_allclose(gn.to_numpy(dz), gn.to_numpy(ops.activation_backward(dout, y, kind, 0.1)))
+    np.testing.assert_allclose(gn.to_numpy(db), gn.to_numpy(dz).sum(axis=0), rtol=1e-12)
