@@ -104,3 +104,16 @@ def test_gradients_accumulate_until_zero_grad(rng):
     np.testing.assert_allclose(layer.W.grad, 2 * once, rtol=1e-12)
     layer.zero_grad()
     assert layer.W.grad is None
+
+
+def test_input_grad_false_skips_only_the_input_gradient(rng):
+    X, y = rng.standard_normal((5, 4)), rng.integers(0, 3, 5)
+    grads = []
+    for input_grad in (True, False):
+        model, loss = small_net(3).to("float64").seed(0), gn.nn.SoftmaxCrossEntropy()
+        loss.forward(model.forward(X), y)
+        dx = model.backward(loss.backward(), input_grad=input_grad)
+        assert (dx is None) == (not input_grad)
+        grads.append([p.grad for p in model.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)

@@ -26,7 +26,7 @@ class Activation(Module):
         self._cache = y
         return y
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad: bool = True):
         y = self._saved()
         dout = self._upstream(dout, y.shape)
         return ops.activation_backward(dout, y, self.kind, self.alpha)

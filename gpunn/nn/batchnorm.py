@@ -50,7 +50,7 @@ class BatchNorm1d(Module):
         self._cache = (xhat, inv_std, self.training)
         return self.gamma.data * xhat + self.beta.data
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad: bool = True):
         xhat, inv_std, batch_stats = self._saved()
         dout = self._upstream(dout, xhat.shape)
         self.gamma.accumulate((dout * xhat).sum(axis=0))

@@ -43,7 +43,7 @@ class Dropout(Module):
         self._cache = ("mask", mask)
         return y
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad: bool = True):
         how, value = self._saved()
         if how == "identity":
             return self._upstream(dout, value)

@@ -15,6 +15,6 @@ class Flatten(Module):
         self._cache = x.shape
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad: bool = True):
         shape = self._saved()
         return self._upstream(dout, (shape[0], math.prod(shape[1:]))).reshape(shape)

@@ -37,13 +37,13 @@ class Linear(Module):
         self._cache = x
         return y
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad: bool = True):
         x = self._saved()
         dout = self._upstream(dout, (x.shape[0], self.out_features))
         self.W.accumulate(x.T @ dout)
         if self.b is not None:
             self.b.accumulate(dout.sum(axis=0))
-        return dout @ self.W.data.T
+        return dout @ self.W.data.T if input_grad else None
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}" + ("" if self.b is not None else ", bias=False")

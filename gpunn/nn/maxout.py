@@ -37,7 +37,7 @@ class Maxout(Module):
         self._cache = (x, winner)
         return z.max(axis=2)
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad: bool = True):
         x, winner = self._saved()
         dout = self._upstream(dout, winner.shape)
         xp = array_module(dout)
@@ -45,7 +45,7 @@ class Maxout(Module):
         dz = (chosen * dout[..., None]).reshape(x.shape[0], -1)
         self.W.accumulate(x.T @ dz)
         self.b.accumulate(dz.sum(axis=0))
-        return dz @ self.W.data.T
+        return dz @ self.W.data.T if input_grad else None
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, pieces={self.pieces}"

@@ -26,6 +26,8 @@ class Module:
     Subclasses implement :meth:`forward` and :meth:`backward`; ``backward`` takes
     the upstream gradient, multiplies by the local one, accumulates parameter
     gradients into ``Parameter.grad`` and returns the gradient w.r.t. the input.
+    ``backward(dout, input_grad=False)`` may skip that last product and return
+    ``None``: a first layer fed with data needs no input gradient.
     Names listed in ``buffers`` are arrays saved in the state dict and moved by :meth:`to`.
     """
 
@@ -41,7 +43,7 @@ class Module:
     def forward(self, x):
         raise NotImplementedError
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad: bool = True):
         raise NotImplementedError
 
     def __call__(self, x):

@@ -33,10 +33,11 @@ class Sequential(Module):
         self._cache = True
         return x
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad: bool = True):
+        """Backpropagate through every layer; ``input_grad=False`` skips the first layer's input gradient."""
         self._saved()
         for i in reversed(range(len(self.layers))):
-            dout = _located(i, self.layers[i].backward, dout)
+            dout = _located(i, self.layers[i].backward, dout, input_grad or i > 0)
         return dout
 
     def __getitem__(self, i):
@@ -57,9 +58,9 @@ class Sequential(Module):
         return f"Sequential({inner}\n)" if inner else "Sequential()"
 
 
-def _located(i: int, fn, arg):
-    """Call ``fn(arg)``, prefixing a bad-input error with the layer's position."""
+def _located(i: int, fn, *args):
+    """Call ``fn(*args)``, prefixing a bad-input error with the layer's position."""
     try:
-        return fn(arg)
+        return fn(*args)
     except (ValueError, TypeError) as e:
         raise type(e)(f"layer {i}: {e}") from e

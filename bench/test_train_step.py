@@ -1,0 +1,109 @@
+"""One SGD training step of a two-layer ReLU net, float32, random data.
+
+Peers in the same run, on the same arrays: a plain NumPy step written by hand
+(what a cs231n student writes) and PyTorch on the CPU (where installed).
+Run: pytest bench/test_train_step.py --benchmark-json=bench.json && python bench/report.py bench.json
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gpunn as gn
+
+NETS = {"3072-100-10 b200": (3072, 100, 10, 200), "3072-1024-10 b256": (3072, 1024, 10, 256)}
+LR = 1e-3
+
+
+def data(d, n, c, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)).astype(np.float32), rng.integers(0, c, n)
+
+
+def weights(d, h, c, seed=1):
+    rng = np.random.default_rng(seed)
+    return [
+        (rng.standard_normal((d, h)) * np.sqrt(2 / d)).astype(np.float32), np.zeros(h, np.float32),
+        (rng.standard_normal((h, c)) * np.sqrt(2 / h)).astype(np.float32), np.zeros(c, np.float32),
+    ]
+
+
+def gpunn_step(d, h, c, X, y):
+    model = gn.nn.Sequential(gn.nn.Linear(d, h), gn.nn.ReLU(), gn.nn.Linear(h, c))
+    model.load_state_dict(dict(zip(["0.W", "0.b", "2.W", "2.b"], weights(d, h, c))))
+    loss = gn.nn.SoftmaxCrossEntropy()
+    opt = gn.optim.SGD(model.parameters(), lr=LR)
+
+    def step():
+        opt.zero_grad()
+        value = loss.forward(model.forward(X), y)
+        model.backward(loss.backward(), input_grad=False)  # X is data: no gradient wanted, as in the peers
+        opt.step()
+        return value
+
+    return step
+
+
+def numpy_step(d, h, c, X, y):
+    W1, b1, W2, b2 = weights(d, h, c)
+    rows = np.arange(len(y))
+
+    def step():
+        z = X @ W1 + b1
+        a = np.maximum(z, 0)
+        s = a @ W2 + b2
+        s -= s.max(axis=1, keepdims=True)
+        p = np.exp(s)
+        p /= p.sum(axis=1, keepdims=True)
+        value = -np.log(p[rows, y]).mean()
+        ds = p
+        ds[rows, y] -= 1
+        ds /= len(y)
+        dW2, db2 = a.T @ ds, ds.sum(axis=0)
+        da = ds @ W2.T
+        da[z <= 0] = 0
+        dW1, db1 = X.T @ da, da.sum(axis=0)
+        for w, g in ((W1, dW1), (b1, db1), (W2, dW2), (b2, db2)):
+            w -= LR * g
+        return value
+
+    return step
+
+
+def torch_step(d, h, c, X, y):
+    torch = pytest.importorskip("torch")
+    W1, b1, W2, b2 = weights(d, h, c)
+    model = torch.nn.Sequential(torch.nn.Linear(d, h), torch.nn.ReLU(), torch.nn.Linear(h, c))
+    with torch.no_grad():
+        for layer, w, b in ((model[0], W1, b1), (model[2], W2, b2)):
+            layer.weight.copy_(torch.from_numpy(w.T.copy()))
+            layer.bias.copy_(torch.from_numpy(b))
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    loss = torch.nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        value = loss(model(Xt), yt)
+        value.backward()
+        opt.step()
+        return value
+
+    return step
+
+
+IMPLS = {"numpy": numpy_step, "gpunn": gpunn_step, "torch": torch_step}
+
+
+@pytest.mark.parametrize("impl", list(IMPLS))
+@pytest.mark.parametrize("net", list(NETS))
+def test_train_step(benchmark, net, impl):
+    d, h, c, n = NETS[net]
+    X, y = data(d, n, c)
+    step = IMPLS[impl](d, h, c, X, y)
+    first = float(step())
+    assert np.isfinite(first)
+    benchmark.group = f"train step {net}"
+    benchmark.extra_info.update(impl=impl, net=net)
+    benchmark.pedantic(step, rounds=30, warmup_rounds=3, iterations=1)
