@@ -5,9 +5,15 @@
     model = gn.nn.Sequential(gn.nn.Linear(3072, 100), gn.nn.ReLU(), gn.nn.Linear(100, 10)).to(dev)
 """
 
-from . import gradcheck, nn, ops, optim
+from . import data, gradcheck, nn, ops, optim, preprocessing
+from .classifiers import LinearClassifier, MLPClassifier
 from .devices import Device, cuda_available, device, device_of, to_numpy
+from .history import History
+from .trainer import Trainer, TrainingDiverged
 
 __version__ = "0.1.0"
 
-__all__ = ["Device", "cuda_available", "device", "device_of", "gradcheck", "nn", "ops", "optim", "to_numpy"]
+__all__ = [
+    "Device", "History", "LinearClassifier", "MLPClassifier", "Trainer", "TrainingDiverged", "cuda_available",
+    "data", "device", "device_of", "gradcheck", "nn", "ops", "optim", "preprocessing", "to_numpy",
+]

@@ -69,6 +69,14 @@ class Device:
         with cupy.cuda.Device(self.index):
             return cupy.asarray(a, dtype=dtype)
 
+    def fits(self, nbytes: int, fraction: float = 0.5) -> bool:
+        """Whether ``nbytes`` more fit comfortably: always on the CPU, within ``fraction`` of free GPU memory."""
+        if self.type == "cpu":
+            return True
+        with self.xp.cuda.Device(self.index):
+            free, _ = self.xp.cuda.runtime.memGetInfo()
+        return nbytes <= fraction * free
+
     def synchronize(self) -> None:
         """Wait until all work queued on this device has finished."""
         if self.type == "cuda":

@@ -42,11 +42,15 @@ def check_choice(name: str, value, choices) -> str:
     return value
 
 
+class NonFiniteError(ValueError):
+    """An array that must be finite holds NaN or infinity."""
+
+
 def check_finite(name: str, a) -> None:
-    """Refuse arrays holding NaN or infinity."""
+    """Refuse arrays holding NaN or infinity (with :class:`NonFiniteError`, a ``ValueError``)."""
     xp = array_module(a)
     if not bool(xp.isfinite(a).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise NonFiniteError(f"{name} contains NaN or infinite values")
 
 
 def check_labels(name: str, y, n: int, classes: int | None) -> None:

@@ -1,6 +1,6 @@
 """Layers (gates with forward/backward) and losses."""
 
-from .activations import ELU, Activation, LeakyReLU, ReLU, Sigmoid, Tanh
+from .activations import ELU, Activation, LeakyReLU, ReLU, Sigmoid, Tanh, activation_layer
 from .batchnorm import BatchNorm1d
 from .dropout import Dropout
 from .flatten import Flatten
@@ -14,5 +14,5 @@ from .sequential import Sequential
 __all__ = [
     "Activation", "BatchNorm1d", "BinaryLogistic", "Dropout", "ELU", "Flatten", "LeakyReLU", "Linear",
     "Loss", "MarginRanking", "Maxout", "Module", "MulticlassHinge", "Parameter", "ReLU", "Sequential",
-    "Sigmoid", "SoftmaxCrossEntropy", "Tanh",
+    "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "activation_layer",
 ]

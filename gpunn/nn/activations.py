@@ -32,6 +32,14 @@ class Activation(Module):
         return ops.activation_backward(dout, y, self.kind, self.alpha)
 
 
+def activation_layer(name: str) -> Activation:
+    """A fresh activation layer by name: "relu", "leaky_relu", "elu", "sigmoid" or "tanh"."""
+    layers = {"relu": ReLU, "leaky_relu": LeakyReLU, "elu": ELU, "sigmoid": Sigmoid, "tanh": Tanh}
+    if name not in layers:
+        raise ValueError(f"unknown activation {name!r}; expected one of {', '.join(map(repr, layers))}")
+    return layers[name]()
+
+
 class ReLU(Activation):
     """max(0, x)."""
 

@@ -2,6 +2,7 @@
 
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .by_name import OPTIMIZERS, make_optimizer
 from .optimizer import Optimizer
 from .rmsprop import RMSProp
 from .schedules import CosineAnnealing, ExponentialDecay, LRSchedule, StepDecay
@@ -10,5 +11,5 @@ from .sgd import SGD
 
 __all__ = [
     "SGD", "Adagrad", "Adam", "AdamW", "CosineAnnealing", "ExponentialDecay", "LRSchedule", "Optimizer",
-    "RMSProp", "RandomLocalSearch", "RandomSearch", "StepDecay",
+    "OPTIMIZERS", "RMSProp", "RandomLocalSearch", "RandomSearch", "StepDecay", "make_optimizer",
 ]

@@ -1,0 +1,34 @@
+"""Datasets by name, each with train, validation and test parts (for the command line)."""
+
+from __future__ import annotations
+
+from .cifar10 import load_cifar10
+from .digits import load_digits
+from .mnist import load_mnist
+from .spiral import make_spiral
+from .splits import Split, train_val_split
+
+DATASETS = ("digits", "spiral", "cifar10", "mnist")
+VAL_ROWS = {"cifar10": 1000, "mnist": 5000}  # held out of the training files, as cs231n does
+
+
+def load_dataset(name: str, data_dir=None, seed: int = 0) -> Split:
+    """digits (embedded), spiral (generated), cifar10 or mnist (read from ``data_dir``).
+
+    Where the files have no validation part, one is held out of the training rows with ``seed``.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(map(repr, DATASETS))}")
+    if name == "digits":
+        return load_digits()
+    if name == "spiral":
+        X, y = make_spiral(300, 3, seed=seed)
+        X_rest, X_test, y_rest, y_test = train_val_split(X, y, 0.2, seed=seed)
+        X_train, X_val, y_train, y_val = train_val_split(X_rest, y_rest, 0.125, seed=seed + 1)
+        return Split(X_train, y_train, X_val, y_val, X_test, y_test)
+    if data_dir is None:
+        raise ValueError(f"dataset {name!r} is read from files: give their directory (--data-dir)")
+    split = load_cifar10(data_dir) if name == "cifar10" else load_mnist(data_dir)
+    n = len(split.y_train)
+    X_train, X_val, y_train, y_val = train_val_split(split.X_train, split.y_train, VAL_ROWS[name] / n, seed=seed)
+    return Split(X_train, y_train, X_val, y_val, split.X_test, split.y_test)

@@ -1,0 +1,48 @@
+"""Train/validation/test splits."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..validation import check_number
+
+
+class Split(NamedTuple):
+    """A dataset cut into parts; ``X_val``/``y_val`` are ``None`` where a loader has no validation part."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray | None
+    y_val: np.ndarray | None
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+
+def check_xy(X, y, *, matrix: bool = True):
+    """``X`` (N, D) finite floats or numbers and ``y`` (N,) integer labels, as NumPy arrays."""
+    X = np.asarray(X) if not hasattr(X, "shape") else X
+    y = np.asarray(y) if not hasattr(y, "shape") else y
+    if getattr(X, "dtype", np.dtype(object)).kind not in "biuf":
+        raise TypeError(f"X must hold numbers, got dtype {X.dtype}")
+    if matrix and X.ndim != 2:
+        raise ValueError(f"X must be a 2-D matrix (samples, features), got shape {tuple(X.shape)}")
+    if X.ndim < 1 or X.shape[0] == 0:
+        raise ValueError(f"X is empty (shape {tuple(X.shape)})")
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"X and y must have the same number of rows: X has {X.shape[0]}, y has shape {tuple(y.shape)}")
+    return X, y
+
+
+def train_val_split(X, y, val_fraction: float = 0.1, seed=0):
+    """(X_train, X_val, y_train, y_val): a random ``val_fraction`` of the rows held out, from ``seed``."""
+    X, y = check_xy(X, y, matrix=False)
+    val_fraction = check_number("val_fraction", val_fraction, low=0, high=1, low_open=True, high_open=True)
+    n = X.shape[0]
+    n_val = int(round(n * val_fraction))
+    if not 0 < n_val < n:
+        raise ValueError(f"val_fraction={val_fraction} of {n} rows leaves an empty part")
+    order = np.random.default_rng(seed).permutation(n)
+    val, train = order[:n_val], order[n_val:]
+    return X[train], X[val], y[train], y[val]

@@ -1,0 +1,234 @@
+"""Trainer: minibatch gradient descent with validation, best weights, history, progress and checkpoints."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import checkpoint
+from .data.splits import check_xy
+from .devices import device as make_device
+from .devices import device_of
+from .history import History
+from .metrics import correct_count
+from .nn.losses import Loss
+from .nn.module import Module
+from .optim.optimizer import Optimizer
+from .optim.schedules import LRSchedule
+from .validation import NonFiniteError, check_finite, check_int, check_labels
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or a gradient became NaN or infinite; the model keeps its last good weights."""
+
+
+class Trainer:
+    """Trains ``model`` on (X, y) with ``loss`` and ``optimizer``.
+
+    ``batch_size``: 1 (stochastic), n (minibatch) or None (full batch). Each epoch visits
+    every row once, in an order drawn from ``(seed, epoch)``; dropout masks come from the
+    same pair, so a run resumed from a checkpoint replays exactly what the uninterrupted run did.
+    ``schedule`` (an :class:`~gpunn.optim.LRSchedule`) is stepped after each epoch.
+    With validation data the best epoch's weights (by validation accuracy) are restored at
+    the end (``restore_best``); ``patience`` stops early after that many epochs without improvement.
+    """
+
+    def __init__(self, model: Module, loss: Loss, optimizer: Optimizer, batch_size: int | None = 256,
+                 epochs: int = 10, device="auto", seed: int = 0, schedule: LRSchedule | None = None,
+                 restore_best: bool = True, patience: int | None = None, progress: bool = True):
+        for name, value, cls in (("model", model, Module), ("loss", loss, Loss), ("optimizer", optimizer, Optimizer)):
+            if not isinstance(value, cls):
+                raise TypeError(f"{name} must be a gpunn {cls.__name__}, got {type(value).__name__}")
+        if schedule is not None and (not isinstance(schedule, LRSchedule) or schedule.optimizer is not optimizer):
+            raise TypeError("schedule must be an LRSchedule built on this trainer's optimizer")
+        self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, low=1)
+        self.epochs = check_int("epochs", epochs, low=1)
+        self.seed = check_int("seed", seed, low=0)
+        self.patience = None if patience is None else check_int("patience", patience, low=1)
+        self.device = make_device(device)
+        self.model, self.loss, self.optimizer, self.schedule = model.to(self.device), loss, optimizer, schedule
+        self.restore_best = bool(restore_best)
+        self.progress = bool(progress)
+        self.epoch = 0
+        self.history = History()
+        self._best_state = None
+
+    # ---------------------------------------------------------------- training
+    def fit(self, X, y, val=None, resume=None, checkpoint_path=None, on_epoch=None) -> History:
+        """Train until ``epochs`` epochs are done; returns the :class:`History`.
+
+        ``val``: (X_val, y_val). ``resume``: a checkpoint to continue from.
+        ``checkpoint_path``: where to write a checkpoint after every epoch.
+        ``on_epoch``: called with each epoch's record (a dict, see :class:`History`).
+        """
+        X, y = self._data(X, y, "X", "y")
+        if val is not None:
+            if not isinstance(val, (tuple, list)) or len(val) != 2:
+                raise TypeError("val must be a pair (X_val, y_val)")
+            X_val, y_val = self._data(*val, "X_val", "y_val")
+            if X_val.shape[1:] != X.shape[1:]:
+                raise ValueError(f"X_val rows have shape {X_val.shape[1:]}, X rows {X.shape[1:]}")
+        if resume is not None:
+            self.load_checkpoint(resume)
+        n = X.shape[0]
+        bs = n if self.batch_size is None else min(self.batch_size, n)
+        per_epoch = math.ceil(n / bs)
+        Xd, yd = self._resident(X), self._resident(y)
+        bar = tqdm(total=(self.epochs - self.epoch) * per_epoch, unit="batch", leave=False, dynamic_ncols=True,
+                   disable=not self.progress or not sys.stderr.isatty())
+        stale = 0
+        try:
+            while self.epoch < self.epochs:
+                epoch = self.epoch + 1
+                bar.set_description(f"epoch {epoch}/{self.epochs}")
+                record = self._train_epoch(epoch, Xd, yd, n, bs, bar)
+                if val is not None:
+                    scores = self.evaluate(X_val, y_val)
+                    record.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+                    best = self.history.best
+                    if best is None or record["val_accuracy"] > best["val_accuracy"]:
+                        self.history.best_epoch, stale = epoch, 0
+                        self._best_state = self.model.state_dict()
+                    else:
+                        stale += 1
+                if self.schedule is not None:
+                    self.schedule.step()
+                self.history.epochs.append(record)
+                self.epoch = epoch
+                bar.set_postfix(loss=f"{record['train_loss']:.4f}", acc=f"{record['train_accuracy']:.3f}",
+                                val_acc="-" if val is None else f"{record['val_accuracy']:.3f}")
+                if checkpoint_path is not None:
+                    self.save_checkpoint(checkpoint_path)
+                if on_epoch is not None:
+                    on_epoch(record)
+                if self.patience is not None and val is not None and stale >= self.patience:
+                    break
+        finally:
+            bar.close()
+        if self.restore_best and self._best_state is not None:
+            self.model.load_state_dict(self._best_state)
+        return self.history
+
+    def _train_epoch(self, epoch: int, X, y, n: int, bs: int, bar) -> dict:
+        start = time.perf_counter()
+        order = np.random.default_rng([self.seed, epoch]).permutation(n)
+        if self.device.type == "cuda" and self.device == device_of(X):
+            order = self.device.asarray(order)  # batches are gathered on the GPU
+        self.model.seed([self.seed, epoch]).train()
+        losses, correct = [], 0
+        for it, lo in enumerate(range(0, n, bs), start=1):
+            idx = order[lo:lo + bs]
+            xb, yb = X[idx], y[idx]
+            self.optimizer.zero_grad()
+            try:
+                scores = self.model.forward(xb)
+                value = self.loss.forward(scores, yb)
+            except NonFiniteError as e:
+                raise TrainingDiverged(f"training diverged at epoch {epoch}, iteration {it}: {e}") from None
+            self.model.backward(self.loss.backward(), input_grad=False)
+            self._check_finite_step(value, epoch, it)
+            self.optimizer.step()
+            losses.append(value)
+            correct = correct + correct_count(scores, yb)
+            bar.update(1)
+        losses = [float(v) for v in losses]
+        self.history.iteration_loss.extend(losses)
+        self.device.synchronize()
+        return {
+            "epoch": epoch, "train_loss": float(np.mean(losses)), "train_accuracy": float(correct) / n,
+            "val_loss": None, "val_accuracy": None, "lr": self.optimizer.lr,
+            "seconds": time.perf_counter() - start,
+        }
+
+    def _check_finite_step(self, value, epoch: int, it: int) -> None:
+        """Refuse to step on a non-finite loss or gradient: one reduction, one host read."""
+        total = value + sum(p.grad.sum() for p in self.optimizer.params if p.grad is not None)
+        if not math.isfinite(float(total)):
+            raise TrainingDiverged(
+                f"training diverged at epoch {epoch}, iteration {it}: loss {float(value)} "
+                "or a gradient is NaN or infinite; the model keeps the weights from before this step "
+                "(try a smaller lr)"
+            )
+
+    def evaluate(self, X, y, batch_size: int | None = None) -> dict:
+        """{"loss": mean loss, "accuracy": fraction correct} over (X, y), in evaluation mode."""
+        X, y = self._data(X, y, "X", "y")
+        bs = check_int("batch_size", batch_size or max(self.batch_size or 0, 1024), low=1)
+        was_training = self.model.training
+        self.model.eval()
+        total, correct = 0.0, 0
+        try:
+            for lo in range(0, X.shape[0], bs):
+                xb, yb = X[lo:lo + bs], y[lo:lo + bs]
+                scores = self.model.forward(xb)
+                total += float(self.loss.forward(scores, yb)) * xb.shape[0]
+                correct += int(correct_count(scores, self.device.asarray(yb)))
+        finally:
+            self.model.train(was_training)
+        return {"loss": total / X.shape[0], "accuracy": correct / X.shape[0]}
+
+    # ---------------------------------------------------------------- data
+    def _data(self, X, y, xname: str, yname: str):
+        X, y = check_xy(X, y, matrix=False)
+        check_finite(xname, X)
+        check_labels(yname, y, X.shape[0], None)
+        if int(y.min()) < 0:
+            raise ValueError(f"{yname} must be class indices >= 0, got {int(y.min())}")
+        return X, y
+
+    def _resident(self, a):
+        """``a`` on the training device when it fits there (GPU: half the free memory), else left on the host."""
+        if self.device.type == "cpu":
+            return np.asarray(a, dtype=self.model.dtype) if a.dtype.kind == "f" else a
+        if self.device.fits(a.nbytes):
+            return self.device.asarray(a, dtype=self.model.dtype if a.dtype.kind == "f" else None)
+        return a
+
+    # ---------------------------------------------------------------- checkpoints
+    def save_checkpoint(self, path):
+        """Model, optimizer, schedule, epoch, seed and history in one ``.npz``, written atomically."""
+        arrays = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        opt = self.optimizer.state_dict()
+        for i, state in enumerate(opt.pop("state")):
+            arrays.update({f"optim.{i}.{k}": v for k, v in state.items()})
+        if self._best_state is not None:
+            arrays.update({f"best.{k}": v for k, v in self._best_state.items()})
+        meta = {
+            "epoch": self.epoch, "seed": self.seed, "optimizer": opt, "n_params": len(self.optimizer.params),
+            "schedule": None if self.schedule is None else self.schedule.state_dict(),
+            "history": self.history.to_dict(),
+        }
+        return checkpoint.save(path, arrays, meta)
+
+    def load_checkpoint(self, path) -> "Trainer":
+        """Restore a checkpoint; a file that does not fit leaves model, optimizer and schedule untouched."""
+        arrays, meta = checkpoint.load(path)
+        try:
+            opt = dict(meta["optimizer"])
+            opt["state"] = [checkpoint.with_prefix(arrays, f"optim.{i}.") for i in range(int(meta["n_params"]))]
+            model_state = checkpoint.with_prefix(arrays, "model.")
+            best = checkpoint.with_prefix(arrays, "best.") or None
+            epoch, history = check_int("epoch", meta["epoch"], low=0), History.from_dict(meta["history"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{str(path)!r} is not a complete gpunn trainer checkpoint ({e})") from None
+        saved = (self.model.state_dict(), self.optimizer.state_dict(),
+                 None if self.schedule is None else self.schedule.state_dict())
+        try:
+            self.model.load_state_dict(model_state)
+            self.optimizer.load_state_dict(opt)
+            if (meta.get("schedule") is None) != (self.schedule is None):
+                raise ValueError("the checkpoint and this trainer disagree on having a learning-rate schedule")
+            if self.schedule is not None:
+                self.schedule.load_state_dict(meta["schedule"])
+        except (ValueError, TypeError) as e:
+            self.model.load_state_dict(saved[0])
+            self.optimizer.load_state_dict(saved[1])
+            if saved[2] is not None:
+                self.schedule.load_state_dict(saved[2])
+            raise ValueError(f"checkpoint {str(path)!r} does not fit this trainer: {e}") from None
+        self.epoch, self.history, self._best_state = epoch, history, best
+        return self
