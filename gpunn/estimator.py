@@ -86,11 +86,13 @@ class Classifier:
 
     def decision_function(self, X) -> np.ndarray:
         """Class scores (N, n_classes) as a NumPy array."""
-        return self.model_.predict_scores(self._check_X(X)).astype(np.float64)
+        X = self._check_X(X)
+        return self.model_.predict_scores(X).astype(np.float64)
 
     def predict(self, X) -> np.ndarray:
         """The predicted label of each row, from ``classes_``."""
-        return self.classes_[self.decision_function(X).argmax(axis=1)]
+        winners = self.decision_function(X).argmax(axis=1)  # before classes_: an unfitted model says so
+        return self.classes_[winners]
 
     def predict_proba(self, X) -> np.ndarray:
         """Softmax of the scores: (N, n_classes), rows summing to 1, columns in ``classes_`` order."""

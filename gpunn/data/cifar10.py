@@ -21,6 +21,7 @@ class _ArraysOnly(pickle.Unpickler):
         ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.numeric", "_frombuffer"),
         ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),  # how Python 3 writes bytes into a protocol-2 pickle
     }
 
     def find_class(self, module, name):

@@ -1,0 +1,247 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+import gpunn as gn
+
+
+class RowSpy(gn.nn.Module):
+    """Identity layer that records column 0 of every training batch (set to the row index)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        x = self._input(x)
+        if self.training:
+            self.seen.append(np.asarray(gn.to_numpy(x[:, 0]), dtype=np.int64))
+        self._cache = x.shape
+        return x
+
+    def backward(self, dout, input_grad=True):
+        return self._upstream(dout, self._saved())
+
+
+def blobs(rng, n=240, d=6, classes=3):
+    centers = rng.standard_normal((classes, d)) * 3
+    y = rng.integers(0, classes, n)
+    return (centers[y] + rng.standard_normal((n, d))).astype(np.float32), y
+
+
+def make(init=0, dropout=0.3, d=6, classes=3, lr=0.01, schedule=False, **kw):
+    """A small Trainer; ``init`` seeds the weights, ``kw`` overrides Trainer settings (``seed``: its streams)."""
+    model = gn.nn.Sequential(gn.nn.Linear(d, 16, rng=init), gn.nn.ReLU(), gn.nn.Dropout(dropout),
+                             gn.nn.Linear(16, classes, rng=init + 1))
+    opt = gn.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-3)
+    sched = gn.optim.StepDecay(opt, step_size=2, gamma=0.5) if schedule else None
+    kw = {"batch_size": 32, "epochs": 4, "device": "cpu", "seed": 7, "progress": False, **kw}
+    return gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), opt, schedule=sched, **kw)
+
+
+def weights(trainer):
+    return trainer.model.state_dict()
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 50, None])
+def test_each_epoch_visits_every_row_once_in_a_fresh_order(batch_size, rng):
+    X, y = blobs(rng, n=50)
+    X[:, 0] = np.arange(50)
+    spy = RowSpy()
+    model = gn.nn.Sequential(spy, gn.nn.Linear(6, 3, rng=0))
+    trainer = gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), gn.optim.SGD(model.parameters(), lr=1e-3),
+                         batch_size=batch_size, epochs=3, device="cpu", progress=False)
+    history = trainer.fit(X, y)
+    per_epoch = math.ceil(50 / (batch_size or 50))
+    assert len(spy.seen) == 3 * per_epoch and len(history.iteration_loss) == 3 * per_epoch
+    epochs = [np.concatenate(spy.seen[e * per_epoch:(e + 1) * per_epoch]) for e in range(3)]
+    for order in epochs:
+        np.testing.assert_array_equal(np.sort(order), np.arange(50))
+    assert not np.array_equal(epochs[0], epochs[1])
+
+
+def test_training_learns_and_records_history(rng, tmp_path):
+    X, y = blobs(rng)
+    trainer = make(epochs=6)
+    history = trainer.fit(X[:200], y[:200], val=(X[200:], y[200:]))
+    assert history.column("epoch") == [1, 2, 3, 4, 5, 6]
+    assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
+    assert history.best["val_accuracy"] > 0.9
+    result = trainer.evaluate(X[200:], y[200:])
+    assert result["accuracy"] == pytest.approx(history.best["val_accuracy"])  # best weights restored
+    scores = gn.to_numpy(trainer.model.eval().forward(X[200:]))
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    manual = (np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(40), y[200:]]).mean()
+    assert result["loss"] == pytest.approx(manual, rel=1e-5)
+    saved = json.loads(history.save(tmp_path / "h.json").read_text())
+    assert saved["best_epoch"] == history.best_epoch and len(saved["iteration_loss"]) == 6 * 7
+
+
+def test_same_seed_gives_bit_identical_weights(rng):
+    X, y = blobs(rng)
+    a, b, c = make(), make(), make(seed=8)
+    for t in (a, b, c):
+        t.fit(X, y)
+    assert_same_weights(weights(a), weights(b))
+    assert not np.array_equal(weights(a)["0.W"], weights(c)["0.W"])
+
+
+def test_resuming_from_a_checkpoint_matches_an_uninterrupted_run(rng, tmp_path):
+    X, y = blobs(rng)
+    val = (X[:40], y[:40])
+    straight = make(epochs=6, schedule=True)
+    straight.fit(X, y, val=val, checkpoint_path=tmp_path / "every.npz")
+
+    first = make(epochs=3, schedule=True)
+    first.fit(X, y, val=val)
+    first.save_checkpoint(tmp_path / "half.npz")
+    resumed = make(init=100, epochs=6, schedule=True)  # other initial weights: all must come from the file
+    history = resumed.fit(X, y, val=val, resume=tmp_path / "half.npz")
+    assert_same_weights(weights(resumed), weights(straight))
+    assert history.column("epoch") == [1, 2, 3, 4, 5, 6]
+    assert resumed.optimizer.lr == straight.optimizer.lr == pytest.approx(0.01 * 0.5**3)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_divergence_stops_with_epoch_and_iteration_and_spares_the_checkpoint(rng, tmp_path):
+    X, y = blobs(rng)
+    trainer = make(epochs=1, dropout=0.0, lr=1e-3)
+    trainer.fit(X, y, checkpoint_path=tmp_path / "ckpt.npz")
+    good = (tmp_path / "ckpt.npz").read_bytes()
+    trainer.epochs = 3
+    trainer.optimizer = gn.optim.SGD(trainer.model.parameters(), lr=1e30)
+    with pytest.raises(gn.TrainingDiverged, match=r"epoch 2, iteration \d+"):
+        trainer.fit(X, y, checkpoint_path=tmp_path / "ckpt.npz")
+    assert (tmp_path / "ckpt.npz").read_bytes() == good
+    assert all(np.isfinite(v).all() for v in weights(trainer).values())
+
+
+def test_a_nan_gradient_is_caught_before_the_step(rng):
+    X, y = blobs(rng)
+    trainer = make(epochs=1, dropout=0.0)
+
+    class Poison(gn.nn.Module):
+        def forward(self, x):
+            self._cache = x.shape
+            return x
+
+        def backward(self, dout, input_grad=True):
+            return dout * np.nan
+
+    trainer.model.layers.insert(2, Poison())
+    before = weights(trainer)
+    with pytest.raises(gn.TrainingDiverged, match="epoch 1, iteration 1"):
+        trainer.fit(X, y)
+    assert_same_weights(weights(trainer), before)
+
+
+def test_broken_checkpoints_are_refused_and_change_nothing(rng, tmp_path):
+    X, y = blobs(rng)
+    trainer = make(epochs=1)
+    trainer.fit(X, y)
+    trainer.save_checkpoint(tmp_path / "good.npz")
+    data = (tmp_path / "good.npz").read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(data[: len(data) // 2])
+    np.savez(tmp_path / "foreign.npz", a=np.zeros(3))
+    other = gn.Trainer(*(lambda m: (m, gn.nn.SoftmaxCrossEntropy(), gn.optim.Adam(m.parameters())))(
+        gn.nn.Sequential(gn.nn.Linear(6, 5), gn.nn.ReLU(), gn.nn.Linear(5, 3))), device="cpu", progress=False)
+    other.fit(X, y)
+    other.save_checkpoint(tmp_path / "other_shape.npz")
+    (tmp_path / "garbage.npz").write_bytes(b"not a zip file at all")
+
+    target = make(init=3, epochs=1)
+    target.fit(X, y)
+    before, opt_before = weights(target), target.optimizer.state_dict()
+    for name, match in [("truncated", "not a readable gpunn checkpoint"), ("foreign", "not a gpunn checkpoint"),
+                        ("garbage", "not a readable"), ("other_shape", "does not fit this trainer"),
+                        ("missing", "does not exist")]:
+        with pytest.raises(ValueError, match=match):
+            target.load_checkpoint(tmp_path / f"{name}.npz")
+        assert_same_weights(weights(target), before)
+        after = target.optimizer.state_dict()
+        assert after["steps"] == opt_before["steps"]
+        for s_after, s_before in zip(after["state"], opt_before["state"]):
+            assert_same_weights(s_after, s_before)
+
+
+def test_a_failed_save_keeps_the_last_good_file(rng, tmp_path, monkeypatch):
+    X, y = blobs(rng)
+    trainer = make(epochs=1)
+    trainer.fit(X, y)
+    path = trainer.save_checkpoint(tmp_path / "ckpt.npz")
+    good = path.read_bytes()
+
+    def broken_savez(f, **arrays):
+        f.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save_checkpoint(path)
+    assert path.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.npz"]  # no temporary file left behind
+
+
+def test_early_stopping_with_patience(rng):
+    X, y = blobs(rng)
+    trainer = make(epochs=50, patience=2, lr=0.05)
+    history = trainer.fit(X[:200], y[:200], val=(X[200:], y[200:]))
+    assert len(history.epochs) < 50
+    assert len(history.epochs) - history.best_epoch == 2
+
+
+def test_no_output_without_progress(rng, capsys):
+    X, y = blobs(rng)
+    make(epochs=2).fit(X, y)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+@pytest.mark.parametrize(
+    "change,err,match",
+    [
+        (lambda X, y: (X[:-1], y), ValueError, "same number of rows: X has 239, y has shape"),
+        (lambda X, y: (np.where(np.eye(240, 6) > 0, np.nan, X), y), ValueError, "X contains NaN"),
+        (lambda X, y: (X, y.astype(float) + 0.5), TypeError, "integer class labels"),
+        (lambda X, y: (X, y - 5), ValueError, "y must be class indices >= 0"),
+        (lambda X, y: (X[:0], y[:0]), ValueError, "X is empty"),
+        (lambda X, y: (X.astype(str), y), TypeError, "X must hold numbers"),
+    ],
+)
+def test_bad_data_is_refused_before_training(change, err, match, rng):
+    X, y = blobs(rng)
+    trainer = make()
+    before = weights(trainer)
+    with pytest.raises(err, match=match):
+        trainer.fit(*change(X, y))
+    assert_same_weights(weights(trainer), before)
+
+
+@pytest.mark.parametrize(
+    "kw,err,match",
+    [
+        ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
+        ({"epochs": 0}, ValueError, "epochs must be >= 1"),
+        ({"batch_size": 2.5}, TypeError, "batch_size must be an integer"),
+        ({"device": "gpu"}, ValueError, "unknown device 'gpu'"),
+    ],
+)
+def test_bad_trainer_settings(kw, err, match):
+    with pytest.raises(err, match=match):
+        make(**kw)
+
+
+def test_validation_data_must_match(rng):
+    X, y = blobs(rng)
+    with pytest.raises(ValueError, match=r"X_val rows have shape \(5,\), X rows \(6,\)"):
+        make().fit(X, y, val=(X[:10, :5], y[:10]))
+    with pytest.raises(TypeError, match="val must be a pair"):
+        make().fit(X, y, val=X)
