@@ -56,6 +56,7 @@ class Trainer:
         self.epoch = 0
         self.history = History()
         self._best_state = None
+        self._trained_state = None  # the last epoch's weights, kept while the model holds the best ones
 
     # ---------------------------------------------------------------- training
     def fit(self, X, y, val=None, resume=None, checkpoint_path=None, on_epoch=None) -> History:
@@ -74,6 +75,9 @@ class Trainer:
                 raise ValueError(f"X_val rows have shape {X_val.shape[1:]}, X rows {X.shape[1:]}")
         if resume is not None:
             self.load_checkpoint(resume)
+        elif self._trained_state is not None:  # training goes on from the last epoch, not from the best one
+            self.model.load_state_dict(self._trained_state)
+            self._trained_state = None
         n = X.shape[0]
         bs = n if self.batch_size is None else min(self.batch_size, n)
         per_epoch = math.ceil(n / bs)
@@ -110,6 +114,7 @@ class Trainer:
         finally:
             bar.close()
         if self.restore_best and self._best_state is not None:
+            self._trained_state = self.model.state_dict()
             self.model.load_state_dict(self._best_state)
         return self.history
 
@@ -190,8 +195,13 @@ class Trainer:
 
     # ---------------------------------------------------------------- checkpoints
     def save_checkpoint(self, path):
-        """Model, optimizer, schedule, epoch, seed and history in one ``.npz``, written atomically."""
-        arrays = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        """Model, optimizer, schedule, epoch, seed and history in one ``.npz``, written atomically.
+
+        The model's weights are those of the last epoch trained (even while ``restore_best``
+        has put the best epoch's weights in the model); the best ones are saved beside them.
+        """
+        trained = self._trained_state if self._trained_state is not None else self.model.state_dict()
+        arrays = {f"model.{k}": v for k, v in trained.items()}
         opt = self.optimizer.state_dict()
         for i, state in enumerate(opt.pop("state")):
             arrays.update({f"optim.{i}.{k}": v for k, v in state.items()})
@@ -230,5 +240,5 @@ class Trainer:
             if saved[2] is not None:
                 self.schedule.load_state_dict(saved[2])
             raise ValueError(f"checkpoint {str(path)!r} does not fit this trainer: {e}") from None
-        self.epoch, self.history, self._best_state = epoch, history, best
+        self.epoch, self.history, self._best_state, self._trained_state = epoch, history, best, None
         return self

@@ -110,6 +110,20 @@ def test_resuming_from_a_checkpoint_matches_an_uninterrupted_run(rng, tmp_path):
     assert resumed.optimizer.lr == straight.optimizer.lr == pytest.approx(0.01 * 0.5**3)
 
 
+def test_continuing_after_restore_best_goes_on_from_the_last_epoch(rng):
+    """The best epoch's weights sit in the model after fit; more training starts from the last epoch's."""
+    X, y = blobs(rng)
+    val = (X[:40], y[:40])
+    straight = make(epochs=6, lr=0.05)
+    straight.fit(X, y, val=val)
+    stepwise = make(epochs=3, lr=0.05)
+    stepwise.fit(X, y, val=val)
+    stepwise.epochs = 6
+    stepwise.fit(X, y, val=val)
+    assert_same_weights(weights(stepwise), weights(straight))
+    assert stepwise.history.best_epoch == straight.history.best_epoch
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered")
 def test_divergence_stops_with_epoch_and_iteration_and_spares_the_checkpoint(rng, tmp_path):
     X, y = blobs(rng)
