@@ -3,6 +3,7 @@
 Peers in the same run, on the same arrays: a plain NumPy step written by hand
 (what a cs231n student writes) and PyTorch on the CPU (where installed).
 Run: pytest bench/test_train_step.py --benchmark-json=bench.json && python bench/report.py bench.json
+(peers are timed interleaved; see bench/conftest.py)
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def numpy_step(d, h, c, X, y):
 
 
 def torch_step(d, h, c, X, y):
-    torch = pytest.importorskip("torch")
+    import torch
+
     W1, b1, W2, b2 = weights(d, h, c)
     model = torch.nn.Sequential(torch.nn.Linear(d, h), torch.nn.ReLU(), torch.nn.Linear(h, c))
     with torch.no_grad():
@@ -88,22 +90,29 @@ def torch_step(d, h, c, X, y):
         value = loss(model(Xt), yt)
         value.backward()
         opt.step()
-        return value
+        return value.detach()
 
     return step
 
 
-IMPLS = {"numpy": numpy_step, "gpunn": gpunn_step, "torch": torch_step}
+def peers():
+    """The implementations to compare: gpunn and NumPy always, PyTorch where installed."""
+    impls = {"gpunn": gpunn_step, "numpy": numpy_step}
+    try:
+        import torch  # noqa: F401
+
+        impls["torch"] = torch_step
+    except ImportError:
+        pass
+    return impls
 
 
-@pytest.mark.parametrize("impl", list(IMPLS))
 @pytest.mark.parametrize("net", list(NETS))
-def test_train_step(benchmark, net, impl):
+def test_train_step(benchmark, interleaved, net):
     d, h, c, n = NETS[net]
     X, y = data(d, n, c)
-    step = IMPLS[impl](d, h, c, X, y)
-    first = float(step())
-    assert np.isfinite(first)
+    steps = {name: make(d, h, c, X, y) for name, make in peers().items()}
+    for name, step in steps.items():
+        assert np.isfinite(float(step())), name
     benchmark.group = f"train step {net}"
-    benchmark.extra_info.update(impl=impl, net=net)
-    benchmark.pedantic(step, rounds=30, warmup_rounds=3, iterations=1)
+    interleaved(steps, primary="gpunn", rounds=15, block=8)
