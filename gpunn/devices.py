@@ -77,6 +77,14 @@ class Device:
             free, _ = self.xp.cuda.runtime.memGetInfo()
         return nbytes <= fraction * free
 
+    def pinned_empty(self, shape, dtype) -> np.ndarray:
+        """A host array for staging uploads: page-locked (fast DMA to this GPU) on CUDA, plain on the CPU."""
+        if self.type == "cpu":
+            return np.empty(shape, dtype)
+        cupyx = importlib.import_module("cupyx")
+        with self.xp.cuda.Device(self.index):
+            return cupyx.empty_pinned(shape, dtype=dtype)
+
     def synchronize(self) -> None:
         """Wait until all work queued on this device has finished."""
         if self.type == "cuda":

@@ -82,7 +82,7 @@ class Trainer:
         bs = n if self.batch_size is None else min(self.batch_size, n)
         per_epoch = math.ceil(n / bs)
         Xd, yd = self._resident(X), self._resident(y)
-        bar = tqdm(total=(self.epochs - self.epoch) * per_epoch, unit="batch", leave=False, dynamic_ncols=True,
+        bar = tqdm(total=(self.epochs - self.epoch) * per_epoch, unit="batch", leave=True, dynamic_ncols=True,
                    disable=not self.progress or not sys.stderr.isatty())
         stale = 0
         try:
@@ -121,13 +121,20 @@ class Trainer:
     def _train_epoch(self, epoch: int, X, y, n: int, bs: int, bar) -> dict:
         start = time.perf_counter()
         order = np.random.default_rng([self.seed, epoch]).permutation(n)
-        if self.device.type == "cuda" and self.device == device_of(X):
-            order = self.device.asarray(order)  # batches are gathered on the GPU
+        staged = self.device.type == "cuda" and device_of(X).type == "cpu"
+        if staged:  # too big for the GPU: gather each batch on the host into pinned memory, then upload
+            stage = self.device.pinned_empty((bs, *X.shape[1:]), self.model.dtype)
+        elif device_of(X) != device_of(order):
+            order = self.device.asarray(order)  # the data is on the GPU: gather batches there
         self.model.seed([self.seed, epoch]).train()
         losses, correct = [], 0
         for it, lo in enumerate(range(0, n, bs), start=1):
             idx = order[lo:lo + bs]
-            xb, yb = X[idx], y[idx]
+            if staged:
+                np.take(X, idx, axis=0, out=stage[:len(idx)])
+                xb, yb = self.device.asarray(stage[:len(idx)]), self.device.asarray(y[idx])  # synchronous copies
+            else:
+                xb, yb = X[idx], y[idx]
             self.optimizer.zero_grad()
             try:
                 scores = self.model.forward(xb)
@@ -186,12 +193,11 @@ class Trainer:
         return X, y
 
     def _resident(self, a):
-        """``a`` on the training device when it fits there (GPU: half the free memory), else left on the host."""
-        if self.device.type == "cpu":
-            return np.asarray(a, dtype=self.model.dtype) if a.dtype.kind == "f" else a
-        if self.device.fits(a.nbytes):
-            return self.device.asarray(a, dtype=self.model.dtype if a.dtype.kind == "f" else None)
-        return a
+        """``a`` on the training device when it fits there (GPU: half the free memory), else on the host."""
+        dtype = self.model.dtype if a.dtype.kind == "f" else None
+        if self.device.type == "cuda" and self.device.fits(a.nbytes):
+            return self.device.asarray(a, dtype=dtype)
+        return np.asarray(a, dtype=dtype)
 
     # ---------------------------------------------------------------- checkpoints
     def save_checkpoint(self, path):

@@ -259,3 +259,20 @@ def test_validation_data_must_match(rng):
         make().fit(X, y, val=(X[:10, :5], y[:10]))
     with pytest.raises(TypeError, match="val must be a pair"):
         make().fit(X, y, val=X)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not gn.cuda_available(), reason="no usable CUDA GPU")
+def test_cuda_training_resident_and_staged_from_pinned_memory_agree(rng, monkeypatch):
+    X, y = blobs(rng)
+    resident = make(device="cuda", dropout=0.0)
+    resident.fit(X, y)
+    monkeypatch.setattr(gn.Device, "fits", lambda self, nbytes, fraction=0.5: False)
+    staged = make(device="cuda", dropout=0.0)
+    staged.fit(X, y)
+    for k, v in weights(resident).items():
+        np.testing.assert_allclose(weights(staged)[k], v, rtol=1e-5, atol=1e-6)
+    cpu = make(device="cpu", dropout=0.0)
+    cpu.fit(X, y)
+    for k, v in weights(cpu).items():
+        np.testing.assert_allclose(weights(resident)[k], v, rtol=1e-3, atol=1e-4)
