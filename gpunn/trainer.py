@@ -73,6 +73,9 @@ class Trainer:
             X_val, y_val = self._data(*val, "X_val", "y_val")
             if X_val.shape[1:] != X.shape[1:]:
                 raise ValueError(f"X_val rows have shape {X_val.shape[1:]}, X rows {X.shape[1:]}")
+        self._check_labels_fit_model(X, y, "y")
+        if val is not None:
+            self._check_labels_fit_model(X_val, y_val, "y_val")
         if resume is not None:
             self.load_checkpoint(resume)
         elif self._trained_state is not None:  # training goes on from the last epoch, not from the best one
@@ -191,6 +194,17 @@ class Trainer:
         if int(y.min()) < 0:
             raise ValueError(f"{yname} must be class indices >= 0, got {int(y.min())}")
         return X, y
+
+    def _check_labels_fit_model(self, X, y, name: str) -> None:
+        """Every label must name one of the model's outputs: checked with a one-row forward pass, before training."""
+        was_training = self.model.training
+        try:
+            width = self.model.eval().forward(X[:1]).shape
+        finally:
+            self.model.train(was_training)
+        classes = 2 if len(width) == 1 or width[1] == 1 else width[1]  # one output unit: labels 0 and 1
+        if int(y.max()) >= classes:
+            raise ValueError(f"{name} has label {int(y.max())}, but the model scores {classes} classes (0..{classes - 1})")
 
     def _resident(self, a):
         """``a`` on the training device when it fits there (GPU: half the free memory), else on the host."""
