@@ -10,6 +10,9 @@ from .classifiers import LinearClassifier, MLPClassifier
 from .devices import Device, cuda_available, device, device_of, to_numpy
 from .history import History
 from .trainer import Trainer, TrainingDiverged
+from .kernels import install as _install_kernels
+
+_install_kernels()  # fused Numba kernels behind gpunn.ops (GPUNN_KERNELS=0 keeps the references)
 
 __version__ = "0.1.0"
 

@@ -14,14 +14,31 @@ one array. Optimizer steps update the weights and their state arrays in place.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
 from typing import Callable
+
+import numpy as np
 
 from .devices import array_module, device_of
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "elu", "sigmoid", "tanh")
+KERNEL_OPS = ("activation", "activation_backward", "bias_activation", "bias_activation_backward", "dropout_forward",
+              "sgd_step", "adagrad_step", "rmsprop_step", "adam_step")  # those gpunn.kernels accelerates
 
 _KERNELS: dict[tuple[str, str], Callable] = {}
+_ENABLED = [True]
+
+
+@contextlib.contextmanager
+def use_kernels(enabled: bool):
+    """Within the block, registered kernels are used (True) or every op runs its reference (False)."""
+    previous, _ENABLED[0] = _ENABLED[0], bool(enabled)
+    try:
+        yield
+    finally:
+        _ENABLED[0] = previous
 
 
 def register(op_name: str, device_type: str, fn: Callable | None) -> None:
@@ -55,7 +72,7 @@ def _op(ref: Callable) -> Callable:
 
     @functools.wraps(ref)
     def dispatch(*args, **kwargs):
-        fn = _KERNELS.get((name, device_of(args[0]).type), ref)
+        fn = _KERNELS.get((name, device_of(args[0]).type), ref) if _ENABLED[0] else ref
         return fn(*args, **kwargs)
 
     dispatch.reference = ref
@@ -124,13 +141,29 @@ def bias_activation_backward(dout, y, kind: str, alpha: float = 0.0):
 # --------------------------------------------------------------------------- dropout
 
 
+_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def dropout_keep(xp, n: int, p: float, seed: int):
+    """Which of n units survive: the top 24 bits of a SplitMix64 hash of (seed, index) >= ceil(p 2^24).
+
+    A counter-based draw: the same (seed, index) gives the same answer on any device
+    and for any number of threads, so CPU, CUDA and the fused kernels agree bit for bit.
+    """
+    z = xp.arange(n, dtype=xp.uint64) * _GOLDEN + np.uint64(seed)
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(40)) >= np.uint64(math.ceil(p * (1 << 24)))
+
+
 @_op
-def dropout_forward(x, p: float, rng):
+def dropout_forward(x, p: float, seed: int):
     """Inverted dropout: (y, mask) with mask in {0, 1/(1-p)}, each unit dropped with probability p.
 
-    ``rng`` is a ``Generator`` of ``x``'s namespace (``numpy.random`` or ``cupy.random``).
+    ``seed`` (an int in [0, 2^64)) fixes the mask; see :func:`dropout_keep`.
     """
-    keep = rng.random(x.shape, dtype=x.dtype) >= p
+    keep = dropout_keep(array_module(x), x.size, p, seed).reshape(x.shape)
     mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
     return x * mask, mask
 

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -5,24 +9,36 @@ import gpunn as gn
 from gpunn import ops
 
 
-def test_every_op_runs_its_reference_until_a_kernel_is_registered(rng):
-    assert all(v == "reference" for v in ops.active_kernels().values())
+def test_a_registered_kernel_is_chosen_by_device_and_can_be_removed(rng):
     x = rng.standard_normal((3, 4))
+    installed = ops._KERNELS.get(("activation", "cpu"))
     calls = []
 
-    def fake_relu(x, kind, alpha=0.0):
+    def fake(x, kind, alpha=0.0):
         calls.append(kind)
         return ops.activation.reference(x, kind, alpha)
 
-    ops.register("activation", "cpu", fake_relu)
+    ops.register("activation", "cpu", fake)
     try:
         np.testing.assert_array_equal(gn.nn.ReLU().to("float64").forward(x), np.maximum(x, 0))
         assert calls == ["relu"]
-        assert ops.active_kernels()["activation[cpu]"].endswith("fake_relu")
-        assert ops.active_kernels()["activation[cuda]"] == "reference"
-    finally:
+        assert ops.active_kernels()["activation[cpu]"].endswith("fake")
+        with ops.use_kernels(False):
+            gn.nn.ReLU().forward(x)
+        assert calls == ["relu"]  # switched off: the reference ran
         ops.register("activation", "cpu", None)
-    assert ops.active_kernels()["activation[cpu]"] == "reference"
+        assert ops.active_kernels()["activation[cpu]"] == "reference"
+    finally:
+        ops.register("activation", "cpu", installed)
+
+
+def test_import_installs_the_cpu_kernels_and_the_switch_keeps_references():
+    active = ops.active_kernels()
+    assert all(active[f"{name}[cpu]"].startswith("gpunn.kernels") for name in ops.KERNEL_OPS)
+    code = "import gpunn; print(sorted(set(gpunn.ops.active_kernels().values())))"
+    env = dict(os.environ, GPUNN_KERNELS="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['reference']"
 
 
 def test_register_refuses_unknown_ops_and_devices():

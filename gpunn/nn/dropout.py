@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import ops
 from ..validation import check_number
 from .module import Module
@@ -12,7 +14,9 @@ class Dropout(Module):
 
     At evaluation (``eval()``) it passes its input through unchanged, so no rescaling
     is needed at test time. ``seed`` makes the masks reproducible; ``Module.seed``
-    reseeds every dropout layer of a model, each with its own stream.
+    reseeds every dropout layer of a model, each with its own stream. Each mask is a
+    counter-based hash of a 64-bit seed drawn on the host, so the same seed gives the
+    same masks on the CPU and on a GPU, and drawing one costs no device round trip.
     """
 
     def __init__(self, p: float = 0.5, seed=None):
@@ -24,22 +28,18 @@ class Dropout(Module):
     def _reseed(self, seed: int) -> None:
         self._seed, self._rng = seed, None
 
-    def _moved(self) -> None:
-        self._rng = None  # the next mask comes from a generator on the new device
-
-    @property
-    def rng(self):
-        """This layer's random generator, in its device's namespace (made on first use)."""
+    def _mask_seed(self) -> int:
+        """The next mask's 64-bit seed, from a host generator made on first use."""
         if self._rng is None:
-            self._rng = self.device.xp.random.default_rng(self._seed)
-        return self._rng
+            self._rng = np.random.default_rng(self._seed)
+        return int(self._rng.integers(0, 2**64, dtype=np.uint64))
 
     def forward(self, x):
         x = self._input(x)
         if not self.training or self.p == 0:
             self._cache = ("identity", x.shape)
             return x
-        y, mask = ops.dropout_forward(x, self.p, self.rng)
+        y, mask = ops.dropout_forward(x, self.p, self._mask_seed())
         self._cache = ("mask", mask)
         return y
 

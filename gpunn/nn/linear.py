@@ -29,21 +29,41 @@ class Linear(Module):
         self.b = Parameter(np.zeros(self.out_features, DEFAULT_DTYPE), decay=False) if bias else None
 
     def forward(self, x):
+        return self.forward_fused(x, None)
+
+    def backward(self, dout, input_grad: bool = True):
+        return self.backward_fused(dout, None, input_grad)
+
+    def forward_fused(self, x, act):
+        """f(x W + b) for the activation layer ``act`` that follows (None: no activation).
+
+        The GEMM's output gets its bias and activation in one pass (``ops.bias_activation``).
+        ``act`` keeps its output, so each layer still holds what its own backward needs.
+        """
         x = self._input(x, ndim=2)
         if x.shape[1] != self.in_features:
             raise ValueError(f"{self!r} expects input of shape (N, {self.in_features}), got {tuple(x.shape)}")
         z = x @ self.W.data
-        y = z if self.b is None else ops.bias_activation(z, self.b.data, "identity")
+        kind, alpha = ("identity", 0.0) if act is None else (act.kind, act.alpha)
+        y = ops.bias_activation(z, self.b.data, kind, alpha) if self.b is not None else ops.activation(z, kind, alpha)
         self._cache = x
+        if act is not None:
+            act._cache = y
         return y
 
-    def backward(self, dout, input_grad: bool = True):
+    def backward_fused(self, dout, act, input_grad: bool = True):
+        """Backward of f(x W + b) from the gradient w.r.t. its output: dz and db in one pass, then the GEMMs."""
         x = self._saved()
-        dout = self._upstream(dout, (x.shape[0], self.out_features))
-        self.W.accumulate(x.T @ dout)
+        if act is None:
+            dz = self._upstream(dout, (x.shape[0], self.out_features))
+            db = dz.sum(axis=0) if self.b is not None else None
+        else:
+            y = act._saved()
+            dz, db = ops.bias_activation_backward(act._upstream(dout, y.shape), y, act.kind, act.alpha)
+        self.W.accumulate(x.T @ dz)
         if self.b is not None:
-            self.b.accumulate(dout.sum(axis=0))
-        return dout @ self.W.data.T if input_grad else None
+            self.b.accumulate(db)
+        return dz @ self.W.data.T if input_grad else None
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}" + ("" if self.b is not None else ", bias=False")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .activations import Activation
+from .linear import Linear
 from .module import Module
 
 
@@ -10,14 +12,19 @@ class Sequential(Module):
 
     Errors from a layer are re-raised with its position, e.g.
     ``layer 2: Linear(100, 10) expects input of shape (N, 100), got (200, 50)``.
+
+    A Linear followed by an activation runs as one fused step (``fuse=True``): the
+    bias add and the activation share one pass over the GEMM's output, forward and
+    backward. The result is the same as running the two gates one after the other.
     """
 
-    def __init__(self, *layers: Module):
+    def __init__(self, *layers: Module, fuse: bool = True):
         super().__init__()
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential layer {i} must be a gpunn.nn.Module, got {type(layer).__name__}")
         self.layers = list(layers)
+        self.fuse = bool(fuse)
 
     def append(self, layer: Module) -> "Sequential":
         if not isinstance(layer, Module):
@@ -25,19 +32,36 @@ class Sequential(Module):
         self.layers.append(layer.to(self.device, self.dtype))
         return self
 
+    def _steps(self):
+        """(index, layer, activation fused into it or None), in order."""
+        steps, i = [], 0
+        while i < len(self.layers):
+            layer, nxt = self.layers[i], self.layers[i + 1] if i + 1 < len(self.layers) else None
+            if self.fuse and type(layer) is Linear and isinstance(nxt, Activation):
+                steps.append((i, layer, nxt))
+                i += 2
+            else:
+                steps.append((i, layer, None))
+                i += 1
+        return steps
+
     def forward(self, x):
         if not self.layers:
             raise ValueError("Sequential has no layers")
-        for i, layer in enumerate(self.layers):
-            x = _located(i, layer.forward, x)
-        self._cache = True
+        steps = self._steps()
+        for i, layer, act in steps:
+            x = _located(i, layer.forward, x) if act is None else _located(i, layer.forward_fused, x, act)
+        self._cache = steps
         return x
 
     def backward(self, dout, input_grad: bool = True):
         """Backpropagate through every layer; ``input_grad=False`` skips the first layer's input gradient."""
-        self._saved()
-        for i in reversed(range(len(self.layers))):
-            dout = _located(i, self.layers[i].backward, dout, input_grad or i > 0)
+        for i, layer, act in reversed(self._saved()):
+            wanted = input_grad or i > 0
+            if act is None:
+                dout = _located(i, layer.backward, dout, wanted)
+            else:
+                dout = _located(i, layer.backward_fused, dout, act, wanted)
         return dout
 
     def __getitem__(self, i):

@@ -1,0 +1,237 @@
+"""Bindings: the kernels behind :mod:`gpunn.ops`'s signatures, for one target (CPU or CUDA).
+
+A binding checks its arguments (same shape, one float dtype, contiguous; a clear
+``ValueError`` naming the op and the argument otherwise), allocates outputs in the
+arrays' own namespace, casts scalars to the arrays' dtype and launches the kernel:
+the CPU ``njit`` function directly, the CUDA kernel on CuPy's current stream.
+Arrays below a size threshold go to the reference instead, where that is faster.
+
+The rule is measured speed (bench/test_kernels.py). On the CPU, Numba calls scalar
+libm ``tanh`` per element while NumPy's is SIMD, so the sigmoid and tanh *forward*
+passes run NumPy's ``tanh`` in place on one buffer (16M float32: 69 ms vs 228 ms for
+the kernel); their backward passes, and everything else, use the fused kernels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numba
+import numpy as np
+
+from . import activations as act
+from . import dropout as drop
+from . import optimizers as opt
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+THREADS = 256
+MAX_BLOCKS = 65535
+# CPU kernels run in the calling thread below this many elements. Right after a BLAS call
+# NumPy's OpenBLAS threads keep spinning, and waking Numba's own pool beside them costs
+# milliseconds (measured: ReLU forward + backward on 262K float32 after a GEMM, 1.3 ms on
+# 2 threads vs 0.37 ms on 1; on 16M, 40 ms vs 25 ms). Training calls its kernels between GEMMs.
+PARALLEL_MIN_SIZE = 1 << 25
+
+
+class Target:
+    """Where kernels run: ``Target("cpu")`` or ``Target("cuda")``."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._streams = {}
+
+    def run(self, kernel, n: int, *args) -> None:
+        """Launch ``kernel`` over ``n`` elements (CUDA: a grid-stride launch on CuPy's current stream)."""
+        if self.name == "cpu":
+            with cpu_threads(n):
+                kernel(*args)
+            return
+        blocks = max(1, min(MAX_BLOCKS, math.ceil(n / THREADS)))
+        kernel[blocks, THREADS, self._stream()](*args)
+
+    def _stream(self):
+        import cupy
+        from numba import cuda
+
+        ptr = cupy.cuda.get_current_stream().ptr
+        if ptr not in self._streams:
+            self._streams[ptr] = cuda.external_stream(ptr) if ptr else cuda.default_stream()
+        return self._streams[ptr]
+
+    def kernel(self, module, name: str):
+        return getattr(module, f"{name}_{self.name}")
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int):
+    """Numba's thread count for a kernel over ``n`` elements: 1 below PARALLEL_MIN_SIZE, all above."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if n >= PARALLEL_MIN_SIZE else 1)
+    try:
+        yield numba.get_num_threads()
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _check(op: str, first, **others):
+    """All arrays of ``first``'s shape and float dtype, C-contiguous; returns ``first``'s dtype."""
+    arrays = {"x": first, **others}
+    dt = first.dtype
+    if dt not in FLOATS:
+        raise ValueError(f"{op}: arrays must be float32 or float64, got {dt}")
+    for name, a in arrays.items():
+        if a.shape != first.shape:
+            raise ValueError(f"{op}: {name} has shape {tuple(a.shape)}, expected {tuple(first.shape)}")
+        if a.dtype != dt:
+            raise ValueError(f"{op}: {name} has dtype {a.dtype}, expected {dt}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{op}: {name} must be C-contiguous (use xp.ascontiguousarray)")
+    return dt
+
+
+def _flat(a):
+    return a.reshape(-1)
+
+
+def _contiguous(a):
+    """Inputs may arrive as strided views: one copy makes them contiguous (outputs are always ours)."""
+    return a if a.flags.c_contiguous else _namespace(a).ascontiguousarray(a)
+
+
+SIMD_TANH_KINDS = ("sigmoid", "tanh")
+
+
+def simd_tanh_forward(z, kind: str, out=None):
+    """sigmoid or tanh of ``z`` with NumPy's SIMD tanh, in place on ``out`` (a new array by default)."""
+    half = z.dtype.type(0.5)
+    if kind == "tanh":
+        return np.tanh(z, out=out)
+    y = np.multiply(z, half, out=out)  # sigmoid(z) = tanh(z / 2) / 2 + 1/2, each step in place
+    np.tanh(y, out=y)
+    y *= half
+    y += half
+    return y
+
+
+def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
+    """{op name: binding} for ``target``; arrays with fewer than ``min_size`` elements use ``references``."""
+    host_tanh = SIMD_TANH_KINDS if target.name == "cpu" else ()
+
+    def small(a) -> bool:
+        return a.size < min_size
+
+    def activation(x, kind, alpha=0.0):
+        if small(x) or kind == "identity":
+            return references["activation"](x, kind, alpha)
+        if kind in host_tanh:
+            return simd_tanh_forward(x, kind)
+        x = _contiguous(x)
+        dt = _check("activation", x)
+        out = _empty_like(x)
+        target.run(target.kernel(act, "forward"), x.size, _flat(x), _flat(out), act.CODES[kind],
+                   dt.type(alpha), dt.type(0), dt.type(0.5))
+        return out
+
+    def activation_backward(dout, y, kind, alpha=0.0):
+        if small(dout) or kind == "identity":
+            return references["activation_backward"](dout, y, kind, alpha)
+        dout, y = _contiguous(dout), _contiguous(y)
+        dt = _check("activation_backward", dout, y=y)
+        out = _empty_like(dout)
+        target.run(target.kernel(act, "backward"), dout.size, _flat(dout), _flat(y), _flat(out), act.CODES[kind],
+                   dt.type(alpha), dt.type(0), dt.type(0.5))
+        return out
+
+    def bias_activation(z, b, kind, alpha=0.0):
+        if small(z) or z.ndim != 2:
+            return references["bias_activation"](z, b, kind, alpha)
+        z, b = _contiguous(z), _contiguous(b)
+        dt = _check("bias_activation", z)
+        if b.shape != (z.shape[1],) or b.dtype != dt:
+            raise ValueError(f"bias_activation: b must be {dt} of shape ({z.shape[1]},), got {b.dtype} {tuple(b.shape)}")
+        if kind in host_tanh:
+            z += b
+            return simd_tanh_forward(z, kind, out=z)
+        target.run(target.kernel(act, "bias_forward"), z.size, z, b, z, act.CODES[kind],
+                   dt.type(alpha), dt.type(0), dt.type(0.5))  # in place: z is the GEMM's fresh output
+        return z
+
+    def bias_activation_backward(dout, y, kind, alpha=0.0):
+        if small(dout) or dout.ndim != 2:
+            return references["bias_activation_backward"](dout, y, kind, alpha)
+        dout, y = _contiguous(dout), _contiguous(y)
+        dt = _check("bias_activation_backward", dout, y=y)
+        dz = _empty_like(dout)
+        scalars = (act.CODES[kind], dt.type(alpha), dt.type(0), dt.type(0.5))
+        if target.name == "cpu":
+            with cpu_threads(dout.size) as threads:
+                parts = np.zeros((min(threads, dout.shape[0]), dout.shape[1]), dt)  # one partial sum per thread
+                act.bias_backward_cpu(dout, y, dz, parts, *scalars)
+            return dz, parts.sum(axis=0)
+        db = _namespace(dout).empty(dout.shape[1], dt)
+        target.run(act.bias_backward_cuda, dout.shape[1], dout, y, dz, db, *scalars)
+        return dz, db
+
+    def dropout_forward(x, p, seed):
+        if small(x):
+            return references["dropout_forward"](x, p, seed)
+        x = _contiguous(x)
+        dt = _check("dropout_forward", x)
+        out, mask = _empty_like(x), _empty_like(x)
+        target.run(target.kernel(drop, "dropout"), x.size, _flat(x), _flat(out), _flat(mask), np.uint64(seed),
+                   np.uint64(drop_threshold(p)), dt.type(1.0 / (1.0 - p)), dt.type(0))
+        return out, mask
+
+    def sgd_step(w, g, buf, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        if small(w):
+            return references["sgd_step"](w, g, buf, lr, momentum, nesterov, weight_decay)
+        if momentum == 0:
+            dt = _check("sgd_step", w, g=g)
+            target.run(target.kernel(opt, "sgd_plain"), w.size, _flat(w), _flat(g), dt.type(lr), dt.type(weight_decay))
+            return
+        dt = _check("sgd_step", w, g=g, buf=buf)
+        target.run(target.kernel(opt, "sgd"), w.size, _flat(w), _flat(g), _flat(buf), dt.type(lr), dt.type(momentum),
+                   bool(nesterov), dt.type(weight_decay))
+
+    def adagrad_step(w, g, sum_sq, lr, eps=1e-10, weight_decay=0.0):
+        if small(w):
+            return references["adagrad_step"](w, g, sum_sq, lr, eps, weight_decay)
+        dt = _check("adagrad_step", w, g=g, sum_sq=sum_sq)
+        target.run(target.kernel(opt, "adagrad"), w.size, _flat(w), _flat(g), _flat(sum_sq), dt.type(lr), dt.type(eps),
+                   dt.type(weight_decay))
+
+    def rmsprop_step(w, g, sq_avg, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
+        if small(w):
+            return references["rmsprop_step"](w, g, sq_avg, lr, alpha, eps, weight_decay)
+        dt = _check("rmsprop_step", w, g=g, sq_avg=sq_avg)
+        target.run(target.kernel(opt, "rmsprop"), w.size, _flat(w), _flat(g), _flat(sq_avg), dt.type(lr),
+                   dt.type(alpha), dt.type(1 - alpha), dt.type(eps), dt.type(weight_decay))
+
+    def adam_step(w, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0, decoupled=False):
+        if small(w):
+            return references["adam_step"](w, g, m, v, lr, beta1, beta2, eps, t, weight_decay, decoupled)
+        dt = _check("adam_step", w, g=g, m=m, v=v)
+        shrink, wd = (1 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
+        target.run(target.kernel(opt, "adam"), w.size, _flat(w), _flat(g), _flat(m), _flat(v),
+                   dt.type(lr / (1 - beta1**t)), dt.type(1 - beta2**t), dt.type(beta1), dt.type(1 - beta1),
+                   dt.type(beta2), dt.type(1 - beta2), dt.type(eps), dt.type(wd), dt.type(shrink))
+
+    return {
+        "activation": activation, "activation_backward": activation_backward, "bias_activation": bias_activation,
+        "bias_activation_backward": bias_activation_backward, "dropout_forward": dropout_forward,
+        "sgd_step": sgd_step, "adagrad_step": adagrad_step, "rmsprop_step": rmsprop_step, "adam_step": adam_step,
+    }
+
+
+def drop_threshold(p: float) -> int:
+    """Keep element i when its 24 hash bits are >= this: the drop probability is threshold / 2^24 ~ p."""
+    return math.ceil(p * (1 << 24))
+
+
+def _namespace(a):
+    return np if isinstance(a, np.ndarray) else __import__("cupy")
+
+
+def _empty_like(a):
+    return _namespace(a).empty_like(a)
