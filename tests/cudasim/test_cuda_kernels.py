@@ -1,0 +1,113 @@
+"""The CUDA kernels in Numba's CUDA simulator, against the plain xp references.
+
+Run by tests/test_kernels.py in a subprocess with NUMBA_ENABLE_CUDASIM=1 (it must be set
+before Numba is imported); skipped in an ordinary run. Kernels are launched on NumPy
+arrays with a grid smaller than the data, so the grid-stride loops are exercised.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+pytestmark = [
+    pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") != "1", reason="needs NUMBA_ENABLE_CUDASIM=1"),
+    pytest.mark.filterwarnings("ignore::RuntimeWarning"),  # uint64 hash arithmetic wraps by design
+]
+
+from gpunn import ops  # noqa: E402
+from gpunn.kernels import activations as act  # noqa: E402
+from gpunn.kernels import dropout as drop  # noqa: E402
+from gpunn.kernels import optimizers as opt  # noqa: E402
+from gpunn.kernels.bindings import drop_threshold  # noqa: E402
+
+GRID = (2, 32)  # 64 threads
+KINDS = ["relu", "leaky_relu", "elu", "sigmoid", "tanh"]
+
+
+def consts(dt, alpha):
+    return dt.type(alpha), dt.type(0), dt.type(0.5)
+
+
+def close(got, expected, dtype, what):
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=what)
+    tol = 8 * np.finfo(dtype).eps
+    ok = ~np.isnan(expected)
+    np.testing.assert_allclose(got[ok], expected[ok], rtol=tol, atol=tol, err_msg=what)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 31, 300])
+@pytest.mark.parametrize("kind", KINDS)
+def test_activation_kernels(kind, n, dtype, rng):
+    dt = np.dtype(dtype)
+    x = (rng.standard_normal(n) * 3).astype(dtype)
+    x[: min(n, 3)] = [0.0, np.nan, -50.0][: min(n, 3)]
+    g = rng.standard_normal(n).astype(dtype)
+    y = np.full(n, np.nan, dtype)
+    act.forward_cuda[GRID](x, y, act.CODES[kind], *consts(dt, 0.2))
+    y_ref = ops.activation.reference(x, kind, 0.2)
+    close(y, y_ref, dtype, f"{kind} forward")
+    dx = np.full(n, np.nan, dtype)
+    act.backward_cuda[GRID](g, y_ref, dx, act.CODES[kind], *consts(dt, 0.2))
+    close(dx, ops.activation_backward.reference(g, y_ref, kind, 0.2), dtype, f"{kind} backward")
+
+
+@pytest.mark.parametrize("kind", ["identity", "relu", "tanh"])
+def test_bias_activation_kernels(kind, rng):
+    dt = np.dtype(np.float32)
+    z, b = rng.standard_normal((9, 70)).astype(dt), rng.standard_normal(70).astype(dt)
+    g = rng.standard_normal((9, 70)).astype(dt)
+    y = np.full_like(z, np.nan)
+    act.bias_forward_cuda[GRID](z, b, y, act.CODES[kind], *consts(dt, 0.0))
+    y_ref = ops.bias_activation.reference(z.copy(), b, kind)
+    close(y, y_ref, dt, f"{kind} bias forward")
+    dz, db = np.full_like(z, np.nan), np.full(70, np.nan, dt)
+    act.bias_backward_cuda[3, 32](g, y_ref, dz, db, act.CODES[kind], *consts(dt, 0.0))
+    dz_ref, db_ref = ops.bias_activation_backward.reference(g, y_ref, kind)
+    close(dz, dz_ref, dt, "dz")
+    np.testing.assert_allclose(db, db_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_dropout_kernel_matches_the_reference_bit_for_bit(rng):
+    x = rng.standard_normal(500).astype(np.float32)
+    seed, p = int(rng.integers(0, 2**63)), 0.3
+    out, mask = np.full_like(x, np.nan), np.full_like(x, np.nan)
+    drop.dropout_cuda[GRID](x, out, mask, np.uint64(seed), np.uint64(drop_threshold(p)), np.float32(1 / 0.7),
+                            np.float32(0))
+    out_ref, mask_ref = ops.dropout_forward.reference(x, p, seed)
+    np.testing.assert_array_equal(mask, mask_ref)
+    np.testing.assert_array_equal(out, out_ref)
+
+
+@pytest.mark.parametrize("case", ["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"])
+def test_optimizer_kernels(case, rng):
+    dt = np.dtype(np.float32)
+    n = 200
+    w, g = rng.standard_normal(n).astype(dt), rng.standard_normal(n).astype(dt)
+    s1, s2 = np.abs(rng.standard_normal(n)).astype(dt), np.abs(rng.standard_normal(n)).astype(dt)
+    wk, wr = w.copy(), w.copy()
+    k1, k2, r1, r2 = s1.copy(), s2.copy(), s1.copy(), s2.copy()
+    f = dt.type
+    if case == "sgd":
+        opt.sgd_plain_cuda[GRID](wk, g, f(0.1), f(0.01))
+        ops.sgd_step.reference(wr, g, None, 0.1, 0.0, False, 0.01)
+    elif case == "momentum":
+        opt.sgd_cuda[GRID](wk, g, k1, f(0.1), f(0.9), True, f(0.01))
+        ops.sgd_step.reference(wr, g, r1, 0.1, 0.9, True, 0.01)
+    elif case == "adagrad":
+        opt.adagrad_cuda[GRID](wk, g, k1, f(0.1), f(1e-10), f(0.01))
+        ops.adagrad_step.reference(wr, g, r1, 0.1, 1e-10, 0.01)
+    elif case == "rmsprop":
+        opt.rmsprop_cuda[GRID](wk, g, k1, f(0.01), f(0.9), f(0.1), f(1e-8), f(0.01))
+        ops.rmsprop_step.reference(wr, g, r1, 0.01, 0.9, 1e-8, 0.01)
+    else:
+        lr, b1, b2, t, wd = 0.01, 0.9, 0.999, 5, 0.05
+        decoupled = case == "adamw"
+        shrink, wd_k = (1 - lr * wd, 0.0) if decoupled else (1.0, wd)
+        opt.adam_cuda[GRID](wk, g, k1, k2, f(lr / (1 - b1**t)), f(1 - b2**t), f(b1), f(1 - b1), f(b2), f(1 - b2),
+                            f(1e-8), f(wd_k), f(shrink))
+        ops.adam_step.reference(wr, g, r1, r2, lr, b1, b2, 1e-8, t, wd, decoupled)
+    close(wk, wr, dt, f"{case} weights")
+    close(k1, r1, dt, f"{case} state")
+    close(k2, r2, dt, f"{case} second state")
