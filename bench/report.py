@@ -30,6 +30,9 @@ def main() -> None:
         for impl, t in medians.items():
             mark = " (base)" if impl == base else ""
             print(f"| {b['group']} | {impl}{mark} | {t * 1e3:.2f} | {t / medians[base]:.2f}x |")
+        if "fraction_of_copy_bandwidth" in b["extra_info"]:
+            print(f"| {b['group']} | {base}: fraction of np.copyto bandwidth | | "
+                  f"{b['extra_info']['fraction_of_copy_bandwidth']:.0%} |")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import gpunn as gn
+from gpunn import ops
 
 NETS = {"3072-100-10 b200": (3072, 100, 10, 200), "3072-1024-10 b256": (3072, 1024, 10, 256)}
 LR = 1e-3
@@ -95,9 +96,20 @@ def torch_step(d, h, c, X, y):
     return step
 
 
+def gpunn_reference_step(d, h, c, X, y):
+    """gpunn with the fused kernels switched off: every op runs its plain NumPy reference."""
+    step = gpunn_step(d, h, c, X, y)
+
+    def reference_step():
+        with ops.use_kernels(False):
+            return step()
+
+    return reference_step
+
+
 def peers():
-    """The implementations to compare: gpunn and NumPy always, PyTorch where installed."""
-    impls = {"gpunn": gpunn_step, "numpy": numpy_step}
+    """The implementations to compare: gpunn (kernels on and off) and NumPy always, PyTorch where installed."""
+    impls = {"gpunn": gpunn_step, "gpunn-nokernels": gpunn_reference_step, "numpy": numpy_step}
     try:
         import torch  # noqa: F401
 

@@ -217,11 +217,14 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
                    dt.type(lr / (1 - beta1**t)), dt.type(1 - beta2**t), dt.type(beta1), dt.type(1 - beta1),
                    dt.type(beta2), dt.type(1 - beta2), dt.type(eps), dt.type(wd), dt.type(shrink))
 
-    return {
+    bindings = {
         "activation": activation, "activation_backward": activation_backward, "bias_activation": bias_activation,
         "bias_activation_backward": bias_activation_backward, "dropout_forward": dropout_forward,
         "sgd_step": sgd_step, "adagrad_step": adagrad_step, "rmsprop_step": rmsprop_step, "adam_step": adam_step,
     }
+    for name, fn in bindings.items():  # readable in gn.ops.active_kernels() and tracebacks
+        fn.__module__, fn.__qualname__ = "gpunn.kernels", f"{name}[{target.name}]"
+    return bindings
 
 
 def drop_threshold(p: float) -> int:

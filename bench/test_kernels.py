@@ -1,0 +1,63 @@
+"""Fused activation kernels, forward + backward on 16M float32 elements (64 MB per array).
+
+Peers in the same interleaved run, on the same arrays: the NumPy expressions the kernels
+replace (gpunn's references), PyTorch CPU's own kernels where installed (``relu`` with
+``threshold_backward``, ``sigmoid`` with ``sigmoid_backward``), and ``np.copyto`` as the
+bandwidth yardstick. Bytes moved by forward + backward: read x, write y; read dout and y,
+write dx: 5 arrays, against copyto's 2 (read one, write one).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gpunn import ops
+
+N = 16 * 2**20
+
+
+def arrays():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal(N).astype(np.float32) * 3, rng.standard_normal(N).astype(np.float32)
+
+
+def fused(kind, x, g):
+    def run():
+        ops.activation_backward(g, ops.activation(x, kind), kind)
+    return run
+
+
+def numpy_expressions(kind, x, g):
+    def run():
+        with ops.use_kernels(False):
+            ops.activation_backward(g, ops.activation(x, kind), kind)
+    return run
+
+
+def torch_kernels(kind, x, g):
+    import torch
+
+    xt, gt = torch.from_numpy(x), torch.from_numpy(g)
+    if kind == "relu":
+        return lambda: torch.ops.aten.threshold_backward(gt, torch.relu(xt), 0)
+    return lambda: torch.ops.aten.sigmoid_backward(gt, torch.sigmoid(xt))
+
+
+def copy(x):
+    dst = np.empty_like(x)
+    return lambda: np.copyto(dst, x)
+
+
+@pytest.mark.parametrize("kind", ["relu", "sigmoid"])
+def test_activation_fwd_bwd_16M(benchmark, interleaved, kind):
+    x, g = arrays()
+    candidates = {"gpunn": fused(kind, x, g), "numpy": numpy_expressions(kind, x, g), "np.copyto": copy(x)}
+    try:
+        candidates["torch"] = torch_kernels(kind, x, g)
+    except ImportError:
+        pass
+    benchmark.group = f"{kind} forward+backward, 16M float32"
+    medians = interleaved(candidates, primary="gpunn", rounds=9, block=3)
+    copy_bw = 2 * 4 * N / medians["np.copyto"]
+    benchmark.extra_info["fraction_of_copy_bandwidth"] = (5 * 4 * N / medians["gpunn"]) / copy_bw
