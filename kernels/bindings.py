@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 
 import numba
 import numpy as np
@@ -81,6 +82,9 @@ def _check(op: str, first, **others):
     if dt not in FLOATS:
         raise ValueError(f"{op}: arrays must be float32 or float64, got {dt}")
     for name, a in arrays.items():
+        if _namespace(a) is not _namespace(first):
+            where = {np: "the CPU (NumPy)"}.get(_namespace(a), "a GPU (CuPy)")
+            raise ValueError(f"{op}: {name} is on {where}, x is not: all arrays of one call must share a device")
         if a.shape != first.shape:
             raise ValueError(f"{op}: {name} has shape {tuple(a.shape)}, expected {tuple(first.shape)}")
         if a.dtype != dt:
@@ -233,7 +237,11 @@ def drop_threshold(p: float) -> int:
 
 
 def _namespace(a):
-    return np if isinstance(a, np.ndarray) else __import__("cupy")
+    """numpy for NumPy arrays, cupy for CuPy arrays, None for anything else."""
+    if isinstance(a, np.ndarray):
+        return np
+    cupy = sys.modules.get("cupy")
+    return cupy if cupy is not None and isinstance(a, cupy.ndarray) else None
 
 
 def _empty_like(a):

@@ -142,6 +142,18 @@ def test_bad_arguments_are_named_and_write_nothing(call, match, rng):
     np.testing.assert_array_equal(x, before)
 
 
+def test_arrays_from_another_device_are_refused(rng):
+    class Elsewhere:
+        """Looks like an array (shape, dtype) but is not one of this device's."""
+
+        def __init__(self, a):
+            self.shape, self.dtype, self.flags = a.shape, a.dtype, a.flags
+
+    x = rng.standard_normal(10).astype(np.float32)
+    with pytest.raises(ValueError, match="activation_backward: y is on a GPU .*must share a device"):
+        CPU["activation_backward"](x, Elsewhere(x), "relu")
+
+
 def test_strided_inputs_are_made_contiguous(rng):
     x = rng.standard_normal((40, 30)).astype(np.float32)[:, ::3]
     np.testing.assert_array_equal(CPU["activation"](x, "relu"), np.maximum(x, 0))
