@@ -82,9 +82,12 @@ def _check(op: str, first, **others):
     if dt not in FLOATS:
         raise ValueError(f"{op}: arrays must be float32 or float64, got {dt}")
     for name, a in arrays.items():
-        if _namespace(a) is not _namespace(first):
-            where = {np: "the CPU (NumPy)"}.get(_namespace(a), "a GPU (CuPy)")
-            raise ValueError(f"{op}: {name} is on {where}, x is not: all arrays of one call must share a device")
+        space = _namespace(a)
+        if space is None:
+            raise ValueError(f"{op}: {name} must be a NumPy or CuPy array, got {type(a).__name__}")
+        if space is not _namespace(first):
+            where = "the CPU (NumPy)" if space is np else "a GPU (CuPy)"
+            raise ValueError(f"{op}: {name} is on {where} but x is not: all arrays of one call must share a device")
         if a.shape != first.shape:
             raise ValueError(f"{op}: {name} has shape {tuple(a.shape)}, expected {tuple(first.shape)}")
         if a.dtype != dt:

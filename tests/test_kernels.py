@@ -142,16 +142,20 @@ def test_bad_arguments_are_named_and_write_nothing(call, match, rng):
     np.testing.assert_array_equal(x, before)
 
 
-def test_arrays_from_another_device_are_refused(rng):
-    class Elsewhere:
-        """Looks like an array (shape, dtype) but is not one of this device's."""
+def test_arrays_from_another_device_are_refused(rng, monkeypatch):
+    class FakeGpuArray:
+        """Shaped like x, but an array of a stand-in cupy module: another device's array."""
 
         def __init__(self, a):
             self.shape, self.dtype, self.flags = a.shape, a.dtype, a.flags
 
     x = rng.standard_normal(10).astype(np.float32)
-    with pytest.raises(ValueError, match="activation_backward: y is on a GPU .*must share a device"):
-        CPU["activation_backward"](x, Elsewhere(x), "relu")
+    with pytest.raises(ValueError, match="activation_backward: y must be a NumPy or CuPy array, got FakeGpuArray"):
+        CPU["activation_backward"](x, FakeGpuArray(x), "relu")
+    monkeypatch.setitem(sys.modules, "cupy", type(sys)("cupy"))
+    sys.modules["cupy"].ndarray = FakeGpuArray
+    with pytest.raises(ValueError, match="activation_backward: y is on a GPU \\(CuPy\\) but x is not"):
+        CPU["activation_backward"](x, FakeGpuArray(x), "relu")
 
 
 def test_strided_inputs_are_made_contiguous(rng):
