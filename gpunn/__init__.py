@@ -5,10 +5,11 @@
     model = gn.nn.Sequential(gn.nn.Linear(3072, 100), gn.nn.ReLU(), gn.nn.Linear(100, 10)).to(dev)
 """
 
-from . import data, gradcheck, nn, ops, optim, preprocessing
+from . import data, gradcheck, neighbors, nn, ops, optim, preprocessing
 from .classifiers import LinearClassifier, MLPClassifier
 from .devices import Device, cuda_available, device, device_of, to_numpy
 from .history import History
+from .neighbors import KNeighborsClassifier
 from .trainer import Trainer, TrainingDiverged
 from .kernels import install as _install_kernels
 
@@ -17,6 +18,7 @@ _install_kernels()  # fused Numba kernels behind gpunn.ops (GPUNN_KERNELS=0 keep
 __version__ = "0.1.0"
 
 __all__ = [
-    "Device", "History", "LinearClassifier", "MLPClassifier", "Trainer", "TrainingDiverged", "cuda_available",
-    "data", "device", "device_of", "gradcheck", "nn", "ops", "optim", "preprocessing", "to_numpy",
+    "Device", "History", "KNeighborsClassifier", "LinearClassifier", "MLPClassifier", "Trainer", "TrainingDiverged",
+    "cuda_available", "data", "device", "device_of", "gradcheck", "neighbors", "nn", "ops", "optim", "preprocessing",
+    "to_numpy",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import re
 import sys
 
@@ -69,13 +70,20 @@ class Device:
         with cupy.cuda.Device(self.index):
             return cupy.asarray(a, dtype=dtype)
 
-    def fits(self, nbytes: int, fraction: float = 0.5) -> bool:
-        """Whether ``nbytes`` more fit comfortably: always on the CPU, within ``fraction`` of free GPU memory."""
+    def free_memory(self) -> int:
+        """Bytes free now: available physical memory on the CPU, free device memory on a GPU."""
         if self.type == "cpu":
-            return True
+            try:
+                return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            except (ValueError, OSError):  # not on this platform: assume plenty
+                return 1 << 40
         with self.xp.cuda.Device(self.index):
             free, _ = self.xp.cuda.runtime.memGetInfo()
-        return nbytes <= fraction * free
+        return int(free)
+
+    def fits(self, nbytes: int, fraction: float = 0.5) -> bool:
+        """Whether ``nbytes`` more fit comfortably: always on the CPU, within ``fraction`` of free GPU memory."""
+        return self.type == "cpu" or nbytes <= fraction * self.free_memory()
 
     def pinned_empty(self, shape, dtype) -> np.ndarray:
         """A host array for staging uploads: page-locked (fast DMA to this GPU) on CUDA, plain on the CPU."""

@@ -19,10 +19,9 @@ from .trainer import Trainer
 from .validation import check_finite, check_int, check_labels, check_number
 
 
-class Classifier:
-    """Base of gpunn's estimators; subclasses define ``_build(n_features, n_classes, rng) -> (model, loss)``."""
+class Estimator:
+    """The scikit-learn parameter protocol: ``get_params``, ``set_params`` and a readable repr."""
 
-    # ---------------------------------------------------------------- parameters
     @classmethod
     def _param_names(cls) -> list[str]:
         return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
@@ -30,7 +29,7 @@ class Classifier:
     def get_params(self, deep: bool = True) -> dict:
         return {name: getattr(self, name) for name in self._param_names()}
 
-    def set_params(self, **params) -> "Classifier":
+    def set_params(self, **params) -> "Estimator":
         valid = self._param_names()
         for name in params:
             if name not in valid:
@@ -41,6 +40,10 @@ class Classifier:
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+
+
+class Classifier(Estimator):
+    """Base of the trained classifiers; subclasses define ``_build(n_features, n_classes, rng) -> (model, loss)``."""
 
     # ---------------------------------------------------------------- fitting
     def _build(self, n_features: int, n_classes: int, rng: np.random.Generator):

@@ -22,6 +22,7 @@ import numba
 import numpy as np
 
 from . import activations as act
+from . import distances as dist
 from . import dropout as drop
 from . import optimizers as opt
 
@@ -224,10 +225,40 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
                    dt.type(lr / (1 - beta1**t)), dt.type(1 - beta2**t), dt.type(beta1), dt.type(1 - beta1),
                    dt.type(beta2), dt.type(1 - beta2), dt.type(eps), dt.type(wd), dt.type(shrink))
 
+    def l1_distances(A, B):
+        A, B = _contiguous(A), _contiguous(B)
+        if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[1]:
+            raise ValueError(f"l1_distances: A and B must be (Q, D) and (N, D), got {tuple(A.shape)} and {tuple(B.shape)}")
+        dt = _check("l1_distances", A)
+        if B.dtype != dt:
+            raise ValueError(f"l1_distances: B has dtype {B.dtype}, expected {dt}")
+        out = _namespace(A).empty((A.shape[0], B.shape[0]), dt)
+        if target.name == "cpu":
+            with cpu_threads(A.shape[0] * B.shape[0] * A.shape[1]):  # compute-bound: every core pays
+                dist.l1_cpu(A, B, out)
+        elif dt == np.float32:
+            grid = (math.ceil(B.shape[0] / dist.TILE), math.ceil(A.shape[0] / dist.TILE))
+            dist.l1_cuda[grid, (dist.TILE, dist.TILE), target._stream()](A, B, out)
+        else:  # the shared-memory CUDA kernel is float32; float64 runs the reference
+            return references["l1_distances"](A, B)
+        return out
+
+    def l2_epilogue(G, a_sq, b_sq, take_sqrt):
+        if small(G):
+            return references["l2_epilogue"](G, a_sq, b_sq, take_sqrt)
+        dt = _check("l2_epilogue", G)
+        a_sq, b_sq = a_sq.astype(dt, copy=False), b_sq.astype(dt, copy=False)
+        if a_sq.shape != (G.shape[0],) or b_sq.shape != (G.shape[1],):
+            raise ValueError(f"l2_epilogue: norms of shapes {tuple(a_sq.shape)}, {tuple(b_sq.shape)} "
+                             f"do not fit G {tuple(G.shape)}")
+        target.run(target.kernel(dist, "l2_epilogue"), G.size, G, _contiguous(a_sq), _contiguous(b_sq), bool(take_sqrt))
+        return G
+
     bindings = {
         "activation": activation, "activation_backward": activation_backward, "bias_activation": bias_activation,
         "bias_activation_backward": bias_activation_backward, "dropout_forward": dropout_forward,
         "sgd_step": sgd_step, "adagrad_step": adagrad_step, "rmsprop_step": rmsprop_step, "adam_step": adam_step,
+        "l1_distances": l1_distances, "l2_epilogue": l2_epilogue,
     }
     for name, fn in bindings.items():  # readable in gn.ops.active_kernels() and tracebacks
         fn.__module__, fn.__qualname__ = "gpunn.kernels", f"{name}[{target.name}]"
