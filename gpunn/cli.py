@@ -40,6 +40,17 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, default=Path("runs/train"), help="where checkpoint, history and plot go")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz if it exists")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    kn = sub.add_parser("knn", help="cross-validate k for k-nearest neighbours, then report test accuracy",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    kn.add_argument("--dataset", choices=("digits", "cifar10", "mnist"), default="digits")
+    kn.add_argument("--data-dir", type=Path, help="directory of the CIFAR-10 batches or MNIST IDX files")
+    kn.add_argument("--metric", choices=("l1", "l2"), default="l2")
+    kn.add_argument("--ks", type=int, nargs="+", default=[1, 3, 5, 8, 10, 12, 15, 20, 50, 100])
+    kn.add_argument("--folds", type=int, default=5)
+    kn.add_argument("--train-size", type=int, help="use only the first N training rows (cs231n uses 5000 of CIFAR-10)")
+    kn.add_argument("--test-size", type=int, help="use only the first N test rows")
+    kn.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    kn.add_argument("--memory-limit", default="1GB", help="bound on a query's temporary memory")
     sub.add_parser("info", help="versions, devices found and active kernels")
     return ap
 
@@ -83,6 +94,28 @@ def train(args) -> int:
     return 0
 
 
+def knn(args) -> int:
+    import time
+
+    import numpy as np
+
+    from .neighbors import KNeighborsClassifier, cross_validate_k
+
+    data = load_dataset(args.dataset, args.data_dir)
+    X = np.concatenate([data.X_train, data.X_val])[:args.train_size]  # kNN has no epochs to validate: use both
+    y = np.concatenate([data.y_train, data.y_val])[:args.train_size]
+    X_test, y_test = data.X_test[:args.test_size], data.y_test[:args.test_size]
+    print(f"gpunn knn: {args.dataset} ({len(y)} train / {len(y_test)} test, {X.shape[1]} features), "
+          f"{args.metric}, {args.folds}-fold cross-validation, device {device(args.device)}")
+    start = time.perf_counter()
+    cv = cross_validate_k(X, y, ks=args.ks, folds=args.folds, metric=args.metric, device=args.device,
+                          memory_limit=args.memory_limit)
+    print(cv.table())
+    knn = KNeighborsClassifier(cv.best_k, args.metric, device=args.device, memory_limit=args.memory_limit).fit(X, y)
+    print(f"test accuracy at k={cv.best_k}: {knn.score(X_test, y_test):.4f} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
 def info(_args) -> int:
     def version(dist):
         try:
@@ -111,7 +144,7 @@ def info(_args) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"train": train, "info": info}[args.command](args)
+        return {"train": train, "knn": knn, "info": info}[args.command](args)
     except (ValueError, TypeError, TrainingDiverged) as e:
         print(f"gpunn {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -220,7 +220,8 @@ class KNeighborsClassifier(Estimator):
         return totals / totals.sum(axis=1, keepdims=True)
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self._votes(X).argmax(axis=1)]  # argmax: the first (smallest) label on ties
+        winners = self._votes(X).argmax(axis=1)  # the first (smallest) label on ties; checks the fit first
+        return self.classes_[winners]
 
     def score(self, X, y) -> float:
         return float((self.predict(X) == np.asarray(y)).mean())

@@ -256,12 +256,20 @@ def l1_distances(A, B):
     return out
 
 
+L2_FLOOR_ULPS = 16
+
+
 @_op
 def l2_epilogue(G, a_sq, b_sq, take_sqrt: bool):
-    """From G = A B^T and the squared row norms: max(a_sq[i] + b_sq[j] - 2 G[i, j], 0), square-rooted if asked.
+    """From G = A B^T and the squared row norms: a_sq[i] + b_sq[j] - 2 G[i, j], square-rooted if asked.
 
-    May reuse G's memory. The clamp removes the small negatives that rounding leaves for near-identical rows.
+    May reuse G's memory. The formula cancels: its rounding error is about eps (a_sq + b_sq).
+    Values below ``L2_FLOOR_ULPS * eps * (a_sq + b_sq)`` cannot be told from 0 and are reported
+    as 0, so duplicate rows are exactly 0 apart (and tie), and rounding never gives a negative.
     """
     xp = array_module(G)
-    d = xp.maximum(a_sq[:, None] + b_sq[None, :] - (G + G), 0)
+    total = a_sq[:, None] + b_sq[None, :]
+    d = total - (G + G)
+    floor = total * G.dtype.type(L2_FLOOR_ULPS * np.finfo(G.dtype).eps)
+    d = xp.where(d > floor, d, 0).astype(G.dtype, copy=False)
     return xp.sqrt(d) if take_sqrt else d

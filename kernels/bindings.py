@@ -21,6 +21,8 @@ import sys
 import numba
 import numpy as np
 
+from gpunn.ops import L2_FLOOR_ULPS
+
 from . import activations as act
 from . import distances as dist
 from . import dropout as drop
@@ -251,7 +253,9 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         if a_sq.shape != (G.shape[0],) or b_sq.shape != (G.shape[1],):
             raise ValueError(f"l2_epilogue: norms of shapes {tuple(a_sq.shape)}, {tuple(b_sq.shape)} "
                              f"do not fit G {tuple(G.shape)}")
-        target.run(target.kernel(dist, "l2_epilogue"), G.size, G, _contiguous(a_sq), _contiguous(b_sq), bool(take_sqrt))
+        floor = dt.type(L2_FLOOR_ULPS * np.finfo(dt).eps)
+        target.run(target.kernel(dist, "l2_epilogue"), G.size, G, _contiguous(a_sq), _contiguous(b_sq), bool(take_sqrt),
+                   floor)
         return G
 
     bindings = {

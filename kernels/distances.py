@@ -58,14 +58,18 @@ def l1_cpu(A, B, out):
 
 
 @numba.njit(parallel=True, cache=True)
-def l2_epilogue_cpu(G, a_sq, b_sq, take_sqrt):
-    """In place on G = A B^T: G[i, j] <- max(a_sq[i] + b_sq[j] - 2 G[i, j], 0), square-rooted if asked."""
+def l2_epilogue_cpu(G, a_sq, b_sq, take_sqrt, floor_ulps):
+    """In place on G = A B^T: a_sq[i] + b_sq[j] - 2 G[i, j], 0 below its rounding floor, square-rooted if asked.
+
+    ``floor_ulps`` = L2_FLOOR_ULPS * eps in G's dtype (see gpunn.ops.l2_epilogue).
+    """
     Q, N = G.shape
     zero = G[0, 0] * 0
     for i in prange(Q):
         for j in range(N):
-            d = a_sq[i] + b_sq[j] - (G[i, j] + G[i, j])
-            d = d if d > zero else zero
+            total = a_sq[i] + b_sq[j]
+            d = total - (G[i, j] + G[i, j])
+            d = d if d > total * floor_ulps else zero
             G[i, j] = math.sqrt(d) if take_sqrt else d
 
 
@@ -96,11 +100,12 @@ def l1_cuda(A, B, out):
 
 
 @cuda.jit
-def l2_epilogue_cuda(G, a_sq, b_sq, take_sqrt):
+def l2_epilogue_cuda(G, a_sq, b_sq, take_sqrt, floor_ulps):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     N = G.shape[1]
     for idx in range(start, G.size, stride):
         i, j = idx // N, idx % N
-        d = a_sq[i] + b_sq[j] - (G[i, j] + G[i, j])
-        d = d if d > 0 else d * 0
+        total = a_sq[i] + b_sq[j]
+        d = total - (G[i, j] + G[i, j])
+        d = d if d > total * floor_ulps else d * 0
         G[i, j] = math.sqrt(d) if take_sqrt else d

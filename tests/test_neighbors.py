@@ -1,0 +1,145 @@
+import tracemalloc
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+from sklearn.model_selection import KFold, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier as SklearnKNN
+
+import gpunn as gn
+from gpunn.data import load_digits
+from gpunn.neighbors import cross_validate_k, pairwise_distances, parse_memory
+
+SCIPY = {"l1": "cityblock", "l2": "euclidean", "sqeuclidean": "sqeuclidean"}
+SKLEARN = {"l1": "manhattan", "l2": "euclidean"}
+
+
+@pytest.mark.parametrize("metric", list(SCIPY))
+@pytest.mark.parametrize("shape", [(1, 1, 1), (7, 33, 5), (64, 301, 130)])
+def test_distances_match_scipy(metric, shape, device, rng):
+    q, n, d = shape
+    A, B = rng.standard_normal((q, d)), rng.standard_normal((n, d))
+    got = gn.to_numpy(pairwise_distances(A, B, metric, device=device))
+    assert got.shape == (q, n) and got.dtype == np.float32
+    ref = cdist(A, B, SCIPY[metric])
+    np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-5 * max(1.0, ref.max()))
+    exact = gn.to_numpy(pairwise_distances(A, B, metric, device=device, precision="float64"))
+    np.testing.assert_allclose(exact, ref, rtol=1e-9, atol=1e-9 * max(1.0, ref.max()))
+
+
+def test_l2_of_identical_rows_is_exactly_zero(rng):
+    A = rng.standard_normal((5, 40)) * 100
+    d = pairwise_distances(A, A, "l2", device="cpu")
+    assert (np.diag(d) == 0).all() and (d >= 0).all()
+
+
+@pytest.mark.parametrize("metric", ["l1", "l2"])
+def test_kneighbors_match_argsort(metric, device, rng):
+    X, Xq = rng.standard_normal((400, 12)), rng.standard_normal((30, 12))
+    dist, idx = gn.KNeighborsClassifier(k=9, metric=metric, device=device).fit(X, rng.integers(0, 3, 400)).kneighbors(Xq)
+    ref = cdist(Xq, X, SCIPY[metric])
+    np.testing.assert_array_equal(idx, np.argsort(ref, axis=1)[:, :9])
+    np.testing.assert_allclose(dist, np.sort(ref, axis=1)[:, :9], rtol=1e-5)
+
+
+@pytest.mark.parametrize("limit", ["1GB", 3000])
+def test_ties_go_to_the_lower_training_index_even_across_tiles(limit, rng):
+    base = rng.standard_normal((6, 4))
+    X = np.repeat(base, 5, axis=0)[rng.permutation(30)]  # every row appears 5 times
+    knn = gn.KNeighborsClassifier(k=7, device="cpu", memory_limit=limit).fit(X, np.zeros(30, int) + np.arange(30) % 2)
+    dist, idx = knn.kneighbors(base[:3])
+    for q in range(3):
+        twins = np.flatnonzero((X == base[q]).all(axis=1))
+        np.testing.assert_array_equal(idx[q, :5], twins)  # the 5 exact copies, lowest index first
+        assert (dist[q, :5] == 0).all()
+        d_rest = cdist(base[q:q + 1], X)[0]
+        expected = sorted(range(30), key=lambda j: (round(d_rest[j], 4), j))[:7]
+        np.testing.assert_array_equal(idx[q], expected)
+
+
+@pytest.mark.parametrize("metric", ["l1", "l2"])
+@pytest.mark.parametrize("weights", ["uniform", "distance"])
+def test_predictions_match_sklearn_brute_force(metric, weights, rng):
+    X, y = rng.standard_normal((500, 16)), rng.integers(0, 5, 500)
+    Xq = rng.standard_normal((120, 16))
+    ours = gn.KNeighborsClassifier(k=6, metric=metric, weights=weights, device="cpu").fit(X, y)
+    ref = SklearnKNN(6, weights=weights, algorithm="brute", metric=SKLEARN[metric]).fit(X, y)
+    np.testing.assert_array_equal(ours.predict(Xq), ref.predict(Xq))
+    np.testing.assert_allclose(ours.predict_proba(Xq), ref.predict_proba(Xq), rtol=1e-5, atol=1e-8)
+
+
+def test_vote_rules(rng):
+    X = np.array([[0.0], [1.0], [2.0], [10.0]])
+    y = np.array([3, 1, 7, 3])
+    knn = gn.KNeighborsClassifier(k=2, device="cpu").fit(X, y)
+    assert knn.predict([[0.5]])[0] == 1  # labels 3 and 1 tie: the smaller label wins
+    exact = gn.KNeighborsClassifier(k=3, weights="distance", device="cpu").fit(X, y)
+    assert exact.predict([[2.0]])[0] == 7  # an exact match wins outright
+    assert gn.KNeighborsClassifier(k=4, device="cpu").fit(X, y).score([[9.0]], [3]) == 1.0
+
+
+def test_cross_validation_on_digits_matches_sklearn():
+    X, y = load_digits(split=False)
+    cv = cross_validate_k(X, y, ks=[1, 3], folds=5, metric="l2", device="cpu")
+    for row, k in enumerate([1, 3]):
+        ref = cross_val_score(SklearnKNN(k, algorithm="brute"), X, y, cv=KFold(5))
+        np.testing.assert_allclose(cv.fold_accuracies[row], ref)
+    assert cv.best_k in (1, 3) and cv.mean[0] > 0.95
+    assert "<- best" in cv.table()
+
+
+def test_peak_temporary_memory_stays_under_the_limit(rng):
+    X, Xq = rng.standard_normal((3000, 32)).astype(np.float32), rng.standard_normal((200, 32)).astype(np.float32)
+    y = rng.integers(0, 4, 3000)
+    unbounded = gn.KNeighborsClassifier(k=10, device="cpu", memory_limit="1GB").fit(X, y).kneighbors(Xq)
+    limit = 1_000_000  # the full 200 x 3000 distances alone take 2.4 MB, with selection about 20 MB
+    knn = gn.KNeighborsClassifier(k=10, device="cpu", memory_limit=limit).fit(X, y)
+    tracemalloc.start()
+    try:
+        bounded = knn.kneighbors(Xq)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < limit, f"peak {peak} bytes over the {limit}-byte limit"
+    np.testing.assert_array_equal(bounded[1], unbounded[1])
+    np.testing.assert_allclose(bounded[0], unbounded[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("text,expected", [("512MB", 512 * 10**6), ("2GiB", 2 * 2**30), ("1.5 gb", 15 * 10**8),
+                                           ("100", 100), (4096, 4096)])
+def test_parse_memory(text, expected):
+    assert parse_memory(text) == expected
+
+
+@pytest.mark.parametrize(
+    "call,err,match",
+    [
+        (lambda X, y: gn.KNeighborsClassifier(k=0).fit(X, y), ValueError, "k must be >= 1"),
+        (lambda X, y: gn.KNeighborsClassifier(k=41).fit(X, y), ValueError, "k=41 is more than the 40 training rows"),
+        (lambda X, y: gn.KNeighborsClassifier(metric="cosine").fit(X, y), ValueError, "unknown metric 'cosine'"),
+        (lambda X, y: gn.KNeighborsClassifier(weights="rank").fit(X, y), ValueError, "unknown weights 'rank'"),
+        (lambda X, y: gn.KNeighborsClassifier(memory_limit="lots").fit(X, y), ValueError, "memory_limit: cannot read"),
+        (lambda X, y: gn.KNeighborsClassifier().fit(np.where(X > 1.5, np.inf, X), y), ValueError, "X contains NaN"),
+        (lambda X, y: gn.KNeighborsClassifier().fit(X, y).predict(X[:, :3]), ValueError,
+         "X has 3 features, the classifier was fitted on 4"),
+        (lambda X, y: gn.KNeighborsClassifier().predict(X), RuntimeError, "not fitted yet"),
+        (lambda X, y: gn.KNeighborsClassifier().fit(X, y).kneighbors(X, k=50), ValueError, "k=50 is more than"),
+        (lambda X, y: cross_validate_k(X, y, ks=[1], folds=1), ValueError, "folds must be >= 2"),
+        (lambda X, y: cross_validate_k(X, y, ks=[1], folds=41), ValueError, "folds=41 is more than the 40 rows"),
+        (lambda X, y: cross_validate_k(X, y, ks=[33], folds=5), ValueError, "k=33 is more than the 32 training rows"),
+        (lambda X, y: pairwise_distances(X, X[:, :2]), ValueError, "A has 4 features, B has 2"),
+    ],
+)
+def test_bad_input(call, err, match, rng):
+    X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+    with pytest.raises(err, match=match):
+        call(X, y)
+
+
+def test_cli_knn_prints_the_table_and_test_accuracy(capsys):
+    from gpunn.cli import main
+
+    assert main(["knn", "--ks", "1", "3", "5", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "<- best" in out
+    assert float(out.split("test accuracy at k=")[1].split(": ")[1].split()[0]) >= 0.97
