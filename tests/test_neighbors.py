@@ -143,3 +143,13 @@ def test_cli_knn_prints_the_table_and_test_accuracy(capsys):
     out = capsys.readouterr().out
     assert "<- best" in out
     assert float(out.split("test accuracy at k=")[1].split(": ")[1].split()[0]) >= 0.97
+
+
+def test_a_limit_beyond_the_device_falls_back_to_smaller_tiles(rng, monkeypatch):
+    X, Xq, y = rng.standard_normal((600, 8)), rng.standard_normal((90, 8)), rng.integers(0, 3, 600)
+    expected = gn.KNeighborsClassifier(k=4, device="cpu").fit(X, y).kneighbors(Xq)
+    monkeypatch.setattr(gn.Device, "free_memory", lambda self: 200_000)  # a nearly full device
+    knn = gn.KNeighborsClassifier(k=4, device="cpu", memory_limit="1TB").fit(X, y)
+    assert knn._settings()[1] == 100_000  # half of what is free, not the terabyte asked for
+    got = knn.kneighbors(Xq)
+    np.testing.assert_array_equal(got[1], expected[1])
