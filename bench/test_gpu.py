@@ -1,0 +1,179 @@
+"""GPU benchmarks: training steps, fused kernels and kNN on one CUDA device, peers in the same run.
+
+Skipped without a usable GPU. On a GPU machine (CuPy, numba-cuda, PyTorch):
+    pytest bench/test_gpu.py --benchmark-json=gpu.json && python bench/report.py gpu.json
+Each candidate synchronises the device before its timer stops, so times are device work plus launch
+overhead, as a training loop sees them. Peers are interleaved (bench/conftest.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gpunn as gn
+from gpunn import ops
+
+pytestmark = pytest.mark.skipif(not gn.cuda_available(), reason="needs a usable CUDA GPU (CuPy and a device)")
+
+NETS = {"784-512-512-10 b256": (784, (512, 512), 10, 256), "3072-4096-4096-10 b1024": (3072, (4096, 4096), 10, 1024)}
+
+
+def sync():
+    import cupy
+
+    cupy.cuda.Device().synchronize()
+
+
+def batch(d, c, n):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, d)).astype(np.float32), rng.integers(0, c, n)
+
+
+def gpunn_step(d, hidden, c, n):
+    dev = gn.device("cuda")
+    model = gn.classifiers.build_mlp(d, c, hidden, rng=0).to(dev)
+    X, y = batch(d, c, n)
+    X, y = dev.asarray(X), dev.asarray(y)
+    loss, opt = gn.nn.SoftmaxCrossEntropy(), gn.optim.SGD(model.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad()
+        loss.forward(model.forward(X), y)
+        model.backward(loss.backward(), input_grad=False)
+        opt.step()
+        sync()
+
+    return step
+
+
+def torch_step(d, hidden, c, n):
+    import torch
+
+    sizes = [d, *hidden, c]
+    layers = []
+    for a, b in zip(sizes, sizes[1:]):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers[:-1]).cuda()
+    X, y = batch(d, c, n)
+    X, y = torch.from_numpy(X).cuda(), torch.from_numpy(y).cuda()
+    opt, loss = torch.optim.SGD(model.parameters(), lr=1e-3), torch.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss(model(X), y).backward()
+        opt.step()
+        torch.cuda.synchronize()
+
+    return step
+
+
+def gemm_floor(d, hidden, c, n):
+    """The step's matrix products alone on cuBLAS: forward, weight gradients, input gradients but the first."""
+    import cupy
+
+    sizes = [d, *hidden, c]
+    rng = cupy.random.default_rng(0)
+    Ws = [rng.standard_normal((a, b), dtype=cupy.float32) for a, b in zip(sizes, sizes[1:])]
+    acts = [rng.standard_normal((n, s), dtype=cupy.float32) for s in sizes]
+    grads = [rng.standard_normal((n, s), dtype=cupy.float32) for s in sizes[1:]]
+
+    def step():
+        for i, W in enumerate(Ws):
+            acts[i] @ W
+        for i, W in enumerate(Ws):
+            acts[i].T @ grads[i]
+            if i > 0:
+                grads[i] @ W.T
+        sync()
+
+    return step
+
+
+@pytest.mark.parametrize("net", list(NETS))
+def test_train_step_gpu(benchmark, interleaved, net):
+    args = NETS[net]
+    candidates = {"gpunn": gpunn_step(*args), "cuBLAS GEMM floor": gemm_floor(*args)}
+    try:
+        candidates["torch eager"] = torch_step(*args)
+    except ImportError:
+        pass
+    benchmark.group = f"GPU train step {net}"
+    interleaved(candidates, primary="gpunn", rounds=15, block=20)
+
+
+def test_activation_bandwidth_gpu(benchmark, interleaved):
+    import cupy
+
+    n = 64 * 2**20  # 256 MB per float32 array
+    dev = gn.device("cuda")
+    x = dev.asarray(np.random.default_rng(0).standard_normal(n).astype(np.float32))
+    g, dst = cupy.ones_like(x), cupy.empty_like(x)
+
+    def fused():
+        ops.activation_backward(g, ops.activation(x, "relu"), "relu")
+        sync()
+
+    def expressions():
+        with ops.use_kernels(False):
+            ops.activation_backward(g, ops.activation(x, "relu"), "relu")
+        sync()
+
+    def copy():
+        cupy.copyto(dst, x)
+        sync()
+
+    benchmark.group = "GPU relu forward+backward, 64M float32"
+    medians = interleaved({"gpunn": fused, "cupy expressions": expressions, "device copy": copy}, primary="gpunn",
+                          rounds=15, block=5)
+    copy_bw = 2 * 4 * n / medians["device copy"]
+    benchmark.extra_info["fraction_of_copy_bandwidth"] = (5 * 4 * n / medians["gpunn"]) / copy_bw
+
+
+def test_launch_latency_gpu(benchmark, interleaved):
+    import cupy
+
+    x = gn.device("cuda").asarray(np.random.default_rng(0).standard_normal(1024).astype(np.float32))
+    relu = cupy.ElementwiseKernel("float32 x", "float32 y", "y = x > 0 ? x : 0", "gpunn_bench_relu")
+    with ops.use_kernels(True):
+        ops.activation(x, "relu")
+
+    def ours():
+        for _ in range(1000):
+            ops.activation(x, "relu")
+        sync()
+
+    def cupy_kernel():
+        for _ in range(1000):
+            relu(x)
+        sync()
+
+    benchmark.group = "GPU launch, relu on 1K elements x 1000"
+    interleaved({"gpunn": ours, "cupy ElementwiseKernel": cupy_kernel}, primary="gpunn", rounds=10, block=2)
+
+
+KNN = {"N=1M D=128 Q=10k": (1_000_000, 128, 10_000), "N=50k D=3072 Q=10k": (50_000, 3072, 10_000)}
+
+
+@pytest.mark.parametrize("metric", ["l2", "l1"])
+@pytest.mark.parametrize("case", list(KNN))
+def test_knn_gpu(benchmark, interleaved, case, metric):
+    n, d, q = KNN[case]
+    rng = np.random.default_rng(0)
+    X, Xq = rng.standard_normal((n, d)).astype(np.float32), rng.standard_normal((q, d)).astype(np.float32)
+    knn = gn.KNeighborsClassifier(10, metric, device="cuda", memory_limit="8GB").fit(X, rng.integers(0, 10, n))
+    Xq_dev = gn.device("cuda").asarray(Xq)
+    candidates = {"gpunn": lambda: knn.kneighbors(Xq_dev)}
+    try:
+        import faiss
+
+        res = faiss.StandardGpuResources()
+        index = faiss.GpuIndexFlat(res, d, faiss.METRIC_L1 if metric == "l1" else faiss.METRIC_L2)
+        index.add(X)
+        candidates["faiss gpu flat"] = lambda: index.search(Xq, 10)
+    except (ImportError, AttributeError):
+        pass
+    benchmark.group = f"GPU kNN {metric} k=10 {case}"
+    medians = interleaved(candidates, primary="gpunn", rounds=5, block=1)
+    benchmark.extra_info["queries_per_second"] = {k: q / v for k, v in medians.items()}
+    benchmark.extra_info["flops"] = (2 if metric == "l2" else 3) * q * n * d
