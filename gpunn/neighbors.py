@@ -107,7 +107,7 @@ def _smallest_k(d, k: int, offset: int):
     return xp.take_along_axis(vals, order, axis=1), xp.take_along_axis(cols, order, axis=1) + offset
 
 
-def _tiles(q: int, n: int, k: int, limit: int) -> tuple[int, int]:
+def _tiles(q: int, n: int, limit: int) -> tuple[int, int]:
     """(query rows, training rows) per tile so that a tile's work stays within ``limit`` bytes."""
     elements = max(1, limit // TILE_BYTES_PER_ELEMENT)
     if q * n <= elements:
@@ -120,7 +120,7 @@ def kneighbors_of(Xq, X, k: int, metric: str, limit: int, x_sq=None):
     """(distances, indices) of the k nearest rows of X for each row of Xq, both (len(Xq), k), on their device."""
     xp = array_module(Xq)
     q, n = Xq.shape[0], X.shape[0]
-    q_tile, n_tile = _tiles(q, n, k, limit)
+    q_tile, n_tile = _tiles(q, n, limit)
     out_d, out_i = [], []
     for q0 in range(0, q, q_tile):
         A = Xq[q0:q0 + q_tile]
