@@ -20,7 +20,7 @@ import numpy as np
 
 from . import ops
 from .data.splits import check_xy
-from .devices import array_module, device_of
+from .devices import array_module, to_numpy
 from .devices import device as make_device
 from .estimator import Estimator
 from .validation import check_choice, check_finite, check_int, check_labels
@@ -212,7 +212,7 @@ class KNeighborsClassifier(Estimator):
         if Xq.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {Xq.shape[1]} features, the classifier was fitted on {self.n_features_in_}")
         d, i = kneighbors_of(Xq, self.X_, k, self.metric, limit, self.x_sq_)
-        return np.asarray(_host(d), dtype=np.float64), np.asarray(_host(i), dtype=np.int64)
+        return to_numpy(d).astype(np.float64), to_numpy(i).astype(np.int64)
 
     def predict_proba(self, X) -> np.ndarray:
         """Vote shares (len(X), n_classes), columns in ``classes_`` order."""
@@ -229,10 +229,6 @@ class KNeighborsClassifier(Estimator):
     def _votes(self, X):
         d, i = self.kneighbors(X)
         return vote(self.y_index_[i], d, len(self.classes_), self.weights)
-
-
-def _host(a):
-    return a if device_of(a).type == "cpu" else a.get()
 
 
 # --------------------------------------------------------------------------- cross-validation of k

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 
 import numba
 import numpy as np
 
+from gpunn.devices import array_module, device_of
 from gpunn.ops import L2_FLOOR_ULPS
 
 from . import activations as act
@@ -84,13 +84,13 @@ def _check(op: str, first, **others):
     dt = first.dtype
     if dt not in FLOATS:
         raise ValueError(f"{op}: arrays must be float32 or float64, got {dt}")
+    home = device_of(first)
     for name, a in arrays.items():
-        space = _namespace(a)
-        if space is None:
+        if not isinstance(a, array_module(a).ndarray):
             raise ValueError(f"{op}: {name} must be a NumPy or CuPy array, got {type(a).__name__}")
-        if space is not _namespace(first):
-            where = "the CPU (NumPy)" if space is np else "a GPU (CuPy)"
-            raise ValueError(f"{op}: {name} is on {where} but x is not: all arrays of one call must share a device")
+        if device_of(a) != home:
+            raise ValueError(f"{op}: {name} is on {device_of(a)} but x is on {home}: "
+                             "all arrays of one call must share a device")
         if a.shape != first.shape:
             raise ValueError(f"{op}: {name} has shape {tuple(a.shape)}, expected {tuple(first.shape)}")
         if a.dtype != dt:
@@ -106,7 +106,7 @@ def _flat(a):
 
 def _contiguous(a):
     """Inputs may arrive as strided views: one copy makes them contiguous (outputs are always ours)."""
-    return a if a.flags.c_contiguous else _namespace(a).ascontiguousarray(a)
+    return a if a.flags.c_contiguous else array_module(a).ascontiguousarray(a)
 
 
 SIMD_TANH_KINDS = ("sigmoid", "tanh")
@@ -179,7 +179,7 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
                 parts = np.zeros((min(threads, dout.shape[0]), dout.shape[1]), dt)  # one partial sum per thread
                 act.bias_backward_cpu(dout, y, dz, parts, *scalars)
             return dz, parts.sum(axis=0)
-        db = _namespace(dout).empty(dout.shape[1], dt)
+        db = array_module(dout).empty(dout.shape[1], dt)
         target.run(act.bias_backward_cuda, dout.shape[1], dout, y, dz, db, *scalars)
         return dz, db
 
@@ -234,7 +234,7 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         dt = _check("l1_distances", A)
         if B.dtype != dt:
             raise ValueError(f"l1_distances: B has dtype {B.dtype}, expected {dt}")
-        out = _namespace(A).empty((A.shape[0], B.shape[0]), dt)
+        out = array_module(A).empty((A.shape[0], B.shape[0]), dt)
         if target.name == "cpu":
             with cpu_threads(A.shape[0] * B.shape[0] * A.shape[1]):  # compute-bound: every core pays
                 dist.l1_cpu(A, B, out)
@@ -274,13 +274,5 @@ def drop_threshold(p: float) -> int:
     return math.ceil(p * (1 << 24))
 
 
-def _namespace(a):
-    """numpy for NumPy arrays, cupy for CuPy arrays, None for anything else."""
-    if isinstance(a, np.ndarray):
-        return np
-    cupy = sys.modules.get("cupy")
-    return cupy if cupy is not None and isinstance(a, cupy.ndarray) else None
-
-
 def _empty_like(a):
-    return _namespace(a).empty_like(a)
+    return array_module(a).empty_like(a)

@@ -152,17 +152,18 @@ def test_bad_arguments_are_named_and_write_nothing(call, match, rng):
 
 def test_arrays_from_another_device_are_refused(rng, monkeypatch):
     class FakeGpuArray:
-        """Shaped like x, but an array of a stand-in cupy module: another device's array."""
+        """Shaped like x, but an array of a stand-in cupy module on device 0: another device's array."""
 
         def __init__(self, a):
             self.shape, self.dtype, self.flags = a.shape, a.dtype, a.flags
+            self.device = type("CudaDevice", (), {"id": 0})()
 
     x = rng.standard_normal(10).astype(np.float32)
     with pytest.raises(ValueError, match="activation_backward: y must be a NumPy or CuPy array, got FakeGpuArray"):
         CPU["activation_backward"](x, FakeGpuArray(x), "relu")
     monkeypatch.setitem(sys.modules, "cupy", type(sys)("cupy"))
     sys.modules["cupy"].ndarray = FakeGpuArray
-    with pytest.raises(ValueError, match="activation_backward: y is on a GPU \\(CuPy\\) but x is not"):
+    with pytest.raises(ValueError, match="activation_backward: y is on cuda:0 but x is on cpu: .*share a device"):
         CPU["activation_backward"](x, FakeGpuArray(x), "relu")
 
 
