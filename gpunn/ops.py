@@ -142,7 +142,14 @@ def bias_activation_backward(dout, y, kind: str, alpha: float = 0.0):
 # --------------------------------------------------------------------------- dropout
 
 
-_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+# SplitMix64's constants: shared with the fused kernel (gpunn.kernels.dropout) so both draw the same masks.
+HASH_GOLDEN, HASH_MIX1, HASH_MIX2 = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9),
+                                     np.uint64(0x94D049BB133111EB))
+
+
+def dropout_threshold(p: float) -> int:
+    """A unit is kept when its 24 hash bits reach this: the drop probability is threshold / 2^24 ~ p."""
+    return math.ceil(p * (1 << 24))
 
 
 def dropout_keep(xp, n: int, p: float, seed: int):
@@ -151,11 +158,11 @@ def dropout_keep(xp, n: int, p: float, seed: int):
     A counter-based draw: the same (seed, index) gives the same answer on any device
     and for any number of threads, so CPU, CUDA and the fused kernels agree bit for bit.
     """
-    z = xp.arange(n, dtype=xp.uint64) * _GOLDEN + np.uint64(seed)
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = xp.arange(n, dtype=xp.uint64) * HASH_GOLDEN + np.uint64(seed)
+    z = (z ^ (z >> np.uint64(30))) * HASH_MIX1
+    z = (z ^ (z >> np.uint64(27))) * HASH_MIX2
     z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(40)) >= np.uint64(math.ceil(p * (1 << 24)))
+    return (z >> np.uint64(40)) >= np.uint64(dropout_threshold(p))
 
 
 @_op

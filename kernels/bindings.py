@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from gpunn.devices import array_module, device_of
-from gpunn.ops import L2_FLOOR_ULPS
+from gpunn.ops import L2_FLOOR_ULPS, dropout_threshold
 
 from . import activations as act
 from . import distances as dist
@@ -190,7 +190,7 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         dt = _check("dropout_forward", x)
         out, mask = _empty_like(x), _empty_like(x)
         target.run(target.kernel(drop, "dropout"), x.size, _flat(x), _flat(out), _flat(mask), np.uint64(seed),
-                   np.uint64(drop_threshold(p)), dt.type(1.0 / (1.0 - p)), dt.type(0))
+                   np.uint64(dropout_threshold(p)), dt.type(1.0 / (1.0 - p)), dt.type(0))
         return out, mask
 
     def sgd_step(w, g, buf, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
@@ -267,11 +267,6 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
     for name, fn in bindings.items():  # readable in gn.ops.active_kernels() and tracebacks
         fn.__module__, fn.__qualname__ = "gpunn.kernels", f"{name}[{target.name}]"
     return bindings
-
-
-def drop_threshold(p: float) -> int:
-    """Keep element i when its 24 hash bits are >= this: the drop probability is threshold / 2^24 ~ p."""
-    return math.ceil(p * (1 << 24))
 
 
 def _empty_like(a):

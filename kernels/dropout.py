@@ -13,9 +13,10 @@ import numba
 import numpy as np
 from numba import cuda, prange
 
-GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-MIX2 = np.uint64(0x94D049BB133111EB)
+from gpunn.ops import HASH_GOLDEN as GOLDEN
+from gpunn.ops import HASH_MIX1 as MIX1
+from gpunn.ops import HASH_MIX2 as MIX2
+
 S30, S27, S31, S40 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(40)
 
 

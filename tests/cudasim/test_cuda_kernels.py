@@ -19,7 +19,6 @@ from gpunn import ops  # noqa: E402
 from gpunn.kernels import activations as act  # noqa: E402
 from gpunn.kernels import dropout as drop  # noqa: E402
 from gpunn.kernels import optimizers as opt  # noqa: E402
-from gpunn.kernels.bindings import drop_threshold  # noqa: E402
 
 GRID = (2, 32)  # 64 threads
 KINDS = ["relu", "leaky_relu", "elu", "sigmoid", "tanh"]
@@ -73,7 +72,7 @@ def test_dropout_kernel_matches_the_reference_bit_for_bit(rng):
     x = rng.standard_normal(500).astype(np.float32)
     seed, p = int(rng.integers(0, 2**63)), 0.3
     out, mask = np.full_like(x, np.nan), np.full_like(x, np.nan)
-    drop.dropout_cuda[GRID](x, out, mask, np.uint64(seed), np.uint64(drop_threshold(p)), np.float32(1 / 0.7),
+    drop.dropout_cuda[GRID](x, out, mask, np.uint64(seed), np.uint64(ops.dropout_threshold(p)), np.float32(1 / 0.7),
                             np.float32(0))
     out_ref, mask_ref = ops.dropout_forward.reference(x, p, seed)
     np.testing.assert_array_equal(mask, mask_ref)
