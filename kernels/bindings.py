@@ -100,6 +100,11 @@ def _check(op: str, first, **others):
     return dt
 
 
+def _activation_args(kind: str, alpha: float, dt) -> tuple:
+    """The activation kernels' trailing arguments: the kind's code, then alpha, 0 and 1/2 in dtype ``dt``."""
+    return act.CODES[kind], dt.type(alpha), dt.type(0), dt.type(0.5)
+
+
 def _flat(a):
     return a.reshape(-1)
 
@@ -139,8 +144,7 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         x = _contiguous(x)
         dt = _check("activation", x)
         out = _empty_like(x)
-        target.run(target.kernel(act, "forward"), x.size, _flat(x), _flat(out), act.CODES[kind],
-                   dt.type(alpha), dt.type(0), dt.type(0.5))
+        target.run(target.kernel(act, "forward"), x.size, _flat(x), _flat(out), *_activation_args(kind, alpha, dt))
         return out
 
     def activation_backward(dout, y, kind, alpha=0.0):
@@ -149,8 +153,8 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         dout, y = _contiguous(dout), _contiguous(y)
         dt = _check("activation_backward", dout, y=y)
         out = _empty_like(dout)
-        target.run(target.kernel(act, "backward"), dout.size, _flat(dout), _flat(y), _flat(out), act.CODES[kind],
-                   dt.type(alpha), dt.type(0), dt.type(0.5))
+        target.run(target.kernel(act, "backward"), dout.size, _flat(dout), _flat(y), _flat(out),
+                   *_activation_args(kind, alpha, dt))
         return out
 
     def bias_activation(z, b, kind, alpha=0.0):
@@ -163,8 +167,8 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         if kind in host_tanh:
             z += b
             return simd_tanh_forward(z, kind, out=z)
-        target.run(target.kernel(act, "bias_forward"), z.size, z, b, z, act.CODES[kind],
-                   dt.type(alpha), dt.type(0), dt.type(0.5))  # in place: z is the GEMM's fresh output
+        # in place: z is the GEMM's fresh output
+        target.run(target.kernel(act, "bias_forward"), z.size, z, b, z, *_activation_args(kind, alpha, dt))
         return z
 
     def bias_activation_backward(dout, y, kind, alpha=0.0):
@@ -173,7 +177,7 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         dout, y = _contiguous(dout), _contiguous(y)
         dt = _check("bias_activation_backward", dout, y=y)
         dz = _empty_like(dout)
-        scalars = (act.CODES[kind], dt.type(alpha), dt.type(0), dt.type(0.5))
+        scalars = _activation_args(kind, alpha, dt)
         if target.name == "cpu":
             with cpu_threads(dout.size) as threads:
                 parts = np.zeros((min(threads, dout.shape[0]), dout.shape[1]), dt)  # one partial sum per thread
