@@ -23,7 +23,7 @@ from .data.splits import check_xy
 from .devices import array_module, to_numpy
 from .devices import device as make_device
 from .estimator import Estimator
-from .validation import check_choice, check_finite, check_int, check_labels
+from .validation import check_array, check_choice, check_finite, check_int, check_labels
 
 METRICS = ("l1", "l2", "sqeuclidean")
 WEIGHTS = ("uniform", "distance")
@@ -45,13 +45,9 @@ def parse_memory(limit) -> int:
 
 def _matrix(X, name: str, dev, dtype):
     """X as a finite (N, D) float matrix on ``dev``."""
-    X = np.asarray(X) if not hasattr(X, "shape") else X
-    if getattr(X, "ndim", 0) != 2:
-        raise ValueError(f"{name} must be a 2-D matrix (samples, features), got shape {tuple(np.shape(X))}")
-    if X.shape[0] == 0 or X.shape[1] == 0:
+    X = check_array(name, X)
+    if X.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {tuple(X.shape)})")
-    if X.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
     X = dev.asarray(X, dtype=dtype)
     check_finite(name, X)
     return X

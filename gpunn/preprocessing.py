@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .devices import adopt, array_module, device_of
-from .validation import check_finite, check_int, check_number
+from .devices import array_module, device_of
+from .validation import check_array, check_finite, check_int, check_number
 
 
 def _matrix(X, name: str = "X"):
     """X as a finite floating-point (N, D) matrix on its own device (float64 input stays float64)."""
-    if not hasattr(X, "shape"):
-        X = np.asarray(X)
-    X = adopt(X, device_of(X), name)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D matrix (samples, features), got shape {tuple(X.shape)}")
-    if X.shape[0] == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(X.shape)})")
+    X = check_array(name, X)
     if X.dtype.kind != "f":
         X = X.astype(np.float32)
     check_finite(name, X)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from .devices import array_module
 
 
@@ -67,3 +69,15 @@ def check_labels(name: str, y, n: int, classes: int | None) -> None:
         lo, hi = int(y.min()), int(y.max())
         if lo < 0 or hi >= classes:
             raise ValueError(f"{name} must be class indices in [0, {classes}), got values from {lo} to {hi}")
+
+
+def check_array(name: str, X, matrix: bool = True):
+    """``X`` as an array of numbers with at least one row, (N, D) when ``matrix``; lists become NumPy arrays."""
+    X = X if hasattr(X, "shape") else np.asarray(X)
+    if getattr(X, "dtype", np.dtype(object)).kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
+    if matrix and X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D matrix (samples, features), got shape {tuple(X.shape)}")
+    if X.ndim < 1 or X.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(X.shape)})")
+    return X

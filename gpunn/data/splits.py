@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..validation import check_number
+from ..validation import check_array, check_number
 
 
 class Split(NamedTuple):
@@ -22,14 +22,8 @@ class Split(NamedTuple):
 
 def check_xy(X, y, *, matrix: bool = True):
     """``X`` (N, D) finite floats or numbers and ``y`` (N,) integer labels, as NumPy arrays."""
-    X = np.asarray(X) if not hasattr(X, "shape") else X
+    X = check_array("X", X, matrix)
     y = np.asarray(y) if not hasattr(y, "shape") else y
-    if getattr(X, "dtype", np.dtype(object)).kind not in "biuf":
-        raise TypeError(f"X must hold numbers, got dtype {X.dtype}")
-    if matrix and X.ndim != 2:
-        raise ValueError(f"X must be a 2-D matrix (samples, features), got shape {tuple(X.shape)}")
-    if X.ndim < 1 or X.shape[0] == 0:
-        raise ValueError(f"X is empty (shape {tuple(X.shape)})")
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
         raise ValueError(f"X and y must have the same number of rows: X has {X.shape[0]}, y has shape {tuple(y.shape)}")
     return X, y
