@@ -26,7 +26,8 @@ class RowSpy(gn.nn.Module):
 
 
 def blobs(rng, n=240, d=6, classes=3):
-    centers = rng.standard_normal((classes, d)) * 3
+    """Gaussian blobs (unit noise) around centers 7 apart, in random orthogonal directions: over 99% separable."""
+    centers = 5 * np.linalg.qr(rng.standard_normal((d, classes)))[0].T
     y = rng.integers(0, classes, n)
     return (centers[y] + rng.standard_normal((n, d))).astype(np.float32), y
 
