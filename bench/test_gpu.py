@@ -40,7 +40,7 @@ def gpunn_step(d, hidden, c, n):
     def step():
         opt.zero_grad()
         loss.forward(model.forward(X), y)
-        model.backward(loss.backward(), input_grad=False)
+        model.backward(loss.backward())
         opt.step()
         sync()
 

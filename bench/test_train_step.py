@@ -1,7 +1,10 @@
 """One SGD training step of a two-layer ReLU net, float32, random data.
 
-Peers in the same run, on the same arrays: a plain NumPy step written by hand
-(what a cs231n student writes) and PyTorch on the CPU (where installed).
+gpunn's step is the README's training loop exactly as printed there. Peers in the
+same run, on the same arrays: a plain NumPy step written by hand (what a cs231n
+student writes), PyTorch on the CPU (where installed), and the GEMM floor: the
+step's five matrix products alone (forward: X W1, a W2; backward: a^T ds, ds W2^T,
+X^T da), the part of the step no implementation can skip.
 Run: pytest bench/test_train_step.py --benchmark-json=bench.json && python bench/report.py bench.json
 (peers are timed interleaved; see bench/conftest.py)
 """
@@ -37,14 +40,30 @@ def gpunn_step(d, h, c, X, y):
     loss = gn.nn.SoftmaxCrossEntropy()
     opt = gn.optim.SGD(model.parameters(), lr=LR)
 
-    def step():
+    def step():  # the README's loop, line for line
         opt.zero_grad()
-        value = loss.forward(model.forward(X), y)
-        model.backward(loss.backward(), input_grad=False)  # X is data: no gradient wanted, as in the peers
+        scores = model.forward(X)
+        value = loss.forward(scores, y)
+        model.backward(loss.backward())
         opt.step()
         return value
 
     return step
+
+
+def gemm_floor(d, h, c, X, y):
+    """The five matrix products of the step, on arrays of the step's shapes, and nothing else."""
+    W1, _, W2, _ = weights(d, h, c)
+    a = np.maximum(X @ W1, 0)
+    ds = np.random.default_rng(2).standard_normal((len(y), c)).astype(np.float32)
+    da = ds @ W2.T
+
+    def products():
+        X @ W1, a @ W2
+        a.T @ ds, ds @ W2.T, X.T @ da
+        return np.float32(0)
+
+    return products
 
 
 def numpy_step(d, h, c, X, y):
@@ -109,7 +128,8 @@ def gpunn_reference_step(d, h, c, X, y):
 
 def peers():
     """The implementations to compare: gpunn (kernels on and off) and NumPy always, PyTorch where installed."""
-    impls = {"gpunn": gpunn_step, "gpunn-nokernels": gpunn_reference_step, "numpy": numpy_step}
+    impls = {"gpunn": gpunn_step, "gpunn-nokernels": gpunn_reference_step, "numpy": numpy_step,
+             "gemm-floor": gemm_floor}
     try:
         import torch  # noqa: F401
 

@@ -30,7 +30,7 @@ def raw_epoch():
         for xb, yb in batches:
             opt.zero_grad()
             loss.forward(model.forward(xb), yb)
-            model.backward(loss.backward(), input_grad=False)
+            model.backward(loss.backward())
             opt.step()
 
     return epoch

@@ -33,7 +33,7 @@ def main():
     for it in range(1, 1001):
         opt.zero_grad()
         value = loss.forward(model.forward(X), y)
-        model.backward(loss.backward(), input_grad=False)
+        model.backward(loss.backward())
         opt.step()
         if it % 200 == 0:
             print(f"iteration {it:4d}  loss {float(value):.4f}")

@@ -16,7 +16,7 @@ from .devices import device_of
 from .history import History
 from .metrics import correct_count
 from .nn.losses import Loss
-from .nn.module import Module
+from .nn.module import Module, backward
 from .optim.optimizer import Optimizer
 from .optim.schedules import LRSchedule
 from .validation import NonFiniteError, check_finite, check_int, check_labels
@@ -144,7 +144,7 @@ class Trainer:
                 value = self.loss.forward(scores, yb)
             except NonFiniteError as e:
                 raise TrainingDiverged(f"training diverged at epoch {epoch}, iteration {it}: {e}") from None
-            self.model.backward(self.loss.backward(), input_grad=False)
+            backward(self.model, self.loss.backward(), input_grad=False)  # X is data: no gradient wanted
             self._check_finite_step(value, epoch, it)
             self.optimizer.step()
             losses.append(value)

@@ -42,7 +42,7 @@ def test_layers_forward_backward_agree(name, rng):
         layer = LAYERS[name]().to(dev).seed(11)
         y = layer.forward(x)
         dout = np.random.default_rng(0).standard_normal(y.shape).astype(np.float32)
-        dx = layer.backward(dout)
+        dx = layer.backward(dout, input_grad=True)
         outs[dev] = (y, dx, [p.grad for p in layer.parameters()])
     close(outs["cpu"][0], outs["cuda"][0], f"{name} forward")
     close(outs["cpu"][1], outs["cuda"][1], f"{name} backward")

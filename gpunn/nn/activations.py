@@ -12,7 +12,11 @@ from .module import Module
 
 
 class Activation(Module):
-    """y = f(x) elementwise; ``kind`` names f in :mod:`gpunn.ops`."""
+    """y = f(x) elementwise; ``kind`` names f in :mod:`gpunn.ops`.
+
+    A subclass that overrides :meth:`forward` or :meth:`backward` computes something of
+    its own: it always runs its own code, and is never fused into the Linear before it.
+    """
 
     kind = "identity"
 
@@ -30,6 +34,12 @@ class Activation(Module):
         y = self._saved()
         dout = self._upstream(dout, y.shape)
         return ops.activation_backward(dout, y, self.kind, self.alpha)
+
+    @property
+    def fusable(self) -> bool:
+        """True when this gate is exactly ``ops.activation(x, kind)``: forward and backward are Activation's own."""
+        cls = type(self)
+        return cls.forward is Activation.forward and cls.backward is Activation.backward and self.kind in ops.ACTIVATIONS
 
 
 def activation_layer(name: str) -> Activation:

@@ -9,6 +9,8 @@ in the order they were set.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections import OrderedDict
 
 import numpy as np
@@ -29,7 +31,8 @@ class Module:
     the upstream gradient, multiplies by the local one, accumulates parameter
     gradients into ``Parameter.grad`` and returns the gradient w.r.t. the input.
     ``backward(dout, input_grad=False)`` may skip that last product and return
-    ``None``: a first layer fed with data needs no input gradient.
+    ``None``: a first layer fed with data needs no input gradient. (A model, such as
+    :class:`Sequential`, defaults to skipping it; single gates default to computing it.)
     Names listed in ``buffers`` are arrays saved in the state dict and moved by :meth:`to`.
     """
 
@@ -226,3 +229,21 @@ class Module:
 
     def __repr__(self):
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def backward(layer: Module, dout, input_grad: bool):
+    """``layer.backward(dout, input_grad=...)``, or ``layer.backward(dout)`` for a gate written cs231n's way.
+
+    A user's gate may define ``backward(self, dout)`` only; it then always returns its input
+    gradient, which a caller not wanting it simply drops.
+    """
+    if _takes_input_grad(type(layer)):
+        return layer.backward(dout, input_grad=input_grad)
+    dx = layer.backward(dout)
+    return dx if input_grad else None
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_input_grad(cls) -> bool:
+    params = inspect.signature(cls.backward).parameters
+    return "input_grad" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .activations import Activation
 from .linear import Linear
-from .module import Module
+from .module import Module, backward
 
 
 class Sequential(Module):
@@ -13,9 +13,17 @@ class Sequential(Module):
     Errors from a layer are re-raised with its position, e.g.
     ``layer 2: Linear(100, 10) expects input of shape (N, 100), got (200, 50)``.
 
-    A Linear followed by an activation runs as one fused step (``fuse=True``): the
-    bias add and the activation share one pass over the GEMM's output, forward and
-    backward. The result is the same as running the two gates one after the other.
+    A Linear followed by a built-in activation runs as one fused step (``fuse=True``):
+    the bias add and the activation share one pass over the GEMM's output, forward and
+    backward. The result is the same as running the two gates one after the other, and
+    only pairs known to be that computation are fused: a subclass of ``Linear`` or of an
+    activation that overrides ``forward`` or ``backward`` always runs its own code.
+
+    ``backward(dout)`` returns ``None``: a model is fed data, and nobody needs the
+    gradient w.r.t. the data, so the first layer's input-gradient product (as large as
+    its forward GEMM) is skipped. ``backward(dout, input_grad=True)`` returns it (for a
+    saliency map, or a Sequential used as one block inside another). Single gates
+    (``Linear``, ``ReLU``, ...) keep returning ``dx`` from ``backward(dout)``, as cs231n's do.
     """
 
     def __init__(self, *layers: Module, fuse: bool = True):
@@ -37,7 +45,7 @@ class Sequential(Module):
         steps, i = [], 0
         while i < len(self.layers):
             layer, nxt = self.layers[i], self.layers[i + 1] if i + 1 < len(self.layers) else None
-            if self.fuse and type(layer) is Linear and isinstance(nxt, Activation):
+            if self.fuse and isinstance(layer, Linear) and isinstance(nxt, Activation) and layer.fusable and nxt.fusable:
                 steps.append((i, layer, nxt))
                 i += 2
             else:
@@ -54,12 +62,12 @@ class Sequential(Module):
         self._cache = steps
         return x
 
-    def backward(self, dout, input_grad: bool = True):
-        """Backpropagate through every layer; ``input_grad=False`` skips the first layer's input gradient."""
+    def backward(self, dout, input_grad: bool = False):
+        """Backpropagate through every layer; the gradient w.r.t. the input only with ``input_grad=True``."""
         for i, layer, act in reversed(self._saved()):
             wanted = input_grad or i > 0
             if act is None:
-                dout = _located(i, layer.backward, dout, wanted)
+                dout = _located(i, backward, layer, dout, wanted)
             else:
                 dout = _located(i, layer.backward_fused, dout, act, wanted)
         return dout
