@@ -72,3 +72,22 @@ def load(path) -> tuple[dict[str, np.ndarray], dict]:
 def with_prefix(arrays: dict, prefix: str) -> dict:
     """The entries of ``arrays`` under ``prefix``, with the prefix removed."""
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+WEIGHTS = ("last", "best")
+
+
+def load_weights(path, weights: str = "last") -> dict:
+    """The model weights saved in a trainer checkpoint, as a state dict for ``model.load_state_dict``.
+
+    ``weights="last"``: those of the last epoch trained; ``"best"``: those of the epoch with the
+    best validation accuracy (saved only when the run had validation data).
+    """
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be 'last' or 'best', got {weights!r}")
+    arrays, _ = load(path)
+    state = with_prefix(arrays, "model." if weights == "last" else "best.")
+    if not state:
+        why = "it was trained without validation data" if weights == "best" else "it holds no model weights"
+        raise ValueError(f"checkpoint {str(path)!r} has no {weights} weights: {why}")
+    return state

@@ -28,10 +28,14 @@ def plot_history(history: History, path) -> Path:
         per_epoch = len(history.iteration_loss) / max(len(epochs), 1)
         its = [(i + 1) / per_epoch for i in range(len(history.iteration_loss))]
         ax_loss.plot(its, history.iteration_loss, color="0.75", lw=0.8, label="minibatch loss")
-    ax_loss.plot(epochs, history.column("train_loss"), "o-", label="train loss (epoch mean)")
+    ax_loss.plot(epochs, history.column("train_loss"), "o-", label="train data loss (epoch mean)")
     if any(v is not None for v in history.column("val_loss")):
-        ax_loss.plot(epochs, history.column("val_loss"), "s-", label="validation loss")
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
+        ax_loss.plot(epochs, history.column("val_loss"), "s-", label="validation data loss")
+    penalties = [e.get("penalty") or 0.0 for e in history.epochs]
+    if any(penalties):
+        objective = [loss + pen for loss, pen in zip(history.column("train_loss"), penalties)]
+        ax_loss.plot(epochs, objective, "^--", label="train data loss + L2 penalty")
+    ax_loss.set(xlabel="epoch", ylabel="loss (data loss: without the L2 penalty)", title="Loss")
     ax_loss.legend()
     ax_acc.plot(epochs, history.column("train_accuracy"), "o-", label="train")
     if any(v is not None for v in history.column("val_accuracy")):

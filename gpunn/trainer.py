@@ -19,11 +19,16 @@ from .nn.losses import Loss
 from .nn.module import Module, backward
 from .optim.optimizer import Optimizer
 from .optim.schedules import LRSchedule
-from .validation import NonFiniteError, check_finite, check_int, check_labels
+from .validation import NonFiniteError, check_choice, check_finite, check_int, check_labels
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or a gradient became NaN or infinite; the model keeps its last good weights."""
+    """The loss, a gradient or the model's outputs became NaN or infinite.
+
+    The model, optimizer and schedule are put back as they were at the start of the epoch
+    that diverged (the end of the one before, or the weights training started from); the
+    message says which, and whether their forward pass on the training data is finite.
+    """
 
 
 class Trainer:
@@ -35,6 +40,15 @@ class Trainer:
     ``schedule`` (an :class:`~gpunn.optim.LRSchedule`) is stepped after each epoch.
     With validation data the best epoch's weights (by validation accuracy) are restored at
     the end (``restore_best``); ``patience`` stops early after that many epochs without improvement.
+
+    Divergence: the loss and gradients are checked before every update, and each epoch ends
+    with a forward pass on a training batch (and the validation pass) that must be finite.
+    When either fails, :class:`TrainingDiverged` is raised and model, optimizer and schedule
+    return to the start of that epoch, whose weights passed the previous epoch's check. A
+    checkpoint is written only after an epoch passed its check.
+
+    ``metadata``: a JSON-serialisable dict saved in every checkpoint and restored on load
+    (the command line keeps its options there).
     """
 
     def __init__(self, model: Module, loss: Loss, optimizer: Optimizer, batch_size: int | None = 256,
@@ -57,6 +71,7 @@ class Trainer:
         self.history = History()
         self._best_state = None
         self._trained_state = None  # the last epoch's weights, kept while the model holds the best ones
+        self.metadata: dict = {}
 
     # ---------------------------------------------------------------- training
     def fit(self, X, y, val=None, resume=None, checkpoint_path=None, on_epoch=None) -> History:
@@ -77,7 +92,7 @@ class Trainer:
         if val is not None:
             self._check_labels_fit_model(X_val, y_val, "y_val")
         if resume is not None:
-            self.load_checkpoint(resume)
+            self._resume(resume)
         elif self._trained_state is not None:  # training goes on from the last epoch, not from the best one
             self.model.load_state_dict(self._trained_state)
             self._trained_state = None
@@ -92,9 +107,15 @@ class Trainer:
             while self.epoch < self.epochs:
                 epoch = self.epoch + 1
                 bar.set_description(f"epoch {epoch}/{self.epochs}")
-                record = self._train_epoch(epoch, Xd, yd, n, bs, bar)
-                if val is not None:
-                    scores = self.evaluate(X_val, y_val)
+                good = self._snapshot()  # passed the previous epoch's end check (or is where training starts)
+                try:
+                    record = self._train_epoch(epoch, Xd, yd, n, bs, bar)
+                    self._check_outputs(epoch, X[:bs], y[:bs], "a training batch")
+                    scores = None if val is None else self._check_outputs(epoch, X_val, y_val, "the validation data")
+                except TrainingDiverged as e:
+                    raise TrainingDiverged(f"{e}; {self._restore(good, X, y)}") from None
+                record["penalty"] = scores["penalty"] if scores else self.optimizer.penalty()
+                if scores is not None:
                     record.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
                     best = self.history.best
                     if best is None or record["val_accuracy"] > best["val_accuracy"]:
@@ -159,6 +180,35 @@ class Trainer:
             "seconds": time.perf_counter() - start,
         }
 
+    def _check_outputs(self, epoch: int, X, y, what: str) -> dict:
+        """:meth:`evaluate` on (X, y), whose outputs and loss must be finite after the epoch's last update."""
+        try:
+            return self.evaluate(X, y)
+        except NonFiniteError:
+            raise TrainingDiverged(f"training diverged in epoch {epoch}: after its last update, the model's outputs "
+                                   f"on {what} are not finite (try a smaller lr)") from None
+
+    def _snapshot(self) -> dict:
+        """Model, optimizer and schedule state (host copies), to go back to if the coming epoch diverges."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "schedule": None if self.schedule is None else self.schedule.state_dict(), "epoch": self.epoch}
+
+    def _restore(self, good: dict, X, y) -> str:
+        """Put ``good`` back; say which weights the model now holds and whether they work on (X, y)."""
+        self.model.load_state_dict(good["model"])
+        self.optimizer.load_state_dict(good["optimizer"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(good["schedule"])
+        self._trained_state = None
+        epoch = good["epoch"]
+        which = "the weights training started from" if epoch == 0 else f"the weights from the end of epoch {epoch}"
+        try:
+            self.evaluate(X, y)
+        except NonFiniteError:
+            return (f"the model holds {which}, but their outputs on the training data are not finite either: "
+                    "check the data's scale and the model")
+        return f"the model holds {which} (their loss on the training data is finite)"
+
     def _check_finite_step(self, value, epoch: int, it: int) -> None:
         """Refuse to step on a non-finite loss or gradient: one BLAS dot per gradient, one host read.
 
@@ -171,11 +221,15 @@ class Trainer:
         if not math.isfinite(float(total)):
             raise TrainingDiverged(
                 f"training diverged at epoch {epoch}, iteration {it}: the loss ({float(value)}) or a gradient is "
-                "NaN, infinite or huge; the model keeps the weights from before this step (try a smaller lr)"
+                "NaN, infinite or huge (try a smaller lr)"
             )
 
     def evaluate(self, X, y, batch_size: int | None = None) -> dict:
-        """{"loss": mean loss, "accuracy": fraction correct} over (X, y), in evaluation mode."""
+        """Mean data loss, accuracy, and the full objective over (X, y), in evaluation mode.
+
+        {"loss": mean data loss, "accuracy": fraction correct, "penalty": the optimizer's L2 term
+        (lambda / 2) sum ||W||^2, "objective": loss + penalty (what the updates descend)}.
+        """
         X, y = self._data(X, y, "X", "y")
         bs = check_int("batch_size", batch_size or max(self.batch_size or 0, 1024), low=1)
         was_training = self.model.training
@@ -189,7 +243,8 @@ class Trainer:
                 correct += int(correct_count(scores, self.device.asarray(yb)))
         finally:
             self.model.train(was_training)
-        return {"loss": total / X.shape[0], "accuracy": correct / X.shape[0]}
+        loss, penalty = total / X.shape[0], self.optimizer.penalty()
+        return {"loss": loss, "accuracy": correct / X.shape[0], "penalty": penalty, "objective": loss + penalty}
 
     # ---------------------------------------------------------------- data
     def _data(self, X, y, xname: str, yname: str):
@@ -235,12 +290,18 @@ class Trainer:
         meta = {
             "epoch": self.epoch, "seed": self.seed, "optimizer": opt, "n_params": len(self.optimizer.params),
             "schedule": None if self.schedule is None else self.schedule.state_dict(),
-            "history": self.history.to_dict(),
+            "history": self.history.to_dict(), "metadata": self.metadata,
         }
         return checkpoint.save(path, arrays, meta)
 
-    def load_checkpoint(self, path) -> "Trainer":
-        """Restore a checkpoint; a file that does not fit leaves model, optimizer and schedule untouched."""
+    def load_checkpoint(self, path, weights: str = "last", optimizer: bool = True) -> "Trainer":
+        """Restore a checkpoint; a file that does not fit leaves model, optimizer and schedule untouched.
+
+        ``weights="last"`` puts the last trained epoch's weights in the model; ``"best"`` the best
+        validation epoch's (training then goes on from the last ones, as after ``fit``).
+        ``optimizer=False`` keeps this trainer's optimizer as it is (a different update rule).
+        """
+        check_choice("weights", weights, checkpoint.WEIGHTS)
         arrays, meta = checkpoint.load(path)
         try:
             opt = dict(meta["optimizer"])
@@ -248,13 +309,16 @@ class Trainer:
             model_state = checkpoint.with_prefix(arrays, "model.")
             best = checkpoint.with_prefix(arrays, "best.") or None
             epoch, history = check_int("epoch", meta["epoch"], low=0), History.from_dict(meta["history"])
+            if weights == "best" and best is None:
+                raise ValueError("it has no best weights (trained without validation data)")
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{str(path)!r} is not a complete gpunn trainer checkpoint ({e})") from None
         saved = (self.model.state_dict(), self.optimizer.state_dict(),
                  None if self.schedule is None else self.schedule.state_dict())
         try:
             self.model.load_state_dict(model_state)
-            self.optimizer.load_state_dict(opt)
+            if optimizer:
+                self.optimizer.load_state_dict(opt)
             if (meta.get("schedule") is None) != (self.schedule is None):
                 raise ValueError("the checkpoint and this trainer disagree on having a learning-rate schedule")
             if self.schedule is not None:
@@ -266,4 +330,35 @@ class Trainer:
                 self.schedule.load_state_dict(saved[2])
             raise ValueError(f"checkpoint {str(path)!r} does not fit this trainer: {e}") from None
         self.epoch, self.history, self._best_state, self._trained_state = epoch, history, best, None
+        self.metadata = dict(meta.get("metadata") or {})
+        if weights == "best":
+            self._trained_state = self.model.state_dict()
+            self.model.load_state_dict(best)
         return self
+
+    def _resume(self, path) -> None:
+        """Load ``path``, then apply this trainer's own hyperparameters where they differ from the checkpoint's.
+
+        Each change is recorded in ``history.changes`` (epoch it applies from, name, old and new value).
+        """
+        wanted = self.optimizer.hyperparameters()
+        wanted_base = None if self.schedule is None else self.schedule.base_lr
+        self.load_checkpoint(path)
+        found = self.optimizer.hyperparameters()
+        if self.schedule is not None:  # the schedule owns lr: compare the rates it starts from
+            wanted["lr"], found["lr"] = wanted_base, self.schedule.base_lr
+        for name, value in wanted.items():
+            if _normal(value) == _normal(found[name]):
+                continue
+            if name == "lr" and self.schedule is not None:
+                self.schedule.base_lr = value
+                self.optimizer.lr = self.schedule.lr_at(self.schedule.epoch)
+            else:
+                setattr(self.optimizer, name, value)
+            self.history.changes.append({"epoch": self.epoch + 1, "name": name, "from": _normal(found[name]),
+                                         "to": _normal(value)})
+
+
+def _normal(value):
+    """Hyperparameter values compared as JSON stores them (tuples as lists)."""
+    return list(value) if isinstance(value, tuple) else value

@@ -139,6 +139,141 @@ def test_divergence_stops_with_epoch_and_iteration_and_spares_the_checkpoint(rng
     assert all(np.isfinite(v).all() for v in weights(trainer).values())
 
 
+def finite_outputs(trainer, X, y):
+    """The model's outputs and loss on (X, y) in evaluation mode are finite."""
+    scores = gn.to_numpy(trainer.model.eval().forward(X))
+    trainer.model.train()
+    return np.isfinite(scores).all() and np.isfinite(float(gn.nn.SoftmaxCrossEntropy().forward(scores, y)))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_after_divergence_the_model_holds_the_last_epochs_working_weights(rng, tmp_path):
+    """lr=1e12 on inputs scaled by 1e6: the exploded weights are never left in the model."""
+    X, y = blobs(rng)
+    X = X * 1e6
+    model = gn.nn.Sequential(gn.nn.Linear(6, 16, rng=0), gn.nn.ReLU(), gn.nn.Linear(16, 3, rng=1))
+    opt = gn.optim.SGD(model.parameters(), lr=1e-15, momentum=0.9)
+    trainer = gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), opt, batch_size=32, epochs=2, device="cpu",
+                         progress=False)
+    trainer.fit(X, y, checkpoint_path=tmp_path / "ckpt.npz")
+    end_of_2 = (weights(trainer), trainer.optimizer.state_dict())
+    trainer.epochs, trainer.optimizer.lr = 4, 1e12
+    with pytest.raises(gn.TrainingDiverged, match=r"epoch 3.*the model holds the weights from the end of epoch 2 "
+                                                  r"\(their loss on the training data is finite\)"):
+        trainer.fit(X, y, checkpoint_path=tmp_path / "ckpt.npz")
+    assert finite_outputs(trainer, X, y)
+    assert_same_weights(weights(trainer), end_of_2[0])
+    restored = trainer.optimizer.state_dict()
+    assert restored["steps"] == end_of_2[1]["steps"] and restored["hyperparameters"]["lr"] == 1e12
+    for a, b in zip(restored["state"], end_of_2[1]["state"]):
+        assert_same_weights(a, b)
+    assert trainer.epoch == 2 and len(trainer.history.epochs) == 2
+    assert_same_weights(gn.checkpoint.load_weights(tmp_path / "ckpt.npz"), end_of_2[0])
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_an_explosion_in_the_last_update_of_an_epoch_is_caught_before_the_checkpoint(rng, tmp_path):
+    """Full-batch descent: one update per epoch, so only the end-of-epoch check can see it."""
+    X, y = blobs(rng)
+    X = X * 1e6
+    trainer = make(epochs=3, dropout=0.0, lr=1e12, batch_size=None)
+    trainer.optimizer = gn.optim.SGD(trainer.model.parameters(), lr=1e12)
+    before = weights(trainer)
+    with pytest.raises(gn.TrainingDiverged, match="in epoch 1: after its last update, the model's outputs on a "
+                                                  "training batch are not finite.*weights training started from"):
+        trainer.fit(X, y, checkpoint_path=tmp_path / "ckpt.npz")
+    assert not (tmp_path / "ckpt.npz").exists()
+    assert_same_weights(weights(trainer), before)
+    assert finite_outputs(trainer, X, y)
+
+
+def test_cosine_annealing_to_zero_trains_past_T_max_and_its_checkpoint_loads(rng, tmp_path):
+    X, y = blobs(rng, n=64)
+    model = gn.nn.Sequential(gn.nn.Linear(6, 3, rng=0))
+    opt = gn.optim.SGD(model.parameters(), lr=0.1)
+    trainer = gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), opt, schedule=gn.optim.CosineAnnealing(opt, T_max=3),
+                         batch_size=32, epochs=3, device="cpu", progress=False)
+    trainer.fit(X, y, checkpoint_path=tmp_path / "ckpt.npz")
+    assert opt.lr == 0.0
+    at_t_max = weights(trainer)
+    trainer.epochs = 5
+    history = trainer.fit(X, y)
+    assert history.column("lr")[3:] == [0.0, 0.0]  # each record holds the rate its epoch trained with
+    assert_same_weights(weights(trainer), at_t_max)  # lr 0 changes nothing
+    model = gn.nn.Sequential(gn.nn.Linear(6, 3, rng=1))
+    fresh = gn.optim.SGD(model.parameters(), lr=0.1)
+    again = gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), fresh, schedule=gn.optim.CosineAnnealing(fresh, 3),
+                       device="cpu", progress=False)
+    again.load_checkpoint(tmp_path / "ckpt.npz")
+    assert fresh.lr == 0.0 and again.epoch == 3
+    with pytest.raises(ValueError, match=r"lr must be in \(0, inf\), got 0.0"):
+        gn.optim.SGD(model.parameters(), lr=0.0)
+
+
+def test_resume_applies_changed_hyperparameters_and_records_them(rng, tmp_path):
+    X, y = blobs(rng)
+    first = make(epochs=2)
+    first.fit(X, y)
+    first.save_checkpoint(tmp_path / "ckpt.npz")
+    same = make(epochs=3)
+    same.fit(X, y, resume=tmp_path / "ckpt.npz")
+    assert same.history.changes == []
+    changed = make(epochs=3, lr=0.5)
+    changed.optimizer.weight_decay = 0.25
+    history = changed.fit(X, y, resume=tmp_path / "ckpt.npz")
+    assert history.changes == [{"epoch": 3, "name": "lr", "from": 0.01, "to": 0.5},
+                               {"epoch": 3, "name": "weight_decay", "from": 1e-3, "to": 0.25}]
+    assert history.column("lr") == [0.01, 0.01, 0.5]
+    assert changed.optimizer.weight_decay == 0.25
+    # with a schedule the starting rate is what changes; the schedule's position comes from the file
+    sched = make(epochs=2, schedule=True)
+    sched.fit(X, y)
+    sched.save_checkpoint(tmp_path / "sched.npz")
+    faster = make(epochs=3, schedule=True, lr=0.04)
+    faster.fit(X, y, resume=tmp_path / "sched.npz")
+    assert faster.history.changes[0]["name"] == "lr" and faster.history.column("lr")[2] == pytest.approx(0.04 * 0.5)
+    with pytest.raises(ValueError, match="from a Adam optimizer, this is a SGD"):
+        other = make(epochs=3)
+        other.optimizer = gn.optim.SGD(other.model.parameters(), lr=0.01)
+        other.fit(X, y, resume=tmp_path / "ckpt.npz")
+
+
+def test_best_weights_come_back_from_the_file(rng, tmp_path):
+    X, y = blobs(rng)
+    val = (X[200:], y[200:])
+    trainer = make(epochs=5, lr=0.05)
+    trainer.fit(X[:200], y[:200], val=val, checkpoint_path=tmp_path / "ckpt.npz")
+    best, last = weights(trainer), trainer._trained_state
+    assert_same_weights(gn.checkpoint.load_weights(tmp_path / "ckpt.npz", "best"), best)
+    assert_same_weights(gn.checkpoint.load_weights(tmp_path / "ckpt.npz"), last)
+    other = make(init=9, epochs=5, lr=0.05)
+    other.load_checkpoint(tmp_path / "ckpt.npz", weights="best")
+    assert_same_weights(weights(other), best)
+    assert other.evaluate(*val)["accuracy"] == trainer.history.best["val_accuracy"]
+    no_val = make(epochs=1)
+    no_val.fit(X, y, checkpoint_path=tmp_path / "plain.npz")
+    with pytest.raises(ValueError, match="no best weights: it was trained without validation data"):
+        gn.checkpoint.load_weights(tmp_path / "plain.npz", "best")
+    with pytest.raises(ValueError, match="has no best weights"):
+        make().load_checkpoint(tmp_path / "plain.npz", weights="best")
+    with pytest.raises(ValueError, match="unknown weights 'first'"):
+        make().load_checkpoint(tmp_path / "plain.npz", weights="first")
+
+
+def test_the_full_objective_is_reported_beside_the_data_loss(rng):
+    X, y = blobs(rng)
+    trainer = make(epochs=2, dropout=0.0)
+    history = trainer.fit(X, y)
+    W = [p.data for p in trainer.model.parameters() if p.decay]
+    penalty = 0.5 * 1e-3 * sum(float((w.astype(np.float64) ** 2).sum()) for w in W)
+    assert history.epochs[-1]["penalty"] == pytest.approx(penalty, rel=1e-5)
+    result = trainer.evaluate(X, y)
+    assert result["penalty"] == pytest.approx(penalty, rel=1e-5)
+    assert result["objective"] == pytest.approx(result["loss"] + penalty)
+    assert history.to_dict()["loss_includes_penalty"] is False
+
+
 def test_a_nan_gradient_is_caught_before_the_step(rng):
     X, y = blobs(rng)
     trainer = make(epochs=1, dropout=0.0)

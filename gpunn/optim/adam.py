@@ -15,7 +15,6 @@ class Adam(Optimizer):
     """
 
     state_names = ("m", "v")
-    decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, decay_biases: bool = False):

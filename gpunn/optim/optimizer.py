@@ -12,6 +12,7 @@ import numpy as np
 
 from ..devices import device_of, to_numpy
 from ..nn.parameter import Parameter
+from ..nn.regularization import l2_penalty
 from ..validation import check_number
 
 
@@ -23,6 +24,7 @@ class Optimizer:
     """
 
     state_names: tuple[str, ...] = ()
+    decoupled = False  # True where weight decay shrinks the weights directly rather than adding lambda w to g
 
     def __init__(self, params, lr: float, weight_decay: float = 0.0, decay_biases: bool = False):
         if isinstance(params, Parameter) or not hasattr(params, "__iter__"):
@@ -45,9 +47,20 @@ class Optimizer:
         for p in self.params:
             p.zero_grad()
 
+    def penalty(self) -> float:
+        """The L2 term this optimizer's weight decay adds to the objective: (lambda / 2) sum ||w||^2.
+
+        0 for decoupled decay (AdamW), which shrinks the weights without being the gradient of a loss term.
+        """
+        return 0.0 if self.decoupled else l2_penalty(self.params, self.weight_decay, self.decay_biases)
+
     def step(self) -> None:
-        """Update every parameter that has a gradient. Checks them all before changing any."""
-        lr = check_number("lr", self.lr, low=0, low_open=True)
+        """Update every parameter that has a gradient. Checks them all before changing any.
+
+        ``lr`` may be 0 here (a schedule such as cosine annealing can reach it: the step then
+        changes nothing); a user-given ``lr`` must be > 0 when the optimizer is made.
+        """
+        lr = check_number("lr", self.lr, low=0)
         todo = []
         for i, p in enumerate(self.params):
             if p.grad is None:
@@ -114,7 +127,7 @@ class Optimizer:
         unknown = hyper.keys() - self.hyperparameters().keys()
         if unknown:
             raise ValueError(f"state dict has unknown hyperparameters {sorted(unknown)} for {type(self).__name__}")
-        check_number("lr", hyper.get("lr", self.lr), low=0, low_open=True)
+        check_number("lr", hyper.get("lr", self.lr), low=0)  # 0 where a schedule had reached it
         for k, v in hyper.items():
             setattr(self, k, tuple(v) if isinstance(v, list) else v)
         self.steps = int(sd["steps"])

@@ -65,7 +65,11 @@ class ExponentialDecay(LRSchedule):
 
 
 class CosineAnnealing(LRSchedule):
-    """lr = eta_min + (base_lr - eta_min) (1 + cos(pi epoch / T_max)) / 2, then eta_min after T_max."""
+    """lr = eta_min + (base_lr - eta_min) (1 + cos(pi epoch / T_max)) / 2, then eta_min after T_max.
+
+    With the default ``eta_min=0`` the rate reaches 0 at epoch ``T_max`` and stays there: later
+    epochs change nothing (they still run and are recorded). No restarts.
+    """
 
     def __init__(self, optimizer, T_max: int, eta_min: float = 0.0):
         super().__init__(optimizer)
