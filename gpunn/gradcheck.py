@@ -2,9 +2,9 @@
 
 The checks copy the layer or model, cast the copy to float64 (float32 rounding
 would swamp the differences) and return the largest relative error found, so the
-caller's own model is never touched. Rules of thumb in float64: below 1e-7 is
-right; 1e-5 to 1e-3 is suspicious unless the function has kinks (ReLU, hinge) near
-the checked point; above that, the backward pass is wrong.
+caller's own model is never touched. Rules of thumb in float64 (cs231n's): below
+1e-7 is right; up to 1e-4 is fine where the function has kinks (ReLU, hinge) near
+the checked point; up to 1e-2 is suspicious; above that, the backward pass is wrong.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 from .devices import array_module, to_numpy
 from .nn.losses import Loss
 from .nn.module import Module, backward
+from .nn.regularization import decayed, l2_penalty, l2_penalty_gradient
 from .validation import check_int, check_number
 
 FLOAT64 = np.dtype(np.float64)
@@ -97,13 +98,96 @@ def _float64_copy(module: Module) -> Module:
     return copy.deepcopy(module).to(dtype=FLOAT64)
 
 
-def check_layer(layer: Module, x, h: float = 1e-5, seed: int = 0) -> float:
-    """Relative error between ``layer``'s backward and numerical gradients (see :func:`joint_rel_error`).
+class GradCheck(float):
+    """The result of a gradient check: the largest relative error (a float), with a per-part report.
 
-    Checks the gradient w.r.t. the input and every parameter, for the loss
-    sum(forward(x) * dout) with a random ``dout``. Random layers (dropout) are
-    reseeded before each forward so every evaluation uses the same mask.
+    ``errors`` maps each checked part ("input", or a parameter's dotted name) to its relative
+    error; ``checked`` to (coordinates checked, coordinates in all). ``str()`` prints the table.
+    Each part's error is relative to the scale of its own gradient, floored at ``FLOOR`` of the
+    largest part's scale: a gradient that is zero in exact arithmetic (a bias feeding batchnorm)
+    holds only rounding noise, which is not an error.
     """
+
+    FLOOR = 1e-2
+
+    def __new__(cls, pairs: dict, checked: dict):
+        arrays = {name: (to_numpy(a).astype(np.float64), to_numpy(n).astype(np.float64)) for name, (a, n) in pairs.items()}
+        for name, (a, n) in arrays.items():
+            if a.shape != n.shape:
+                raise ValueError(f"{name}: the analytic gradient has shape {a.shape}, the numerical one {n.shape}")
+        scales = {name: max(np.abs(a).max(initial=0), np.abs(n).max(initial=0)) for name, (a, n) in arrays.items()}
+        floor = max(max(scales.values(), default=0.0) * cls.FLOOR, 1e-8)
+        errors = {name: float(np.abs(a - n).max(initial=0) / max(scales[name], floor))
+                  for name, (a, n) in arrays.items()}
+        report = super().__new__(cls, max(errors.values(), default=0.0))
+        report.errors, report.checked = errors, dict(checked)
+        return report
+
+    def __str__(self):
+        width = max((len(n) for n in self.errors), default=4)
+        lines = [f"{'part':<{width}}  rel. error  coordinates checked"]
+        for name, err in self.errors.items():
+            done, total = self.checked[name]
+            lines.append(f"{name:<{width}}  {err:10.2e}  {'all ' + str(total) if done == total else f'{done} of {total} (sampled)'}")
+        lines.append(f"largest relative error {float(self):.2e} ({verdict(float(self))})")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return f"GradCheck({float(self):.3e}, " + ", ".join(f"{k}={v:.2e}" for k, v in self.errors.items()) + ")"
+
+
+def verdict(error: float) -> str:
+    """cs231n's reading of a float64 relative error."""
+    if error < 1e-7:
+        return "correct"
+    if error < 1e-4:
+        return "fine if the function has kinks (ReLU, hinge) near the checked point, suspicious otherwise"
+    if error < 1e-2:
+        return "suspicious: probably a bug"
+    return "wrong: the backward pass does not match the forward pass"
+
+
+AUTO_FULL = 200  # num_checks="auto": parameters this small are checked in full, larger ones sampled
+AUTO_SAMPLES = 20
+
+
+def _gradient_pair(name: str, f, x, analytic, num_checks, h, seed, df=None):
+    """(analytic values, numerical values) and (checked, total) for one part, in full or at sampled coordinates."""
+    if analytic is None:
+        raise ValueError(f"{name} has no gradient after backward: the layer that owns it did not "
+                         f"accumulate into {name}.grad (Parameter.accumulate)")
+    if tuple(analytic.shape) != tuple(x.shape):
+        raise ValueError(f"{name}.grad has shape {tuple(analytic.shape)}, {name} has shape {tuple(x.shape)}")
+    size = int(np.prod(x.shape))
+    if num_checks == "auto":
+        num_checks = None if size <= AUTO_FULL else AUTO_SAMPLES
+    if num_checks is None or num_checks >= size:
+        return (analytic, numerical_gradient(f, x, df, h)), (size, size)
+    if df is not None:
+        dfn = to_numpy(df)
+        g = lambda: float((to_numpy(f()) * dfn).sum())  # noqa: E731
+    else:
+        g = f
+    numeric, exact = sampled_gradients(g, x, analytic, num_checks, h, seed)
+    return (exact, numeric), (num_checks, size)
+
+
+def _num_checks(num_checks):
+    if num_checks is None or num_checks == "auto":
+        return num_checks
+    return check_int("num_checks", num_checks, low=1)
+
+
+def check_layer(layer: Module, x, h: float = 1e-5, seed: int = 0, num_checks="auto") -> GradCheck:
+    """Check ``layer``'s backward against numerical gradients, w.r.t. its input and every parameter.
+
+    The loss is sum(forward(x) * dout) for a random ``dout``, on a float64 copy of the layer.
+    Random layers (dropout) are reseeded before each forward so every evaluation uses the same
+    mask. ``num_checks``: "auto" (parts of at most 200 entries in full, larger ones at 20 random
+    coordinates), None (every coordinate) or an int (that many random coordinates per part).
+    Returns a :class:`GradCheck`: the largest relative error, with a per-part report.
+    """
+    num_checks = _num_checks(num_checks)
     layer = _float64_copy(layer)
     x = layer.device.asarray(x, dtype=FLOAT64)
 
@@ -114,9 +198,11 @@ def check_layer(layer: Module, x, h: float = 1e-5, seed: int = 0) -> float:
     dout = layer.device.asarray(np.random.default_rng(seed).standard_normal(out.shape))
     layer.zero_grad()
     dx = backward(layer, dout, input_grad=True)
-    pairs = [(dx, numerical_gradient(f, x, dout, h))]
-    pairs += [(p.grad, numerical_gradient(f, p.data, dout, h)) for p in layer.parameters()]
-    return joint_rel_error(pairs)
+    parts = [("input", x, dx)] + [(name, p.data, p.grad) for name, p in layer.named_parameters()]
+    pairs, checked = {}, {}
+    for name, data, grad in parts:
+        pairs[name], checked[name] = _gradient_pair(name, f, data, grad, num_checks, h, seed, dout)
+    return GradCheck(pairs, checked)
 
 
 def check_loss(loss: Loss, scores, y=None, h: float = 1e-5) -> float:
@@ -130,24 +216,35 @@ def check_loss(loss: Loss, scores, y=None, h: float = 1e-5) -> float:
     return rel_error(analytic, numerical_gradient(lambda: loss.forward(s, y), s, None, h))
 
 
-def check_model(model: Module, loss: Loss, X, y, h: float = 1e-5, num_checks: int | None = None,
-                seed: int = 0) -> float:
-    """Relative error of the gradient of ``loss(model(X), y)`` w.r.t. every parameter (see :func:`joint_rel_error`).
+def check_model(model: Module, loss: Loss, X, y, reg: float = 0.0, h: float = 1e-5, num_checks="auto",
+                seed: int = 0, decay_biases: bool = False) -> GradCheck:
+    """Check the gradient of the objective ``loss(model(X), y) + (reg / 2) sum ||W||^2`` w.r.t. every parameter.
 
-    ``num_checks=None`` checks every coordinate; an int checks that many random
-    coordinates per parameter (see :func:`check_sparse`), for big models.
+    ``reg`` is the L2 strength (pass the optimizer's ``weight_decay``; the penalty covers the
+    parameters marked ``decay``, the weights, as the optimizers apply it). With ``reg=0`` the data
+    loss alone is checked. ``num_checks`` as in :func:`check_layer`: by default a big model is
+    checked at sampled coordinates, so the check takes seconds. Returns a :class:`GradCheck`;
+    ``print(result)`` shows the error of each parameter by name and how many coordinates were checked.
     """
     if not isinstance(loss, Loss):
         raise TypeError(f"loss must be a gpunn.nn.Loss, got {type(loss).__name__}")
+    reg = check_number("reg", reg, low=0)
+    num_checks = _num_checks(num_checks)
     model = _float64_copy(model)
     X = model.device.asarray(X, dtype=FLOAT64)
+    params = model.named_parameters()
+    penalized = {id(p) for p in decayed(model.parameters(), decay_biases)} if reg else set()
 
     def f():
-        return loss.forward(model.seed(seed).forward(X), y)
+        return loss.forward(model.seed(seed).forward(X), y) + l2_penalty(model.parameters(), reg, decay_biases)
 
     f()
     model.zero_grad()
-    model.backward(loss.backward())
-    if num_checks is None:
-        return joint_rel_error([(p.grad, numerical_gradient(f, p.data, None, h)) for p in model.parameters()])
-    return joint_rel_error([sampled_gradients(f, p.data, p.grad, num_checks, h, seed) for p in model.parameters()])
+    backward(model, loss.backward(), input_grad=False)
+    pairs, checked = {}, {}
+    for name, p in params:
+        grad = p.grad
+        if grad is not None and id(p) in penalized:
+            grad = grad + l2_penalty_gradient(p, reg)
+        pairs[name], checked[name] = _gradient_pair(name, f, p.data, grad, num_checks, h, seed)
+    return GradCheck(pairs, checked)
