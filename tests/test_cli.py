@@ -1,6 +1,9 @@
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -37,14 +40,107 @@ def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
     [
         (["--dataset", "cifar10"], "give their directory (--data-dir)"),
         (["--dataset", "mnist", "--data-dir", "/nonexistent/mnist"], "does not exist or is not a directory"),
-        (["--batch-size", "0"], "batch_size must be >= 1"),
-        (["--lr", "-1"], "lr must be in"),
+        (["--data-dir", "/tmp"], "--data-dir is read only by cifar10 and mnist; digits is embedded"),
+        (["--dataset", "spiral", "--data-dir", "/tmp"], "spiral is generated"),
     ],
 )
 def test_train_errors_are_one_clear_line(args, message, tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path), "--no-progress", *args]) == 2
     err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "--batch-size", "0"], "argument --batch-size: must be an integer >= 1, got '0'"),
+        (["train", "--seed", "-1"], "argument --seed: must be an integer >= 0, got '-1'"),
+        (["train", "--lr", "-1"], "argument --lr: must be a number > 0, got '-1'"),
+        (["train", "--dropout", "1"], "argument --dropout: must be a number in [0, 1), got '1'"),
+        (["train", "--hidden", "64", "x"], "argument --hidden: must be an integer >= 1, got 'x'"),
+        (["knn", "--ks", "0", "1"], "argument --ks: must be an integer >= 1, got '0'"),
+        (["knn", "--memory-limit", "lots"], "argument --memory-limit: cannot read 'lots'"),
+    ],
+)
+def test_invalid_option_values_name_the_option_and_the_entry(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["train", "knn"])
+def test_help_shows_every_default(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out.split("options:")[1]
+    options = [chunk for chunk in text.split("\n  -")[1:] if not chunk.startswith("h, --help")]
+    assert len(options) >= 9
+    for chunk in options:
+        assert "default" in " ".join(chunk.split()), chunk
+
+
+def test_an_unusable_out_fails_before_training(tmp_path, capsys):
+    afile = tmp_path / "a_file"
+    afile.write_text("x")
+    for out, message in [(afile, "is a file, not a directory"), (afile / "sub", "cannot be created")]:
+        assert main(["train", "--out", str(out), "--no-progress"]) == 2
+        captured = capsys.readouterr()
+        assert message in captured.err and len(captured.err.strip().splitlines()) == 1
+        assert "epoch" not in captured.out
+
+
+def test_resume_applies_changed_training_options_and_refuses_model_changes(tmp_path, capsys):
+    args = ["train", "--dataset", "spiral", "--hidden", "32", "--epochs", "3", "--out", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["train", "--out", str(tmp_path), "--no-progress", "--resume", "--epochs", "5", "--lr", "0.5",
+                 "--reg", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "spiral" in out and "-> 32 ->" in out and "adam lr=0.5 reg=0," in out
+    assert "changed from the checkpoint, applied from the next epoch: --lr 0.001 -> 0.5, --reg 0.001 -> 0" in out
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [e["lr"] for e in history["epochs"]] == [1e-3] * 3 + [0.5] * 2
+    assert {(c["name"], c["epoch"], c["to"]) for c in history["changes"]} == {("lr", 4, 0.5), ("weight_decay", 4, 0.0)}
+    assert main(["train", "--out", str(tmp_path), "--no-progress", "--resume", "--hidden", "64"]) == 2
+    assert "--hidden 64 differs from the checkpoint's 32" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path), "--no-progress", "--resume", "--epochs", "6",
+                 "--optimizer", "sgd"]) == 0
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["changes"][-1] == {"epoch": 6, "name": "optimizer", "from": "Adam", "to": "SGD"}
+
+
+def test_knn_accepts_spiral_and_warns_about_tiny_tiles(capsys):
+    assert main(["knn", "--dataset", "spiral", "--ks", "1", "3", "--folds", "2"]) == 0
+    assert "test accuracy at k=" in capsys.readouterr().out
+    assert main(["knn", "--train-size", "40", "--test-size", "10", "--ks", "1", "--folds", "2",
+                 "--memory-limit", "10"]) == 0
+    err = capsys.readouterr().err
+    assert "gpunn knn: warning: memory_limit of 10 bytes allows only 1 x 1 distances per tile" in err
+    assert "Traceback" not in err and "warnings.warn" not in err
+
+
+def test_info_into_a_closed_pipe_is_quiet():
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    run = subprocess.run([sys.executable, "-m", "gpunn", "info"], stdout=write_end, stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    assert run.stderr == "" and run.returncode == 141
+
+
+def test_ctrl_c_names_the_last_checkpoint(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "gpunn", "train", "--dataset", "spiral", "--epochs", "100000",
+                             "--out", str(tmp_path), "--no-progress"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (tmp_path / "checkpoint.npz").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"the last checkpoint is {tmp_path / 'checkpoint.npz'} (epoch " in err and "continue with --resume" in err
 
 
 def test_console_entry_points(tmp_path):

@@ -9,6 +9,7 @@ from .spiral import make_spiral
 from .splits import Split, train_val_split
 
 DATASETS = ("digits", "spiral", "cifar10", "mnist")
+FILE_DATASETS = ("cifar10", "mnist")  # read from files in a data directory; the others are embedded or generated
 VAL_ROWS = {"cifar10": 1000, "mnist": 5000}  # held out of the training files, as cs231n does
 
 
