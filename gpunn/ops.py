@@ -86,20 +86,28 @@ def _op(ref: Callable) -> Callable:
 
 @_op
 def activation(x, kind: str, alpha: float = 0.0):
-    """y = f(x) elementwise, same shape and dtype as ``x``. ``alpha``: LeakyReLU slope or ELU scale."""
+    """y = f(x) elementwise, same shape and dtype as ``x``. ``alpha``: LeakyReLU slope or ELU scale.
+
+    Written as NumPy users write them, or faster: in place on one fresh buffer, and never with
+    ``xp.where`` where a cheaper form computes the same values (NumPy's ``where`` is 6x slower than a multiply).
+    """
     xp = array_module(x)
     if kind == "identity":
         return x
     if kind == "relu":
         return xp.maximum(x, 0)
     if kind == "leaky_relu":
-        return xp.where(x > 0, x, x * x.dtype.type(alpha))
+        return xp.maximum(x, x * x.dtype.type(alpha))  # for 0 <= alpha < 1: x where x > 0, alpha x elsewhere
     if kind == "elu":
         return xp.where(x > 0, x, xp.expm1(xp.minimum(x, 0)) * x.dtype.type(alpha))
     if kind == "sigmoid":
         # the tanh form never overflows, unlike 1 / (1 + exp(-x)) for large negative x
         half = x.dtype.type(0.5)
-        return half * xp.tanh(x * half) + half
+        y = x * half
+        xp.tanh(y, out=y)
+        y *= half
+        y += half
+        return y
     if kind == "tanh":
         return xp.tanh(x)
     raise ValueError(f"unknown activation {kind!r}; expected one of {ACTIVATIONS}")
@@ -112,16 +120,22 @@ def activation_backward(dout, y, kind: str, alpha: float = 0.0):
     if kind == "identity":
         return dout
     if kind == "relu":
-        return xp.where(y > 0, dout, 0).astype(dout.dtype, copy=False)
+        return dout * (y > 0)
     if kind == "leaky_relu":
         return xp.where(y > 0, dout, dout * dout.dtype.type(alpha))
     if kind == "elu":
         # for x <= 0, y = alpha (e^x - 1), so f'(x) = alpha e^x = y + alpha
         return xp.where(y > 0, dout, dout * (y + y.dtype.type(alpha)))
     if kind == "sigmoid":
-        return dout * y * (1 - y)
+        dx = 1 - y  # ((1 - y) y) dout, in place on one buffer
+        dx *= y
+        dx *= dout
+        return dx
     if kind == "tanh":
-        return dout * (1 - y * y)
+        dx = y * y  # (1 - y^2) dout, in place on one buffer
+        xp.subtract(1, dx, out=dx)
+        dx *= dout
+        return dx
     raise ValueError(f"unknown activation {kind!r}; expected one of {ACTIVATIONS}")
 
 

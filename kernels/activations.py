@@ -40,13 +40,13 @@ def _forward(kind, x, a, zero, half):
 def _backward(kind, g, y, a, zero, half):
     """dout * f'(x), from the output y = f(x)."""
     if kind == RELU:
-        return g if y > zero else zero
+        return g * (half + half if y > zero else zero)  # as dout * (y > 0): NaN * 0 stays NaN
     if kind == LEAKY_RELU:
         return g if y > zero else g * a
     if kind == ELU:
         return g if y > zero else g * (y + a)
     if kind == SIGMOID:
-        return g * y * (half + half - y)
+        return (half + half - y) * y * g  # the reference's order of products
     if kind == TANH:
         return g * (half + half - y * y)
     return g
