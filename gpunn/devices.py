@@ -193,13 +193,17 @@ def as_float_dtype(dtype, name: str = "dtype") -> np.dtype:
     return dt
 
 
-def adopt(a, dev: Device, name: str, dtype=None):
+def adopt(a, dev: Device, name, dtype=None):
     """``a`` on ``dev`` (and cast to ``dtype``), refusing arrays that live on another device.
 
     NumPy input is moved to ``dev`` (host-to-device copies are how data enters a
     GPU); an array already on a *different* device is an error rather than a
-    hidden transfer.
+    hidden transfer. ``name`` (a string, or a function giving one, so that a layer's
+    repr is only built for an error message) names ``a`` in errors.
     """
+    if isinstance(a, np.ndarray) and dev.type == "cpu" and a.dtype.kind == "f":  # the training loop's case
+        return a if dtype is None or a.dtype == dtype else a.astype(dtype)
+    name = name() if callable(name) else name
     src = device_of(a)
     if src != dev and src.type != "cpu":
         raise ValueError(f"{name} is on {src} but the computation is on {dev}; move it with .to() or gn.to_numpy() first")

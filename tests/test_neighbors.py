@@ -151,5 +151,6 @@ def test_a_limit_beyond_the_device_falls_back_to_smaller_tiles(rng, monkeypatch)
     monkeypatch.setattr(gn.Device, "free_memory", lambda self: 200_000)  # a nearly full device
     knn = gn.KNeighborsClassifier(k=4, device="cpu", memory_limit="1TB").fit(X, y)
     assert knn._settings()[1] == 100_000  # half of what is free, not the terabyte asked for
-    got = knn.kneighbors(Xq)
+    with pytest.warns(UserWarning, match=r"allows only 5 x 600 distances per tile: this query runs 18 tiles"):
+        got = knn.kneighbors(Xq)
     np.testing.assert_array_equal(got[1], expected[1])

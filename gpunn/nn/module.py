@@ -204,7 +204,7 @@ class Module:
     # ------------------------------------------------------------------ helpers for subclasses
     def _input(self, x, ndim: int | None = None):
         """``x`` on this module's device in its dtype, with a non-empty batch (and ``ndim`` dims)."""
-        x = adopt(x, self.device, f"input to {self!r}", self.dtype)
+        x = adopt(x, self.device, lambda: f"input to {self!r}", self.dtype)
         if x.ndim == 0 or x.shape[0] == 0:
             raise ValueError(f"{self!r} got an empty batch (input shape {tuple(x.shape)})")
         if ndim is not None and x.ndim != ndim:
@@ -219,7 +219,7 @@ class Module:
 
     def _upstream(self, dout, shape: tuple):
         """The upstream gradient on this device, checked against the forward output's ``shape``."""
-        dout = adopt(dout, self.device, f"upstream gradient of {self!r}", self.dtype)
+        dout = adopt(dout, self.device, lambda: f"upstream gradient of {self!r}", self.dtype)
         if tuple(dout.shape) != tuple(shape):
             raise ValueError(f"{self!r}: upstream gradient has shape {tuple(dout.shape)}, its output had {tuple(shape)}")
         return dout
