@@ -54,9 +54,17 @@ class Target:
         blocks = max(1, min(MAX_BLOCKS, math.ceil(n / THREADS)))
         kernel[blocks, THREADS, self._stream()](*args)
 
+    def run_2d(self, kernel, rows: int, cols: int, *args) -> None:
+        """Launch a 2-D grid-stride CUDA ``kernel`` over a (rows, cols) array: 32 x 8 threads, x along columns."""
+        blocks = (max(1, min(MAX_BLOCKS, math.ceil(cols / 32))), max(1, min(MAX_BLOCKS, math.ceil(rows / 8))))
+        kernel[blocks, (32, 8), self._stream()](*args)
+
     def _stream(self):
-        import cupy
         from numba import cuda
+
+        if numba.config.ENABLE_CUDASIM:  # Numba's CUDA simulator (the tests): NumPy arrays, no CuPy stream
+            return cuda.stream()
+        import cupy
 
         ptr = cupy.cuda.get_current_stream().ptr
         if ptr not in self._streams:
@@ -168,7 +176,10 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
             z += b
             return simd_tanh_forward(z, kind, out=z)
         # in place: z is the GEMM's fresh output
-        target.run(target.kernel(act, "bias_forward"), z.size, z, b, z, *_activation_args(kind, alpha, dt))
+        if target.name == "cpu":
+            target.run(act.bias_forward_cpu, z.size, z, b, z, *_activation_args(kind, alpha, dt))
+        else:
+            target.run_2d(act.bias_forward_cuda, z.shape[0], z.shape[1], z, b, z, *_activation_args(kind, alpha, dt))
         return z
 
     def bias_activation_backward(dout, y, kind, alpha=0.0):
@@ -183,9 +194,8 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
                 parts = np.zeros((min(threads, dout.shape[0]), dout.shape[1]), dt)  # one partial sum per thread
                 act.bias_backward_cpu(dout, y, dz, parts, *scalars)
             return dz, parts.sum(axis=0)
-        db = array_module(dout).empty(dout.shape[1], dt)
-        target.run(act.bias_backward_cuda, dout.shape[1], dout, y, dz, db, *scalars)
-        return dz, db
+        target.run(act.backward_cuda, dout.size, _flat(dout), _flat(y), _flat(dz), *scalars)
+        return dz, dz.sum(axis=0)  # CuPy's row reduction spreads over the whole GPU
 
     def dropout_forward(x, p, seed):
         if small(x):
@@ -258,8 +268,12 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
             raise ValueError(f"l2_epilogue: norms of shapes {tuple(a_sq.shape)}, {tuple(b_sq.shape)} "
                              f"do not fit G {tuple(G.shape)}")
         floor = dt.type(L2_FLOOR_ULPS * np.finfo(dt).eps)
-        target.run(target.kernel(dist, "l2_epilogue"), G.size, G, _contiguous(a_sq), _contiguous(b_sq), bool(take_sqrt),
-                   floor)
+        a_sq, b_sq = _contiguous(a_sq), _contiguous(b_sq)
+        if target.name == "cpu":
+            target.run(dist.l2_epilogue_cpu, G.size, G, a_sq, b_sq, bool(take_sqrt), floor)
+        else:
+            target.run_2d(dist.l2_epilogue_cuda, G.shape[0], G.shape[1], G, a_sq, b_sq, bool(take_sqrt), floor,
+                          dt.type(0))
         return G
 
     bindings = {

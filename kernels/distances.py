@@ -80,7 +80,9 @@ TILE = 16  # CUDA: a 16 x 16 block of outputs per thread block, features staged 
 def l1_cuda(A, B, out):
     """One thread per output; A and B stream through shared-memory tiles of 16 rows x 16 features."""
     a_tile = cuda.shared.array((TILE, TILE), numba.float32)
-    b_tile = cuda.shared.array((TILE, TILE), numba.float32)
+    # b_tile is read down a column (b_tile[tx, k], tx varying across the warp): rows of TILE + 1 floats put
+    # those 16 reads in 16 different banks; rows of 16 would put them in 2 (an 8-way conflict).
+    b_tile = cuda.shared.array((TILE, TILE + 1), numba.float32)
     tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
     i = cuda.blockIdx.y * TILE + ty  # query row
     j = cuda.blockIdx.x * TILE + tx  # training row
@@ -100,12 +102,14 @@ def l1_cuda(A, B, out):
 
 
 @cuda.jit
-def l2_epilogue_cuda(G, a_sq, b_sq, take_sqrt, floor_ulps):
-    start, stride = cuda.grid(1), cuda.gridsize(1)
-    N = G.shape[1]
-    for idx in range(start, G.size, stride):
-        i, j = idx // N, idx % N
-        total = a_sq[i] + b_sq[j]
-        d = total - (G[i, j] + G[i, j])
-        d = d if d > total * floor_ulps else d * 0
-        G[i, j] = math.sqrt(d) if take_sqrt else d
+def l2_epilogue_cuda(G, a_sq, b_sq, take_sqrt, floor_ulps, zero):
+    """A 2-D grid-stride loop (x over columns, y over rows); ``zero`` in G's dtype keeps float32 in float32."""
+    j0, i0 = cuda.grid(2)
+    js, is_ = cuda.gridsize(2)
+    Q, N = G.shape
+    for i in range(i0, Q, is_):
+        for j in range(j0, N, js):
+            total = a_sq[i] + b_sq[j]
+            d = total - (G[i, j] + G[i, j])
+            d = d if d > total * floor_ulps else zero
+            G[i, j] = math.sqrt(d) if take_sqrt else d

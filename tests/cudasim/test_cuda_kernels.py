@@ -19,8 +19,11 @@ from gpunn import ops  # noqa: E402
 from gpunn.kernels import activations as act  # noqa: E402
 from gpunn.kernels import dropout as drop  # noqa: E402
 from gpunn.kernels import optimizers as opt  # noqa: E402
+from gpunn.kernels.bindings import Target, make_bindings  # noqa: E402
 
 GRID = (2, 32)  # 64 threads
+REF = {name: getattr(ops, name).reference for name in ops.KERNEL_OPS}
+CUDA = make_bindings(Target("cuda"), REF, min_size=0)  # the CUDA bindings, launching in the simulator
 KINDS = ["relu", "leaky_relu", "elu", "sigmoid", "tanh"]
 
 
@@ -58,11 +61,11 @@ def test_bias_activation_kernels(kind, rng):
     z, b = rng.standard_normal((9, 70)).astype(dt), rng.standard_normal(70).astype(dt)
     g = rng.standard_normal((9, 70)).astype(dt)
     y = np.full_like(z, np.nan)
-    act.bias_forward_cuda[GRID](z, b, y, act.CODES[kind], *consts(dt, 0.0))
+    act.bias_forward_cuda[(2, 1), (32, 8)](z, b, y, act.CODES[kind], *consts(dt, 0.0))  # a grid smaller than z
     y_ref = ops.bias_activation.reference(z.copy(), b, kind)
+    close(CUDA["bias_activation"](z.copy(), b, kind), y_ref, dt, f"{kind} bias forward, through the binding")
     close(y, y_ref, dt, f"{kind} bias forward")
-    dz, db = np.full_like(z, np.nan), np.full(70, np.nan, dt)
-    act.bias_backward_cuda[3, 32](g, y_ref, dz, db, act.CODES[kind], *consts(dt, 0.0))
+    dz, db = CUDA["bias_activation_backward"](g, y_ref, kind)  # through the binding: kernel, then the column sum
     dz_ref, db_ref = ops.bias_activation_backward.reference(g, y_ref, kind)
     close(dz, dz_ref, dt, "dz")
     np.testing.assert_allclose(db, db_ref, rtol=1e-5, atol=1e-5)
@@ -123,5 +126,9 @@ def test_distance_kernels(rng):
     G = A @ B.T
     a_sq, b_sq = (A * A).sum(axis=1), (B * B).sum(axis=1)
     ref = ops.l2_epilogue.reference(G.copy(), a_sq, b_sq, True)
-    dist.l2_epilogue_cuda[GRID](G, a_sq, b_sq, True, np.float32(ops.L2_FLOOR_ULPS * np.finfo(np.float32).eps))
+    floor = np.float32(ops.L2_FLOOR_ULPS * np.finfo(np.float32).eps)
+    dist.l2_epilogue_cuda[(1, 2), (16, 4)](G, a_sq, b_sq, True, floor, np.float32(0))  # a grid smaller than G
     np.testing.assert_allclose(G, ref, rtol=1e-5)
+    G = A @ B.T
+    np.testing.assert_allclose(CUDA["l2_epilogue"](G, a_sq, b_sq, True), ref, rtol=1e-5)
+    np.testing.assert_allclose(CUDA["l1_distances"](A, B), ops.l1_distances.reference(A, B), rtol=1e-5)
