@@ -7,7 +7,7 @@
 
 from . import data, gradcheck, neighbors, nn, ops, optim, preprocessing
 from .classifiers import LinearClassifier, MLPClassifier
-from .devices import Device, cuda_available, device, device_of, to_numpy
+from .devices import Device, cuda_available, cuda_unavailable_reason, device, device_of, to_numpy
 from .history import History
 from .neighbors import KNeighborsClassifier
 from .trainer import Trainer, TrainingDiverged
@@ -19,6 +19,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Device", "History", "KNeighborsClassifier", "LinearClassifier", "MLPClassifier", "Trainer", "TrainingDiverged",
-    "cuda_available", "data", "device", "device_of", "gradcheck", "neighbors", "nn", "ops", "optim", "preprocessing",
+    "cuda_available", "cuda_unavailable_reason", "data", "device", "device_of", "gradcheck", "neighbors", "nn", "ops", "optim", "preprocessing",
     "to_numpy",
 ]

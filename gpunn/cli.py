@@ -13,7 +13,7 @@ from pathlib import Path
 from . import checkpoint, ops
 from .classifiers import ACTIVATIONS, build_mlp
 from .data.by_name import DATASETS, FILE_DATASETS, load_dataset
-from .devices import _cuda_device_count, device
+from .devices import _cuda_device_count, cuda_unavailable_reason, device
 from .neighbors import parse_memory
 from .nn.losses import SoftmaxCrossEntropy
 from .optim.by_name import OPTIMIZERS, make_optimizer
@@ -271,7 +271,7 @@ def info(_args) -> int:
     for dist in ("numpy", "numba", "tqdm", "cupy-cuda12x", "cupy-cuda13x", "numba-cuda", "matplotlib"):
         print(f"  {dist:14s} {version(dist)}")
     count = _cuda_device_count()
-    print(f"CUDA devices: {count}" + ("" if count else " (device='auto' uses the CPU)"))
+    print(f"CUDA devices: {count}" + ("" if count else f" (device='auto' uses the CPU): {cuda_unavailable_reason()}"))
     for i in range(count):
         import cupy
 

@@ -13,6 +13,7 @@ import importlib
 import os
 import re
 import sys
+import warnings
 
 import numpy as np
 
@@ -23,21 +24,44 @@ _SPEC = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 
 
 @functools.lru_cache(maxsize=1)
-def _cuda_device_count() -> int:
-    """Number of usable CUDA devices; 0 when CuPy or a driver is missing. Never raises."""
+def _cuda_probe() -> tuple[int, str]:
+    """(number of usable CUDA devices, why there are none: "" when there are). Never raises."""
     try:
         cupy = importlib.import_module("cupy")
-    except Exception:  # not installed, or a broken install: either way, no CUDA
-        return 0
+    except ImportError as e:
+        return 0, f"CuPy is not installed ({e}); pip install 'gpunn[cuda12]' or 'gpunn[cuda13]'"
+    except Exception as e:  # a broken install
+        return 0, f"importing CuPy failed: {type(e).__name__}: {e}"
     try:
-        return int(cupy.cuda.runtime.getDeviceCount())
-    except Exception:  # no driver, no device, or a driver too old for this CuPy
-        return 0
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as e:  # no driver, or a driver too old for this CuPy's CUDA
+        return 0, f"the CUDA driver did not answer (cupy.cuda.runtime.getDeviceCount: {type(e).__name__}: {e})"
+    if count == 0:
+        return 0, "the CUDA driver reports no device"
+    try:
+        importlib.import_module("numba.cuda")
+    except Exception as e:  # CuPy works, but the fused kernels cannot be built
+        return count, f"(CUDA works, but numba-cuda failed to import: {type(e).__name__}: {e}; kernels use CuPy references)"
+    return count, ""
+
+
+def _cuda_device_count() -> int:
+    """Number of usable CUDA devices; 0 when CuPy or a driver is missing. Never raises."""
+    return _cuda_probe()[0]
 
 
 def cuda_available() -> bool:
     """True when CuPy is installed and at least one CUDA device answers. Never raises."""
     return _cuda_device_count() > 0
+
+
+def cuda_unavailable_reason() -> str:
+    """Why CUDA cannot be used here (which import or driver call failed); "" when it can. Never raises."""
+    count, reason = _cuda_probe()
+    return "" if count else reason
+
+
+_FALLBACK_TOLD = [False]
 
 
 class Device:
@@ -125,16 +149,25 @@ class Device:
 
 
 
-def device(spec: str | Device | None = "auto") -> Device:
+def device(spec: str | Device | None = "auto", verbose: bool | None = None) -> Device:
     """A :class:`Device` from ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
 
-    ``"auto"`` (and ``None``) pick CUDA device 0 when one is usable, else the CPU.
-    Asking for CUDA where none is usable raises a one-line ``ValueError``.
+    ``"auto"`` (and ``None``) pick CUDA device 0 when one is usable, else the CPU; with
+    ``verbose=True`` (or the environment variable ``GPUNN_VERBOSE=1``) a fallback to the CPU
+    is reported once per process, with the reason (:func:`cuda_unavailable_reason`).
+    Asking for CUDA where none is usable raises a one-line ``ValueError`` saying why.
     """
     if isinstance(spec, Device):
         return spec
     if spec is None or spec == "auto":
-        return Device("cuda", 0) if cuda_available() else Device("cpu")
+        if cuda_available():
+            return Device("cuda", 0)
+        if verbose is None:
+            verbose = os.environ.get("GPUNN_VERBOSE", "") not in ("", "0")
+        if verbose and not _FALLBACK_TOLD[0]:
+            _FALLBACK_TOLD[0] = True
+            warnings.warn(f"device='auto' uses the CPU: {cuda_unavailable_reason()}", stacklevel=2)
+        return Device("cpu")
     if not isinstance(spec, str):
         raise TypeError(f"device must be a str such as 'cpu', 'cuda', 'cuda:0' or 'auto', got {type(spec).__name__}")
     m = _SPEC.match(spec.strip().lower())
@@ -147,10 +180,8 @@ def device(spec: str | Device | None = "auto") -> Device:
         return Device("cpu")
     count = _cuda_device_count()
     if count == 0:
-        raise ValueError(
-            f"device {spec!r} asked for, but no usable CUDA GPU was found "
-            "(CuPy missing, no driver, or no device); use device='cpu' or 'auto'"
-        )
+        raise ValueError(f"device {spec!r} asked for, but no usable CUDA GPU was found: {cuda_unavailable_reason()}; "
+                         "use device='cpu' or 'auto'")
     index = int(index or 0)
     if index >= count:
         raise ValueError(f"device {spec!r} asked for, but only {count} CUDA device(s) exist (cuda:0..cuda:{count - 1})")

@@ -1,3 +1,5 @@
+import sys
+import warnings
 import numpy as np
 import pytest
 
@@ -68,3 +70,51 @@ def test_cuda_arrays_roundtrip_and_mixing_is_refused(rng):
     np.testing.assert_array_equal(gn.to_numpy(g), x)
     with pytest.raises(ValueError, match="is on cuda:0 but the computation is on cpu"):
         adopt(g, gn.device("cpu"), "x")
+
+
+@pytest.fixture
+def broken_cupy(monkeypatch):
+    """A CuPy whose driver call fails, as with a driver too old for the installed CUDA wheels."""
+    import types
+
+    def no_driver():
+        raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime version")
+
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=no_driver))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(gn.devices, "_FALLBACK_TOLD", [False])
+    gn.devices._cuda_probe.cache_clear()
+    yield
+    gn.devices._cuda_probe.cache_clear()
+
+
+def test_why_cuda_is_unusable_is_told(broken_cupy):
+    assert not gn.cuda_available()
+    reason = gn.cuda_unavailable_reason()
+    assert "getDeviceCount" in reason and "cudaErrorInsufficientDriver" in reason
+    with pytest.raises(ValueError, match="no usable CUDA GPU was found: the CUDA driver did not answer"):
+        gn.device("cuda")
+    with pytest.warns(UserWarning, match="device='auto' uses the CPU: the CUDA driver did not answer"):
+        assert gn.device("auto", verbose=True) == gn.Device("cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # told once per process, and never without asking
+        gn.device("auto", verbose=True)
+        gn.device("auto")
+    from gpunn.cli import main
+
+    assert main(["info"]) == 0
+
+
+def test_info_names_the_reason(broken_cupy, capsys):
+    from gpunn.cli import main
+
+    main(["info"])
+    assert "CUDA devices: 0 (device='auto' uses the CPU): the CUDA driver did not answer" in capsys.readouterr().out
+
+
+def test_without_cupy_the_reason_says_what_to_install():
+    if gn.cuda_available():
+        pytest.skip("CuPy works here")
+    reason = gn.cuda_unavailable_reason()
+    assert reason and ("CuPy" in reason or "driver" in reason)
