@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import math
 from typing import Callable
 
@@ -199,9 +200,37 @@ def dropout_backward(dout, mask):
 # --------------------------------------------------------------------------- optimizer steps
 # Each step updates ``w`` and its state in place. ``weight_decay`` is the L2 strength
 # lambda of the penalty (lambda / 2) * ||w||^2, so it adds lambda * w to the gradient.
+# ``skip`` (keyword, optional): an int64 array on w's device; where skip[0] != 0 the step
+# changes nothing. It is read on the device (the Trainer's divergence flag), never on the host,
+# as PyTorch's fused optimizers read ``found_inf``.
+
+
+def _skippable(*mutable: str):
+    """Give a reference update a ``skip`` keyword: it then updates copies, committed only where skip[0] == 0."""
+
+    def wrap(ref):
+        signature = inspect.signature(ref)
+
+        @functools.wraps(ref)
+        def update(*args, skip=None, **kwargs):
+            if skip is None:
+                return ref(*args, **kwargs)
+            bound = signature.bind(*args, **kwargs)
+            targets = {name: bound.arguments[name] for name in mutable if bound.arguments.get(name) is not None}
+            for name, a in targets.items():
+                bound.arguments[name] = a.copy()
+            ref(*bound.args, **bound.kwargs)
+            keep = skip[0] == 0  # a 0-d boolean on the device
+            for name, a in targets.items():
+                array_module(a).copyto(a, bound.arguments[name], where=keep)
+
+        return update
+
+    return wrap
 
 
 @_op
+@_skippable("w", "buf")
 def sgd_step(w, g, buf, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
     """SGD, optionally with (Nesterov) momentum: buf <- mu buf + g; w <- w - lr (g + mu buf | buf)."""
     if weight_decay:
@@ -215,6 +244,7 @@ def sgd_step(w, g, buf, lr: float, momentum: float = 0.0, nesterov: bool = False
 
 
 @_op
+@_skippable("w", "sum_sq")
 def adagrad_step(w, g, sum_sq, lr: float, eps: float = 1e-10, weight_decay: float = 0.0):
     """Adagrad: sum_sq <- sum_sq + g^2; w <- w - lr g / (sqrt(sum_sq) + eps)."""
     xp = array_module(w)
@@ -225,6 +255,7 @@ def adagrad_step(w, g, sum_sq, lr: float, eps: float = 1e-10, weight_decay: floa
 
 
 @_op
+@_skippable("w", "sq_avg")
 def rmsprop_step(w, g, sq_avg, lr: float, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0):
     """RMSProp: sq_avg <- alpha sq_avg + (1 - alpha) g^2; w <- w - lr g / (sqrt(sq_avg) + eps)."""
     xp = array_module(w)
@@ -236,6 +267,7 @@ def rmsprop_step(w, g, sq_avg, lr: float, alpha: float = 0.99, eps: float = 1e-8
 
 
 @_op
+@_skippable("w", "m", "v")
 def adam_step(
     w, g, m, v, lr: float, beta1: float, beta2: float, eps: float, t: int,
     weight_decay: float = 0.0, decoupled: bool = False,

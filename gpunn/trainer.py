@@ -13,6 +13,7 @@ from . import checkpoint
 from .data.splits import check_xy
 from .devices import device as make_device
 from .devices import device_of
+from .divergence import DivergenceFlag
 from .history import History
 from .metrics import correct_count
 from .nn.losses import Loss
@@ -49,11 +50,16 @@ class Trainer:
 
     ``metadata``: a JSON-serialisable dict saved in every checkpoint and restored on load
     (the command line keeps its options there).
+
+    No host round-trips in a step: labels are checked once per ``fit`` (the loss's own per-call
+    checks are off while training), the finiteness check is a flag on the device that the update
+    kernels read (:mod:`gpunn.divergence`), and losses and correct counts add up on the device.
+    The host reads them every ``log_every`` steps (the progress bar) and at the end of each epoch.
     """
 
     def __init__(self, model: Module, loss: Loss, optimizer: Optimizer, batch_size: int | None = 256,
                  epochs: int = 10, device="auto", seed: int = 0, schedule: LRSchedule | None = None,
-                 restore_best: bool = True, patience: int | None = None, progress: bool = True):
+                 restore_best: bool = True, patience: int | None = None, progress: bool = True, log_every: int = 50):
         for name, value, cls in (("model", model, Module), ("loss", loss, Loss), ("optimizer", optimizer, Optimizer)):
             if not isinstance(value, cls):
                 raise TypeError(f"{name} must be a gpunn {cls.__name__}, got {type(value).__name__}")
@@ -67,11 +73,13 @@ class Trainer:
         self.model, self.loss, self.optimizer, self.schedule = model.to(self.device), loss, optimizer, schedule
         self.restore_best = bool(restore_best)
         self.progress = bool(progress)
+        self.log_every = check_int("log_every", log_every, low=1)
         self.epoch = 0
         self.history = History()
         self._best_state = None
         self._trained_state = None  # the last epoch's weights, kept while the model holds the best ones
         self.metadata: dict = {}
+        self._flag = DivergenceFlag(self.device)
 
     # ---------------------------------------------------------------- training
     def fit(self, X, y, val=None, resume=None, checkpoint_path=None, on_epoch=None) -> History:
@@ -94,135 +102,167 @@ class Trainer:
         if resume is not None:
             self._resume(resume)
         elif self._trained_state is not None:  # training goes on from the last epoch, not from the best one
-            self.model.load_state_dict(self._trained_state)
+            self.model.load_device_state(self._trained_state)
             self._trained_state = None
         n = X.shape[0]
         bs = n if self.batch_size is None else min(self.batch_size, n)
         per_epoch = math.ceil(n / bs)
         Xd, yd = self._resident(X), self._resident(y)
+        val_d = None if val is None else (self._resident(X_val), self._resident(y_val))  # uploaded once per fit
         bar = tqdm(total=(self.epochs - self.epoch) * per_epoch, unit="batch", leave=True, dynamic_ncols=True,
                    disable=not self.progress or not sys.stderr.isatty())
-        stale = 0
+        checks, self.loss.checks = self.loss.checks, False  # labels were checked above; NaN shows in the flag
         try:
-            while self.epoch < self.epochs:
-                epoch = self.epoch + 1
-                bar.set_description(f"epoch {epoch}/{self.epochs}")
-                good = self._snapshot()  # passed the previous epoch's end check (or is where training starts)
-                try:
-                    record = self._train_epoch(epoch, Xd, yd, n, bs, bar)
-                    self._check_outputs(epoch, X[:bs], y[:bs], "a training batch")
-                    scores = None if val is None else self._check_outputs(epoch, X_val, y_val, "the validation data")
-                except TrainingDiverged as e:
-                    raise TrainingDiverged(f"{e}; {self._restore(good, X, y)}") from None
-                record["penalty"] = scores["penalty"] if scores else self.optimizer.penalty()
-                if scores is not None:
-                    record.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
-                    best = self.history.best
-                    if best is None or record["val_accuracy"] > best["val_accuracy"]:
-                        self.history.best_epoch, stale = epoch, 0
-                        self._best_state = self.model.state_dict()
-                    else:
-                        stale += 1
-                if self.schedule is not None:
-                    self.schedule.step()
-                self.history.epochs.append(record)
-                self.epoch = epoch
-                bar.set_postfix(loss=f"{record['train_loss']:.4f}", acc=f"{record['train_accuracy']:.3f}",
-                                val_acc="-" if val is None else f"{record['val_accuracy']:.3f}")
-                if checkpoint_path is not None:
-                    self.save_checkpoint(checkpoint_path)
-                if on_epoch is not None:
-                    on_epoch(record)
-                if self.patience is not None and val is not None and stale >= self.patience:
-                    break
+            with np.errstate(over="ignore", invalid="ignore"):  # a NaN or an overflow is reported by the flag instead
+                self._epochs(Xd, yd, val_d, n, bs, bar, checkpoint_path, on_epoch)
         finally:
             bar.close()
+            self.loss.checks = checks
         if self.restore_best and self._best_state is not None:
-            self._trained_state = self.model.state_dict()
-            self.model.load_state_dict(self._best_state)
+            self._trained_state = self.model.device_state()
+            self.model.load_device_state(self._best_state)
         return self.history
 
+    def _epochs(self, Xd, yd, val_d, n: int, bs: int, bar, checkpoint_path, on_epoch) -> None:
+        """Epochs until ``epochs`` are done (or patience runs out): train, check, validate, record, save."""
+        stale = 0
+        while self.epoch < self.epochs:
+            epoch = self.epoch + 1
+            bar.set_description(f"epoch {epoch}/{self.epochs}")
+            good = self._snapshot()  # passed the previous epoch's end check (or is where training starts)
+            try:
+                record = self._train_epoch(epoch, Xd, yd, n, bs, bar)
+                probe = self._check_outputs(epoch, Xd[:bs], yd[:bs], "a training batch")
+                scores = None if val_d is None else self._check_outputs(epoch, *val_d, "the validation data")
+            except TrainingDiverged as e:
+                raise TrainingDiverged(f"{e}; {self._settle(e, good, Xd, yd)}") from None
+            record["penalty"] = probe["penalty"]
+            if scores is not None:
+                record.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+                best = self.history.best
+                if best is None or record["val_accuracy"] > best["val_accuracy"]:
+                    self.history.best_epoch, stale = epoch, 0
+                    self._best_state = self.model.device_state()
+                else:
+                    stale += 1
+            if self.schedule is not None:
+                self.schedule.step()
+            self.history.epochs.append(record)
+            self.epoch = epoch
+            bar.set_postfix(loss=f"{record['train_loss']:.4f}", acc=f"{record['train_accuracy']:.3f}",
+                            val_acc="-" if val_d is None else f"{record['val_accuracy']:.3f}")
+            if checkpoint_path is not None:
+                self.save_checkpoint(checkpoint_path)
+            if on_epoch is not None:
+                on_epoch(record)
+            if self.patience is not None and val_d is not None and stale >= self.patience:
+                break
+
     def _train_epoch(self, epoch: int, X, y, n: int, bs: int, bar) -> dict:
+        """One pass over the data in the epoch's order. Reads the device every ``log_every`` steps and at the end."""
         start = time.perf_counter()
+        xp = self.device.xp
         order = np.random.default_rng([self.seed, epoch]).permutation(n)
         staged = self.device.type == "cuda" and device_of(X).type == "cpu"
-        if staged:  # too big for the GPU: gather each batch on the host into pinned memory, then upload
-            stage = self.device.pinned_empty((bs, *X.shape[1:]), self.model.dtype)
+        if staged:  # too big for the GPU: gather batches on the host into two pinned buffers, upload asynchronously
+            stages = [(self.device.pinned_empty((bs, *X.shape[1:]), self.model.dtype),
+                       self.device.pinned_empty((bs,), y.dtype)) for _ in range(2)]
+            uploaded = [None, None]  # the event after the copy that last read each buffer
         elif device_of(X) != device_of(order):
             order = self.device.asarray(order)  # the data is on the GPU: gather batches there
         self.model.seed([self.seed, epoch]).train()
-        losses, correct = [], 0
+        flag, steps_before = self._flag, self.optimizer.steps
+        flag.reset()
+        params = self.optimizer.params
+        losses, pending, correct = [], [], xp.zeros((), np.int64)
+        per_epoch = math.ceil(n / bs)
         for it, lo in enumerate(range(0, n, bs), start=1):
             idx = order[lo:lo + bs]
             if staged:
-                np.take(X, idx, axis=0, out=stage[:len(idx)])
-                xb, yb = self.device.asarray(stage[:len(idx)]), self.device.asarray(y[idx])  # synchronous copies
+                host_x, host_y = stages[it % 2]
+                if uploaded[it % 2] is not None:
+                    uploaded[it % 2].synchronize()  # that copy ended long ago: the GPU is two batches on
+                np.take(X, idx, axis=0, out=host_x[:len(idx)])
+                np.take(y, idx, out=host_y[:len(idx)])
+                (xb, _), (yb, uploaded[it % 2]) = self.device.upload(host_x[:len(idx)]), self.device.upload(host_y[:len(idx)])
             else:
                 xb, yb = X[idx], y[idx]
             self.optimizer.zero_grad()
-            try:
-                scores = self.model.forward(xb)
-                value = self.loss.forward(scores, yb)
-            except NonFiniteError as e:
-                raise TrainingDiverged(f"training diverged at epoch {epoch}, iteration {it}: {e}") from None
+            scores = self.model.forward(xb)
+            value = self.loss.forward(scores, yb)
             backward(self.model, self.loss.backward(), input_grad=False)  # X is data: no gradient wanted
-            self._check_finite_step(value, epoch, it)
-            self.optimizer.step()
-            losses.append(value)
+            flag.check(value, [p.grad for p in params if p.grad is not None])
+            self.optimizer.step(skip=flag.state)  # the kernels read the flag: no update from the first bad step on
+            pending.append(value)
             correct = correct + correct_count(scores, yb)
             bar.update(1)
-        losses = [float(v) for v in losses]
+            if it % self.log_every == 0 or it == per_epoch:
+                bad, values = self._read_losses(pending)
+                losses += values
+                pending = []
+                if bad:
+                    self.optimizer.steps = steps_before + bad - 1  # the skipped steps did not happen
+                    e = TrainingDiverged(f"training diverged at epoch {epoch}, iteration {bad}: the loss "
+                                         f"({losses[bad - 1]}) or a gradient is NaN, infinite or huge (try a smaller lr)")
+                    e.candidate = f"the weights after iteration {bad - 1} of epoch {epoch}" if bad > 1 else None
+                    raise e
+                bar.set_postfix(loss=f"{np.mean(losses[-self.log_every:]):.4f}")
         self.history.iteration_loss.extend(losses)
-        self.device.synchronize()
         return {
-            "epoch": epoch, "train_loss": float(np.mean(losses)), "train_accuracy": float(correct) / n,
+            "epoch": epoch, "train_loss": float(np.mean(losses)),
+            "train_accuracy": float(self.device.read(correct)) / n,
             "val_loss": None, "val_accuracy": None, "lr": self.optimizer.lr,
             "seconds": time.perf_counter() - start,
         }
 
+    def _read_losses(self, pending: list) -> tuple[int, list[float]]:
+        """One host read: (the divergence flag's first bad step, 0 if none; the pending losses as floats)."""
+        xp = self.device.xp
+        both = self.device.read(xp.concatenate([self._flag.state[:1].astype(np.float64),
+                                                xp.stack(pending).astype(np.float64)]))
+        return int(both[0]), [float(v) for v in both[1:]]
+
     def _check_outputs(self, epoch: int, X, y, what: str) -> dict:
-        """:meth:`evaluate` on (X, y), whose outputs and loss must be finite after the epoch's last update."""
+        """:meth:`_evaluate` on (X, y), whose outputs and loss must be finite after the epoch's last update."""
         try:
-            return self.evaluate(X, y)
+            return self._evaluate(X, y)
         except NonFiniteError:
             raise TrainingDiverged(f"training diverged in epoch {epoch}: after its last update, the model's outputs "
                                    f"on {what} are not finite (try a smaller lr)") from None
 
     def _snapshot(self) -> dict:
-        """Model, optimizer and schedule state (host copies), to go back to if the coming epoch diverges."""
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        """Model, optimizer and schedule state (copies on the device), to go back to if the coming epoch diverges."""
+        return {"model": self.model.device_state(), "optimizer": self.optimizer.device_state(),
                 "schedule": None if self.schedule is None else self.schedule.state_dict(), "epoch": self.epoch}
 
-    def _restore(self, good: dict, X, y) -> str:
-        """Put ``good`` back; say which weights the model now holds and whether they work on (X, y)."""
-        self.model.load_state_dict(good["model"])
-        self.optimizer.load_state_dict(good["optimizer"])
+    def _settle(self, error: TrainingDiverged, good: dict, X, y) -> str:
+        """Leave the model with working weights after ``error``; say which they are.
+
+        The weights after the last update before the bad step (where the divergence flag skipped
+        the rest) when their loss on the training data is finite, else ``good``: the start of the epoch.
+        """
+        candidate = getattr(error, "candidate", None)
+        if candidate is not None and self._finite_on(X, y):
+            self._trained_state = None
+            return f"the model holds {candidate}, the last update before it (their loss on the training data is finite)"
+        self.model.load_device_state(good["model"])
+        self.optimizer.load_device_state(good["optimizer"])
         if self.schedule is not None:
             self.schedule.load_state_dict(good["schedule"])
         self._trained_state = None
         epoch = good["epoch"]
         which = "the weights training started from" if epoch == 0 else f"the weights from the end of epoch {epoch}"
-        try:
-            self.evaluate(X, y)
-        except NonFiniteError:
+        if not self._finite_on(X, y):
             return (f"the model holds {which}, but their outputs on the training data are not finite either: "
                     "check the data's scale and the model")
         return f"the model holds {which} (their loss on the training data is finite)"
 
-    def _check_finite_step(self, value, epoch: int, it: int) -> None:
-        """Refuse to step on a non-finite loss or gradient: one BLAS dot per gradient, one host read.
-
-        g . g is NaN or infinite exactly when g holds a NaN or an infinity, or values beyond
-        ~1e19 (float32), which is divergence too. It costs one read of the gradients
-        (about 1 ms per step for 3.1M float32 on 2 cores, 20% less than a plain sum).
-        """
-        flat = [p.grad.reshape(-1) for p in self.optimizer.params if p.grad is not None]
-        total = value + sum(g @ g for g in flat)
-        if not math.isfinite(float(total)):
-            raise TrainingDiverged(
-                f"training diverged at epoch {epoch}, iteration {it}: the loss ({float(value)}) or a gradient is "
-                "NaN, infinite or huge (try a smaller lr)"
-            )
+    def _finite_on(self, X, y) -> bool:
+        try:
+            self._evaluate(X, y)
+        except NonFiniteError:
+            return False
+        return True
 
     def evaluate(self, X, y, batch_size: int | None = None) -> dict:
         """Mean data loss, accuracy, and the full objective over (X, y), in evaluation mode.
@@ -232,19 +272,35 @@ class Trainer:
         """
         X, y = self._data(X, y, "X", "y")
         bs = check_int("batch_size", batch_size or max(self.batch_size or 0, 1024), low=1)
-        was_training = self.model.training
+        try:
+            return self._evaluate(X, y, bs)
+        except NonFiniteError as e:
+            raise NonFiniteError(f"the model's outputs on X are not finite ({e})") from None
+
+    def _evaluate(self, X, y, batch_size: int | None = None) -> dict:
+        """:meth:`evaluate` on checked data (host or device): sums on the device, one host read at the end."""
+        bs = batch_size or max(self.batch_size or 0, 1024)
+        xp = self.device.xp
+        was_training, checks = self.model.training, self.loss.checks
         self.model.eval()
-        total, correct = 0.0, 0
+        self.loss.checks = False  # a non-finite score makes the sum non-finite: checked once, below
+        total, correct = xp.zeros((), np.float64), xp.zeros((), np.int64)
         try:
             for lo in range(0, X.shape[0], bs):
-                xb, yb = X[lo:lo + bs], y[lo:lo + bs]
+                xb, yb = X[lo:lo + bs], self.device.asarray(y[lo:lo + bs])
                 scores = self.model.forward(xb)
-                total += float(self.loss.forward(scores, yb)) * xb.shape[0]
-                correct += int(correct_count(scores, self.device.asarray(yb)))
+                total = total + self.loss.forward(scores, yb).astype(np.float64) * xb.shape[0]
+                correct = correct + correct_count(scores, yb)
         finally:
             self.model.train(was_training)
-        loss, penalty = total / X.shape[0], self.optimizer.penalty()
-        return {"loss": loss, "accuracy": correct / X.shape[0], "penalty": penalty, "objective": loss + penalty}
+            self.loss.checks = checks
+        penalty = self.optimizer.penalty_array()
+        parts = [total, correct.astype(np.float64)] + ([] if penalty is None else [penalty.astype(np.float64)])
+        values = self.device.read(xp.stack(parts))
+        if not np.isfinite(values).all():
+            raise NonFiniteError("the loss or the L2 penalty is NaN or infinite")
+        loss, penalty = float(values[0]) / X.shape[0], float(values[2]) if penalty is not None else 0.0
+        return {"loss": loss, "accuracy": float(values[1]) / X.shape[0], "penalty": penalty, "objective": loss + penalty}
 
     # ---------------------------------------------------------------- data
     def _data(self, X, y, xname: str, yname: str):
@@ -280,13 +336,13 @@ class Trainer:
         The model's weights are those of the last epoch trained (even while ``restore_best``
         has put the best epoch's weights in the model); the best ones are saved beside them.
         """
-        trained = self._trained_state if self._trained_state is not None else self.model.state_dict()
-        arrays = {f"model.{k}": v for k, v in trained.items()}
+        trained = self._trained_state if self._trained_state is not None else self.model.device_state()
+        arrays = {f"model.{k}": self.device.read(v) for k, v in trained.items()}
         opt = self.optimizer.state_dict()
         for i, state in enumerate(opt.pop("state")):
             arrays.update({f"optim.{i}.{k}": v for k, v in state.items()})
         if self._best_state is not None:
-            arrays.update({f"best.{k}": v for k, v in self._best_state.items()})
+            arrays.update({f"best.{k}": self.device.read(v) for k, v in self._best_state.items()})
         meta = {
             "epoch": self.epoch, "seed": self.seed, "optimizer": opt, "n_params": len(self.optimizer.params),
             "schedule": None if self.schedule is None else self.schedule.state_dict(),
@@ -314,7 +370,7 @@ class Trainer:
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{str(path)!r} is not a complete gpunn trainer checkpoint ({e})") from None
         saved = (self.model.state_dict(), self.optimizer.state_dict(),
-                 None if self.schedule is None else self.schedule.state_dict())
+                 None if self.schedule is None else self.schedule.state_dict())  # to undo a load that fails
         try:
             self.model.load_state_dict(model_state)
             if optimizer:
@@ -329,12 +385,20 @@ class Trainer:
             if saved[2] is not None:
                 self.schedule.load_state_dict(saved[2])
             raise ValueError(f"checkpoint {str(path)!r} does not fit this trainer: {e}") from None
-        self.epoch, self.history, self._best_state, self._trained_state = epoch, history, best, None
+        self.epoch, self.history, self._trained_state = epoch, history, None
+        self._best_state = None if best is None else self._on_device(best)
         self.metadata = dict(meta.get("metadata") or {})
         if weights == "best":
-            self._trained_state = self.model.state_dict()
-            self.model.load_state_dict(best)
+            self._trained_state = self.model.device_state()
+            self.model.load_device_state(self._best_state)
         return self
+
+    def _on_device(self, state: dict) -> dict:
+        """A host state dict (from a file) as a device state of this model: names and shapes checked."""
+        current = self.model.device_state()
+        if state.keys() != current.keys() or any(state[k].shape != current[k].shape for k in state):
+            raise ValueError("the checkpoint's best weights do not fit this model")
+        return {k: self.device.asarray(v, dtype=current[k].dtype) for k, v in state.items()}
 
     def _resume(self, path) -> None:
         """Load ``path``, then apply this trainer's own hyperparameters where they differ from the checkpoint's.

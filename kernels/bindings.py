@@ -207,39 +207,40 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
                    np.uint64(dropout_threshold(p)), dt.type(1.0 / (1.0 - p)), dt.type(0))
         return out, mask
 
-    def sgd_step(w, g, buf, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def sgd_step(w, g, buf, lr, momentum=0.0, nesterov=False, weight_decay=0.0, skip=None):
         if small(w):
-            return references["sgd_step"](w, g, buf, lr, momentum, nesterov, weight_decay)
+            return references["sgd_step"](w, g, buf, lr, momentum, nesterov, weight_decay, skip=skip)
         if momentum == 0:
             dt = _check("sgd_step", w, g=g)
-            target.run(target.kernel(opt, "sgd_plain"), w.size, _flat(w), _flat(g), dt.type(lr), dt.type(weight_decay))
+            target.run(target.kernel(opt, "sgd_plain"), w.size, _flat(w), _flat(g), dt.type(lr), dt.type(weight_decay),
+                       _skip_flag(skip, w))
             return
         dt = _check("sgd_step", w, g=g, buf=buf)
         target.run(target.kernel(opt, "sgd"), w.size, _flat(w), _flat(g), _flat(buf), dt.type(lr), dt.type(momentum),
-                   bool(nesterov), dt.type(weight_decay))
+                   bool(nesterov), dt.type(weight_decay), _skip_flag(skip, w))
 
-    def adagrad_step(w, g, sum_sq, lr, eps=1e-10, weight_decay=0.0):
+    def adagrad_step(w, g, sum_sq, lr, eps=1e-10, weight_decay=0.0, skip=None):
         if small(w):
-            return references["adagrad_step"](w, g, sum_sq, lr, eps, weight_decay)
+            return references["adagrad_step"](w, g, sum_sq, lr, eps, weight_decay, skip=skip)
         dt = _check("adagrad_step", w, g=g, sum_sq=sum_sq)
         target.run(target.kernel(opt, "adagrad"), w.size, _flat(w), _flat(g), _flat(sum_sq), dt.type(lr), dt.type(eps),
-                   dt.type(weight_decay))
+                   dt.type(weight_decay), _skip_flag(skip, w))
 
-    def rmsprop_step(w, g, sq_avg, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
+    def rmsprop_step(w, g, sq_avg, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, skip=None):
         if small(w):
-            return references["rmsprop_step"](w, g, sq_avg, lr, alpha, eps, weight_decay)
+            return references["rmsprop_step"](w, g, sq_avg, lr, alpha, eps, weight_decay, skip=skip)
         dt = _check("rmsprop_step", w, g=g, sq_avg=sq_avg)
         target.run(target.kernel(opt, "rmsprop"), w.size, _flat(w), _flat(g), _flat(sq_avg), dt.type(lr),
-                   dt.type(alpha), dt.type(1 - alpha), dt.type(eps), dt.type(weight_decay))
+                   dt.type(alpha), dt.type(1 - alpha), dt.type(eps), dt.type(weight_decay), _skip_flag(skip, w))
 
-    def adam_step(w, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0, decoupled=False):
+    def adam_step(w, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0, decoupled=False, skip=None):
         if small(w):
-            return references["adam_step"](w, g, m, v, lr, beta1, beta2, eps, t, weight_decay, decoupled)
+            return references["adam_step"](w, g, m, v, lr, beta1, beta2, eps, t, weight_decay, decoupled, skip=skip)
         dt = _check("adam_step", w, g=g, m=m, v=v)
         shrink, wd = (1 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
         target.run(target.kernel(opt, "adam"), w.size, _flat(w), _flat(g), _flat(m), _flat(v),
                    dt.type(lr / (1 - beta1**t)), dt.type(1 - beta2**t), dt.type(beta1), dt.type(1 - beta1),
-                   dt.type(beta2), dt.type(1 - beta2), dt.type(eps), dt.type(wd), dt.type(shrink))
+                   dt.type(beta2), dt.type(1 - beta2), dt.type(eps), dt.type(wd), dt.type(shrink), _skip_flag(skip, w))
 
     def l1_distances(A, B):
         A, B = _contiguous(A), _contiguous(B)
@@ -289,3 +290,20 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
 
 def _empty_like(a):
     return array_module(a).empty_like(a)
+
+
+_NO_SKIP = {}  # device -> a 1-element int64 zero array on it, for updates called without a skip flag
+
+
+def _skip_flag(skip, w):
+    """The skip flag a kernel reads: the caller's int64 array (checked), or a shared zero on w's device."""
+    home = device_of(w)
+    if skip is None:
+        if home not in _NO_SKIP:
+            _NO_SKIP[home] = array_module(w).zeros(1, np.int64)
+        return _NO_SKIP[home]
+    if not isinstance(skip, array_module(skip).ndarray) or skip.dtype != np.int64 or skip.ndim != 1 or skip.size < 1:
+        raise ValueError(f"skip must be a 1-D int64 array (skip[0] != 0 skips the update), got {skip!r}")
+    if device_of(skip) != home:
+        raise ValueError(f"skip is on {device_of(skip)} but w is on {home}: the flag must live beside the weights")
+    return skip

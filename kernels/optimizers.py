@@ -2,7 +2,8 @@
 
 The arithmetic follows :mod:`gpunn.ops`'s references term by term (same order of
 operations), so CPU results match them to the last bit or nearly; scalars arrive
-cast to the arrays' dtype. CPU (``numba.njit(parallel=True)``) and CUDA
+cast to the arrays' dtype. Every kernel first reads ``skip[0]`` (the Trainer's
+divergence flag, on the arrays' device) and changes nothing where it is set. CPU (``numba.njit(parallel=True)``) and CUDA
 (``numba.cuda.jit``) kernels share one scalar update function per rule.
 """
 
@@ -55,31 +56,41 @@ adam_scalar, adam_device = numba.njit(inline="always", cache=True)(_adam), cuda.
 
 # --------------------------------------------------------------------------- CPU
 @numba.njit(parallel=True, cache=True)
-def sgd_cpu(w, g, b, lr, mu, nesterov, wd):
+def sgd_cpu(w, g, b, lr, mu, nesterov, wd, skip):
+    if skip[0] != 0:
+        return
     for i in prange(w.size):
         w[i], b[i] = sgd_scalar(w[i], g[i], b[i], lr, mu, nesterov, wd)
 
 
 @numba.njit(parallel=True, cache=True)
-def sgd_plain_cpu(w, g, lr, wd):
+def sgd_plain_cpu(w, g, lr, wd, skip):
+    if skip[0] != 0:
+        return
     for i in prange(w.size):
         w[i] = w[i] - lr * (g[i] + wd * w[i])
 
 
 @numba.njit(parallel=True, cache=True)
-def adagrad_cpu(w, g, s, lr, eps, wd):
+def adagrad_cpu(w, g, s, lr, eps, wd, skip):
+    if skip[0] != 0:
+        return
     for i in prange(w.size):
         w[i], s[i] = adagrad_scalar(w[i], g[i], s[i], lr, eps, wd)
 
 
 @numba.njit(parallel=True, cache=True)
-def rmsprop_cpu(w, g, v, lr, alpha, one_minus_alpha, eps, wd):
+def rmsprop_cpu(w, g, v, lr, alpha, one_minus_alpha, eps, wd, skip):
+    if skip[0] != 0:
+        return
     for i in prange(w.size):
         w[i], v[i] = rmsprop_scalar(w[i], g[i], v[i], lr, alpha, one_minus_alpha, eps, wd)
 
 
 @numba.njit(parallel=True, cache=True)
-def adam_cpu(w, g, m, v, lr_bc1, bc2, b1, one_minus_b1, b2, one_minus_b2, eps, wd, shrink):
+def adam_cpu(w, g, m, v, lr_bc1, bc2, b1, one_minus_b1, b2, one_minus_b2, eps, wd, shrink, skip):
+    if skip[0] != 0:
+        return
     for i in prange(w.size):
         w[i], m[i], v[i] = adam_scalar(w[i], g[i], m[i], v[i], lr_bc1, bc2, b1, one_minus_b1, b2, one_minus_b2,
                                        eps, wd, shrink)
@@ -87,35 +98,45 @@ def adam_cpu(w, g, m, v, lr_bc1, bc2, b1, one_minus_b1, b2, one_minus_b2, eps, w
 
 # --------------------------------------------------------------------------- CUDA
 @cuda.jit
-def sgd_cuda(w, g, b, lr, mu, nesterov, wd):
+def sgd_cuda(w, g, b, lr, mu, nesterov, wd, skip):
+    if skip[0] != 0:
+        return
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, w.size, stride):
         w[i], b[i] = sgd_device(w[i], g[i], b[i], lr, mu, nesterov, wd)
 
 
 @cuda.jit
-def sgd_plain_cuda(w, g, lr, wd):
+def sgd_plain_cuda(w, g, lr, wd, skip):
+    if skip[0] != 0:
+        return
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, w.size, stride):
         w[i] = w[i] - lr * (g[i] + wd * w[i])
 
 
 @cuda.jit
-def adagrad_cuda(w, g, s, lr, eps, wd):
+def adagrad_cuda(w, g, s, lr, eps, wd, skip):
+    if skip[0] != 0:
+        return
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, w.size, stride):
         w[i], s[i] = adagrad_device(w[i], g[i], s[i], lr, eps, wd)
 
 
 @cuda.jit
-def rmsprop_cuda(w, g, v, lr, alpha, one_minus_alpha, eps, wd):
+def rmsprop_cuda(w, g, v, lr, alpha, one_minus_alpha, eps, wd, skip):
+    if skip[0] != 0:
+        return
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, w.size, stride):
         w[i], v[i] = rmsprop_device(w[i], g[i], v[i], lr, alpha, one_minus_alpha, eps, wd)
 
 
 @cuda.jit
-def adam_cuda(w, g, m, v, lr_bc1, bc2, b1, one_minus_b1, b2, one_minus_b2, eps, wd, shrink):
+def adam_cuda(w, g, m, v, lr_bc1, bc2, b1, one_minus_b1, b2, one_minus_b2, eps, wd, shrink, skip):
+    if skip[0] != 0:
+        return
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, w.size, stride):
         w[i], m[i], v[i] = adam_device(w[i], g[i], m[i], v[i], lr_bc1, bc2, b1, one_minus_b1, b2, one_minus_b2,

@@ -112,17 +112,26 @@ OPTIMIZER_CASES = {
 }
 
 
+@pytest.mark.parametrize("skip", [None, 0, 1])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("case", OPTIMIZER_CASES)
-def test_optimizer_updates_match_the_reference(case, n, dtype, rng):
+def test_optimizer_updates_match_the_reference(case, n, dtype, skip, rng):
     op, n_state, args = OPTIMIZER_CASES[case]
     w, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
     state = [np.abs(rng.standard_normal(n)).astype(dtype) for _ in range(n_state)]
     w_k, s_k = w.copy(), [s.copy() for s in state]
     w_r, s_r = w.copy(), [s.copy() for s in state]
-    CPU[op](w_k, g, *s_k, *args)
-    REF[op](w_r, g, *s_r, *args)
+    flag = None if skip is None else np.array([skip], np.int64)
+    CPU[op](w_k, g, *s_k, *args, skip=flag)
+    REF[op](w_r, g, *s_r, *args, skip=flag)
+    if skip:  # the divergence flag is set: nothing moves, in the kernel or the reference
+        np.testing.assert_array_equal(w_k, w)
+        np.testing.assert_array_equal(w_r, w)
+        for a, b, c in zip(s_k, s_r, state):
+            np.testing.assert_array_equal(a, c)
+            np.testing.assert_array_equal(b, c)
+        return
     rtol = 2 * np.finfo(dtype).eps  # same operations in the same order; allow one rounding of slack
     assert_close(w_k, w_r, rtol, f"{case} weights")
     for a, b in zip(s_k, s_r):
@@ -138,6 +147,7 @@ def test_optimizer_updates_match_the_reference(case, n, dtype, rng):
         (lambda x: CPU["adam_step"](x, x, x, x[::2].copy(), 0.1, 0.9, 0.9, 1e-8, 1), r"adam_step: v has shape \(5,\)"),
         (lambda x: CPU["sgd_step"](x.reshape(2, 5)[:, ::2], x[:6].reshape(2, 3), None, 0.1),
          "sgd_step: x must be C-contiguous"),
+        (lambda x: CPU["sgd_step"](x, x.copy(), None, 0.1, skip=np.array([1.0])), "skip must be a 1-D int64 array"),
         (lambda x: CPU["bias_activation"](x.reshape(2, 5).copy(), x[:4].copy(), "relu"),
          r"bias_activation: b must be float32 of shape \(5,\), got float32 \(4,\)"),
     ],

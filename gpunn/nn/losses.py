@@ -15,7 +15,14 @@ from ..validation import check_finite, check_labels, check_number
 
 
 class Loss:
-    """Base of the losses: validates inputs, keeps what backward needs."""
+    """Base of the losses: validates inputs, keeps what backward needs.
+
+    ``checks`` (True): check that the scores are finite and the labels in range on every call.
+    Those checks read the device (a GPU sync each). The :class:`~gpunn.Trainer` checks its labels
+    once per ``fit`` and watches the loss for NaN on the device, so it turns them off while training.
+    """
+
+    checks = True
 
     def __init__(self):
         self._cache = None
@@ -38,9 +45,8 @@ class Loss:
         raise NotImplementedError
 
     # ---------------------------------------------------------------- input checks
-    @staticmethod
-    def _scores(scores, shape_desc: str, ok) -> object:
-        """Float scores on their own device, non-empty, finite, and of a shape ``ok`` accepts."""
+    def _scores(self, scores, shape_desc: str, ok) -> object:
+        """Float scores on their own device, non-empty, finite (where ``checks``), and of a shape ``ok`` accepts."""
         if not hasattr(scores, "shape"):
             raise TypeError(f"scores must be an array of shape {shape_desc}, got {type(scores).__name__}")
         scores = adopt(scores, device_of(scores), "scores")
@@ -50,17 +56,17 @@ class Loss:
             raise ValueError(f"scores must have shape {shape_desc}, got {tuple(scores.shape)}")
         if scores.shape[0] == 0:
             raise ValueError("scores is an empty batch (0 rows)")
-        check_finite("scores", scores)
+        if self.checks:
+            check_finite("scores", scores)
         return scores
 
-    @staticmethod
-    def _labels(y, scores, classes: int | None, name: str = "y"):
-        """Integer labels in [0, classes), one per row of ``scores``, on the scores' device."""
+    def _labels(self, y, scores, classes: int | None, name: str = "y"):
+        """Integer labels (in [0, classes) where ``checks``), one per row of ``scores``, on the scores' device."""
         if y is None:
             raise TypeError(f"{name} (the labels) is required")
         if not hasattr(y, "dtype"):
             y = np.asarray(y)  # a list of labels: checked on the host, then moved
-        check_labels(name, y, scores.shape[0], classes)  # on y's own device: no GPU sync for host labels
+        check_labels(name, y, scores.shape[0], classes if self.checks else None)  # on y's device: host labels, no sync
         return adopt(y, device_of(scores), name)
 
     def __repr__(self):
@@ -158,7 +164,7 @@ class MarginRanking(Loss):
             sign = xp.ones(s.shape[0], dtype=s.dtype)
         else:
             labels = self._labels(y, s, None)
-            if not bool(((labels == 1) | (labels == -1)).all()):
+            if self.checks and not bool(((labels == 1) | (labels == -1)).all()):
                 raise ValueError("y must hold +1 (column 0 should rank higher) or -1 (column 1 should), got other values")
             sign = labels.astype(s.dtype)
         margin = s.dtype.type(self.delta) - sign * (s[:, 0] - s[:, 1])

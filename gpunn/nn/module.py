@@ -174,6 +174,23 @@ class Module:
             out[name] = to_numpy(b).copy()
         return out
 
+    def device_state(self) -> "OrderedDict":
+        """Copies of every parameter and buffer by dotted name, on this module's device (no host transfer)."""
+        out = OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+        out.update((name, b.copy()) for name, b in self.named_buffers())
+        return out
+
+    def load_device_state(self, state) -> "Module":
+        """Put back arrays taken by :meth:`device_state` of this same model (trusted: no checks, no host transfer)."""
+        params = dict(self.named_parameters())
+        for name, p in params.items():
+            p.data = state[name].copy()
+        for name, m, b in self._buffer_slots():
+            setattr(m, b, state[name].copy())
+        for m in self.modules():
+            m._cache = None
+        return self
+
     def load_state_dict(self, state) -> "Module":
         """Load arrays saved by :meth:`state_dict`. Checks every name and shape first; on error nothing changes."""
         targets = OrderedDict()

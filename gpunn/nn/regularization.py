@@ -7,6 +7,7 @@ can be reported and gradient-checked with the same definition.
 
 from __future__ import annotations
 
+from ..devices import to_numpy
 from .parameter import Parameter
 
 
@@ -15,12 +16,19 @@ def decayed(parameters, decay_biases: bool = False) -> list[Parameter]:
     return [p for p in parameters if p.decay or decay_biases]
 
 
+def l2_penalty_array(parameters, reg: float, decay_biases: bool = False):
+    """(reg / 2) * sum of ||p||^2 over the decayed parameters, as a 0-d array on their device (no host read)."""
+    chosen = decayed(parameters, decay_biases)
+    if not reg or not chosen:
+        return None
+    total = sum(p.data.reshape(-1) @ p.data.reshape(-1) for p in chosen)
+    return total * total.dtype.type(0.5 * reg)
+
+
 def l2_penalty(parameters, reg: float, decay_biases: bool = False) -> float:
     """(reg / 2) * sum of ||p||^2 over the decayed parameters, as a Python float (reads the device once)."""
-    if not reg:
-        return 0.0
-    total = sum((p.data.reshape(-1) @ p.data.reshape(-1)) for p in decayed(parameters, decay_biases))
-    return 0.5 * reg * float(total)
+    total = l2_penalty_array(parameters, reg, decay_biases)
+    return 0.0 if total is None else float(to_numpy(total))
 
 
 def l2_penalty_gradient(p: Parameter, reg: float):

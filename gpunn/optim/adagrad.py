@@ -17,8 +17,8 @@ class Adagrad(Optimizer):
         super().__init__(params, lr, weight_decay, decay_biases)
         self.eps = check_number("eps", eps, low=0, low_open=True)
 
-    def _update(self, p, state, lr, weight_decay):
-        ops.adagrad_step(p.data, p.grad, state["sum_sq"], lr, self.eps, weight_decay)
+    def _update(self, p, state, lr, weight_decay, skip=None):
+        ops.adagrad_step(p.data, p.grad, state["sum_sq"], lr, self.eps, weight_decay, skip=skip)
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "eps": self.eps}

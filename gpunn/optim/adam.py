@@ -27,10 +27,10 @@ class Adam(Optimizer):
         )
         self.eps = check_number("eps", eps, low=0, low_open=True)
 
-    def _update(self, p, state, lr, weight_decay):
+    def _update(self, p, state, lr, weight_decay, skip=None):
         b1, b2 = self.betas
         ops.adam_step(p.data, p.grad, state["m"], state["v"], lr, b1, b2, self.eps, self.steps,
-                      weight_decay, self.decoupled)
+                      weight_decay, self.decoupled, skip=skip)
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "betas": self.betas, "eps": self.eps}

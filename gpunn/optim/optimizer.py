@@ -12,7 +12,7 @@ import numpy as np
 
 from ..devices import device_of, to_numpy
 from ..nn.parameter import Parameter
-from ..nn.regularization import l2_penalty
+from ..nn.regularization import l2_penalty, l2_penalty_array
 from ..validation import check_number
 
 
@@ -54,11 +54,18 @@ class Optimizer:
         """
         return 0.0 if self.decoupled else l2_penalty(self.params, self.weight_decay, self.decay_biases)
 
-    def step(self) -> None:
+    def penalty_array(self):
+        """:meth:`penalty` as a 0-d array on the parameters' device (None where it is 0), read by no one yet."""
+        return None if self.decoupled else l2_penalty_array(self.params, self.weight_decay, self.decay_biases)
+
+    def step(self, skip=None) -> None:
         """Update every parameter that has a gradient. Checks them all before changing any.
 
         ``lr`` may be 0 here (a schedule such as cosine annealing can reach it: the step then
         changes nothing); a user-given ``lr`` must be > 0 when the optimizer is made.
+        ``skip``: an int64 array on the parameters' device (the Trainer's divergence flag); where
+        skip[0] != 0 the update kernels change nothing. It is read on the device, not here, so the
+        host never waits for the GPU; ``steps`` still counts the call (the Trainer corrects it).
         """
         lr = check_number("lr", self.lr, low=0)
         todo = []
@@ -74,9 +81,9 @@ class Optimizer:
         for i in todo:
             p = self.params[i]
             decay = self.weight_decay if (p.decay or self.decay_biases) else 0.0
-            self._update(p, self._state_arrays(i), lr, decay)
+            self._update(p, self._state_arrays(i), lr, decay, skip)
 
-    def _update(self, p: Parameter, state: dict, lr: float, weight_decay: float) -> None:
+    def _update(self, p: Parameter, state: dict, lr: float, weight_decay: float, skip=None) -> None:
         raise NotImplementedError
 
     def _state_arrays(self, i: int) -> dict:
@@ -133,6 +140,15 @@ class Optimizer:
         self.steps = int(sd["steps"])
         self.state = new_state
         return self
+
+    def device_state(self) -> dict:
+        """Step count, learning rate and copies of the state arrays on their device (no host transfer)."""
+        return {"steps": self.steps, "lr": self.lr, "state": [{k: v.copy() for k, v in s.items()} for s in self.state]}
+
+    def load_device_state(self, saved: dict) -> None:
+        """Put back what :meth:`device_state` took from this same optimizer."""
+        self.steps, self.lr = saved["steps"], saved["lr"]
+        self.state = [{k: v.copy() for k, v in s.items()} for s in saved["state"]]
 
     def __repr__(self):
         hp = ", ".join(f"{k}={v}" for k, v in self.hyperparameters().items())

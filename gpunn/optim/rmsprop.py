@@ -18,8 +18,8 @@ class RMSProp(Optimizer):
         self.alpha = check_number("alpha", alpha, low=0, high=1, high_open=True)
         self.eps = check_number("eps", eps, low=0, low_open=True)
 
-    def _update(self, p, state, lr, weight_decay):
-        ops.rmsprop_step(p.data, p.grad, state["sq_avg"], lr, self.alpha, self.eps, weight_decay)
+    def _update(self, p, state, lr, weight_decay, skip=None):
+        ops.rmsprop_step(p.data, p.grad, state["sq_avg"], lr, self.alpha, self.eps, weight_decay, skip=skip)
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "alpha": self.alpha, "eps": self.eps}

@@ -22,8 +22,9 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.state_names = ("velocity",) if self.momentum else ()
 
-    def _update(self, p, state, lr, weight_decay):
-        ops.sgd_step(p.data, p.grad, state.get("velocity"), lr, self.momentum, self.nesterov, weight_decay)
+    def _update(self, p, state, lr, weight_decay, skip=None):
+        ops.sgd_step(p.data, p.grad, state.get("velocity"), lr, self.momentum, self.nesterov, weight_decay,
+                     skip=skip)
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "momentum": self.momentum, "nesterov": self.nesterov}

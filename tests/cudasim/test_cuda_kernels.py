@@ -82,37 +82,43 @@ def test_dropout_kernel_matches_the_reference_bit_for_bit(rng):
     np.testing.assert_array_equal(out, out_ref)
 
 
-@pytest.mark.parametrize("case", ["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"])
-def test_optimizer_kernels(case, rng):
+OPTIMIZER_CASES = {
+    "sgd": ("sgd_step", 1, (0.1, 0.0, False, 0.01)),
+    "momentum": ("sgd_step", 1, (0.1, 0.9, True, 0.01)),
+    "adagrad": ("adagrad_step", 1, (0.1, 1e-10, 0.01)),
+    "rmsprop": ("rmsprop_step", 1, (0.01, 0.9, 1e-8, 0.01)),
+    "adam": ("adam_step", 2, (0.01, 0.9, 0.999, 1e-8, 5, 0.05, False)),
+    "adamw": ("adam_step", 2, (0.01, 0.9, 0.999, 1e-8, 5, 0.05, True)),
+}
+
+
+@pytest.mark.parametrize("skip", [None, 0, 3])
+@pytest.mark.parametrize("case", OPTIMIZER_CASES)
+def test_optimizer_kernels(case, skip, rng):
+    """Through the CUDA bindings; a set skip flag (the Trainer's divergence flag) leaves everything unchanged."""
+    op, n_state, args = OPTIMIZER_CASES[case]
     dt = np.dtype(np.float32)
     n = 200
     w, g = rng.standard_normal(n).astype(dt), rng.standard_normal(n).astype(dt)
-    s1, s2 = np.abs(rng.standard_normal(n)).astype(dt), np.abs(rng.standard_normal(n)).astype(dt)
-    wk, wr = w.copy(), w.copy()
-    k1, k2, r1, r2 = s1.copy(), s2.copy(), s1.copy(), s2.copy()
-    f = dt.type
+    state = [np.abs(rng.standard_normal(n)).astype(dt) for _ in range(n_state)]
     if case == "sgd":
-        opt.sgd_plain_cuda[GRID](wk, g, f(0.1), f(0.01))
-        ops.sgd_step.reference(wr, g, None, 0.1, 0.0, False, 0.01)
-    elif case == "momentum":
-        opt.sgd_cuda[GRID](wk, g, k1, f(0.1), f(0.9), True, f(0.01))
-        ops.sgd_step.reference(wr, g, r1, 0.1, 0.9, True, 0.01)
-    elif case == "adagrad":
-        opt.adagrad_cuda[GRID](wk, g, k1, f(0.1), f(1e-10), f(0.01))
-        ops.adagrad_step.reference(wr, g, r1, 0.1, 1e-10, 0.01)
-    elif case == "rmsprop":
-        opt.rmsprop_cuda[GRID](wk, g, k1, f(0.01), f(0.9), f(0.1), f(1e-8), f(0.01))
-        ops.rmsprop_step.reference(wr, g, r1, 0.01, 0.9, 1e-8, 0.01)
-    else:
-        lr, b1, b2, t, wd = 0.01, 0.9, 0.999, 5, 0.05
-        decoupled = case == "adamw"
-        shrink, wd_k = (1 - lr * wd, 0.0) if decoupled else (1.0, wd)
-        opt.adam_cuda[GRID](wk, g, k1, k2, f(lr / (1 - b1**t)), f(1 - b2**t), f(b1), f(1 - b1), f(b2), f(1 - b2),
-                            f(1e-8), f(wd_k), f(shrink))
-        ops.adam_step.reference(wr, g, r1, r2, lr, b1, b2, 1e-8, t, wd, decoupled)
+        state = [None]
+    flag = None if skip is None else np.array([skip], np.int64)
+    wk, sk = w.copy(), [None if s is None else s.copy() for s in state]
+    wr, sr = w.copy(), [None if s is None else s.copy() for s in state]
+    CUDA[op](wk, g, *sk, *args, skip=flag)
+    REF[op](wr, g, *sr, *args, skip=flag)
     close(wk, wr, dt, f"{case} weights")
-    close(k1, r1, dt, f"{case} state")
-    close(k2, r2, dt, f"{case} second state")
+    for a, b in zip(sk, sr):
+        if a is not None:
+            close(a, b, dt, f"{case} state")
+    if skip:
+        np.testing.assert_array_equal(wk, w)
+        for a, b in zip(sk, state):
+            if a is not None:
+                np.testing.assert_array_equal(a, b)
+    else:
+        assert not np.array_equal(wk, w)
 
 
 def test_distance_kernels(rng):
