@@ -94,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="directory for checkpoint.npz, history.json and curves.png (default: runs/train)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz if it exists (default: off)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (default: a bar on a terminal)")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: launch with mpirun -n P gpunn train --distributed (default: off)")
     kn = sub.add_parser("knn", help="cross-validate k for k-nearest neighbours, then report test accuracy",
                         description="Cross-validate k for k-nearest neighbours on the training rows (train and "
                                     "validation parts together), then report test accuracy at the best k.")
@@ -176,19 +178,23 @@ def train(args) -> int:
                       rng=s["seed"])
     opt = make_optimizer(s["optimizer"], model.parameters(), s["lr"], s["reg"])
     trainer = Trainer(model, SoftmaxCrossEntropy(), opt, batch_size=s["batch_size"], epochs=s["epochs"], device=dev,
-                      seed=s["seed"], progress=not args.no_progress)
+                      seed=s["seed"], progress=not args.no_progress, distributed=args.distributed)
     trainer.metadata = {"cli": s}
-    print(f"gpunn train: {s['dataset']} ({len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test), "
+    root = trainer.parallel.is_root  # under MPI, rank 0 alone prints and writes
+    say = print if root else _silent
+    world = f", {trainer.parallel.size} processes" if trainer.parallel.size > 1 else ""
+    dev = trainer.device
+    say(f"gpunn train: {s['dataset']} ({len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test), "
           f"{' -> '.join(map(str, [X_train.shape[1], *s['hidden'], n_classes]))} {s['activation']}, "
-          f"{s['optimizer']} lr={s['lr']:g} reg={s['reg']:g}, batch {s['batch_size']}, device {dev}"
+          f"{s['optimizer']} lr={s['lr']:g} reg={s['reg']:g}, batch {s['batch_size']}, device {dev}{world}"
           + (f", resuming from {ckpt}" if resume else ""))
     if resume is not None:
-        resume = _resume(trainer, resume, changes)
+        resume = _resume(trainer, resume, changes, say)
     quiet_bar = args.no_progress or not sys.stderr.isatty()
 
     def report(r):
         if quiet_bar and (r["epoch"] % max(1, s["epochs"] // 10) == 0 or r["epoch"] == s["epochs"]):
-            print(f"  epoch {r['epoch']:3d}  loss {r['train_loss']:.4f}  train acc {r['train_accuracy']:.3f}  "
+            say(f"  epoch {r['epoch']:3d}  loss {r['train_loss']:.4f}  train acc {r['train_accuracy']:.3f}  "
                   f"val acc {r['val_accuracy']:.3f}  ({r['seconds']:.2f}s)")
 
     try:
@@ -197,30 +203,36 @@ def train(args) -> int:
     except KeyboardInterrupt:
         saved = f"the last checkpoint is {ckpt} (epoch {trainer.epoch}): continue with --resume" if ckpt.exists() \
             else "no checkpoint was written yet"
-        print(f"\ngpunn train: interrupted in epoch {trainer.epoch + 1}; {saved}", file=sys.stderr)
+        say(f"\ngpunn train: interrupted in epoch {trainer.epoch + 1}; {saved}", file=sys.stderr)
         return 130
     best = history.best
     test = trainer.evaluate(X_test, data.y_test)
+    if not root:
+        return 0
     history.save(args.out / "history.json")
-    print(f"best epoch {best['epoch']}: validation accuracy {best['val_accuracy']:.4f}")
-    print(f"test accuracy {test['accuracy']:.4f} (data loss {test['loss']:.4f}; with the L2 penalty "
+    say(f"best epoch {best['epoch']}: validation accuracy {best['val_accuracy']:.4f}")
+    say(f"test accuracy {test['accuracy']:.4f} (data loss {test['loss']:.4f}; with the L2 penalty "
           f"{test['objective']:.4f})")
     written = [ckpt, args.out / "history.json"]
     if matplotlib_available():
         written.append(plot_history(history, args.out / "curves.png"))
     else:
-        print("(no plot: pip install 'gpunn[plot]' for matplotlib)")
-    print("wrote " + ", ".join(map(str, written)))
+        say("(no plot: pip install 'gpunn[plot]' for matplotlib)")
+    say("wrote " + ", ".join(map(str, written)))
     return 0
 
 
-def _resume(trainer: Trainer, ckpt: Path, changes: list[str]):
+def _silent(*_args, **_kwargs) -> None:
+    """print for the processes other than rank 0 under MPI."""
+
+
+def _resume(trainer: Trainer, ckpt: Path, changes: list[str], say=print):
     """Print what changes on resume; load a checkpoint of another optimizer without its state.
 
     Returns what ``Trainer.fit(resume=...)`` should get: the path, or None where it is loaded here.
     """
     if changes:
-        print(f"  changed from the checkpoint, applied from the next epoch: {', '.join(changes)}")
+        say(f"  changed from the checkpoint, applied from the next epoch: {', '.join(changes)}")
     _, meta = checkpoint.load(ckpt)
     saved_type = meta.get("optimizer", {}).get("type")
     if saved_type in (None, type(trainer.optimizer).__name__):

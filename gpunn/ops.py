@@ -167,13 +167,15 @@ def dropout_threshold(p: float) -> int:
     return math.ceil(p * (1 << 24))
 
 
-def dropout_keep(xp, n: int, p: float, seed: int):
-    """Which of n units survive: the top 24 bits of a SplitMix64 hash of (seed, index) >= ceil(p 2^24).
+def dropout_keep(xp, n: int, p: float, seed: int, offset: int = 0):
+    """Which of n units survive: the top 24 bits of a SplitMix64 hash of (seed, offset + index) >= ceil(p 2^24).
 
     A counter-based draw: the same (seed, index) gives the same answer on any device
     and for any number of threads, so CPU, CUDA and the fused kernels agree bit for bit.
+    ``offset`` shifts the indices: a process holding rows r0.. of a batch draws exactly
+    those rows' units of the whole batch's mask (data-parallel training).
     """
-    z = xp.arange(n, dtype=xp.uint64) * HASH_GOLDEN + np.uint64(seed)
+    z = (xp.arange(n, dtype=xp.uint64) + np.uint64(offset)) * HASH_GOLDEN + np.uint64(seed)
     z = (z ^ (z >> np.uint64(30))) * HASH_MIX1
     z = (z ^ (z >> np.uint64(27))) * HASH_MIX2
     z = z ^ (z >> np.uint64(31))
@@ -181,12 +183,13 @@ def dropout_keep(xp, n: int, p: float, seed: int):
 
 
 @_op
-def dropout_forward(x, p: float, seed: int):
+def dropout_forward(x, p: float, seed: int, offset: int = 0):
     """Inverted dropout: (y, mask) with mask in {0, 1/(1-p)}, each unit dropped with probability p.
 
-    ``seed`` (an int in [0, 2^64)) fixes the mask; see :func:`dropout_keep`.
+    ``seed`` (an int in [0, 2^64)) fixes the mask, ``offset`` the index of x's first unit
+    in the mask's numbering; see :func:`dropout_keep`.
     """
-    keep = dropout_keep(array_module(x), x.size, p, seed).reshape(x.shape)
+    keep = dropout_keep(array_module(x), x.size, p, seed, offset).reshape(x.shape)
     mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
     return x * mask, mask
 

@@ -13,6 +13,7 @@ from . import checkpoint
 from .data.splits import check_xy
 from .devices import device as make_device
 from .devices import device_of
+from .distributed import Solo
 from .divergence import DivergenceFlag
 from .history import History
 from .metrics import correct_count
@@ -51,6 +52,11 @@ class Trainer:
     ``metadata``: a JSON-serialisable dict saved in every checkpoint and restored on load
     (the command line keeps its options there).
 
+    ``distributed=True``: data-parallel over MPI, launched with ``mpirun -n P`` (see
+    :mod:`gpunn.distributed`); each process takes its part of every global batch, gradients are
+    summed across processes, and only rank 0 writes checkpoints. An object with
+    :class:`~gpunn.distributed.Solo`'s methods may be given instead.
+
     No host round-trips in a step: labels are checked once per ``fit`` (the loss's own per-call
     checks are off while training), the finiteness check is a flag on the device that the update
     kernels read (:mod:`gpunn.divergence`), and losses and correct counts add up on the device.
@@ -59,7 +65,8 @@ class Trainer:
 
     def __init__(self, model: Module, loss: Loss, optimizer: Optimizer, batch_size: int | None = 256,
                  epochs: int = 10, device="auto", seed: int = 0, schedule: LRSchedule | None = None,
-                 restore_best: bool = True, patience: int | None = None, progress: bool = True, log_every: int = 50):
+                 restore_best: bool = True, patience: int | None = None, progress: bool = True, log_every: int = 50,
+                 distributed=False):
         for name, value, cls in (("model", model, Module), ("loss", loss, Loss), ("optimizer", optimizer, Optimizer)):
             if not isinstance(value, cls):
                 raise TypeError(f"{name} must be a gpunn {cls.__name__}, got {type(value).__name__}")
@@ -69,7 +76,8 @@ class Trainer:
         self.epochs = check_int("epochs", epochs, low=1)
         self.seed = check_int("seed", seed, low=0)
         self.patience = None if patience is None else check_int("patience", patience, low=1)
-        self.device = make_device(device)
+        self.parallel = _parallel(distributed)
+        self.device = self.parallel.device_for(make_device(device))
         self.model, self.loss, self.optimizer, self.schedule = model.to(self.device), loss, optimizer, schedule
         self.restore_best = bool(restore_best)
         self.progress = bool(progress)
@@ -107,6 +115,7 @@ class Trainer:
         n = X.shape[0]
         bs = n if self.batch_size is None else min(self.batch_size, n)
         per_epoch = math.ceil(n / bs)
+        self.parallel.start(self.model, X, y)  # same data everywhere, and rank 0's weights
         Xd, yd = self._resident(X), self._resident(y)
         val_d = None if val is None else (self._resident(X_val), self._resident(y_val))  # uploaded once per fit
         bar = tqdm(total=(self.epochs - self.epoch) * per_epoch, unit="batch", leave=True, dynamic_ncols=True,
@@ -151,7 +160,7 @@ class Trainer:
             self.epoch = epoch
             bar.set_postfix(loss=f"{record['train_loss']:.4f}", acc=f"{record['train_accuracy']:.3f}",
                             val_acc="-" if val_d is None else f"{record['val_accuracy']:.3f}")
-            if checkpoint_path is not None:
+            if checkpoint_path is not None and self.parallel.is_root:
                 self.save_checkpoint(checkpoint_path)
             if on_epoch is not None:
                 on_epoch(record)
@@ -178,6 +187,9 @@ class Trainer:
         per_epoch = math.ceil(n / bs)
         for it, lo in enumerate(range(0, n, bs), start=1):
             idx = order[lo:lo + bs]
+            mine = self.parallel.rows(len(idx))  # this process's part of the global batch (all of it, alone)
+            share = (mine.stop - mine.start) / len(idx)
+            idx = idx[mine]
             if staged:
                 host_x, host_y = stages[it % 2]
                 if uploaded[it % 2] is not None:
@@ -188,13 +200,20 @@ class Trainer:
             else:
                 xb, yb = X[idx], y[idx]
             self.optimizer.zero_grad()
-            scores = self.model.forward(xb)
-            value = self.loss.forward(scores, yb)
-            backward(self.model, self.loss.backward(), input_grad=False)  # X is data: no gradient wanted
-            flag.check(value, [p.grad for p in params if p.grad is not None])
+            if share:
+                scores = self.model.rows_from(mine.start).forward(xb) if self.parallel.size > 1 else self.model.forward(xb)
+                value = self.loss.forward(scores, yb)
+                backward(self.model, self.loss.backward(share), input_grad=False)  # X is data: no gradient wanted
+                correct = correct + correct_count(scores, yb)
+            else:  # more processes than rows in this batch: this one adds nothing
+                value = xp.zeros((), self.model.dtype)
+                for p in params:
+                    p.grad = xp.zeros_like(p.data)
+            grads = [p.grad for p in params if p.grad is not None]
+            value = self.parallel.reduce(value * value.dtype.type(share), grads)  # the batch's loss and gradients
+            flag.check(value, grads)
             self.optimizer.step(skip=flag.state)  # the kernels read the flag: no update from the first bad step on
             pending.append(value)
-            correct = correct + correct_count(scores, yb)
             bar.update(1)
             if it % self.log_every == 0 or it == per_epoch:
                 bad, values = self._read_losses(pending)
@@ -210,7 +229,7 @@ class Trainer:
         self.history.iteration_loss.extend(losses)
         return {
             "epoch": epoch, "train_loss": float(np.mean(losses)),
-            "train_accuracy": float(self.device.read(correct)) / n,
+            "train_accuracy": self.parallel.total(float(self.device.read(correct))) / n,
             "val_loss": None, "val_accuracy": None, "lr": self.optimizer.lr,
             "seconds": time.perf_counter() - start,
         }
@@ -421,6 +440,19 @@ class Trainer:
                 setattr(self.optimizer, name, value)
             self.history.changes.append({"epoch": self.epoch + 1, "name": name, "from": _normal(found[name]),
                                          "to": _normal(value)})
+
+
+def _parallel(distributed):
+    """The data-parallel seam: one process, MPI, or an object given by the caller."""
+    if distributed is False or distributed is None:
+        return Solo()
+    if distributed is True:
+        from .distributed.mpi import MPIDataParallel
+
+        return MPIDataParallel()
+    if all(hasattr(distributed, m) for m in ("rows", "reduce", "start", "total", "device_for")):
+        return distributed
+    raise TypeError(f"distributed must be True, False or a gpunn.distributed object, got {type(distributed).__name__}")
 
 
 def _normal(value):

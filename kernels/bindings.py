@@ -197,14 +197,14 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         target.run(act.backward_cuda, dout.size, _flat(dout), _flat(y), _flat(dz), *scalars)
         return dz, dz.sum(axis=0)  # CuPy's row reduction spreads over the whole GPU
 
-    def dropout_forward(x, p, seed):
+    def dropout_forward(x, p, seed, offset=0):
         if small(x):
-            return references["dropout_forward"](x, p, seed)
+            return references["dropout_forward"](x, p, seed, offset)
         x = _contiguous(x)
         dt = _check("dropout_forward", x)
         out, mask = _empty_like(x), _empty_like(x)
         target.run(target.kernel(drop, "dropout"), x.size, _flat(x), _flat(out), _flat(mask), np.uint64(seed),
-                   np.uint64(dropout_threshold(p)), dt.type(1.0 / (1.0 - p)), dt.type(0))
+                   np.uint64(offset), np.uint64(dropout_threshold(p)), dt.type(1.0 / (1.0 - p)), dt.type(0))
         return out, mask
 
     def sgd_step(w, g, buf, lr, momentum=0.0, nesterov=False, weight_decay=0.0, skip=None):

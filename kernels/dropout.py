@@ -20,9 +20,9 @@ from gpunn.ops import HASH_MIX2 as MIX2
 S30, S27, S31, S40 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(40)
 
 
-def _bits24(seed, i):
-    """The top 24 bits of the SplitMix64 hash of (seed, i), as an unsigned integer."""
-    z = np.uint64(i) * GOLDEN + seed
+def _bits24(seed, i, offset):
+    """The top 24 bits of the SplitMix64 hash of (seed, offset + i), as an unsigned integer (all uint64)."""
+    z = (np.uint64(i) + offset) * GOLDEN + seed
     z = (z ^ (z >> S30)) * MIX1
     z = (z ^ (z >> S27)) * MIX2
     z = z ^ (z >> S31)
@@ -34,18 +34,18 @@ bits24_device = cuda.jit(device=True)(_bits24)
 
 
 @numba.njit(parallel=True, cache=True)
-def dropout_cpu(x, out, mask, seed, threshold, scale, zero):
+def dropout_cpu(x, out, mask, seed, offset, threshold, scale, zero):
     """mask[i] = scale if kept else 0; out[i] = x[i] * mask[i]; flat arrays."""
     for i in prange(x.size):
-        m = scale if bits24_scalar(seed, i) >= threshold else zero
+        m = scale if bits24_scalar(seed, i, offset) >= threshold else zero
         mask[i] = m
         out[i] = x[i] * m
 
 
 @cuda.jit
-def dropout_cuda(x, out, mask, seed, threshold, scale, zero):
+def dropout_cuda(x, out, mask, seed, offset, threshold, scale, zero):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, x.size, stride):
-        m = scale if bits24_device(seed, i) >= threshold else zero
+        m = scale if bits24_device(seed, i, offset) >= threshold else zero
         mask[i] = m
         out[i] = x[i] * m

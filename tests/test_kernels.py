@@ -95,6 +95,16 @@ def test_dropout_masks_are_bit_identical_to_the_reference(n, dtype, rng):
         assert abs((mask == 0).mean() - p) < 0.003
 
 
+def test_dropout_offset_draws_the_rows_of_a_bigger_batch(rng):
+    """A process holding rows 5..12 of a batch draws exactly those rows of the whole batch's mask."""
+    x = rng.standard_normal((13, 1000)).astype(np.float32)
+    seed = int(rng.integers(0, 2**63))
+    whole = CPU["dropout_forward"](x, 0.4, seed)[1]
+    for fn in (CPU["dropout_forward"], REF["dropout_forward"]):
+        part = fn(x[5:].copy(), 0.4, seed, 5 * 1000)[1]
+        np.testing.assert_array_equal(part, whole[5:])
+
+
 def test_dropout_seed_changes_the_mask(rng):
     x = rng.standard_normal(1000).astype(np.float32)
     a, b = CPU["dropout_forward"](x, 0.5, 1)[1], CPU["dropout_forward"](x, 0.5, 2)[1]

@@ -24,6 +24,10 @@ class Dropout(Module):
         self.p = check_number("p", p, low=0, high=1, high_open=True)
         self._seed = seed
         self._rng = None
+        self._first_row = 0  # where this process's rows start in the global batch (data-parallel training)
+
+    def _rows_from(self, first_row: int) -> None:
+        self._first_row = first_row
 
     def _reseed(self, seed: int) -> None:
         self._seed, self._rng = seed, None
@@ -39,7 +43,8 @@ class Dropout(Module):
         if not self.training or self.p == 0:
             self._cache = ("identity", x.shape)
             return x
-        y, mask = ops.dropout_forward(x, self.p, self._mask_seed())
+        per_row = x.size // x.shape[0]
+        y, mask = ops.dropout_forward(x, self.p, self._mask_seed(), self._first_row * per_row)
         self._cache = ("mask", mask)
         return y
 

@@ -134,6 +134,19 @@ class Module:
     def _reseed(self, seed: int) -> None:
         """Hook for random layers: restart the random stream from ``seed``."""
 
+    def rows_from(self, first_row: int) -> "Module":
+        """The next batches are rows ``first_row``.. of bigger global batches (data-parallel training).
+
+        Random layers then draw those rows' part of the global batch's randomness, so every process
+        together draws what one process would. 0 (the default) for ordinary training.
+        """
+        for m in self.modules():
+            m._rows_from(first_row)
+        return self
+
+    def _rows_from(self, first_row: int) -> None:
+        """Hook for random layers: see :meth:`rows_from`."""
+
     # ------------------------------------------------------------------ device and dtype
     def to(self, device=None, dtype=None) -> "Module":
         """Move parameters and buffers to ``device`` and/or cast them to ``dtype``; returns ``self``.
