@@ -16,6 +16,7 @@ from gpunn import ops
 from gpunn.kernels.bindings import Target, make_bindings
 
 from gpunn.kernels import bindings
+from kernel_cases import OPTIMIZER_CASES
 
 REF = {name: getattr(ops, name).reference for name in ops.KERNEL_OPS}
 CPU = make_bindings(Target("cpu"), REF, min_size=0)
@@ -111,15 +112,6 @@ def test_dropout_seed_changes_the_mask(rng):
     assert 0.3 < (a != b).mean() < 0.7
 
 
-OPTIMIZER_CASES = {
-    "sgd": ("sgd_step", 1, (0.1, 0.0, False, 0.01)),
-    "momentum": ("sgd_step", 1, (0.1, 0.9, False, 0.01)),
-    "nesterov": ("sgd_step", 1, (0.05, 0.8, True, 0.0)),
-    "adagrad": ("adagrad_step", 1, (0.1, 1e-10, 0.01)),
-    "rmsprop": ("rmsprop_step", 1, (0.01, 0.9, 1e-8, 0.01)),
-    "adam": ("adam_step", 2, (0.01, 0.9, 0.999, 1e-8, 7, 0.01, False)),
-    "adamw": ("adam_step", 2, (0.01, 0.9, 0.999, 1e-8, 7, 0.05, True)),
-}
 
 
 @pytest.mark.parametrize("skip", [None, 0, 1])

@@ -6,6 +6,8 @@ arrays with a grid smaller than the data, so the grid-stride loops are exercised
 """
 
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +22,9 @@ from gpunn.kernels import activations as act  # noqa: E402
 from gpunn.kernels import dropout as drop  # noqa: E402
 from gpunn.kernels import optimizers as opt  # noqa: E402
 from gpunn.kernels.bindings import Target, make_bindings  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared cases in tests/
+from kernel_cases import OPTIMIZER_CASES  # noqa: E402
 
 GRID = (2, 32)  # 64 threads
 REF = {name: getattr(ops, name).reference for name in ops.KERNEL_OPS}
@@ -82,14 +87,6 @@ def test_dropout_kernel_matches_the_reference_bit_for_bit(rng):
     np.testing.assert_array_equal(out, out_ref)
 
 
-OPTIMIZER_CASES = {
-    "sgd": ("sgd_step", 1, (0.1, 0.0, False, 0.01)),
-    "momentum": ("sgd_step", 1, (0.1, 0.9, True, 0.01)),
-    "adagrad": ("adagrad_step", 1, (0.1, 1e-10, 0.01)),
-    "rmsprop": ("rmsprop_step", 1, (0.01, 0.9, 1e-8, 0.01)),
-    "adam": ("adam_step", 2, (0.01, 0.9, 0.999, 1e-8, 5, 0.05, False)),
-    "adamw": ("adam_step", 2, (0.01, 0.9, 0.999, 1e-8, 5, 0.05, True)),
-}
 
 
 @pytest.mark.parametrize("skip", [None, 0, 3])
@@ -101,7 +98,7 @@ def test_optimizer_kernels(case, skip, rng):
     n = 200
     w, g = rng.standard_normal(n).astype(dt), rng.standard_normal(n).astype(dt)
     state = [np.abs(rng.standard_normal(n)).astype(dt) for _ in range(n_state)]
-    if case == "sgd":
+    if args[1] == 0.0 and op == "sgd_step":  # plain SGD keeps no state
         state = [None]
     flag = None if skip is None else np.array([skip], np.int64)
     wk, sk = w.copy(), [None if s is None else s.copy() for s in state]
