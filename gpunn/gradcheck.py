@@ -151,3 +151,35 @@ def check_model(model: Module, loss: Loss, X, y, h: float = 1e-5, num_checks: in
     if num_checks is None:
         return joint_rel_error([(p.grad, numerical_gradient(f, p.data, None, h)) for p in model.parameters()])
     return joint_rel_error([sampled_gradients(f, p.data, p.grad, num_checks, h, seed) for p in model.parameters()])
+
+
+# --------------------------------------------------------------------------- autograd expressions
+
+
+def check_expression(f, *inputs, h: float = 1e-5, seed: int = 0) -> float:
+    """Relative error between autograd's gradients of ``f(*tensors)`` and numerical ones, in float64.
+
+    ``inputs`` are arrays (or autograd Tensors, whose values are used); each becomes a
+    float64 tensor on its own device. The checked function is sum(f(...) * dout) for a
+    random ``dout``, so every output element's gradient counts. See :func:`joint_rel_error`.
+    """
+    from . import autograd as ag
+
+    if not inputs:
+        raise ValueError("check_expression needs at least one input array")
+    arrays = [ag.tensor(x, dtype=FLOAT64).data.copy() for x in inputs]
+    leaves = [ag.tensor(a) for a in arrays]
+    out = f(*leaves)
+    if not isinstance(out, ag.Tensor):
+        raise TypeError(f"f must return an autograd Tensor, got {type(out).__name__}")
+    xp = array_module(out.data)
+    dout = xp.asarray(np.random.default_rng(seed).standard_normal(out.shape))
+    out.backward(dout)
+
+    def value():
+        with ag.no_grad():
+            return f(*[ag.Tensor(a) for a in arrays]).data
+
+    pairs = [(xp.zeros_like(a) if t.grad is None else t.grad, numerical_gradient(value, a, dout, h))
+             for t, a in zip(leaves, arrays)]
+    return joint_rel_error(pairs)
