@@ -777,8 +777,10 @@ def to_dot(f: Tensor, title: str | None = None) -> str:
     gates, consumers = _graph(f)
     lines = ["digraph expression {", '  rankdir=LR; nodesep=0.35; ranksep=0.55;',
              '  node [fontname="Helvetica", fontsize=13]; edge [fontname="Helvetica", fontsize=11, arrowsize=0.6];']
-    if title:
-        lines.append(f'  labelloc=t; label="{_esc(title)}"; fontname="Helvetica"; fontsize=14;')
+    key = (f'<font color="{VALUE_COLOR}">value (forward)</font>  /  '
+           f'<font color="{GRAD_COLOR}">gradient (backward)</font>')
+    heading = f"{_esc(title)}<br/>" if title else ""
+    lines.append(f'  labelloc=t; label=<{heading}<font point-size="11">{key}</font>>; fontname="Helvetica"; fontsize=14;')
 
     def label(value, grad):
         return (f'<<font color="{VALUE_COLOR}">{_esc(_brief(value))}</font><br/>'

@@ -12,6 +12,7 @@ from . import ops
 from .classifiers import ACTIVATIONS, build_mlp
 from .data.by_name import DATASETS, load_dataset
 from .devices import _cuda_device_count, device
+from .lessons import add_parser as add_lesson_parser, command as lesson
 from .nn.losses import SoftmaxCrossEntropy
 from .optim.by_name import OPTIMIZERS, make_optimizer
 from .plots import matplotlib_available, plot_history
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     kn.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     kn.add_argument("--memory-limit", default="1GB", help="bound on a query's temporary memory")
     sub.add_parser("info", help="versions, devices found and active kernels")
+    add_lesson_parser(sub)
     return ap
 
 
@@ -144,7 +146,7 @@ def info(_args) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"train": train, "knn": knn, "info": info}[args.command](args)
+        return {"train": train, "knn": knn, "info": info, "lesson": lesson}[args.command](args)
     except (ValueError, TypeError, TrainingDiverged) as e:
         print(f"gpunn {args.command}: error: {e}", file=sys.stderr)
         return 2
