@@ -102,6 +102,9 @@ class Tensor:
     def __len__(self):
         return len(self.data)
 
+    def __iter__(self):  # rows as tensors (x, y = t), each through the slicing gate
+        return (self[i] for i in range(len(self)))
+
     def __repr__(self):
         name = f"{self.name}=" if self.name else ""
         body = _brief(self.data)
