@@ -293,6 +293,8 @@ class Gate:
 
     def __call__(self, *inputs) -> Tensor:
         first = next((x for x in inputs if isinstance(x, Tensor)), None)
+        if first is None:  # a gate called on plain numbers or arrays: constants where they are
+            first = tensor(inputs[0], requires_grad=False)
         tensors = [x if isinstance(x, Tensor) else _constant(x, first) for x in inputs]
         devices = [t.device for t in tensors]
         if any(d != devices[0] for d in devices):
