@@ -214,3 +214,13 @@ def test_hyperparameter_search_retrains_the_best_row(ran):
     assert len(table) == len(rows) + 1 and table[best + 1].endswith(",1")
     lrs = np.array([row["lr"] for row in rows])
     assert ((lrs >= 1e-4) & (lrs <= 1.0)).all() and np.ptp(np.log10(lrs)) > 2  # log-uniform over decades
+
+
+@needs_matplotlib
+def test_templates_on_cifar_files_draw_colour_images(tmp_path, rng):
+    from test_data import fake_cifar  # random pixels in the real file format
+
+    fake_cifar(tmp_path / "cifar", rng, n=400)
+    r = lessons.run("templates", tmp_path / "out", device="cpu", data_dir=tmp_path / "cifar")
+    assert r["W"].shape == (3072, 10) and r["class_names"][0] == "plane"
+    assert r["files"][0].read_bytes()[:4] == b"\x89PNG"

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..classifiers import LinearClassifier
 from ..devices import device as make_device
-from ..devices import to_numpy
+from ..devices import array_module, to_numpy
 from .common import image_data
 
 REG = 0.005       # L2 strength lambda: the objective is mean hinge + (lambda / 2) ||W||^2
@@ -23,7 +23,7 @@ STEPS_1D, STEPS_2D = 201, 61
 
 def hinge(S, y, delta: float = 1.0):
     """Multiclass hinge loss per example for scores S (..., N, C) and labels y (N,): shape (..., N)."""
-    xp = type(S).__module__.startswith("cupy") and __import__("cupy") or np
+    xp = array_module(S)
     rows = xp.arange(S.shape[-2])
     correct = S[..., rows, y][..., None]
     margins = xp.maximum(0, S - correct + delta)
@@ -41,7 +41,7 @@ def landscape(W, b, X, y, W1, W2, alphas, reg: float = REG, example: int = 0):
     Scores are linear in a and c: S = S0 + a S1 + c S2, so each grid point costs one pass over S.
     Returns dict of NumPy arrays: one_1d, mean_1d (len(alphas)), one_2d, mean_2d (len(alphas), len(alphas)).
     """
-    xp = type(X).__module__.startswith("cupy") and __import__("cupy") or np
+    xp = array_module(X)
     S0, S1, S2 = X @ W + b, X @ W1, X @ W2
     a = xp.asarray(alphas, dtype=X.dtype)
 
