@@ -81,6 +81,46 @@ def test_every_gate_against_float64_numerical_gradients(name, rng):
     assert check_expression(f, *inputs, seed=int(rng.integers(1000))) < 1e-7
 
 
+# Smooth gates for random expressions (ReLU and max have kinks, where finite differences are wrong;
+# they are checked above on inputs kept away from them). Every result broadcasts against (3, 4).
+SMOOTH = [
+    (2, lambda a, b: a + b), (2, lambda a, b: a - b), (2, lambda a, b: a * b),
+    (2, lambda a, b: a / (b * b + 1.0)), (1, lambda a: -a), (1, lambda a: a ** 2),
+    (1, lambda a: ag.exp(ag.tanh(a))), (1, lambda a: ag.log(a * a + 1.0)), (1, ag.sigmoid), (1, ag.tanh),
+    (1, lambda a: a.sum(axis=-1, keepdims=True) if a.ndim else a), (1, lambda a: a.mean()),
+    (1, lambda a: a[..., :1] if a.ndim else a), (1, lambda a: a.reshape(a.shape)),
+]
+
+
+def _random_program(rng, n_inputs: int, steps: int):
+    """A random expression as a list of (gate index, argument indices into the values so far)."""
+    program, n = [], n_inputs
+    for _ in range(steps):
+        g = int(rng.integers(len(SMOOTH)))
+        program.append((g, [int(rng.integers(n)) for _ in range(SMOOTH[g][0])]))
+        n += 1
+    return program
+
+
+def _execute(program, *inputs):
+    values = list(inputs)
+    for g, args in program:
+        values.append(SMOOTH[g][1](*[values[i] for i in args]))
+    out = values[len(inputs)]
+    for v in values[len(inputs) + 1:]:  # every node feeds the output: no dead branches
+        out = out + v
+    return out
+
+
+def test_random_composite_expressions_against_numerical_gradients(rng):
+    shapes = [(3, 4), (4,), (3, 1), (1, 4), ()]
+    for _ in range(15):
+        inputs = [rng.standard_normal(shapes[int(i)]) for i in rng.integers(0, len(shapes), 3)]
+        program = _random_program(rng, len(inputs), int(rng.integers(3, 10)))
+        error = check_expression(lambda *t: _execute(program, *t), *inputs, seed=int(rng.integers(1000)))
+        assert error < 1e-6, (program, [x.shape for x in inputs])
+
+
 def test_a_wrong_gradient_is_caught(rng):
     class BadTanh(ag.Gate):  # the local gradient 1 - y instead of 1 - y^2
         label = "badtanh"
