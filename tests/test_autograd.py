@@ -208,6 +208,19 @@ def test_no_grad_records_nothing_and_the_graph_has_no_cycles():
         gc.enable()
 
 
+def test_each_grad_is_its_own_writable_array(rng):
+    x, y = ag.tensor(rng.standard_normal((2, 3))), ag.tensor(rng.standard_normal(3))
+    g = rng.standard_normal((2, 3)).astype(np.float32)
+    s = (x + y).reshape(6)  # add hands one array to both inputs; reshape and sum_to make views
+    s.backward(g.reshape(6))
+    assert x.grad is not y.grad and not np.shares_memory(x.grad, g) and not np.shares_memory(s.grad, g)
+    for t in (x, y, s):
+        assert t.grad.flags.writeable
+    x.grad += 1  # changes x's gradient only
+    np.testing.assert_array_equal(y.grad, g.sum(axis=0))
+    np.testing.assert_array_equal(x.grad, g + 1)
+
+
 def test_upstream_gradient_for_a_vector_output(rng):
     x = ag.tensor(rng.standard_normal(4), dtype="float64")
     y = x * x

@@ -128,9 +128,14 @@ class Tensor:
                 this_pass[key] = gx if key not in this_pass else this_pass[key] + gx  # a branch sums
                 reached[key] = t
                 enqueue(t.creator)
+        handed = {id(grad)}  # the caller's array is theirs: never store it as a .grad
         for key, t in reached.items():
             g = this_pass[key]
-            t.grad = g.copy() if t.grad is None else t.grad + g  # a copy: gates hand one array to several inputs
+            if t.grad is not None:
+                t.grad = t.grad + g
+            else:  # each .grad its own writable array: add hands one array to both inputs, reshape a view
+                t.grad = g.copy() if id(g) in handed or g.base is not None else g
+                handed.add(id(g))
 
     def zero_grad(self) -> None:
         self.grad = None
