@@ -59,12 +59,14 @@ GATES = {
     "neg, pow and mean": (lambda a, b, c: (-(a ** 3) + (b ** 2) * 0.5).mean(axis=0) * c[0, 0], [(3, 4), (4,), (3, 1)]),
     "matmul, transpose, exp, log": (lambda a, b, c: ag.log(ag.exp(a @ b.T) + 1.0) @ c, [(3, 4), (5, 4), (5, 2)]),
     "matmul with 1-D operands": (lambda a, b, c: (a @ b)[:2] * (b @ c) + b @ (c @ c[0]), [(4, 3), (3,), (3, 2)]),
-    "maximum routes, relu passes": (lambda a, b, c: ag.maximum(a, b) * ag.relu(c) + ag.maximum(2.0, a), [(3, 4), (3, 4), (3, 4)]),
+    "maximum routes, relu passes": (lambda a, b, c: ag.maximum(a, b) * ag.relu(c) + ag.maximum(2.0, a),
+                                    [(3, 4), (3, 4), (3, 4)]),
     "sigmoid and tanh": (lambda a, b, c: ag.sigmoid(a) * ag.tanh(b + c), [(2, 3), (2, 3), (3,)]),
     "sum over axes, keepdims": (lambda a, b, c: a.sum(axis=1, keepdims=True) * b.sum(axis=(0, 2)) + c.sum(),
                                 [(3, 4), (2, 3, 4), (2,)]),
     "max over an axis": (lambda a, b, c: a.max(axis=1) + b.max() * c, [(3, 5), (2, 2), (3,)]),
-    "reshape and transpose": (lambda a, b, c: a.reshape(2, 6).T.reshape(-1) * b.reshape(12) + c.transpose(1, 0, 2).sum(axis=(0, 1)),
+    "reshape and transpose": (lambda a, b, c: a.reshape(2, 6).T.reshape(-1) * b.reshape(12)
+                              + c.transpose(1, 0, 2).sum(axis=(0, 1)),
                               [(3, 4), (4, 3), (2, 3, 12)]),
     "basic slicing": (lambda a, b, c: a[1:, ::2] * b[0] + c[..., 1:3], [(3, 4), (3, 2), (2, 2, 3)]),
     "index arrays (a row picked twice)": (lambda a, b, c: a[[0, 2, 0], [1, 1, 1]] * b + c[:, None],
@@ -270,7 +272,8 @@ def test_mixing_devices_names_the_gate_and_both_shapes():
     if not gn.cuda_available():
         pytest.skip("no usable CUDA GPU (CuPy missing or no device)")
     a, b = ag.tensor(np.ones(3)), ag.tensor(np.ones((2, 3)), device="cuda")
-    with pytest.raises(ValueError, match=r"'\*' gate: inputs on different devices: cpu \(shape \(3,\)\), cuda:0 \(shape \(2, 3\)\)"):
+    message = r"'\*' gate: inputs on different devices: cpu \(shape \(3,\)\), cuda:0 \(shape \(2, 3\)\)"
+    with pytest.raises(ValueError, match=message):
         a * b
 
 

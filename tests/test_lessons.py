@@ -10,7 +10,8 @@ import gpunn as gn
 from gpunn import lessons
 from gpunn.cli import main
 
-needs_matplotlib = pytest.mark.skipif(not gn.plots.matplotlib_available(), reason="the plot extra (matplotlib) is not installed")
+needs_matplotlib = pytest.mark.skipif(not gn.plots.matplotlib_available(),
+                                      reason="the plot extra (matplotlib) is not installed")
 HAVE_DOT = shutil.which("dot") is not None
 
 

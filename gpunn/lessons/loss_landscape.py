@@ -81,12 +81,14 @@ def run(out_dir, device="auto", data_dir=None, seed=0) -> dict:
     plane = landscape(W, b, X, y, W1, W2, grid, example=example)
     a_min = float(alphas[np.argmin(line["mean_1d"])])
     files = _draw(Path(out_dir), alphas, line, grid, plane, data.name)
+    kinks = np.count_nonzero(np.abs(np.diff(line["one_1d"], 2)) > 1e-9)
     summary = "\n".join([
         f"multiclass SVM on {data.name} ({len(data.y_train)} training rows), lambda={REG}: "
-        f"objective {line['mean_1d'][STEPS_1D // 2]:.4f} at W, training accuracy {clf.score(data.X_train, data.y_train):.3f}",
+        f"objective {line['mean_1d'][STEPS_1D // 2]:.4f} at W, "
+        f"training accuracy {clf.score(data.X_train, data.y_train):.3f}",
         f"along a random direction W1 (|W1| = |W|): mean loss lowest at a = {a_min:+.3f}, "
         f"{line['mean_1d'][0]:.3f} at a = -1, {line['mean_1d'][-1]:.3f} at a = +1",
-        f"one example's loss (training row {example}): {np.count_nonzero(np.abs(np.diff(line['one_1d'], 2)) > 1e-9)} kinks on the line "
+        f"one example's loss (training row {example}): {kinks} kinks on the line "
         f"(piecewise linear), min {line['one_1d'].min():.3f}",
     ])
     return {"files": files, "summary": summary, "alphas": alphas, "grid": grid, "line": line, "plane": plane,
