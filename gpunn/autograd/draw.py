@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .core import Tensor, _brief
 
 
@@ -55,7 +57,7 @@ def to_dot(f: Tensor, title: str | None = None) -> str:
 
     def label(value, grad):
         return (f'<<font color="{VALUE_COLOR}">{_esc(_brief(value))}</font><br/>'
-                f'<font color="{GRAD_COLOR}">{_esc(_brief(grad)) if grad is not None else " "}</font>>')
+                f'<font color="{GRAD_COLOR}">{_esc(_brief_grad(grad))}</font>>')
 
     def source(t: Tensor) -> str:
         if t.creator is not None:
@@ -89,6 +91,16 @@ def to_dot(f: Tensor, title: str | None = None) -> str:
     lines.append(f"  {start} -> output [label={label(f.data, f.grad)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _brief_grad(g) -> str:
+    """A gradient's label: its numbers when few, else its size (the shape is on the value above)."""
+    if g is None:
+        return " "
+    if g.size <= 3:
+        return _brief(g)
+    g = g.get() if hasattr(g, "get") else g
+    return f"norm {float(np.sqrt((g.astype(np.float64) ** 2).sum())):.3g}"
 
 
 def _esc(text: str) -> str:
