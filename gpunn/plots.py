@@ -85,8 +85,7 @@ def save_figure(fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, bbox_inches="tight")
-    fig.canvas.figure.clf()
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
+    plt.close(fig)  # pyplot keeps every figure until closed
     return path
