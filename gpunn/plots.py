@@ -65,7 +65,7 @@ class PlotExtraMissing(ImportError):
 
 
 def pyplot():
-    """``matplotlib.pyplot`` on the file-only Agg backend with gpunn's lesson style applied.
+    """``matplotlib.pyplot`` on the file-only Agg backend with gpunn's lesson style applied (process-wide).
 
     Raises :class:`PlotExtraMissing` (one line) where matplotlib is not installed.
     """
