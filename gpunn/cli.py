@@ -15,6 +15,7 @@ from .classifiers import ACTIVATIONS, build_mlp
 from .data.by_name import DATASETS, FILE_DATASETS, load_dataset
 from .devices import _cuda_device_count, cuda_unavailable_reason, device
 from .neighbors import parse_memory
+from .lessons import add_parser as add_lesson_parser, command as lesson
 from .nn.losses import SoftmaxCrossEntropy
 from .optim.by_name import OPTIMIZERS, make_optimizer
 from .plots import matplotlib_available, plot_history
@@ -113,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     kn.add_argument("--memory-limit", type=_memory, default="1GB",
                     help="bound on a query's temporary memory, e.g. 512MB or 2GiB (default: 1GB)")
     sub.add_parser("info", help="versions, devices found and active kernels")
+    add_lesson_parser(sub)
     return ap
 
 
@@ -309,7 +311,7 @@ def main(argv=None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = one_line_warning
-            code = {"train": train, "knn": knn, "info": info}[args.command](args)
+            code = {"train": train, "knn": knn, "info": info, "lesson": lesson}[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
         return code
     except (ValueError, TypeError, TrainingDiverged) as e:

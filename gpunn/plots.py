@@ -50,3 +50,46 @@ def plot_history(history: History, path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+# --------------------------------------------------------------------------- shared styling for the lessons
+
+PLOT_EXTRA_HINT = "plotting needs the plot extra: pip install 'gpunn[plot]' (matplotlib)"
+CLASS_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                "#bcbd22", "#17becf")  # one colour per class / per compared method, the same in every figure
+LESSON_STYLE = {
+    "figure.dpi": 110, "savefig.dpi": 110, "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10,
+    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.25,
+    "legend.fontsize": 9, "legend.frameon": False,
+}
+
+
+class PlotExtraMissing(ImportError):
+    """matplotlib is not installed: the one-line message says which extra to install."""
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend with gpunn's lesson style applied (process-wide).
+
+    Raises :class:`PlotExtraMissing` (one line) where matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlotExtraMissing(PLOT_EXTRA_HINT) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(LESSON_STYLE)
+    return plt
+
+
+def save_figure(fig, path) -> Path:
+    """Write ``fig`` to ``path`` (parents created), close it, return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)  # pyplot keeps every figure until closed
+    return path

@@ -4,6 +4,7 @@ from .activations import ELU, Activation, LeakyReLU, ReLU, Sigmoid, Tanh, activa
 from .batchnorm import BatchNorm1d
 from .dropout import Dropout
 from .flatten import Flatten
+from .lambda_layer import FunctionLoss, Lambda
 from .linear import Linear
 from .losses import BinaryLogistic, Loss, MarginRanking, MulticlassHinge, SoftmaxCrossEntropy
 from .maxout import Maxout
@@ -12,7 +13,8 @@ from .parameter import Parameter
 from .sequential import Sequential
 
 __all__ = [
-    "Activation", "BatchNorm1d", "BinaryLogistic", "Dropout", "ELU", "Flatten", "LeakyReLU", "Linear",
+    "Activation", "BatchNorm1d", "BinaryLogistic", "Dropout", "ELU", "Flatten", "FunctionLoss", "Lambda", "LeakyReLU",
+    "Linear",
     "Loss", "MarginRanking", "Maxout", "Module", "MulticlassHinge", "Parameter", "ReLU", "Sequential",
     "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "activation_layer",
 ]
