@@ -206,6 +206,30 @@ def dropout_backward(dout, mask):
 # ``skip`` (keyword, optional): an int64 array on w's device; where skip[0] != 0 the step
 # changes nothing. It is read on the device (the Trainer's divergence flag), never on the host,
 # as PyTorch's fused optimizers read ``found_inf``.
+# ``hyper`` (keyword, optional): the step's scalars as an array on w's device, in w's dtype, as the
+# ``*_hyper`` function of the rule makes them from the numbers (the same values). The fused kernels
+# read their scalars from it; an optimizer keeps one on the device and refills it each step, so a
+# captured CUDA graph replays with each step's learning rate and bias corrections. References use
+# the numbers.
+
+
+def sgd_hyper(lr: float, momentum: float, weight_decay: float) -> tuple:
+    return (lr, momentum, weight_decay)
+
+
+def adagrad_hyper(lr: float, eps: float, weight_decay: float) -> tuple:
+    return (lr, eps, weight_decay)
+
+
+def rmsprop_hyper(lr: float, alpha: float, eps: float, weight_decay: float) -> tuple:
+    return (lr, alpha, 1 - alpha, eps, weight_decay)
+
+
+def adam_hyper(lr: float, beta1: float, beta2: float, eps: float, t: int, weight_decay: float,
+               decoupled: bool) -> tuple:
+    """(lr / (1 - b1^t), 1 - b2^t, b1, 1 - b1, b2, 1 - b2, eps, L2 decay, decoupled shrink 1 - lr wd)."""
+    shrink, wd = (1 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
+    return (lr / (1 - beta1**t), 1 - beta2**t, beta1, 1 - beta1, beta2, 1 - beta2, eps, wd, shrink)
 
 
 def _skippable(*mutable: str):
@@ -234,7 +258,8 @@ def _skippable(*mutable: str):
 
 @_op
 @_skippable("w", "buf")
-def sgd_step(w, g, buf, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
+def sgd_step(w, g, buf, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
+             hyper=None):
     """SGD, optionally with (Nesterov) momentum: buf <- mu buf + g; w <- w - lr (g + mu buf | buf)."""
     if weight_decay:
         g = g + weight_decay * w
@@ -248,7 +273,7 @@ def sgd_step(w, g, buf, lr: float, momentum: float = 0.0, nesterov: bool = False
 
 @_op
 @_skippable("w", "sum_sq")
-def adagrad_step(w, g, sum_sq, lr: float, eps: float = 1e-10, weight_decay: float = 0.0):
+def adagrad_step(w, g, sum_sq, lr: float, eps: float = 1e-10, weight_decay: float = 0.0, hyper=None):
     """Adagrad: sum_sq <- sum_sq + g^2; w <- w - lr g / (sqrt(sum_sq) + eps)."""
     xp = array_module(w)
     if weight_decay:
@@ -259,7 +284,8 @@ def adagrad_step(w, g, sum_sq, lr: float, eps: float = 1e-10, weight_decay: floa
 
 @_op
 @_skippable("w", "sq_avg")
-def rmsprop_step(w, g, sq_avg, lr: float, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0):
+def rmsprop_step(w, g, sq_avg, lr: float, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                 hyper=None):
     """RMSProp: sq_avg <- alpha sq_avg + (1 - alpha) g^2; w <- w - lr g / (sqrt(sq_avg) + eps)."""
     xp = array_module(w)
     if weight_decay:
@@ -273,7 +299,7 @@ def rmsprop_step(w, g, sq_avg, lr: float, alpha: float = 0.99, eps: float = 1e-8
 @_skippable("w", "m", "v")
 def adam_step(
     w, g, m, v, lr: float, beta1: float, beta2: float, eps: float, t: int,
-    weight_decay: float = 0.0, decoupled: bool = False,
+    weight_decay: float = 0.0, decoupled: bool = False, hyper=None,
 ):
     """Adam (or AdamW when ``decoupled``) step number ``t`` >= 1, with bias-corrected moments.
 

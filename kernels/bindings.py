@@ -21,6 +21,7 @@ import numba
 import numpy as np
 
 from gpunn.devices import array_module, device_of
+from gpunn import ops as hyper_of  # the *_hyper functions: one definition of each rule's kernel scalars
 from gpunn.ops import L2_FLOOR_ULPS, dropout_threshold
 
 from . import activations as act
@@ -207,40 +208,38 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
                    np.uint64(offset), np.uint64(dropout_threshold(p)), dt.type(1.0 / (1.0 - p)), dt.type(0))
         return out, mask
 
-    def sgd_step(w, g, buf, lr, momentum=0.0, nesterov=False, weight_decay=0.0, skip=None):
+    def sgd_step(w, g, buf, lr, momentum=0.0, nesterov=False, weight_decay=0.0, skip=None, hyper=None):
         if small(w):
             return references["sgd_step"](w, g, buf, lr, momentum, nesterov, weight_decay, skip=skip)
+        h = _hyper(hyper, w, hyper_of.sgd_hyper(lr, momentum, weight_decay), "sgd_step")
         if momentum == 0:
-            dt = _check("sgd_step", w, g=g)
-            target.run(target.kernel(opt, "sgd_plain"), w.size, _flat(w), _flat(g), dt.type(lr), dt.type(weight_decay),
-                       _skip_flag(skip, w))
+            _check("sgd_step", w, g=g)
+            target.run(target.kernel(opt, "sgd_plain"), w.size, _flat(w), _flat(g), h, _skip_flag(skip, w))
             return
-        dt = _check("sgd_step", w, g=g, buf=buf)
-        target.run(target.kernel(opt, "sgd"), w.size, _flat(w), _flat(g), _flat(buf), dt.type(lr), dt.type(momentum),
-                   bool(nesterov), dt.type(weight_decay), _skip_flag(skip, w))
+        _check("sgd_step", w, g=g, buf=buf)
+        target.run(target.kernel(opt, "sgd"), w.size, _flat(w), _flat(g), _flat(buf), h, bool(nesterov),
+                   _skip_flag(skip, w))
 
-    def adagrad_step(w, g, sum_sq, lr, eps=1e-10, weight_decay=0.0, skip=None):
+    def adagrad_step(w, g, sum_sq, lr, eps=1e-10, weight_decay=0.0, skip=None, hyper=None):
         if small(w):
             return references["adagrad_step"](w, g, sum_sq, lr, eps, weight_decay, skip=skip)
-        dt = _check("adagrad_step", w, g=g, sum_sq=sum_sq)
-        target.run(target.kernel(opt, "adagrad"), w.size, _flat(w), _flat(g), _flat(sum_sq), dt.type(lr), dt.type(eps),
-                   dt.type(weight_decay), _skip_flag(skip, w))
+        _check("adagrad_step", w, g=g, sum_sq=sum_sq)
+        h = _hyper(hyper, w, hyper_of.adagrad_hyper(lr, eps, weight_decay), "adagrad_step")
+        target.run(target.kernel(opt, "adagrad"), w.size, _flat(w), _flat(g), _flat(sum_sq), h, _skip_flag(skip, w))
 
-    def rmsprop_step(w, g, sq_avg, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, skip=None):
+    def rmsprop_step(w, g, sq_avg, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, skip=None, hyper=None):
         if small(w):
             return references["rmsprop_step"](w, g, sq_avg, lr, alpha, eps, weight_decay, skip=skip)
-        dt = _check("rmsprop_step", w, g=g, sq_avg=sq_avg)
-        target.run(target.kernel(opt, "rmsprop"), w.size, _flat(w), _flat(g), _flat(sq_avg), dt.type(lr),
-                   dt.type(alpha), dt.type(1 - alpha), dt.type(eps), dt.type(weight_decay), _skip_flag(skip, w))
+        _check("rmsprop_step", w, g=g, sq_avg=sq_avg)
+        h = _hyper(hyper, w, hyper_of.rmsprop_hyper(lr, alpha, eps, weight_decay), "rmsprop_step")
+        target.run(target.kernel(opt, "rmsprop"), w.size, _flat(w), _flat(g), _flat(sq_avg), h, _skip_flag(skip, w))
 
-    def adam_step(w, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0, decoupled=False, skip=None):
+    def adam_step(w, g, m, v, lr, beta1, beta2, eps, t, weight_decay=0.0, decoupled=False, skip=None, hyper=None):
         if small(w):
             return references["adam_step"](w, g, m, v, lr, beta1, beta2, eps, t, weight_decay, decoupled, skip=skip)
-        dt = _check("adam_step", w, g=g, m=m, v=v)
-        shrink, wd = (1 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
-        target.run(target.kernel(opt, "adam"), w.size, _flat(w), _flat(g), _flat(m), _flat(v),
-                   dt.type(lr / (1 - beta1**t)), dt.type(1 - beta2**t), dt.type(beta1), dt.type(1 - beta1),
-                   dt.type(beta2), dt.type(1 - beta2), dt.type(eps), dt.type(wd), dt.type(shrink), _skip_flag(skip, w))
+        _check("adam_step", w, g=g, m=m, v=v)
+        h = _hyper(hyper, w, hyper_of.adam_hyper(lr, beta1, beta2, eps, t, weight_decay, decoupled), "adam_step")
+        target.run(target.kernel(opt, "adam"), w.size, _flat(w), _flat(g), _flat(m), _flat(v), h, _skip_flag(skip, w))
 
     def l1_distances(A, B):
         A, B = _contiguous(A), _contiguous(B)
@@ -290,6 +289,17 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
 
 def _empty_like(a):
     return array_module(a).empty_like(a)
+
+
+def _hyper(hyper, w, values: tuple, op: str):
+    """The step's scalars the kernel reads: the caller's device array (checked), or one made from ``values``."""
+    if hyper is None:
+        return array_module(w).asarray(np.array(values, dtype=w.dtype))
+    if not isinstance(hyper, array_module(hyper).ndarray) or hyper.dtype != w.dtype or hyper.shape != (len(values),):
+        raise ValueError(f"{op}: hyper must be a {w.dtype} array of shape ({len(values)},), got {hyper!r}")
+    if device_of(hyper) != device_of(w):
+        raise ValueError(f"{op}: hyper is on {device_of(hyper)} but w is on {device_of(w)}")
+    return hyper
 
 
 _NO_SKIP = {}  # device -> a 1-element int64 zero array on it, for updates called without a skip flag

@@ -150,6 +150,8 @@ def test_optimizer_updates_match_the_reference(case, n, dtype, skip, rng):
         (lambda x: CPU["sgd_step"](x.reshape(2, 5)[:, ::2], x[:6].reshape(2, 3), None, 0.1),
          "sgd_step: x must be C-contiguous"),
         (lambda x: CPU["sgd_step"](x, x.copy(), None, 0.1, skip=np.array([1.0])), "skip must be a 1-D int64 array"),
+        (lambda x: CPU["sgd_step"](x, x.copy(), None, 0.1, hyper=np.zeros(3)),
+         r"sgd_step: hyper must be a float32 array of shape \(3,\)"),
         (lambda x: CPU["bias_activation"](x.reshape(2, 5).copy(), x[:4].copy(), "relu"),
          r"bias_activation: b must be float32 of shape \(5,\), got float32 \(4,\)"),
     ],

@@ -18,7 +18,8 @@ class Adagrad(Optimizer):
         self.eps = check_number("eps", eps, low=0, low_open=True)
 
     def _update(self, p, state, lr, weight_decay, skip=None):
-        ops.adagrad_step(p.data, p.grad, state["sum_sq"], lr, self.eps, weight_decay, skip=skip)
+        hyper = self._hyper(p, ops.adagrad_hyper(lr, self.eps, weight_decay), bool(weight_decay))
+        ops.adagrad_step(p.data, p.grad, state["sum_sq"], lr, self.eps, weight_decay, skip=skip, hyper=hyper)
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "eps": self.eps}

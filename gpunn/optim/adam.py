@@ -29,8 +29,10 @@ class Adam(Optimizer):
 
     def _update(self, p, state, lr, weight_decay, skip=None):
         b1, b2 = self.betas
+        hyper = self._hyper(p, ops.adam_hyper(lr, b1, b2, self.eps, self.steps, weight_decay, self.decoupled),
+                            bool(weight_decay))
         ops.adam_step(p.data, p.grad, state["m"], state["v"], lr, b1, b2, self.eps, self.steps,
-                      weight_decay, self.decoupled, skip=skip)
+                      weight_decay, self.decoupled, skip=skip, hyper=hyper)
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "betas": self.betas, "eps": self.eps}

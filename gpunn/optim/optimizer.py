@@ -41,6 +41,7 @@ class Optimizer:
         self.decay_biases = bool(decay_biases)
         self.steps = 0
         self.state: list[dict] = [{} for _ in params]
+        self._hypers: dict = {}  # (device, dtype, decayed) -> [values, array on the device]
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient (the next backward pass starts afresh)."""
@@ -85,6 +86,21 @@ class Optimizer:
 
     def _update(self, p: Parameter, state: dict, lr: float, weight_decay: float, skip=None) -> None:
         raise NotImplementedError
+
+    def _hyper(self, p: Parameter, values: tuple, decayed: bool):
+        """The step's kernel scalars (``gpunn.ops.*_hyper``) in an array kept on p's device, refilled when they change.
+
+        The fused kernels read their learning rate and bias corrections from it, not from launch
+        arguments: a CUDA graph captured around a step replays with each step's values.
+        """
+        key = (device_of(p.data), p.dtype, decayed)
+        held = self._hypers.get(key)
+        if held is None:
+            held = self._hypers[key] = [values, device_of(p.data).asarray(np.array(values, dtype=p.dtype))]
+        elif held[0] != values:
+            held[1][...] = np.asarray(values, dtype=p.dtype)  # a small upload, queued in order on the device
+            held[0] = values
+        return held[1]
 
     def _state_arrays(self, i: int) -> dict:
         """Parameter i's state arrays, made as zeros on first use and kept on the parameter's device."""

@@ -19,7 +19,9 @@ class RMSProp(Optimizer):
         self.eps = check_number("eps", eps, low=0, low_open=True)
 
     def _update(self, p, state, lr, weight_decay, skip=None):
-        ops.rmsprop_step(p.data, p.grad, state["sq_avg"], lr, self.alpha, self.eps, weight_decay, skip=skip)
+        hyper = self._hyper(p, ops.rmsprop_hyper(lr, self.alpha, self.eps, weight_decay), bool(weight_decay))
+        ops.rmsprop_step(p.data, p.grad, state["sq_avg"], lr, self.alpha, self.eps, weight_decay, skip=skip,
+                         hyper=hyper)
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "alpha": self.alpha, "eps": self.eps}

@@ -23,8 +23,9 @@ class SGD(Optimizer):
         self.state_names = ("velocity",) if self.momentum else ()
 
     def _update(self, p, state, lr, weight_decay, skip=None):
+        hyper = self._hyper(p, ops.sgd_hyper(lr, self.momentum, weight_decay), bool(weight_decay))
         ops.sgd_step(p.data, p.grad, state.get("velocity"), lr, self.momentum, self.nesterov, weight_decay,
-                     skip=skip)
+                     skip=skip, hyper=hyper)
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "momentum": self.momentum, "nesterov": self.nesterov}
