@@ -21,10 +21,14 @@ class Split(NamedTuple):
 
 
 def check_xy(X, y, *, matrix: bool = True):
-    """``X`` (N, D) finite floats or numbers and ``y`` (N,) integer labels, as NumPy arrays."""
+    """``X`` (N, D) numbers (N, ... when not ``matrix``) and ``y`` (N,) labels; arrays stay on their device."""
     X = check_array("X", X, matrix)
     y = np.asarray(y) if not hasattr(y, "shape") else y
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+    if y.ndim == 2 and y.shape[1] > 1:
+        raise ValueError(f"y must be 1-D class labels, got shape {tuple(y.shape)}; for one-hot rows use y.argmax(1)")
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D class labels, got shape {tuple(y.shape)}")
+    if y.shape[0] != X.shape[0]:
         raise ValueError(f"X and y must have the same number of rows: X has {X.shape[0]}, y has shape {tuple(y.shape)}")
     return X, y
 
