@@ -172,7 +172,8 @@ def test_dataframes_give_feature_names(rng):
         clf.fit(frame, pd.Series(y))
         np.testing.assert_array_equal(clf.feature_names_in_, ["a", "b", "c", "d"])
         assert clf.n_features_in_ == 4
-        np.testing.assert_array_equal(clf.predict(frame), clf.predict(X))
+        with pytest.warns(UserWarning, match="X does not have valid feature names"):
+            np.testing.assert_array_equal(clf.predict(frame), clf.predict(X))
         with pytest.raises(ValueError, match="feature names"):
             clf.predict(frame[["b", "a", "c", "d"]])
         clf.fit(X, y)  # refitted on an array: the names are gone
@@ -350,3 +351,33 @@ def test_cuda_state_stays_on_the_gpu_and_outputs_follow_the_input(make, rng):
         clf.predict(cupy.full((2, 4), cupy.nan))
     with pytest.raises(ValueError, match="X has 3 features"):
         clf.predict(cupy.asarray(X[:, :3]))
+
+
+def test_random_search_over_lr_and_reg_as_in_the_readme():
+    from scipy.stats import loguniform
+    from sklearn.model_selection import RandomizedSearchCV, ShuffleSplit
+    from sklearn.pipeline import make_pipeline
+
+    s = load_digits()
+    search = RandomizedSearchCV(
+        make_pipeline(Standardize(), gn.LinearClassifier(loss="softmax", device="cpu", random_state=0)),
+        {"linearclassifier__lr": loguniform(1e-4, 1e-1), "linearclassifier__reg": loguniform(1e-6, 1e-1)},
+        n_iter=8, cv=ShuffleSplit(n_splits=1, test_size=0.2, random_state=0), random_state=0,
+    ).fit(s.X_train, s.y_train)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isfinite(scores).all() and len(set(scores)) > 1  # every candidate scored, and they differ
+    assert search.best_score_ == scores.max() and search.best_score_ > 0.9
+    best = search.best_params_
+    assert 1e-4 <= best["linearclassifier__lr"] <= 1e-1 and 1e-6 <= best["linearclassifier__reg"] <= 1e-1
+    assert search.score(s.X_test, s.y_test) > 0.9
+
+
+def test_cross_val_score_and_grid_search_give_finite_scores(digits):
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+
+    X, y, _, _ = digits
+    scores = cross_val_score(gn.MLPClassifier(hidden=(32,), epochs=30, device="cpu", random_state=0), X, y, cv=3)
+    assert np.isfinite(scores).all() and scores.min() > 0.9
+    grid = GridSearchCV(gn.LinearClassifier(device="cpu", random_state=0), {"loss": ["softmax", "svm"]}, cv=3)
+    results = grid.fit(X, y).cv_results_
+    assert np.isfinite(results["mean_test_score"]).all() and results["mean_test_score"].min() > 0.9
