@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import nn
 from .devices import array_module
 from .devices import device as make_device
-from .estimator import DeviceClassifier, as_input_type, check_X, encode_labels, keeps_state_on_failure, labels_of
+from .estimator import DeviceClassifier, as_input_type, check_X, encode_labels, keeps_state_on_failure, labels_of, onto
 from .nn.init import as_rng
 from .optim.by_name import make_optimizer
 from .trainer import Trainer
@@ -120,7 +120,7 @@ class TrainedClassifier(DeviceClassifier):
         optimizer = make_optimizer(self.optimizer, model.parameters(), lr, reg)
         trainer = Trainer(model, loss, optimizer, batch_size=self.batch_size, epochs=self.epochs, device=dev,
                           seed=int(rs.randint(2**31)), restore_best=False, progress=bool(self.progress))
-        X = dev.asarray(X)  # a CuPy X for device="cpu" comes to the host; NumPy goes up in the Trainer
+        X = onto(dev, X)
         if self.early_stopping:
             train, val = self._validation_split(y_index, fraction, int(rs.randint(2**31)))
             xp = array_module(X)
@@ -154,11 +154,11 @@ class TrainedClassifier(DeviceClassifier):
         """(checked X, class scores (n_samples, n_classes)) on the model's device."""
         check_is_fitted(self)
         X = check_X(self, X, reset=False)
-        model = self.model_
+        Xd, model = onto(self.device_, X), self.model_
         was_training = model.training
         model.eval()
         try:
-            parts = [model.forward(X[i:i + PREDICT_BATCH]) for i in range(0, X.shape[0], PREDICT_BATCH)]
+            parts = [model.forward(Xd[i:i + PREDICT_BATCH]) for i in range(0, X.shape[0], PREDICT_BATCH)]
         finally:
             model.train(was_training)
         xp = array_module(parts[0])

@@ -38,6 +38,15 @@ def as_input_type(result, X):
     return device_of(X).asarray(result)
 
 
+def onto(dev, X):
+    """``X`` for computing on ``dev``: a GPU array living elsewhere is moved there; host arrays stay on the host.
+
+    NumPy input is left for the Trainer and the model's forward pass, which move it in batches (or
+    whole, when it fits in the GPU's memory).
+    """
+    return dev.asarray(X) if is_device_array(X) and device_of(X) != dev else X
+
+
 def keeps_state_on_failure(fit):
     """Decorate ``fit`` so that, when it raises, the estimator's attributes are put back as they were.
 
@@ -116,7 +125,7 @@ def encode_labels(estimator, y, n_samples: int):
     name = type(estimator).__name__
     if y is None:
         raise ValueError(f"{name} requires y to be passed, but the target y is None")
-    y = np.asarray(to_numpy(y)) if hasattr(y, "shape") else np.asarray(y)
+    y = to_numpy(y)  # labels are few and small: they live on the host
     if y.ndim == 2 and y.shape[1] > 1:
         raise ValueError(f"y must be 1-D class labels, got shape {y.shape}; for one-hot rows use y.argmax(1)")
     if y.ndim == 2:

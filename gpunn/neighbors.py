@@ -17,15 +17,14 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-
-from . import ops
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
+from . import ops
 from .devices import array_module, to_numpy
 from .devices import device as make_device
-from .estimator import (DeviceClassifier, as_input_type, check_X, encode_labels, keeps_state_on_failure, labels_of)
+from .estimator import DeviceClassifier, as_input_type, check_X, encode_labels, keeps_state_on_failure, labels_of
 from .validation import check_array, check_choice, check_finite, check_int
 
 METRICS = ("l1", "l2", "sqeuclidean")
@@ -265,7 +264,7 @@ def cross_validate_k(X, y, ks=(1, 3, 5, 8, 10, 12, 15, 20, 50, 100), folds: int 
     """
     probe = KNeighborsClassifier(1, metric, weights, device, memory_limit)
     X = check_X(probe, X, reset=True)  # the folds' fits check X again: this one reads any array-like once
-    y = to_numpy(y) if hasattr(y, "shape") else np.asarray(y)
+    y = to_numpy(y)
     encode_labels(probe, y, X.shape[0])
     y = y.reshape(-1)  # a column vector is accepted (with a warning) like in fit
     n = X.shape[0]

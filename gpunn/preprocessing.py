@@ -20,6 +20,12 @@ from .estimator import check_matrix, check_X, keeps_state_on_failure
 from .validation import check_int, check_number
 
 
+def _mover(X):
+    """A function putting a fitted statistic on X's device, in X's dtype (a no-op where it already is)."""
+    dev = device_of(X)
+    return lambda stat: dev.asarray(stat, dtype=X.dtype)
+
+
 class Transform(TransformerMixin, BaseEstimator):
     """Base of gpunn's transformers: scikit-learn's transformer, float32 and float64 kept as they come."""
 
@@ -32,8 +38,7 @@ class Transform(TransformerMixin, BaseEstimator):
         """X checked against the fit, and a function moving a statistic to X's device and dtype."""
         check_is_fitted(self)
         X = check_X(self, X, reset=False)
-        dev = device_of(X)
-        return X, lambda stat: dev.asarray(stat, dtype=X.dtype)
+        return X, _mover(X)
 
 
 class MeanSubtraction(OneToOneFeatureMixin, Transform):
@@ -128,7 +133,6 @@ class PCAWhitening(ClassNamePrefixFeaturesOutMixin, Transform):
         if X.shape[1] != k:
             raise ValueError(f"X has {X.shape[1]} features, but PCAWhitening.inverse_transform is expecting {k} "
                              "(the number of components) as input.")
-        dev = device_of(X)
-        here = lambda stat: dev.asarray(stat, dtype=X.dtype)  # noqa: E731
+        here = _mover(X)
         return (X / self._scale(here)) @ here(self.components_).T + here(self.mean_)
 

@@ -1,8 +1,9 @@
 """scikit-learn's own estimator checks, run on every gpunn estimator and transformer."""
 
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
 import gpunn as gn
 from gpunn.preprocessing import MeanSubtraction, PCAWhitening, Standardize
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 ESTIMATORS = [
     gn.KNeighborsClassifier(device="cpu"),
