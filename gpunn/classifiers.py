@@ -172,7 +172,7 @@ class TrainedClassifier(DeviceClassifier):
     def predict(self, X):
         """The predicted label of each row, from ``classes_``."""
         X, s = self._scores(X)
-        return labels_of(self.classes_, as_input_type(s.argmax(axis=1), X), X)
+        return labels_of(self.classes_, as_input_type(s.argmax(axis=1), X))
 
     @available_if(_has_probabilities)
     def predict_proba(self, X):
@@ -197,11 +197,12 @@ class MLPClassifier(TrainedClassifier):
     Trained with softmax cross-entropy for ``epochs`` epochs of minibatches. ``reg`` is the
     L2 strength on the weights; ``optimizer`` is one of "sgd", "momentum", "nesterov",
     "adagrad", "rmsprop", "adam", "adamw". With ``early_stopping=True``, ``validation_fraction``
-    of the rows is held out: training stops after ``patience`` epochs without improvement and
-    the best epoch's weights are kept. ``device``: "auto", "cpu", "cuda" or "cuda:N"; the model
-    lives there. ``precision``: "float32" or "float64", the model's dtype (float32 scores of one
-    row may differ in the last bits depending on which rows are predicted with it). Fitted: ``classes_``, ``model_``, ``history_``, ``n_iter_`` (epochs run),
-    ``n_features_in_``, ``feature_names_in_`` (DataFrames), ``device_``.
+    of the rows is held out: training stops after ``patience`` epochs without a lower validation
+    loss and the best epoch's weights are kept. ``device``: "auto", "cpu", "cuda" or "cuda:N";
+    the model lives there. ``precision``: "float32" or "float64", the model's dtype (float32
+    scores of a row may differ in the last bits with the other rows predicted beside it).
+    Fitted: ``classes_``, ``model_``, ``history_``, ``n_iter_`` (epochs run), ``n_features_in_``,
+    ``feature_names_in_`` (DataFrames), ``device_``.
     """
 
     def __init__(self, hidden=(100,), activation="relu", dropout=0.0, batchnorm=False, optimizer="adam", lr=1e-3,

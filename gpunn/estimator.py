@@ -141,7 +141,7 @@ def encode_labels(estimator, y, n_samples: int):
     return encoder.classes_, encoder.transform(y).astype(np.int64)
 
 
-def labels_of(classes: np.ndarray, index, X):
+def labels_of(classes: np.ndarray, index):
     """``classes[index]``, in the input's array type where that type can hold the labels.
 
     CuPy holds numbers and booleans only: string labels come back as a NumPy array.

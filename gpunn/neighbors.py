@@ -226,7 +226,7 @@ class KNeighborsClassifier(DeviceClassifier):
     def predict(self, X):
         """The label with the most votes (the smallest label on ties)."""
         X, totals = self._votes(X)
-        return labels_of(self.classes_, as_input_type(totals.argmax(axis=1), X), X)
+        return labels_of(self.classes_, as_input_type(totals.argmax(axis=1), X))
 
     def _votes(self, X):
         X, d, i = self._neighbors(X, self.k)

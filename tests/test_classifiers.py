@@ -229,7 +229,8 @@ def test_a_column_of_labels_is_accepted_with_a_warning(rng):
     clf = gn.LinearClassifier(device="cpu", random_state=0)
     with pytest.warns(UserWarning, match="column-vector y"):
         clf.fit(X, y[:, None])
-    np.testing.assert_array_equal(clf.predict(X), gn.LinearClassifier(device="cpu", random_state=0).fit(X, y).predict(X))
+    flat = gn.LinearClassifier(device="cpu", random_state=0).fit(X, y)
+    np.testing.assert_array_equal(clf.predict(X), flat.predict(X))
 
 
 def test_validation_errors_name_validation_fraction(rng):

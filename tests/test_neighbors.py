@@ -164,12 +164,13 @@ def test_a_limit_beyond_the_device_falls_back_to_smaller_tiles(rng, monkeypatch)
 def test_grid_search_over_a_pipeline_matches_scikit_learns_knn():
     X, y = load_digits(split=False)
     X, y = X[:600], y[:600]
+    weights = ["uniform", "distance"]
     ours = GridSearchCV(make_pipeline(StandardScaler(), gn.KNeighborsClassifier(device="cpu")),
-                        {"kneighborsclassifier__k": [1, 3, 7], "kneighborsclassifier__weights": ["uniform", "distance"]},
+                        {"kneighborsclassifier__k": [1, 3, 7], "kneighborsclassifier__weights": weights},
                         cv=4).fit(X, y)
     ref = GridSearchCV(make_pipeline(StandardScaler(), SklearnKNN(algorithm="brute")),
                        {"kneighborsclassifier__n_neighbors": [1, 3, 7],
-                        "kneighborsclassifier__weights": ["uniform", "distance"]}, cv=4).fit(X, y)
+                        "kneighborsclassifier__weights": weights}, cv=4).fit(X, y)
     scores = ours.cv_results_["mean_test_score"]
     assert np.isfinite(scores).all() and scores.min() > 0.85
     np.testing.assert_allclose(scores, ref.cv_results_["mean_test_score"], atol=2 / 150)  # a near-tie or two may flip

@@ -1,5 +1,10 @@
 """scikit-learn's own estimator checks, run on every gpunn estimator and transformer."""
 
+import os
+import subprocess
+import sys
+
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import gpunn as gn
@@ -37,3 +42,15 @@ def expected_failed_checks(estimator):
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def test_array_api_checks_run_in_a_process_with_scipy_array_api():
+    """scikit-learn runs its array-API checks (array-API dispatch on, NumPy input, same results) only when
+    SCIPY_ARRAY_API=1 was set before SciPy was imported; here they skip, so a fresh process runs them."""
+    if os.environ.get("SCIPY_ARRAY_API") == "1":
+        pytest.skip("this process runs them itself")
+    env = {**os.environ, "SCIPY_ARRAY_API": "1"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+                          "-k", "check_array_api"], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert " passed" in run.stdout and "skipped" not in run.stdout, run.stdout[-4000:]
