@@ -45,7 +45,7 @@ def blobs(rng, labels, n=120, d=4):
 
 def test_mlp_reaches_97_percent_on_digits(digits, rng):
     X, y, X_test, y_test = digits
-    clf = gn.MLPClassifier(hidden=(256,), reg=1e-3, device="cpu", random_state=int(rng.integers(1 << 30)))
+    clf = gn.MLPClassifier(hidden=(256,), reg=1e-3, epochs=40, device="cpu", random_state=int(rng.integers(1 << 30)))
     assert clf.fit(X, y) is clf
     assert clf.score(X_test, y_test) >= 0.97
 
