@@ -1,14 +1,26 @@
-"""MLPClassifier and LinearClassifier: estimators with scikit-learn conventions."""
+"""MLPClassifier and LinearClassifier: gpunn models trained by the Trainer, as scikit-learn classifiers."""
 
 from __future__ import annotations
 
+import numpy as np
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
+
 from . import nn
-from .estimator import Classifier
+from .devices import array_module
+from .devices import device as make_device
+from .estimator import DeviceClassifier, as_input_type, check_X, encode_labels, keeps_state_on_failure, labels_of, onto
 from .nn.init import as_rng
+from .optim.by_name import make_optimizer
+from .trainer import Trainer
 from .validation import check_choice, check_int, check_number
 
 RELU_FAMILY = ("relu", "leaky_relu", "elu")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "sigmoid", "tanh")
+PRECISIONS = ("float32", "float64")
+PREDICT_BATCH = 1024  # rows per forward pass when predicting: bounds the activations' memory
 
 
 def build_mlp(n_features: int, n_classes: int, hidden=(100,), activation: str = "relu", dropout: float = 0.0,
@@ -36,18 +48,166 @@ def build_mlp(n_features: int, n_classes: int, hidden=(100,), activation: str = 
     return nn.Sequential(*layers)
 
 
-class MLPClassifier(Classifier):
+class _Stop(Exception):
+    """Raised from the Trainer's epoch callback to end training early."""
+
+
+class _EarlyStopping:
+    """Keeps the weights of the epoch with the lowest validation loss; stops after ``patience`` epochs without one.
+
+    Validation loss rather than accuracy: on a small validation split accuracy moves in
+    coarse steps and often peaks while the model is still underfit.
+    """
+
+    def __init__(self, model, patience: int):
+        self.model, self.patience = model, patience
+        self.best_loss, self.best_epoch, self.best_state, self.stale = float("inf"), None, model.state_dict(), 0
+
+    def after_epoch(self, record: dict) -> None:
+        if record["val_loss"] < self.best_loss:
+            self.best_loss, self.best_epoch, self.stale = record["val_loss"], record["epoch"], 0
+            self.best_state = self.model.state_dict()
+        else:
+            self.stale += 1
+            if self.stale >= self.patience:
+                raise _Stop
+
+
+def _has_probabilities(estimator) -> bool:
+    return getattr(estimator, "loss", "softmax") == "softmax"
+
+
+class TrainedClassifier(DeviceClassifier):
+    """Base of the classifiers trained by gradient descent.
+
+    Subclasses define ``_build(n_features, n_classes, seed) -> (model, loss)`` and hold the
+    hyperparameters ``optimizer``, ``lr``, ``reg``, ``batch_size``, ``epochs``,
+    ``validation_fraction``, ``early_stopping``, ``patience``, ``device``, ``precision``,
+    ``random_state`` and ``progress``. The model has one output per class (two for a binary problem);
+    ``decision_function`` reports a binary problem as one score, that of ``classes_[1]``
+    minus that of ``classes_[0]``, as scikit-learn does.
+    """
+
+    def _build(self, n_features: int, n_classes: int, seed: int):
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- fitting
+    @keeps_state_on_failure
+    def fit(self, X, y) -> "TrainedClassifier":
+        """Train on X (n_samples, n_features) and class labels y (n_samples,); returns ``self``.
+
+        With ``early_stopping=True`` a stratified ``validation_fraction`` of the rows is held
+        out; training stops after ``patience`` epochs without a lower validation loss and the
+        weights of the epoch with the lowest are kept (``history_.best_epoch``). A failed fit
+        leaves the estimator as it was.
+        """
+        lr = check_number("lr", self.lr, low=0, low_open=True)
+        reg = check_number("reg", self.reg, low=0)
+        fraction = check_number("validation_fraction", self.validation_fraction, low=0, high=1, high_open=True)
+        patience = check_int("patience", self.patience, low=1)
+        if self.early_stopping and fraction == 0:
+            raise ValueError("early_stopping=True needs validation_fraction > 0 (the rows it validates on)")
+        dtype = check_choice("precision", self.precision, PRECISIONS)
+        dev = make_device(self.device)
+        X = check_X(self, X, reset=True)
+        classes, y_index = encode_labels(self, y, X.shape[0])
+        if len(classes) < 2:
+            raise ValueError(f"y has only 1 class ({classes.tolist()[0]!r}); {type(self).__name__} needs at least 2 "
+                             "classes")
+        rs = check_random_state(self.random_state)
+        model, loss = self._build(X.shape[1], len(classes), int(rs.randint(2**31)))
+        model.to(dtype=dtype)
+        optimizer = make_optimizer(self.optimizer, model.parameters(), lr, reg)
+        trainer = Trainer(model, loss, optimizer, batch_size=self.batch_size, epochs=self.epochs, device=dev,
+                          seed=int(rs.randint(2**31)), restore_best=False, progress=bool(self.progress))
+        X = onto(dev, X)
+        if self.early_stopping:
+            train, val = self._validation_split(y_index, fraction, int(rs.randint(2**31)))
+            xp = array_module(X)
+            X_train, X_val = X[xp.asarray(train)], X[xp.asarray(val)]
+            stopper = _EarlyStopping(model, patience)
+            try:
+                trainer.fit(X_train, y_index[train], val=(X_val, y_index[val]), on_epoch=stopper.after_epoch)
+            except _Stop:
+                pass
+            model.load_state_dict(stopper.best_state)
+            trainer.history.best_epoch = stopper.best_epoch
+        else:
+            trainer.fit(X, y_index)
+        history = trainer.history
+        self.classes_, self.model_, self.history_, self.n_iter_ = classes, model, history, len(history.epochs)
+        self.device_ = dev
+        return self
+
+    def _validation_split(self, y_index: np.ndarray, fraction: float, seed: int):
+        """(train rows, validation rows): ``fraction`` of the rows (at least one), stratified where every class fits."""
+        n = y_index.shape[0]
+        n_val = int(np.ceil(fraction * n))
+        if n_val >= n:
+            raise ValueError(f"validation_fraction={self.validation_fraction} of {n} rows leaves no training rows")
+        counts = np.bincount(y_index)
+        stratify = y_index if counts.min() >= 2 and min(n_val, n - n_val) >= len(counts) else None
+        return train_test_split(np.arange(n), test_size=n_val, stratify=stratify, random_state=seed)
+
+    # ---------------------------------------------------------------- predicting
+    def _scores(self, X):
+        """(checked X, class scores (n_samples, n_classes)) on the model's device."""
+        check_is_fitted(self)
+        X = check_X(self, X, reset=False)
+        Xd, model = onto(self.device_, X), self.model_
+        was_training = model.training
+        model.eval()
+        try:
+            parts = [model.forward(Xd[i:i + PREDICT_BATCH]) for i in range(0, X.shape[0], PREDICT_BATCH)]
+        finally:
+            model.train(was_training)
+        xp = array_module(parts[0])
+        return X, xp.concatenate(parts).astype(np.float64)
+
+    def decision_function(self, X):
+        """Class scores: (n_samples, n_classes), or (n_samples,) for two classes (positive: ``classes_[1]``)."""
+        X, s = self._scores(X)
+        return as_input_type(s[:, 1] - s[:, 0] if s.shape[1] == 2 else s, X)
+
+    def predict(self, X):
+        """The predicted label of each row, from ``classes_``."""
+        X, s = self._scores(X)
+        return labels_of(self.classes_, as_input_type(s.argmax(axis=1), X))
+
+    @available_if(_has_probabilities)
+    def predict_proba(self, X):
+        """Softmax of the scores: (n_samples, n_classes), rows summing to 1, columns in ``classes_`` order."""
+        X, s = self._scores(X)
+        xp = array_module(s)
+        e = xp.exp(s - s.max(axis=1, keepdims=True))
+        return as_input_type(e / e.sum(axis=1, keepdims=True), X)
+
+    @available_if(_has_probabilities)
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`, computed as scores minus their log-sum-exp (no underflow)."""
+        X, s = self._scores(X)
+        xp = array_module(s)
+        shifted = s - s.max(axis=1, keepdims=True)
+        return as_input_type(shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True)), X)
+
+
+class MLPClassifier(TrainedClassifier):
     """A fully connected net: [Linear -> (BatchNorm) -> activation -> (Dropout)] per hidden size, then Linear.
 
-    Trained with softmax cross-entropy. ``reg`` is the L2 strength on the weights;
-    ``optimizer`` is one of "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw".
-    ``validation_fraction`` of the training rows is held out to pick the best epoch
-    (and for ``early_stopping``, after ``patience`` epochs without improvement).
+    Trained with softmax cross-entropy for ``epochs`` epochs of minibatches. ``reg`` is the
+    L2 strength on the weights; ``optimizer`` is one of "sgd", "momentum", "nesterov",
+    "adagrad", "rmsprop", "adam", "adamw". With ``early_stopping=True``, ``validation_fraction``
+    of the rows is held out: training stops after ``patience`` epochs without a lower validation
+    loss and the best epoch's weights are kept. ``device``: "auto", "cpu", "cuda" or "cuda:N";
+    the model lives there. ``precision``: "float32" or "float64", the model's dtype (float32
+    scores of a row may differ in the last bits with the other rows predicted beside it).
+    Fitted: ``classes_``, ``model_``, ``history_``, ``n_iter_`` (epochs run), ``n_features_in_``,
+    ``feature_names_in_`` (DataFrames), ``device_``.
     """
 
     def __init__(self, hidden=(100,), activation="relu", dropout=0.0, batchnorm=False, optimizer="adam", lr=1e-3,
-                 reg=1e-4, batch_size=64, epochs=40, validation_fraction=0.1, early_stopping=False, patience=5,
-                 device="auto", random_state=None, progress=False):
+                 reg=1e-4, batch_size=64, epochs=100, validation_fraction=0.1, early_stopping=False, patience=5,
+                 device="auto", precision="float32", random_state=None, progress=False):
         self.hidden = hidden
         self.activation = activation
         self.dropout = dropout
@@ -61,23 +221,29 @@ class MLPClassifier(Classifier):
         self.early_stopping = early_stopping
         self.patience = patience
         self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.progress = progress
 
-    def _build(self, n_features, n_classes, rng):
-        model = build_mlp(n_features, n_classes, self.hidden, self.activation, self.dropout, self.batchnorm, rng)
+    def _build(self, n_features, n_classes, seed):
+        model = build_mlp(n_features, n_classes, self.hidden, self.activation, self.dropout, self.batchnorm, seed)
         return model, nn.SoftmaxCrossEntropy()
 
 
-class LinearClassifier(Classifier):
+class LinearClassifier(TrainedClassifier):
     """The linear score function s = x W + b, trained with the multiclass SVM or softmax loss.
 
-    ``loss``: "svm" (multiclass hinge, delta = 1) or "softmax" (cross-entropy).
-    ``reg`` is the L2 strength lambda on W. Weights start small (std 1e-3).
+    ``loss``: "softmax" (cross-entropy; has ``predict_proba``) or "svm" (multiclass hinge,
+    delta = 1; scores only, as scikit-learn's hinge-loss classifiers). ``reg`` is the L2
+    strength lambda on W. Weights start small (std 1e-3). ``coef_`` (n_classes, n_features)
+    and ``intercept_`` (n_classes,) read W and b as scikit-learn's linear models do, with one
+    row (``classes_[1]`` against ``classes_[0]``) for a binary problem; on the model's device.
+    Other hyperparameters and fitted attributes as :class:`MLPClassifier`.
     """
 
-    def __init__(self, loss="softmax", reg=1e-4, optimizer="momentum", lr=1e-2, batch_size=200, epochs=50,
-                 validation_fraction=0.0, device="auto", random_state=None, progress=False):
+    def __init__(self, loss="softmax", reg=1e-4, optimizer="adam", lr=0.02, batch_size=200, epochs=50,
+                 validation_fraction=0.1, early_stopping=False, patience=5, device="auto", precision="float32",
+                 random_state=None, progress=False):
         self.loss = loss
         self.reg = reg
         self.optimizer = optimizer
@@ -85,11 +251,28 @@ class LinearClassifier(Classifier):
         self.batch_size = batch_size
         self.epochs = epochs
         self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
         self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.progress = progress
 
-    def _build(self, n_features, n_classes, rng):
+    def _build(self, n_features, n_classes, seed):
         kind = check_choice("loss", self.loss, ("svm", "softmax"))
         loss = nn.MulticlassHinge() if kind == "svm" else nn.SoftmaxCrossEntropy()
-        return nn.Sequential(nn.Linear(n_features, n_classes, init=1e-3, rng=rng)), loss
+        return nn.Sequential(nn.Linear(n_features, n_classes, init=1e-3, rng=seed)), loss
+
+    @property
+    def coef_(self):
+        """(n_classes, n_features), or (1, n_features) for two classes: W transposed."""
+        check_is_fitted(self, "model_")
+        W = self.model_.layers[0].W.data.T
+        return W[1:] - W[:1] if W.shape[0] == 2 else W
+
+    @property
+    def intercept_(self):
+        """(n_classes,), or (1,) for two classes."""
+        check_is_fitted(self, "model_")
+        b = self.model_.layers[0].b.data
+        return b[1:] - b[:1] if b.shape[0] == 2 else b

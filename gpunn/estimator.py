@@ -1,108 +1,161 @@
-"""Classifier: the scikit-learn conventions over a gpunn model and Trainer.
+"""scikit-learn's estimator conventions on gpunn's devices.
 
-Hyperparameters are keyword arguments stored unchanged by ``__init__`` and checked
-in ``fit``; ``fit`` returns ``self``; learned attributes end in ``_`` (``classes_``,
-``model_``, ``history_``, ``n_features_in_``); ``predict``, ``predict_proba``, ``score``,
-``get_params`` and ``set_params`` behave as in scikit-learn. A failed ``fit`` leaves a
-previously fitted estimator as it was.
+gpunn's estimators are scikit-learn estimators: they derive from ``BaseEstimator`` and its
+mixins (parameters, ``clone``, repr, tags, ``score``), validate host input with
+``validate_data`` (``n_features_in_``, ``feature_names_in_``), refuse to predict before
+``fit`` with ``check_is_fitted`` (``NotFittedError``) and encode class labels with
+``LabelEncoder``. What stays here is what scikit-learn cannot do on a GPU:
+
+- :func:`check_X` checks a CuPy array on its device (no copy to the host), with the same
+  rules and messages as the NumPy path;
+- :func:`as_input_type`: results come back in the array type of the input (NumPy in,
+  NumPy out; CuPy in, CuPy out on the same device), scikit-learn's array-API rule;
+- :func:`keeps_state_on_failure`: a ``fit`` that raises leaves the estimator as it was.
 """
 
 from __future__ import annotations
 
-import inspect
+import functools
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import accuracy_score
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
-from .data.splits import check_xy, train_val_split
-from .optim.by_name import make_optimizer
-from .trainer import Trainer
-from .validation import check_finite, check_int, check_labels, check_number
-
-
-class Estimator:
-    """The scikit-learn parameter protocol: ``get_params``, ``set_params`` and a readable repr."""
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params) -> "Estimator":
-        valid = self._param_names()
-        for name in params:
-            if name not in valid:
-                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; valid: {', '.join(valid)}")
-        for name, value in params.items():
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+from .devices import FLOAT_DTYPES, device_of, to_numpy
+from .validation import check_finite
 
 
-class Classifier(Estimator):
-    """Base of the trained classifiers; subclasses define ``_build(n_features, n_classes, rng) -> (model, loss)``."""
+def is_device_array(a) -> bool:
+    """True for arrays that live on a GPU (CuPy)."""
+    return device_of(a).type == "cuda"
 
-    # ---------------------------------------------------------------- fitting
-    def _build(self, n_features: int, n_classes: int, rng: np.random.Generator):
-        raise NotImplementedError
 
-    def fit(self, X, y) -> "Classifier":
-        """Train on X (N, D) and integer labels y (N,); returns ``self``."""
-        X, y = check_xy(X, y)
-        check_finite("X", X)
-        check_labels("y", y, X.shape[0], None)
-        classes, y_index = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise ValueError(f"y has a single class ({classes[0]}); a classifier needs at least 2")
-        fraction = check_number("validation_fraction", self.validation_fraction, low=0, high=1, high_open=True)
-        rng = np.random.default_rng(self.random_state)
-        model, loss = self._build(X.shape[1], len(classes), rng)
-        optimizer = make_optimizer(self.optimizer, model.parameters(), check_number("lr", self.lr, low=0, low_open=True),
-                                   check_number("reg", self.reg, low=0))
-        early = getattr(self, "early_stopping", False)
-        trainer = Trainer(model, loss, optimizer, batch_size=self.batch_size, epochs=self.epochs, device=self.device,
-                          seed=int(rng.integers(2**31)), restore_best=fraction > 0,
-                          patience=check_int("patience", self.patience, low=1) if early else None,
-                          progress=getattr(self, "progress", False))
-        if fraction > 0:
-            X_tr, X_val, y_tr, y_val = train_val_split(X, y_index, fraction, seed=int(rng.integers(2**31)))
-            trainer.fit(X_tr, y_tr, val=(X_val, y_val))
-        else:
-            if early:
-                raise ValueError("early_stopping=True needs validation_fraction > 0")
-            trainer.fit(X, y_index)
-        self.classes_, self.n_features_in_, self.model_, self.history_ = classes, X.shape[1], model, trainer.history
-        return self
+def as_input_type(result, X):
+    """``result`` in the array type and on the device of the input ``X``."""
+    return device_of(X).asarray(result)
 
-    # ---------------------------------------------------------------- predicting
-    def _check_X(self, X):
-        if not hasattr(self, "model_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit(X, y) first")
-        X = np.asarray(X) if not hasattr(X, "shape") else X
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X must have shape (N, {self.n_features_in_}) as in fit, got {tuple(X.shape)}")
-        check_finite("X", X)
-        return X
 
-    def decision_function(self, X) -> np.ndarray:
-        """Class scores (N, n_classes) as a NumPy array."""
-        X = self._check_X(X)
-        return self.model_.predict_scores(X).astype(np.float64)
+def onto(dev, X):
+    """``X`` for computing on ``dev``: a GPU array living elsewhere is moved there; host arrays stay on the host.
 
-    def predict(self, X) -> np.ndarray:
-        """The predicted label of each row, from ``classes_``."""
-        winners = self.decision_function(X).argmax(axis=1)  # before classes_: an unfitted model says so
-        return self.classes_[winners]
+    NumPy input is left for the Trainer and the model's forward pass, which move it in batches (or
+    whole, when it fits in the GPU's memory).
+    """
+    return dev.asarray(X) if is_device_array(X) and device_of(X) != dev else X
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Softmax of the scores: (N, n_classes), rows summing to 1, columns in ``classes_`` order."""
-        s = self.decision_function(X)
-        e = np.exp(s - s.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
 
-    def score(self, X, y) -> float:
-        """Mean accuracy on (X, y)."""
-        return float((self.predict(X) == np.asarray(y)).mean())
+def keeps_state_on_failure(fit):
+    """Decorate ``fit`` so that, when it raises, the estimator's attributes are put back as they were.
+
+    Fits build new objects and assign them (never change fitted state in place), so a
+    shallow copy of ``__dict__`` is the whole state to restore.
+    """
+
+    @functools.wraps(fit)
+    def guarded(self, *args, **kwargs):
+        saved = dict(self.__dict__)
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    return guarded
+
+
+def check_X(estimator, X, *, reset: bool, dtype=FLOAT_DTYPES):
+    """X as a finite (n_samples, n_features) floating-point matrix, checked for ``estimator``.
+
+    ``reset=True`` (in ``fit``) records ``n_features_in_`` (and ``feature_names_in_`` for
+    DataFrames); ``reset=False`` checks X against them. ``dtype``: the accepted float
+    dtypes, the first one for everything else (integers, booleans, objects holding numbers).
+    NumPy-like input (lists, DataFrames, memmaps) goes through scikit-learn's
+    ``validate_data``; CuPy arrays are checked on their device and stay there.
+    """
+    dtype = tuple(np.dtype(d) for d in (dtype if isinstance(dtype, (tuple, list)) else (dtype,)))
+    if is_device_array(X):
+        X = _check_device_matrix(estimator, X, dtype)
+        validate_data(estimator, X, reset=reset, skip_check_array=True)  # n_features_in_ bookkeeping only
+    else:
+        X = validate_data(estimator, X, reset=reset, dtype=list(dtype), ensure_all_finite=False)
+    check_finite("X", X)  # one message on every device; the scan runs where X lives
+    return X
+
+
+def check_matrix(estimator, X, dtype=FLOAT_DTYPES):
+    """X as :func:`check_X` makes it, without the feature-count bookkeeping (for inputs of another width)."""
+    dtype = tuple(np.dtype(d) for d in (dtype if isinstance(dtype, (tuple, list)) else (dtype,)))
+    if is_device_array(X):
+        X = _check_device_matrix(estimator, X, dtype)
+    else:
+        X = check_array(X, dtype=list(dtype), ensure_all_finite=False, estimator=estimator, input_name="X")
+    check_finite("X", X)
+    return X
+
+
+def _check_device_matrix(estimator, X, dtype):
+    """The checks of scikit-learn's ``check_array`` for a CuPy array, without leaving the device."""
+    name = type(estimator).__name__
+    if X.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: X has dtype {X.dtype}")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"X must hold numbers, got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected a 2-D array for X (samples, features), got shape {tuple(X.shape)}. Reshape your data "
+            "either using X.reshape(-1, 1) if it has a single feature or X.reshape(1, -1) if it is a single sample."
+        )
+    for axis, what in ((0, "sample"), (1, "feature")):
+        if X.shape[axis] < 1:
+            raise ValueError(f"Found array with 0 {what}(s) (shape={tuple(X.shape)}) while a minimum of 1 is "
+                             f"required by {name}.")
+    return X if X.dtype in dtype else X.astype(dtype[0])
+
+
+def encode_labels(estimator, y, n_samples: int):
+    """(classes, y_index): the sorted distinct labels of ``y`` and each row's index into them (host NumPy).
+
+    Any labels scikit-learn accepts for classification: integers of any sign, strings,
+    booleans, whole-number floats. ``y`` may be a list, a Series, a NumPy or a CuPy array.
+    """
+    name = type(estimator).__name__
+    if y is None:
+        raise ValueError(f"{name} requires y to be passed, but the target y is None")
+    y = to_numpy(y)  # labels are few and small: they live on the host
+    if y.ndim == 2 and y.shape[1] > 1:
+        raise ValueError(f"y must be 1-D class labels, got shape {y.shape}; for one-hot rows use y.argmax(1)")
+    if y.ndim == 2:
+        y = column_or_1d(y, warn=True)  # a column vector: scikit-learn's DataConversionWarning, then 1-D
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D class labels, got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"X and y must have the same number of rows: X has {n_samples}, y has shape {y.shape}")
+    if y.dtype.kind == "c":
+        raise ValueError("Complex data not supported: y holds complex numbers")
+    check_classification_targets(y)  # refuses continuous targets, NaN and unknown label types
+    encoder = LabelEncoder().fit(y)
+    return encoder.classes_, encoder.transform(y).astype(np.int64)
+
+
+def labels_of(classes: np.ndarray, index):
+    """``classes[index]``, in the input's array type where that type can hold the labels.
+
+    CuPy holds numbers and booleans only: string labels come back as a NumPy array.
+    """
+    if is_device_array(index) and classes.dtype.kind in "biuf":
+        return device_of(index).asarray(classes)[index]
+    return classes[to_numpy(index)]
+
+
+class DeviceClassifier(ClassifierMixin, BaseEstimator):
+    """Base of gpunn's classifiers: scikit-learn's classifier, with a score that also takes CuPy arrays."""
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean accuracy of ``predict(X)`` against ``y`` (weighted by ``sample_weight``)."""
+        predicted = to_numpy(self.predict(X))
+        weights = None if sample_weight is None else to_numpy(sample_weight)
+        return float(accuracy_score(to_numpy(y), predicted, sample_weight=weights))

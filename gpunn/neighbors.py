@@ -18,13 +18,15 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import KFold
+from sklearn.utils.validation import check_is_fitted
 
 from . import ops
-from .data.splits import check_xy
 from .devices import array_module, to_numpy
 from .devices import device as make_device
-from .estimator import Estimator
-from .validation import check_array, check_choice, check_finite, check_int, check_labels
+from .estimator import DeviceClassifier, as_input_type, check_X, encode_labels, keeps_state_on_failure, labels_of
+from .validation import check_array, check_choice, check_finite, check_int
 
 METRICS = ("l1", "l2", "sqeuclidean")
 WEIGHTS = ("uniform", "distance")
@@ -167,13 +169,16 @@ def vote(neighbor_labels: np.ndarray, distances: np.ndarray, n_classes: int, wei
     return totals
 
 
-class KNeighborsClassifier(Estimator):
-    """k-nearest-neighbour classifier with scikit-learn conventions, on NumPy or CuPy.
+class KNeighborsClassifier(DeviceClassifier):
+    """k-nearest-neighbour classifier, a scikit-learn classifier on NumPy or CuPy.
 
-    ``fit`` stores the training data on the device; ``kneighbors`` returns distances
-    and indices sorted by distance (ties by lower training index); ``predict`` votes
-    (ties to the smallest label). ``memory_limit`` bounds the temporary memory of a query
-    ("1GB", "512MiB", bytes); it is lowered to half the device's free memory when that is less.
+    ``fit`` stores the training rows on ``device`` (in ``precision``); ``kneighbors``
+    returns distances and indices sorted by distance (ties by lower training index);
+    ``predict`` votes (ties to the smallest label). ``memory_limit`` bounds the temporary
+    memory of a query ("1GB", "512MiB", bytes); it is lowered to half the device's free
+    memory when that is less. Results come back in the input's array type (NumPy in, NumPy
+    out; CuPy in, CuPy out). Fitted: ``classes_``, ``n_features_in_``, ``feature_names_in_``
+    (DataFrames), ``device_``, and the training rows ``X_`` on the device.
     """
 
     def __init__(self, k=5, metric="l2", weights="uniform", device="auto", memory_limit="1GB", precision="float32"):
@@ -185,6 +190,7 @@ class KNeighborsClassifier(Estimator):
         self.precision = precision
 
     def _settings(self):
+        """(device, memory limit in bytes), with every hyperparameter checked."""
         check_int("k", self.k, low=1)
         check_choice("metric", self.metric, METRICS)
         check_choice("weights", self.weights, WEIGHTS)
@@ -192,51 +198,52 @@ class KNeighborsClassifier(Estimator):
         dev = make_device(self.device)
         return dev, min(parse_memory(self.memory_limit), dev.free_memory() // 2)
 
+    @keeps_state_on_failure
     def fit(self, X, y) -> "KNeighborsClassifier":
-        """Store (X, y): X (N, D) finite numbers, y (N,) integer labels. Returns ``self``."""
+        """Store X (n_samples, n_features) and class labels y (n_samples,) on the device; returns ``self``."""
         dev, _ = self._settings()
-        X, y = check_xy(X, y)
-        check_labels("y", y, X.shape[0], None)
+        X = check_X(self, X, reset=True, dtype=self.precision)
+        classes, y_index = encode_labels(self, y, X.shape[0])
         if self.k > X.shape[0]:
-            raise ValueError(f"k={self.k} is more than the {X.shape[0]} training rows")
-        X_dev = _matrix(X, "X", dev, self.precision)
-        classes, y_index = np.unique(y, return_inverse=True)
-        self.X_, self.classes_, self.y_index_, self.n_features_in_ = X_dev, classes, y_index, X.shape[1]
+            raise ValueError(f"k={self.k} is more than the number of training rows, n_samples={X.shape[0]}")
+        X_dev = dev.asarray(X)
+        self.X_, self.classes_, self.y_index_ = X_dev, classes, y_index
         self.x_sq_ = (X_dev * X_dev).sum(axis=1) if self.metric != "l1" else None
         self.device_ = dev
         return self
 
-    def kneighbors(self, X, k: int | None = None):
-        """(distances, indices) of each query's k nearest training rows, as NumPy arrays (len(X), k)."""
-        if not hasattr(self, "X_"):
-            raise RuntimeError("KNeighborsClassifier is not fitted yet: call fit(X, y) first")
-        k = self.k if k is None else k
-        check_int("k", k, low=1)
+    def _neighbors(self, X, k):
+        """(checked X, distances, indices) of each query's k nearest training rows, on the fitted device."""
+        check_is_fitted(self)
+        k = check_int("k", k, low=1)
         n = self.X_.shape[0]
         if k > n:
-            raise ValueError(f"k={k} is more than the {n} training rows")
+            raise ValueError(f"k={k} is more than the number of training rows, n_samples={n}")
         _, limit = self._settings()
-        Xq = _matrix(X, "X", self.device_, self.precision)
-        if Xq.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {Xq.shape[1]} features, the classifier was fitted on {self.n_features_in_}")
-        d, i = kneighbors_of(Xq, self.X_, k, self.metric, limit, self.x_sq_)
-        return to_numpy(d).astype(np.float64), to_numpy(i).astype(np.int64)
+        X = check_X(self, X, reset=False, dtype=self.precision)
+        d, i = kneighbors_of(self.device_.asarray(X), self.X_, k, self.metric, limit, self.x_sq_)
+        return X, d, i
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Vote shares (len(X), n_classes), columns in ``classes_`` order."""
-        totals = self._votes(X)
-        return totals / totals.sum(axis=1, keepdims=True)
+    def kneighbors(self, X, k: int | None = None):
+        """(distances float64, indices int64), each (n_queries, k), in the input's array type."""
+        X, d, i = self._neighbors(X, self.k if k is None else k)
+        xp = array_module(d)
+        return as_input_type(d.astype(xp.float64), X), as_input_type(i.astype(xp.int64), X)
 
-    def predict(self, X) -> np.ndarray:
-        winners = self._votes(X).argmax(axis=1)  # the first (smallest) label on ties; checks the fit first
-        return self.classes_[winners]
+    def predict_proba(self, X):
+        """Vote shares (n_queries, n_classes), columns in ``classes_`` order."""
+        X, totals = self._votes(X)
+        return as_input_type(totals / totals.sum(axis=1, keepdims=True), X)
 
-    def score(self, X, y) -> float:
-        return float((self.predict(X) == np.asarray(y)).mean())
+    def predict(self, X):
+        """The label with the most votes (the smallest label on ties)."""
+        X, totals = self._votes(X)
+        return labels_of(self.classes_, as_input_type(totals.argmax(axis=1), X))
 
     def _votes(self, X):
-        d, i = self.kneighbors(X)
-        return vote(self.y_index_[i], d, len(self.classes_), self.weights)
+        X, d, i = self._neighbors(X, self.k)
+        d, i = to_numpy(d).astype(np.float64), to_numpy(i)
+        return X, vote(self.y_index_[i], d, len(self.classes_), self.weights)
 
 
 # --------------------------------------------------------------------------- cross-validation of k
@@ -262,12 +269,16 @@ class CrossValidation:
 def cross_validate_k(X, y, ks=(1, 3, 5, 8, 10, 12, 15, 20, 50, 100), folds: int = 5, metric: str = "l2",
                      weights: str = "uniform", device="auto", memory_limit="1GB", shuffle: bool = False,
                      seed=None) -> CrossValidation:
-    """Accuracy of k-NN for every k in ``ks`` over ``folds`` folds (scikit-learn's KFold split).
+    """Accuracy of k-NN for every k in ``ks`` over ``folds`` folds of scikit-learn's ``KFold``.
 
     Each fold's neighbours are found once, for the largest k; smaller k use the first
     columns. The best k has the highest mean accuracy (the smaller k on ties).
     """
-    X, y = check_xy(X, y)
+    probe = KNeighborsClassifier(1, metric, weights, device, memory_limit)
+    X = check_X(probe, X, reset=True)  # the folds' fits check X again: this one reads any array-like once
+    y = to_numpy(y)
+    encode_labels(probe, y, X.shape[0])
+    y = y.reshape(-1)  # a column vector is accepted (with a warning) like in fit
     n = X.shape[0]
     folds = check_int("folds", folds, low=2)
     if folds > n:
@@ -275,19 +286,19 @@ def cross_validate_k(X, y, ks=(1, 3, 5, 8, 10, 12, 15, 20, 50, 100), folds: int 
     ks = sorted({check_int("ks[]", k, low=1) for k in ks}) if len(ks) else []
     if not ks:
         raise ValueError("ks is empty: give the values of k to compare")
-    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
-    parts = np.array_split(order, folds)
-    smallest_train = n - max(len(p) for p in parts)
+    smallest_train = n - -(-n // folds)
     if ks[-1] > smallest_train:
         raise ValueError(f"k={ks[-1]} is more than the {smallest_train} training rows of a fold")
+    splitter = KFold(folds, shuffle=bool(shuffle), random_state=seed if shuffle else None)
+    xp = array_module(X)
     acc = np.zeros((len(ks), folds))
-    for f, val in enumerate(parts):
-        train = np.setdiff1d(order, val, assume_unique=True)
-        knn = KNeighborsClassifier(ks[-1], metric, weights, device, memory_limit).fit(X[train], y[train])
-        d, i = knn.kneighbors(X[val])
+    for f, (train, val) in enumerate(splitter.split(np.zeros((n, 1)))):
+        knn = KNeighborsClassifier(ks[-1], metric, weights, device, memory_limit)
+        knn.fit(X[xp.asarray(train)], y[train])
+        d, i = (to_numpy(a) for a in knn.kneighbors(X[xp.asarray(val)]))
         labels = knn.y_index_[i]
         for row, k in enumerate(ks):
             winners = vote(labels[:, :k], d[:, :k], len(knn.classes_), weights).argmax(axis=1)
-            acc[row, f] = (knn.classes_[winners] == y[val]).mean()
+            acc[row, f] = accuracy_score(y[val], knn.classes_[winners])
     mean, std = acc.mean(axis=1), acc.std(axis=1)
     return CrossValidation(ks, acc, mean, std, ks[int(np.argmax(mean))])

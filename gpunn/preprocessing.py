@@ -1,103 +1,107 @@
 """Preprocessing fitted on training data: mean subtraction, standardization, PCA whitening.
 
-Each transform learns its statistics in ``fit`` (from the training split only) and
-applies them to any split with ``transform``. Statistics live on the device of the
-data they were fitted on, and transforms run there too (NumPy or CuPy).
+Each transform is a scikit-learn transformer: it learns its statistics in ``fit`` (from
+the training split only; ``y`` is accepted and ignored, for pipelines) and applies them
+to any split with ``transform``; ``fit_transform``, ``get_feature_names_out`` and
+``set_output`` come from scikit-learn. Statistics live on the device of the data they
+were fitted on (NumPy or CuPy); ``transform`` computes on the device of its input and
+returns the input's array type, moving the (small) statistics there if needed.
+float32 input stays float32 and float64 stays float64; other numbers become float32.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, OneToOneFeatureMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
 from .devices import array_module, device_of
-from .validation import check_array, check_finite, check_int, check_number
+from .estimator import check_matrix, check_X, keeps_state_on_failure
+from .validation import check_int, check_number
 
 
-def _matrix(X, name: str = "X"):
-    """X as a finite floating-point (N, D) matrix on its own device (float64 input stays float64)."""
-    X = check_array(name, X)
-    if X.dtype.kind != "f":
-        X = X.astype(np.float32)
-    check_finite(name, X)
-    return X
+def _mover(X):
+    """A function putting a fitted statistic on X's device, in X's dtype (a no-op where it already is)."""
+    dev = device_of(X)
+    return lambda stat: dev.asarray(stat, dtype=X.dtype)
 
 
-class Transform:
-    """Base: ``fit(X)`` returns self, ``transform(X)``, ``fit_transform(X)``."""
+class Transform(TransformerMixin, BaseEstimator):
+    """Base of gpunn's transformers: scikit-learn's transformer, float32 and float64 kept as they come."""
 
-    def fit(self, X):
-        raise NotImplementedError
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
 
-    def transform(self, X):
-        raise NotImplementedError
-
-    def fit_transform(self, X):
-        return self.fit(X).transform(X)
-
-    def _checked(self, X, attr: str):
-        if not hasattr(self, attr):
-            raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit(X_train) first")
-        X = _matrix(X)
-        width = getattr(self, attr).shape[0]
-        if X.shape[1] != width:
-            raise ValueError(f"X has {X.shape[1]} features, {type(self).__name__} was fitted on {width}")
-        if device_of(X) != device_of(getattr(self, attr)):
-            raise ValueError(f"X is on {device_of(X)}, {type(self).__name__} was fitted on {device_of(getattr(self, attr))}")
-        return X
+    def _checked(self, X):
+        """X checked against the fit, and a function moving a statistic to X's device and dtype."""
+        check_is_fitted(self)
+        X = check_X(self, X, reset=False)
+        return X, _mover(X)
 
 
-class MeanSubtraction(Transform):
+class MeanSubtraction(OneToOneFeatureMixin, Transform):
     """X - mean_, the per-feature mean of the training data."""
 
-    def fit(self, X):
-        X = _matrix(X)
+    @keeps_state_on_failure
+    def fit(self, X, y=None):
+        """Learn ``mean_`` (n_features,) from X (n_samples, n_features); returns ``self``."""
+        X = check_X(self, X, reset=True)
         self.mean_ = X.mean(axis=0)
         return self
 
     def transform(self, X):
-        X = self._checked(X, "mean_")
-        return X - self.mean_.astype(X.dtype, copy=False)
+        X, here = self._checked(X)
+        return X - here(self.mean_)
 
 
-class Standardize(Transform):
+class Standardize(OneToOneFeatureMixin, Transform):
     """(X - mean_) / std_ per feature; constant features keep std_ = 1 (they map to 0)."""
 
-    def fit(self, X):
-        X = _matrix(X)
+    @keeps_state_on_failure
+    def fit(self, X, y=None):
+        """Learn ``mean_`` and ``std_`` (n_features,) from X (n_samples, n_features); returns ``self``."""
+        X = check_X(self, X, reset=True)
         xp = array_module(X)
-        self.mean_ = X.mean(axis=0)
         std = X.std(axis=0)
+        self.mean_ = X.mean(axis=0)
         self.std_ = xp.where(std > 0, std, xp.ones_like(std))
         return self
 
     def transform(self, X):
-        X = self._checked(X, "mean_")
-        return (X - self.mean_.astype(X.dtype, copy=False)) / self.std_.astype(X.dtype, copy=False)
+        X, here = self._checked(X)
+        return (X - here(self.mean_)) / here(self.std_)
 
-    def inverse_transform(self, Z):
-        Z = self._checked(Z, "mean_")
-        return Z * self.std_.astype(Z.dtype, copy=False) + self.mean_.astype(Z.dtype, copy=False)
+    def inverse_transform(self, X):
+        """Undo :meth:`transform`: X * std_ + mean_."""
+        X, here = self._checked(X)
+        return X * here(self.std_) + here(self.mean_)
 
 
-class PCAWhitening(Transform):
+class PCAWhitening(ClassNamePrefixFeaturesOutMixin, Transform):
     """Decorrelate and scale to unit variance: Z = (X - mean_) U / sqrt(S + eps).
 
-    U are the principal directions (``components_``, columns, by decreasing variance)
-    and S the variances along them (``explained_variance_``), from the training
-    covariance. ``n_components`` keeps the leading directions (all by default);
-    ``eps`` keeps directions of tiny variance from being blown up. With every
-    component kept, ``inverse_transform`` recovers X exactly.
+    U are the principal directions (``components_``, (n_features, n_components), one
+    direction per column, by decreasing variance) and S the variances along them
+    (``explained_variance_``), from the training covariance (divided by n). ``n_components``
+    keeps the leading directions (all by default); ``eps`` keeps directions of tiny variance
+    from being blown up. With every component kept, ``inverse_transform`` recovers X.
     """
 
-    def __init__(self, eps: float = 1e-5, n_components: int | None = None):
-        self.eps = check_number("eps", eps, low=0)
-        self.n_components = None if n_components is None else check_int("n_components", n_components, low=1)
+    def __init__(self, eps=1e-5, n_components=None):
+        self.eps = eps
+        self.n_components = n_components
 
-    def fit(self, X):
-        X = _matrix(X)
+    @keeps_state_on_failure
+    def fit(self, X, y=None):
+        """Learn ``mean_``, ``components_`` and ``explained_variance_`` from X (n_samples, n_features)."""
+        check_number("eps", self.eps, low=0)
+        k = None if self.n_components is None else check_int("n_components", self.n_components, low=1)
+        X = check_X(self, X, reset=True)
         xp = array_module(X)
         n, d = X.shape
-        k = d if self.n_components is None else self.n_components
+        k = d if k is None else k
         if k > d:
             raise ValueError(f"n_components={k} is more than the {d} features of X")
         X64 = X.astype(np.float64)  # the covariance's small eigenvalues need the precision
@@ -110,16 +114,25 @@ class PCAWhitening(Transform):
         self.components_ = vectors[:, order]
         return self
 
-    def transform(self, X):
-        X = self._checked(X, "mean_")
-        scale = 1 / (self.explained_variance_ + self.eps) ** 0.5
-        return (((X - self.mean_) @ self.components_) * scale).astype(X.dtype, copy=False)
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[1]
 
-    def inverse_transform(self, Z):
-        if not hasattr(self, "components_"):
-            raise RuntimeError("PCAWhitening is not fitted yet: call fit(X_train) first")
-        Z = _matrix(Z, "Z")
-        if Z.shape[1] != self.components_.shape[1]:
-            raise ValueError(f"Z has {Z.shape[1]} columns, PCAWhitening keeps {self.components_.shape[1]} components")
-        scale = (self.explained_variance_ + self.eps) ** 0.5
-        return ((Z * scale) @ self.components_.T + self.mean_).astype(Z.dtype, copy=False)
+    def _scale(self, here):
+        return 1 / (here(self.explained_variance_) + self.eps) ** 0.5
+
+    def transform(self, X):
+        X, here = self._checked(X)
+        return ((X - here(self.mean_)) @ here(self.components_)) * self._scale(here)
+
+    def inverse_transform(self, X):
+        """Map whitened rows X (n_samples, n_components) back to the input space."""
+        check_is_fitted(self)
+        X = check_matrix(self, X)
+        k = self.components_.shape[1]
+        if X.shape[1] != k:
+            raise ValueError(f"X has {X.shape[1]} features, but PCAWhitening.inverse_transform is expecting {k} "
+                             "(the number of components) as input.")
+        here = _mover(X)
+        return (X / self._scale(here)) @ here(self.components_).T + here(self.mean_)
+

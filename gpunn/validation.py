@@ -57,6 +57,9 @@ def check_finite(name: str, a) -> None:
 
 def check_labels(name: str, y, n: int, classes: int | None) -> None:
     """``y`` must be a 1-D integer array of length ``n`` with values in [0, classes)."""
+    if y.ndim == 2 and y.shape[1] > 1:  # before the dtype: one-hot rows are often floats
+        raise ValueError(f"{name} must be 1-D class labels, got shape {tuple(y.shape)}; for one-hot rows use "
+                         f"{name}.argmax(1)")
     if y.dtype.kind not in "iub":
         if y.dtype.kind == "f" and y.size and bool((y == array_module(y).round(y)).all()):
             hint = " (whole numbers stored as floats: convert with y.astype(int))"

@@ -1,10 +1,14 @@
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
-from sklearn.model_selection import KFold, cross_val_score
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier as SklearnKNN
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import gpunn as gn
 from gpunn.data import load_digits
@@ -115,14 +119,17 @@ def test_parse_memory(text, expected):
     "call,err,match",
     [
         (lambda X, y: gn.KNeighborsClassifier(k=0).fit(X, y), ValueError, "k must be >= 1"),
-        (lambda X, y: gn.KNeighborsClassifier(k=41).fit(X, y), ValueError, "k=41 is more than the 40 training rows"),
+        (lambda X, y: gn.KNeighborsClassifier(k=41).fit(X, y), ValueError,
+         "k=41 is more than the number of training rows, n_samples=40"),
         (lambda X, y: gn.KNeighborsClassifier(metric="cosine").fit(X, y), ValueError, "unknown metric 'cosine'"),
         (lambda X, y: gn.KNeighborsClassifier(weights="rank").fit(X, y), ValueError, "unknown weights 'rank'"),
         (lambda X, y: gn.KNeighborsClassifier(memory_limit="lots").fit(X, y), ValueError, "memory_limit: cannot read"),
         (lambda X, y: gn.KNeighborsClassifier().fit(np.where(X > 1.5, np.inf, X), y), ValueError, "X contains NaN"),
         (lambda X, y: gn.KNeighborsClassifier().fit(X, y).predict(X[:, :3]), ValueError,
-         "X has 3 features, the classifier was fitted on 4"),
-        (lambda X, y: gn.KNeighborsClassifier().predict(X), RuntimeError, "not fitted yet"),
+         "X has 3 features, but KNeighborsClassifier is expecting 4 features as input"),
+        (lambda X, y: gn.KNeighborsClassifier().predict(X), NotFittedError, "not fitted yet"),
+        (lambda X, y: gn.KNeighborsClassifier(precision="float16").fit(X, y), ValueError, "unknown precision"),
+        (lambda X, y: cross_validate_k(X, np.eye(3)[y], ks=[1]), ValueError, "for one-hot rows use y.argmax"),
         (lambda X, y: gn.KNeighborsClassifier().fit(X, y).kneighbors(X, k=50), ValueError, "k=50 is more than"),
         (lambda X, y: cross_validate_k(X, y, ks=[1], folds=1), ValueError, "folds must be >= 2"),
         (lambda X, y: cross_validate_k(X, y, ks=[1], folds=41), ValueError, "folds=41 is more than the 40 rows"),
@@ -154,3 +161,42 @@ def test_a_limit_beyond_the_device_falls_back_to_smaller_tiles(rng, monkeypatch)
     with pytest.warns(UserWarning, match=r"allows only 5 x 600 distances per tile: this query runs 18 tiles"):
         got = knn.kneighbors(Xq)
     np.testing.assert_array_equal(got[1], expected[1])
+
+
+def test_grid_search_over_a_pipeline_matches_scikit_learns_knn():
+    X, y = load_digits(split=False)
+    X, y = X[:600], y[:600]
+    weights = ["uniform", "distance"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a failing candidate is a warning (and a NaN score) in GridSearchCV
+        ours = GridSearchCV(make_pipeline(StandardScaler(), gn.KNeighborsClassifier(device="cpu")),
+                            {"kneighborsclassifier__k": [1, 3, 7], "kneighborsclassifier__weights": weights},
+                            cv=4).fit(X, y)
+    ref = GridSearchCV(make_pipeline(StandardScaler(), SklearnKNN(algorithm="brute")),
+                       {"kneighborsclassifier__n_neighbors": [1, 3, 7],
+                        "kneighborsclassifier__weights": weights}, cv=4).fit(X, y)
+    scores = ours.cv_results_["mean_test_score"]
+    assert np.isfinite(scores).all() and scores.min() > 0.85
+    np.testing.assert_allclose(scores, ref.cv_results_["mean_test_score"], atol=2 / 150)  # a near-tie or two may flip
+    assert ours.best_params_["kneighborsclassifier__k"] == ref.best_params_["kneighborsclassifier__n_neighbors"]
+    assert ours.score(X, y) == ref.score(X, y)
+
+
+def test_string_labels_and_kneighbors_in_the_input_type(rng):
+    X = rng.standard_normal((60, 3))
+    y = np.where(X[:, 0] > 0, "right", "left")
+    knn = gn.KNeighborsClassifier(k=3, device="cpu").fit(X.tolist(), list(y))
+    np.testing.assert_array_equal(knn.classes_, ["left", "right"])
+    assert knn.predict(X).dtype == y.dtype
+    np.testing.assert_array_equal(knn.predict(X), SklearnKNN(3, algorithm="brute").fit(X, y).predict(X))
+    d, i = knn.kneighbors(X[:4])
+    assert isinstance(d, np.ndarray) and d.dtype == np.float64 and i.dtype == np.int64
+    np.testing.assert_array_equal(i[:, 0], np.arange(4))  # each training row is its own nearest neighbour
+
+
+def test_cross_validation_shuffles_with_scikit_learns_kfold(rng):
+    X, y = rng.standard_normal((90, 5)), rng.integers(0, 3, 90)
+    cv = cross_validate_k(X, y, ks=[1, 5], folds=3, shuffle=True, seed=7, device="cpu")
+    for row, k in enumerate([1, 5]):
+        ref = cross_val_score(SklearnKNN(k, algorithm="brute"), X, y, cv=KFold(3, shuffle=True, random_state=7))
+        np.testing.assert_allclose(cv.fold_accuracies[row], ref)

@@ -1,8 +1,13 @@
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import gpunn as gn
 from gpunn.preprocessing import MeanSubtraction, PCAWhitening, Standardize
 
 
@@ -60,15 +65,75 @@ def test_float32_in_float32_out(rng):
 @pytest.mark.parametrize("cls", [MeanSubtraction, Standardize, PCAWhitening])
 def test_bad_input(cls, rng):
     X = correlated(rng)
-    with pytest.raises(RuntimeError, match="not fitted yet"):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         cls().transform(X)
-    with pytest.raises(ValueError, match="2-D matrix"):
+    with pytest.raises(ValueError, match="Reshape your data"):
         cls().fit(X[:, 0])
-    with pytest.raises(ValueError, match="contains NaN"):
+    with pytest.raises(ValueError, match="X contains NaN"):
         cls().fit(np.where(X > 4, np.nan, X))
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="0 sample"):
         cls().fit(X[:0])
-    with pytest.raises(ValueError, match="X has 5 features"):
+    with pytest.raises(TypeError, match="Sparse data"):
+        cls().fit(sp.csr_matrix(X))
+    with pytest.raises(ValueError, match=f"X has 5 features, but {cls.__name__} is expecting 6 features as input"):
         cls().fit(X).transform(X[:, :5])
     with pytest.raises(ValueError, match="n_components=9 is more than the 6 features"):
         PCAWhitening(n_components=9).fit(X)
+
+
+@pytest.mark.parametrize("cls", [MeanSubtraction, Standardize, PCAWhitening])
+def test_a_failed_fit_keeps_the_fitted_statistics(cls, rng):
+    X = correlated(rng)
+    pre = cls().fit(X)
+    before, state = pre.transform(X), dict(vars(pre))
+    with pytest.raises(ValueError, match="X contains NaN"):
+        pre.fit(np.where(X > 4, np.nan, X)[:, :4])  # another width, too: n_features_in_ must not change
+    assert vars(pre) == state
+    np.testing.assert_array_equal(pre.transform(X), before)
+
+
+def test_pca_parameters_are_checked_in_fit_not_in_init(rng):
+    bad = PCAWhitening(eps=-1, n_components=0)  # scikit-learn's convention: __init__ only stores
+    assert bad.eps == -1
+    with pytest.raises(ValueError, match=r"eps must be in \[0, inf\)"):
+        bad.fit(correlated(rng))
+    with pytest.raises(ValueError, match="n_components must be >= 1"):
+        bad.set_params(eps=0).fit(correlated(rng))
+
+
+def test_in_a_pipeline_with_a_classifier(rng):
+    X = correlated(rng) * 100 + 1000  # badly scaled: the pipeline's standardization is what makes it learnable
+    y = (X[:, 0] + X[:, 1] > np.median(X[:, 0] + X[:, 1])).astype(int)
+    pipe = make_pipeline(Standardize(), gn.LinearClassifier(device="cpu", random_state=0)).fit(X, y)
+    assert pipe.score(X, y) > 0.9
+    reference = make_pipeline(StandardScaler(), gn.LinearClassifier(device="cpu", random_state=0)).fit(X, y)
+    np.testing.assert_allclose(pipe.decision_function(X), reference.decision_function(X), rtol=1e-4, atol=1e-4)
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert np.isfinite(scores).all() and scores.min() > 0.8
+    assert Standardize().fit_transform(X, y).shape == X.shape  # y is accepted and ignored
+
+
+def test_feature_names_and_pandas_output(rng):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(correlated(rng, d=3), columns=["a", "b", "c"])
+    std = Standardize().set_output(transform="pandas").fit(frame)
+    out = std.transform(frame)
+    assert list(out.columns) == ["a", "b", "c"]
+    np.testing.assert_allclose(out.to_numpy(), StandardScaler().fit_transform(frame), rtol=1e-10, atol=1e-12)
+    assert list(PCAWhitening(n_components=2).fit(frame).get_feature_names_out()) == ["pcawhitening0", "pcawhitening1"]
+    np.testing.assert_array_equal(MeanSubtraction().fit(frame).feature_names_in_, ["a", "b", "c"])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not gn.cuda_available(), reason="no usable CUDA GPU")
+@pytest.mark.parametrize("cls", [MeanSubtraction, Standardize, PCAWhitening])
+def test_cuda_statistics_stay_on_the_gpu_and_outputs_follow_the_input(cls, rng):
+    import cupy
+
+    X = correlated(rng)
+    pre = cls().fit(cupy.asarray(X))
+    assert isinstance(pre.mean_, cupy.ndarray)
+    on_gpu, on_host = pre.transform(cupy.asarray(X)), pre.transform(X)
+    assert isinstance(on_gpu, cupy.ndarray) and isinstance(on_host, np.ndarray)
+    np.testing.assert_allclose(on_gpu.get(), on_host, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(on_host, cls().fit(X).transform(X), rtol=1e-8, atol=1e-8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from sklearn.model_selection import train_test_split
 
 from ..validation import check_array, check_number
 
@@ -21,22 +22,25 @@ class Split(NamedTuple):
 
 
 def check_xy(X, y, *, matrix: bool = True):
-    """``X`` (N, D) finite floats or numbers and ``y`` (N,) integer labels, as NumPy arrays."""
+    """``X`` (N, D) numbers (N, ... when not ``matrix``) and ``y`` (N,) labels; arrays stay on their device."""
     X = check_array("X", X, matrix)
     y = np.asarray(y) if not hasattr(y, "shape") else y
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+    if y.ndim == 2 and y.shape[1] > 1:
+        raise ValueError(f"y must be 1-D class labels, got shape {tuple(y.shape)}; for one-hot rows use y.argmax(1)")
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D class labels, got shape {tuple(y.shape)}")
+    if y.shape[0] != X.shape[0]:
         raise ValueError(f"X and y must have the same number of rows: X has {X.shape[0]}, y has shape {tuple(y.shape)}")
     return X, y
 
 
 def train_val_split(X, y, val_fraction: float = 0.1, seed=0):
-    """(X_train, X_val, y_train, y_val): a random ``val_fraction`` of the rows held out, from ``seed``."""
+    """(X_train, X_val, y_train, y_val): a random ``val_fraction`` of the rows held out (scikit-learn's
+    ``train_test_split``, shuffled by ``seed``)."""
     X, y = check_xy(X, y, matrix=False)
     val_fraction = check_number("val_fraction", val_fraction, low=0, high=1, low_open=True, high_open=True)
     n = X.shape[0]
     n_val = int(round(n * val_fraction))
     if not 0 < n_val < n:
         raise ValueError(f"val_fraction={val_fraction} of {n} rows leaves an empty part")
-    order = np.random.default_rng(seed).permutation(n)
-    val, train = order[:n_val], order[n_val:]
-    return X[train], X[val], y[train], y[val]
+    return train_test_split(X, y, test_size=n_val, random_state=seed)
