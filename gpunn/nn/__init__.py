@@ -1,7 +1,8 @@
 """Layers (gates with forward/backward) and losses."""
 
 from .activations import ELU, Activation, LeakyReLU, ReLU, Sigmoid, Tanh, activation_layer
-from .batchnorm import BatchNorm1d
+from .batchnorm import BatchNorm1d, BatchNorm2d
+from .conv import Conv2d
 from .dropout import Dropout
 from .flatten import Flatten
 from .linear import Linear
@@ -9,10 +10,12 @@ from .losses import BinaryLogistic, Loss, MarginRanking, MulticlassHinge, Softma
 from .maxout import Maxout
 from .module import Module
 from .parameter import Parameter
+from .pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from .sequential import Sequential
 
 __all__ = [
     "Activation", "BatchNorm1d", "BinaryLogistic", "Dropout", "ELU", "Flatten", "LeakyReLU", "Linear",
     "Loss", "MarginRanking", "Maxout", "Module", "MulticlassHinge", "Parameter", "ReLU", "Sequential",
     "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "activation_layer",
+    "AvgPool2d", "BatchNorm2d", "Conv2d", "GlobalAvgPool2d", "MaxPool2d",
 ]
