@@ -3,6 +3,7 @@
 from .activations import ELU, Activation, LeakyReLU, ReLU, Sigmoid, Tanh, activation_layer
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import Conv2d
+from .convnet import three_layer_convnet
 from .dropout import Dropout
 from .flatten import Flatten
 from .linear import Linear
@@ -17,5 +18,5 @@ __all__ = [
     "Activation", "BatchNorm1d", "BinaryLogistic", "Dropout", "ELU", "Flatten", "LeakyReLU", "Linear",
     "Loss", "MarginRanking", "Maxout", "Module", "MulticlassHinge", "Parameter", "ReLU", "Sequential",
     "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "activation_layer",
-    "AvgPool2d", "BatchNorm2d", "Conv2d", "GlobalAvgPool2d", "MaxPool2d",
+    "AvgPool2d", "BatchNorm2d", "Conv2d", "GlobalAvgPool2d", "MaxPool2d", "three_layer_convnet",
 ]
