@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import ops
 from .classifiers import ACTIVATIONS, build_mlp
-from .data.by_name import DATASETS, load_dataset
+from .data.by_name import DATASETS, IMAGE_SHAPES, load_dataset
 from .devices import _cuda_device_count, device
 from .nn.losses import SoftmaxCrossEntropy
 from .optim.by_name import OPTIMIZERS, make_optimizer
@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--dataset", choices=DATASETS, default="digits", help="digits is embedded; cifar10/mnist need --data-dir")
     t.add_argument("--data-dir", type=Path, help="directory of the CIFAR-10 batches or MNIST IDX files")
+    t.add_argument("--model", choices=("mlp", "convnet"), default="mlp",
+                   help="mlp, or convnet: cs231n's three-layer ConvNet (32 3x3 filters - relu - 2x2 max pool - "
+                        "affine to the first --hidden size - relu - affine) on the dataset's images")
     t.add_argument("--hidden", type=int, nargs="+", default=[256], help="hidden layer sizes")
     t.add_argument("--activation", choices=ACTIVATIONS, default="relu")
     t.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam")
@@ -61,15 +64,20 @@ def train(args) -> int:
     pre = Standardize().fit(data.X_train)  # statistics from the training rows only
     X_train, X_val, X_test = (pre.transform(X) for X in (data.X_train, data.X_val, data.X_test))
     n_classes = int(max(data.y_train.max(), data.y_val.max(), data.y_test.max())) + 1
-    model = build_mlp(X_train.shape[1], n_classes, args.hidden, args.activation, args.dropout, args.batchnorm,
-                      rng=args.seed)
+    if args.model == "convnet":
+        model, arch = _convnet(args, n_classes)
+        X_train, X_val, X_test = (X.reshape(-1, *IMAGE_SHAPES[args.dataset]) for X in (X_train, X_val, X_test))
+    else:
+        model = build_mlp(X_train.shape[1], n_classes, args.hidden, args.activation, args.dropout, args.batchnorm,
+                          rng=args.seed)
+        arch = f"{' -> '.join(map(str, [X_train.shape[1], *args.hidden, n_classes]))} {args.activation}"
     opt = make_optimizer(args.optimizer, model.parameters(), args.lr, args.reg)
     trainer = Trainer(model, SoftmaxCrossEntropy(), opt, batch_size=args.batch_size, epochs=args.epochs, device=dev,
                       seed=args.seed, progress=not args.no_progress)
     ckpt = args.out / "checkpoint.npz"
     resume = ckpt if args.resume and ckpt.exists() else None
     print(f"gpunn train: {args.dataset} ({len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test), "
-          f"{' -> '.join(map(str, [X_train.shape[1], *args.hidden, n_classes]))} {args.activation}, "
+          f"{arch}, "
           f"{args.optimizer} lr={args.lr:g}, device {dev}" + (f", resuming from {ckpt}" if resume else ""))
     quiet_bar = args.no_progress or not sys.stderr.isatty()
 
@@ -92,6 +100,20 @@ def train(args) -> int:
         print("(no plot: pip install 'gpunn[plot]' for matplotlib)")
     print("wrote " + ", ".join(map(str, written)))
     return 0
+
+
+def _convnet(args, n_classes: int):
+    """The three-layer ConvNet for ``gpunn train --model convnet``, and a one-line description of it."""
+    from .nn.convnet import three_layer_convnet
+
+    if args.dataset not in IMAGE_SHAPES:
+        raise ValueError(f"--model convnet needs images; dataset {args.dataset!r} has none "
+                         f"(use one of {', '.join(IMAGE_SHAPES)})")
+    shape = IMAGE_SHAPES[args.dataset]
+    model = three_layer_convnet(shape, n_classes, num_filters=32, filter_size=3, hidden=args.hidden[0],
+                                batchnorm=args.batchnorm, rng=args.seed)
+    return model, (f"convnet {'x'.join(map(str, shape))} -> conv 32@3x3 -> pool -> {args.hidden[0]} -> {n_classes}"
+                   + (" with batchnorm" if args.batchnorm else ""))
 
 
 def knn(args) -> int:

@@ -9,7 +9,9 @@ from .spiral import make_spiral
 from .splits import Split, train_val_split
 
 DATASETS = ("digits", "spiral", "cifar10", "mnist")
-VAL_ROWS = {"cifar10": 1000, "mnist": 5000}  # held out of the training files, as cs231n does
+VAL_ROWS = {"cifar10": 1000, "mnist": 5000}
+# one image's (C, H, W), for convolutional nets: the loaders' rows are these images flattened in C, H, W order
+IMAGE_SHAPES = {"digits": (1, 8, 8), "cifar10": (3, 32, 32), "mnist": (1, 28, 28)}  # held out of the training files, as cs231n does
 
 
 def load_dataset(name: str, data_dir=None, seed: int = 0) -> Split:
