@@ -25,6 +25,7 @@ class _BatchNorm(Module):
     buffers = ("running_mean", "running_var")
     ndim = 2
     layout = "(N, {c})"
+    unit = "rows per batch"  # what the statistics are taken over, for messages
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
@@ -52,7 +53,7 @@ class _BatchNorm(Module):
         n = x.size // self.num_features  # values per channel
         if self.training:
             if n < 2:
-                raise ValueError(f"{self!r} needs at least 2 values per channel in training, got {n}")
+                raise ValueError(f"{self!r} needs at least 2 {self.unit} in training, got {n}")
             mean = x.mean(axis=self._axes)
             var = x.var(axis=self._axes)
             m = self.momentum
@@ -94,3 +95,4 @@ class BatchNorm2d(_BatchNorm):
 
     ndim = 4
     layout = "(N, {c}, H, W)"
+    unit = "values per channel (N H W)"
