@@ -297,7 +297,7 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
             return references["im2col"](x, kernel, stride, padding)
         x = _contiguous(x)
         dt = _check("im2col", x)
-        cols = array_module(x).empty((c * kh * kw, n * ho * wo), dt)
+        cols = _empty(x, (c * kh * kw, n * ho * wo), dt)
         run("im2col", cols.size, x, cols, kh, kw, sh, sw, ph, pw, ho, wo, dt.type(0))
         return cols
 
@@ -312,7 +312,7 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         if cols.shape != (c * kh * kw, n * ho * wo):
             raise ValueError(f"col2im: cols has shape {tuple(cols.shape)}, expected {(c * kh * kw, n * ho * wo)} "
                              f"for images {tuple(x_shape)}")
-        dx = array_module(cols).empty(tuple(x_shape), dt)
+        dx = _empty(cols, tuple(x_shape), dt)
         run("col2im", cols.size, cols, dx, kh, kw, sh, sw, ph, pw, ho, wo, dt.type(0))
         return dx
 
@@ -342,8 +342,7 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         y = dout if kind == "identity" else _contiguous(y)
         dt = _check("conv_bias_activation_backward", dout, y=y)
         n, f, plane = dout.shape
-        xp = array_module(dout)
-        dz, db = xp.empty((f, n * plane), dt), xp.empty(f, dt)
+        dz, db = _empty(dout, (f, n * plane), dt), _empty(dout, (f,), dt)
         run("epilogue_backward", dout.size, dout, y, dz, db, *_activation_args(kind, alpha, dt))
         if target.name == "cuda":
             db = dz.sum(axis=1)
@@ -357,8 +356,7 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         ho, wo = pooled_size(h, kh, sh), pooled_size(w, kw, sw)
         x = _contiguous(x)
         dt = _check("max_pool_forward", x)
-        xp = array_module(x)
-        out, arg = xp.empty((n * c, ho, wo), dt), xp.empty((n * c, ho, wo), xp.int32)
+        out, arg = _empty(x, (n * c, ho, wo), dt), _empty(x, (n * c, ho, wo), np.int32)
         run("max_pool", out.size, x.reshape(n * c, h, w), out, arg, kh, kw, sh, sw)
         return out.reshape(n, c, ho, wo), arg.reshape(n, c, ho, wo)
 
@@ -373,7 +371,7 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
             raise ValueError(f"max_pool_backward: argmax must be int32 of shape {tuple(dout.shape)}, "
                              f"got {argmax.dtype} {tuple(argmax.shape)}")
         _, _, ho, wo = dout.shape
-        dx = array_module(dout).empty((n * c, h, w), dt)
+        dx = _empty(dout, (n * c, h, w), dt)
         run("max_pool_backward", dx.size, dout.reshape(n * c, ho, wo), argmax.reshape(n * c, ho, wo), dx,
             kh, kw, sh, sw, dt.type(0))
         return dx.reshape(n, c, h, w)
@@ -383,3 +381,8 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         "conv_bias_activation_backward": conv_bias_activation_backward, "max_pool_forward": max_pool_forward,
         "max_pool_backward": max_pool_backward,
     }
+
+
+def _empty(like, shape, dtype):
+    """An uninitialised array in ``like``'s namespace (the kernel writes every element)."""
+    return array_module(like).empty(shape, dtype)
