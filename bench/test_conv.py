@@ -110,3 +110,120 @@ def test_conv_forward_backward(benchmark, interleaved, shape):
         np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-3, atol=1e-3, err_msg=name)
     benchmark.group = f"conv fwd+bwd N=64 {shape}"
     interleaved(steps, primary="gpunn", rounds=7, block=3)
+
+
+# ----------------------------------------------------------------------------- ConvNet training step
+# cs231n's three-layer ConvNet on CIFAR-sized random data: conv 32@7x7 (pad 3) - relu - 2x2 max pool
+# - affine 8192->100 - relu - affine 100->10, softmax loss, one SGD step, batch 64, float32.
+STEP = dict(n=64, c=3, hw=32, f=32, k=7, hidden=100, classes=10)
+LR = 1e-3
+
+
+def step_data(seed=0):
+    rng = np.random.default_rng(seed)
+    s = STEP
+    X = rng.standard_normal((s["n"], s["c"], s["hw"], s["hw"])).astype(np.float32)
+    return X, rng.integers(0, s["classes"], s["n"])
+
+
+def step_weights(seed=1):
+    model = gn.nn.three_layer_convnet((STEP["c"], STEP["hw"], STEP["hw"]), STEP["classes"], STEP["f"], STEP["k"],
+                                      STEP["hidden"], rng=seed)
+    return model, [p.data.copy() for p in model.parameters()]  # W1 b1 W2 b2 W3 b3
+
+
+def gpunn_convnet_step(X, y):
+    model, _ = step_weights()
+    loss, opt = gn.nn.SoftmaxCrossEntropy(), gn.optim.SGD(model.parameters(), lr=LR)
+
+    def step():
+        opt.zero_grad()
+        value = loss.forward(model.forward(X), y)
+        model.backward(loss.backward(), input_grad=False)  # X is data, as for the peers
+        opt.step()
+        return value
+
+    return step
+
+
+def torch_convnet_step(X, y):
+    import torch
+
+    _, (W1, b1, W2, b2, W3, b3) = step_weights()
+    s = STEP
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(s["c"], s["f"], s["k"], padding=s["k"] // 2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(W2.shape[0], s["hidden"]), torch.nn.ReLU(),
+        torch.nn.Linear(s["hidden"], s["classes"]))
+    with torch.no_grad():
+        for layer, w, b in ((model[0], W1, b1), (model[4], W2.T, b2), (model[6], W3.T, b3)):
+            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
+            layer.bias.copy_(torch.from_numpy(b))
+    opt, loss = torch.optim.SGD(model.parameters(), lr=LR), torch.nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        value = loss(model(Xt), yt)
+        value.backward()
+        opt.step()
+        return value.detach()
+
+    return step
+
+
+def numpy_convnet_step(X, y):
+    """The step as a cs231n student writes it: index-array im2col, reshape max pool, layer by layer."""
+    _, (W1, b1, W2, b2, W3, b3) = step_weights()
+    n, c, h, w = X.shape
+    f, k = STEP["f"], STEP["k"]
+    pad = k // 2
+    ki, ii, ji = student_indices(c, h, w, k, k, pad, 1)
+    rows = np.arange(n)
+
+    def step():
+        xp = np.pad(X, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        cols = xp[:, ki, ii, ji].transpose(1, 2, 0).reshape(k * k * c, -1)
+        z = (W1.reshape(f, -1) @ cols + b1[:, None]).reshape(f, h, w, n).transpose(3, 0, 1, 2)
+        a = np.maximum(z, 0)
+        r = a.reshape(n, f, h // 2, 2, w // 2, 2)
+        p = r.max(axis=(3, 5))
+        flat = p.reshape(n, -1)
+        h1 = np.maximum(flat @ W2 + b2, 0)
+        s = h1 @ W3 + b3
+        s -= s.max(axis=1, keepdims=True)
+        e = np.exp(s)
+        e /= e.sum(axis=1, keepdims=True)
+        value = -np.log(e[rows, y]).mean()
+        ds = e
+        ds[rows, y] -= 1
+        ds /= n
+        dW3, db3 = h1.T @ ds, ds.sum(axis=0)
+        dh1 = ds @ W3.T
+        dh1[h1 <= 0] = 0
+        dW2, db2 = flat.T @ dh1, dh1.sum(axis=0)
+        dp = (dh1 @ W2.T).reshape(p.shape)
+        mask = r == p[:, :, :, None, :, None]
+        dr = mask * dp[:, :, :, None, :, None]
+        dz = dr.reshape(a.shape) * (z > 0)
+        d = dz.transpose(1, 2, 3, 0).reshape(f, -1)
+        dW1, db1 = (d @ cols.T).reshape(W1.shape), d.sum(axis=1)
+        for wt, g in ((W1, dW1), (b1, db1), (W2, dW2), (b2, db2), (W3, dW3), (b3, db3)):
+            wt -= LR * g
+        return value
+
+    return step
+
+
+def test_convnet_train_step(benchmark, interleaved):
+    X, y = step_data()
+    impls = {"gpunn": gpunn_convnet_step, "numpy-im2col": numpy_convnet_step}
+    if "torch" in peers():
+        impls["torch"] = torch_convnet_step
+    steps = {name: make(X, y) for name, make in impls.items()}
+    first = {name: float(step()) for name, step in steps.items()}  # same weights, same data: same first loss
+    for name, value in first.items():
+        assert value == pytest.approx(first["gpunn"], rel=1e-4), name
+    benchmark.group = "ConvNet train step N=64 3x32x32"
+    medians = interleaved(steps, primary="gpunn", rounds=7, block=3)
+    benchmark.extra_info["samples_per_s"] = {name: STEP["n"] / t for name, t in medians.items()}
