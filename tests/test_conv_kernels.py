@@ -2,7 +2,7 @@
 
 Bindings are built with no size threshold, so every case runs a kernel. Every array a binding
 allocates starts poisoned (NaN, or -7 for indices), so an element the kernel never writes shows up.
-The CUDA versions run under Numba's simulator in tests/cudasim/test_conv_kernels.py.
+The CUDA versions run under Numba's simulator in tests/cudasim/test_cuda_conv_kernels.py.
 """
 
 import numpy as np
