@@ -132,11 +132,12 @@ class Conv2d(Module):
         for part in chunks:
             dz, db_part = ops.conv_bias_activation_backward(dout[part], None if y is None else y[part], kind, alpha)
             part_cols = cols if cols is not None else ops.im2col(x[part], *self._geometry())
-            dw_part = dz @ part_cols.T
+            # dW^T = cols dz^T: OpenBLAS runs this orientation 1.6-1.7x faster than dz cols^T (bench/test_conv.py)
+            dw_part = (part_cols @ dz.T).T
             dw, db = (dw_part, db_part) if dw is None else (dw + dw_part, db + db_part)
             if input_grad:
                 dx[part] = ops.col2im(w2.T @ dz, x[part].shape, *self._geometry())
-        self.W.accumulate(dw.reshape(self.W.shape))
+        self.W.accumulate(dw.reshape(self.W.shape))  # a copy: dw is a transposed view
         if self.b is not None:
             self.b.accumulate(db)
         return dx
