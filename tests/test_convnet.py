@@ -8,7 +8,7 @@ from gpunn.cli import main
 from gpunn.gradcheck import check_model
 from gpunn.preprocessing import Standardize
 
-# The documented digits settings (README, "Convolutional networks").
+# The documented digits settings (README, "Convolutional networks"), with a cosine learning-rate schedule.
 DIGITS = dict(num_filters=32, filter_size=3, hidden=100, batchnorm=True)
 LR, REG, EPOCHS, BATCH = 2e-3, 1e-3, 30, 64
 
@@ -43,7 +43,7 @@ def test_reaches_98_5_percent_on_digits_with_the_documented_settings():
     model = gn.nn.three_layer_convnet(gn.data.IMAGE_SHAPES["digits"], 10, **DIGITS, rng=0)
     opt = gn.optim.Adam(model.parameters(), lr=LR, weight_decay=REG)
     trainer = gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), opt, batch_size=BATCH, epochs=EPOCHS, device="cpu",
-                         seed=0, progress=False)
+                         seed=0, schedule=gn.optim.CosineAnnealing(opt, EPOCHS), progress=False)
     trainer.fit(X, y, val=val)
     assert trainer.evaluate(X_test, y_test)["accuracy"] >= 0.985
 
