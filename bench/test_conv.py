@@ -87,6 +87,37 @@ def numpy_conv(x, w, b, dout):
     return step
 
 
+def gpunn_conv_relu(x, w, b, dout, fused):
+    """Conv2d then ReLU, forward and backward: as two gates, or with the ReLU folded into the conv's epilogue."""
+    layer, relu = gn.nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1), gn.nn.ReLU()
+    layer.load_state_dict({"W": w, "b": b})
+
+    def step():
+        layer.zero_grad()
+        if fused:
+            layer.forward_fused(x, relu)
+            return layer.backward_fused(dout, relu)
+        relu.forward(layer.forward(x))
+        return layer.backward(relu.backward(dout))
+
+    return step
+
+
+def torch_conv_relu(x, w, b, dout):
+    import torch
+
+    xt, wt, bt = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b))
+    dt = torch.from_numpy(dout)
+
+    def step():
+        for t in (xt, wt, bt):
+            t.grad = None
+        torch.relu(torch.nn.functional.conv2d(xt, wt, bt, padding=1)).backward(dt)
+        return xt.grad
+
+    return step
+
+
 def peers():
     impls = {"gpunn": gpunn_conv, "numpy-im2col": numpy_conv}
     try:
@@ -110,6 +141,22 @@ def test_conv_forward_backward(benchmark, interleaved, shape):
         np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-3, atol=1e-3, err_msg=name)
     benchmark.group = f"conv fwd+bwd N=64 {shape}"
     interleaved(steps, primary="gpunn", rounds=7, block=3)
+
+
+@pytest.mark.parametrize("shape", ["32->64 32x32", "32->64 16x16"])
+def test_conv_relu_fused(benchmark, interleaved, shape):
+    """What folding the ReLU into the convolution's epilogue saves (Sequential does not fuse Conv2d yet)."""
+    n, c, f, hw = CONVS[shape]
+    arrays = conv_data(n, c, f, hw)
+    steps = {"gpunn-fused": gpunn_conv_relu(*arrays, fused=True), "gpunn-two-gates": gpunn_conv_relu(*arrays, fused=False)}
+    if "torch" in peers():
+        steps["torch"] = torch_conv_relu(*arrays)
+    expected = steps["gpunn-two-gates"]()
+    np.testing.assert_allclose(steps["gpunn-fused"](), expected, rtol=1e-5, atol=1e-5)
+    if "torch" in steps:  # float32 rounding moves a few pre-activations near 0 across ReLU's kink
+        assert np.mean(~np.isclose(np.asarray(steps["torch"]()), expected, rtol=1e-3, atol=1e-3)) < 1e-3
+    benchmark.group = f"conv+relu fwd+bwd N=64 {shape}"
+    interleaved(steps, primary="gpunn-fused", rounds=7, block=3)
 
 
 # ----------------------------------------------------------------------------- ConvNet training step
@@ -227,3 +274,44 @@ def test_convnet_train_step(benchmark, interleaved):
     benchmark.group = "ConvNet train step N=64 3x32x32"
     medians = interleaved(steps, primary="gpunn", rounds=7, block=3)
     benchmark.extra_info["samples_per_s"] = {name: STEP["n"] / t for name, t in medians.items()}
+
+
+# ----------------------------------------------------------------------------- on a GPU
+cuda = pytest.mark.skipif(not gn.cuda_available(), reason="needs a usable CUDA GPU (CuPy and a device)")
+
+
+def cuda_sync():
+    import cupy
+
+    cupy.cuda.Device().synchronize()
+
+
+@cuda
+@pytest.mark.parametrize("shape", list(CONVS))
+def test_conv_forward_backward_cuda(benchmark, interleaved, shape):
+    """gpunn's CUDA im2col + cuBLAS GEMM convolution beside PyTorch eager (cuDNN), device work included."""
+    import torch
+
+    n, c, f, hw = CONVS[shape]
+    x, w, b, dout = conv_data(n, c, f, hw)
+    dev = gn.device("cuda")
+    layer = gn.nn.Conv2d(c, f, 3, padding=1).to(dev)
+    layer.load_state_dict({"W": w, "b": b})
+    xd, dd = dev.asarray(x), dev.asarray(dout)
+    xt, wt, bt = (torch.from_numpy(a.copy()).cuda().requires_grad_() for a in (x, w, b))
+    dt = torch.from_numpy(dout).cuda()
+
+    def ours():
+        layer.zero_grad()
+        layer.forward(xd)
+        layer.backward(dd)
+        cuda_sync()
+
+    def theirs():
+        for t in (xt, wt, bt):
+            t.grad = None
+        torch.nn.functional.conv2d(xt, wt, bt, padding=1).backward(dt)
+        torch.cuda.synchronize()
+
+    benchmark.group = f"cuda conv fwd+bwd N=64 {shape}"
+    interleaved({"gpunn": ours, "torch-cudnn": theirs}, primary="gpunn", rounds=7, block=10)
