@@ -203,3 +203,14 @@ def test_cpu_and_cuda_agree(rng):
         outs.append([gn.to_numpy(v) for v in (y, layer.backward_fused(dout, relu), layer.W.grad, layer.b.grad)])
     for a, b in zip(*outs):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_eval_forward_keeps_no_columns_and_backward_still_works(rng):
+    x, dout = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((2, 4, 6, 6))
+    layer = gn.nn.Conv2d(3, 4, 3, padding=1, rng=0).to("float64")
+    layer.forward(x)
+    assert layer._cache[1] is not None
+    dx_train = layer.backward(dout)
+    layer.eval().forward(x)
+    assert layer._cache[1] is None
+    np.testing.assert_allclose(layer.backward(dout), dx_train, rtol=1e-12)

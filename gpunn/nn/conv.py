@@ -108,8 +108,10 @@ class Conv2d(Module):
             cols = ops.im2col(x[part], *self._geometry())
             ops.conv_bias_activation(w2 @ cols, b, y[part], kind, alpha)
         y = y.reshape(n, f, ho, wo)
-        # one chunk's columns are kept for backward's dW; with several, backward rebuilds them chunk by chunk
-        self._cache = (x, cols if len(chunks) == 1 else None, chunks)
+        # in training, a single chunk's columns are kept for backward's dW; with several chunks (or after an
+        # evaluation forward, where holding them would only pin memory) backward rebuilds them chunk by chunk
+        keep = len(chunks) == 1 and self.training
+        self._cache = (x, cols if keep else None, chunks)
         if act is not None:
             act._cache = y
         return y
