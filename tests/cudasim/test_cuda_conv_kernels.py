@@ -25,17 +25,18 @@ def sizes(shape, k, s, p):
     return ops.pooled_size(shape[2], k[0], s[0], p[0]), ops.pooled_size(shape[3], k[1], s[1], p[1])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,k,s,p", GEOMETRIES)
-def test_im2col_and_col2im(shape, k, s, p, rng):
-    x = rng.standard_normal(shape).astype(np.float32)
+def test_im2col_and_col2im(shape, k, s, p, dtype, rng):
+    x = rng.standard_normal(shape).astype(dtype)
     ho, wo = sizes(shape, k, s, p)
     ref = ops.im2col.reference(x, k, s, p)
-    cols = np.full(ref.shape, np.nan, np.float32)
-    conv.im2col_cuda[GRID](x, cols, *k, *s, *p, ho, wo, np.float32(0))
+    cols = np.full(ref.shape, np.nan, dtype)
+    conv.im2col_cuda[GRID](x, cols, *k, *s, *p, ho, wo, dtype(0))
     np.testing.assert_array_equal(cols, ref)
-    g = rng.standard_normal(ref.shape).astype(np.float32)
-    dx = np.full(shape, np.nan, np.float32)
-    conv.col2im_cuda[GRID](g, dx, *k, *s, *p, ho, wo, np.float32(0))
+    g = rng.standard_normal(ref.shape).astype(dtype)
+    dx = np.full(shape, np.nan, dtype)
+    conv.col2im_cuda[GRID](g, dx, *k, *s, *p, ho, wo, dtype(0))
     np.testing.assert_allclose(dx, ops.col2im.reference(g, shape, k, s, p), rtol=1e-5, atol=1e-6)
 
 
