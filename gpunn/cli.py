@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import checkpoint, ops
 from .classifiers import ACTIVATIONS, build_mlp
-from .data.by_name import DATASETS, FILE_DATASETS, load_dataset
+from .data.by_name import DATASETS, FILE_DATASETS, IMAGE_SHAPES, load_dataset
 from .devices import _cuda_device_count, cuda_unavailable_reason, device
 from .neighbors import parse_memory
 from .lessons import add_parser as add_lesson_parser, command as lesson
@@ -63,8 +63,8 @@ def _memory(text: str) -> str:
 
 
 # Options a resumed run takes from its checkpoint unless given; the model and data ones may not change.
-MODEL_OPTIONS = {"dataset": "digits", "hidden": [256], "activation": "relu", "dropout": 0.0, "batchnorm": False,
-                 "seed": 0}
+MODEL_OPTIONS = {"dataset": "digits", "model": "mlp", "hidden": [256], "activation": "relu", "dropout": 0.0,
+                 "batchnorm": False, "seed": 0}
 TRAINING_OPTIONS = {"optimizer": "adam", "lr": 1e-3, "reg": 1e-3, "batch_size": 64, "epochs": 40}
 
 
@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", choices=DATASETS, help=f"digits is embedded, spiral generated; cifar10 and mnist need "
                    f"--data-dir (default: digits{resumable})")
     t.add_argument("--data-dir", type=Path, help="directory of the CIFAR-10 batches or MNIST IDX files (default: none)")
+    t.add_argument("--model", choices=("mlp", "convnet"),
+                   help="mlp, or convnet: cs231n's three-layer ConvNet (32 3x3 filters - relu - 2x2 max pool - "
+                        f"affine to the first --hidden size - relu - affine) on the dataset's images (default: mlp{resumable})")
     t.add_argument("--hidden", type=POSITIVE_INT, nargs="+", help=f"hidden layer sizes (default: 256{resumable})")
     t.add_argument("--activation", choices=ACTIVATIONS, help=f"hidden-layer activation (default: relu{resumable})")
     t.add_argument("--optimizer", choices=list(OPTIMIZERS), help=f"update rule (default: adam{resumable})")
@@ -176,8 +179,13 @@ def train(args) -> int:
     pre = Standardize().fit(data.X_train)  # statistics from the training rows only
     X_train, X_val, X_test = (pre.transform(X) for X in (data.X_train, data.X_val, data.X_test))
     n_classes = int(max(data.y_train.max(), data.y_val.max(), data.y_test.max())) + 1
-    model = build_mlp(X_train.shape[1], n_classes, s["hidden"], s["activation"], s["dropout"], s["batchnorm"],
-                      rng=s["seed"])
+    if s["model"] == "convnet":
+        model, arch = _convnet(s, n_classes)
+        X_train, X_val, X_test = (X.reshape(-1, *IMAGE_SHAPES[s["dataset"]]) for X in (X_train, X_val, X_test))
+    else:
+        model = build_mlp(X_train.shape[1], n_classes, s["hidden"], s["activation"], s["dropout"], s["batchnorm"],
+                          rng=s["seed"])
+        arch = f"{' -> '.join(map(str, [X_train.shape[1], *s['hidden'], n_classes]))} {s['activation']}"
     opt = make_optimizer(s["optimizer"], model.parameters(), s["lr"], s["reg"])
     trainer = Trainer(model, SoftmaxCrossEntropy(), opt, batch_size=s["batch_size"], epochs=s["epochs"], device=dev,
                       seed=s["seed"], progress=not args.no_progress, distributed=args.distributed)
@@ -187,7 +195,7 @@ def train(args) -> int:
     world = f", {trainer.parallel.size} processes" if trainer.parallel.size > 1 else ""
     dev = trainer.device
     say(f"gpunn train: {s['dataset']} ({len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test), "
-          f"{' -> '.join(map(str, [X_train.shape[1], *s['hidden'], n_classes]))} {s['activation']}, "
+          f"{arch}, "
           f"{s['optimizer']} lr={s['lr']:g} reg={s['reg']:g}, batch {s['batch_size']}, device {dev}{world}"
           + (f", resuming from {ckpt}" if resume else ""))
     if resume is not None:
@@ -243,6 +251,20 @@ def _resume(trainer: Trainer, ckpt: Path, changes: list[str], say=print):
     trainer.history.changes.append({"epoch": trainer.epoch + 1, "name": "optimizer", "from": saved_type,
                                     "to": type(trainer.optimizer).__name__})
     return None
+
+
+def _convnet(s: dict, n_classes: int):
+    """The three-layer ConvNet for ``gpunn train --model convnet``, and a one-line description of it."""
+    from .nn.convnet import three_layer_convnet
+
+    if s['dataset'] not in IMAGE_SHAPES:
+        raise ValueError(f"--model convnet needs images; dataset {s['dataset']!r} has none "
+                         f"(use one of {', '.join(IMAGE_SHAPES)})")
+    shape = IMAGE_SHAPES[s['dataset']]
+    model = three_layer_convnet(shape, n_classes, num_filters=32, filter_size=3, hidden=s['hidden'][0],
+                                batchnorm=s['batchnorm'], rng=s['seed'])
+    return model, (f"convnet {'x'.join(map(str, shape))} -> conv 32@3x3 -> pool -> {s['hidden'][0]} -> {n_classes}"
+                   + (" with batchnorm" if s['batchnorm'] else ""))
 
 
 # ---------------------------------------------------------------------------- knn

@@ -355,3 +355,153 @@ def l2_epilogue(G, a_sq, b_sq, take_sqrt: bool):
     floor = total * G.dtype.type(L2_FLOOR_ULPS * np.finfo(G.dtype).eps)
     d = xp.where(d > floor, d, 0).astype(G.dtype, copy=False)
     return xp.sqrt(d) if take_sqrt else d
+
+
+# --------------------------------------------------------------------------- convolution and pooling (NCHW)
+# Geometry arguments are pairs: kernel (kh, kw), stride (sh, sw), padding (ph, pw).
+# Output size along one axis: (size + 2 pad - kernel) // stride + 1.
+
+
+def pooled_size(size: int, kernel: int, stride: int, pad: int = 0) -> int:
+    """Output length of a window of ``kernel`` sliding by ``stride`` over ``size`` + 2 ``pad`` values."""
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def _window(offset: int, count: int, stride: int) -> slice:
+    """The ``count`` positions ``offset``, ``offset + stride``, ...: one kernel tap over every output."""
+    return slice(offset, offset + stride * (count - 1) + 1, stride)
+
+
+@_op
+def im2col(x, kernel, stride, padding):
+    """Patches of x (N, C, H, W) as columns: (C kh kw, N Ho Wo), rows ordered (c, i, j), columns (n, ho, wo).
+
+    Row (c, i, j), column (n, ho, wo) holds x[n, c, ho sh - ph + i, wo sw - pw + j], 0 outside x,
+    so ``W.reshape(F, -1) @ cols`` is the convolution as one GEMM.
+    The reference copies one strided slice per kernel tap (kh kw copies).
+    """
+    xp = array_module(x)
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    n, c, h, w = x.shape
+    ho, wo = pooled_size(h, kh, sh, ph), pooled_size(w, kw, sw, pw)
+    xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    cols = xp.empty((c, kh, kw, n, ho, wo), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = xpad[:, :, _window(i, ho, sh), _window(j, wo, sw)].transpose(1, 0, 2, 3)
+    return cols.reshape(c * kh * kw, n * ho * wo)
+
+
+@_op
+def col2im(cols, x_shape, kernel, stride, padding):
+    """The adjoint of :func:`im2col`: sums each column entry back onto the pixel it was copied from.
+
+    ``cols`` (C kh kw, N Ho Wo) -> dx of shape ``x_shape`` (N, C, H, W), in ``cols``'s dtype.
+    """
+    xp = array_module(cols)
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    n, c, h, w = x_shape
+    ho, wo = pooled_size(h, kh, sh, ph), pooled_size(w, kw, sw, pw)
+    c6 = cols.reshape(c, kh, kw, n, ho, wo)
+    dpad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dpad[:, :, _window(i, ho, sh), _window(j, wo, sw)] += c6[:, i, j].transpose(1, 0, 2, 3)
+    return xp.ascontiguousarray(dpad[:, :, ph:ph + h, pw:pw + w])
+
+
+@_op
+def conv_bias_activation(z, b, out, kind: str, alpha: float = 0.0):
+    """The convolution's epilogue: out (N, F, P) = f(z + b) for the GEMM's output z (F, N P); returns ``out``.
+
+    ``b`` is (F,) or None. The GEMM gives channels first; the layer's output is NCHW,
+    so this pass also moves the image index to the front.
+    """
+    f, n = z.shape[0], out.shape[0]
+    z3 = z.reshape(f, n, -1)
+    if b is not None:
+        z3 = z3 + b[:, None, None]
+    out[...] = activation(z3, kind, alpha).transpose(1, 0, 2)
+    return out
+
+
+@_op
+def conv_bias_activation_backward(dout, y, kind: str, alpha: float = 0.0):
+    """(dz (F, N P), db (F,)) for y = f(z + b) laid out (N, F, P): dz = dout f'(z + b), channels first.
+
+    ``y`` is the saved output (ignored for ``"identity"``).
+    """
+    xp = array_module(dout)
+    n, f, _ = dout.shape
+    d = dout if kind == "identity" else activation_backward(dout, y, kind, alpha)
+    return xp.ascontiguousarray(d.transpose(1, 0, 2)).reshape(f, -1), d.sum(axis=(0, 2))
+
+
+@_op
+def max_pool_forward(x, kernel, stride):
+    """(out, argmax) for max pooling x (N, C, H, W) with no padding; both (N, C, Ho, Wo).
+
+    ``argmax`` (int32) is the winning tap i kw + j inside each window: the first maximum
+    in row-major order, or the last NaN (a NaN in a window makes its maximum NaN).
+    """
+    xp = array_module(x)
+    (kh, kw), (sh, sw) = kernel, stride
+    ho, wo = pooled_size(x.shape[2], kh, sh), pooled_size(x.shape[3], kw, sw)
+    out, arg = None, None
+    for i in range(kh):
+        for j in range(kw):
+            v = x[:, :, _window(i, ho, sh), _window(j, wo, sw)]
+            if out is None:
+                out, arg = v.copy(), xp.zeros(v.shape, dtype=xp.int32)
+                continue
+            take = (v > out) | xp.isnan(v)
+            out = xp.where(take, v, out)
+            arg = xp.where(take, xp.int32(i * kw + j), arg)
+    return xp.ascontiguousarray(out), xp.ascontiguousarray(arg)
+
+
+@_op
+def max_pool_backward(dout, argmax, x_shape, kernel, stride):
+    """dx of shape ``x_shape``: each window's upstream gradient routed to its maximum (summed where windows overlap)."""
+    xp = array_module(dout)
+    (kh, kw), (sh, sw) = kernel, stride
+    ho, wo = dout.shape[2], dout.shape[3]
+    dx = xp.zeros(x_shape, dtype=dout.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dx[:, :, _window(i, ho, sh), _window(j, wo, sw)] += xp.where(argmax == i * kw + j, dout, 0)
+    return dx
+
+
+@_op
+def avg_pool_forward(x, kernel, stride, padding):
+    """Average pooling of x (N, C, H, W) -> (N, C, Ho, Wo); padded zeros count in the average (PyTorch's default)."""
+    xp = array_module(x)
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    ho, wo = pooled_size(x.shape[2], kh, sh, ph), pooled_size(x.shape[3], kw, sw, pw)
+    xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    out = xp.zeros((*x.shape[:2], ho, wo), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out += xpad[:, :, _window(i, ho, sh), _window(j, wo, sw)]
+    out *= x.dtype.type(1.0 / (kh * kw))
+    return out
+
+
+@_op
+def avg_pool_backward(dout, x_shape, kernel, stride, padding):
+    """dx of shape ``x_shape``: each window's upstream gradient spread evenly over its kh kw taps."""
+    xp = array_module(dout)
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    n, c, h, w = x_shape
+    ho, wo = dout.shape[2], dout.shape[3]
+    share = dout * dout.dtype.type(1.0 / (kh * kw))
+    dpad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dout.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dpad[:, :, _window(i, ho, sh), _window(j, wo, sw)] += share
+    return xp.ascontiguousarray(dpad[:, :, ph:ph + h, pw:pw + w])
+
+
+KERNEL_OPS += ("im2col", "col2im", "conv_bias_activation", "conv_bias_activation_backward", "max_pool_forward",
+               "max_pool_backward")

@@ -22,9 +22,10 @@ import numpy as np
 
 from gpunn.devices import array_module, device_of
 from gpunn import ops as hyper_of  # the *_hyper functions: one definition of each rule's kernel scalars
-from gpunn.ops import L2_FLOOR_ULPS, dropout_threshold
+from gpunn.ops import L2_FLOOR_ULPS, dropout_threshold, pooled_size
 
 from . import activations as act
+from . import conv
 from . import distances as dist
 from . import dropout as drop
 from . import optimizers as opt
@@ -282,6 +283,7 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         "sgd_step": sgd_step, "adagrad_step": adagrad_step, "rmsprop_step": rmsprop_step, "adam_step": adam_step,
         "l1_distances": l1_distances, "l2_epilogue": l2_epilogue,
     }
+    bindings.update(conv_bindings(target, references, min_size))
     for name, fn in bindings.items():  # readable in gn.ops.active_kernels() and tracebacks
         fn.__module__, fn.__qualname__ = "gpunn.kernels", f"{name}[{target.name}]"
     return bindings
@@ -317,3 +319,112 @@ def _skip_flag(skip, w):
     if device_of(skip) != home:
         raise ValueError(f"skip is on {device_of(skip)} but w is on {home}: the flag must live beside the weights")
     return skip
+
+
+def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
+    """{op name: binding} for the convolution and pooling ops (kernels/conv.py) on ``target``.
+
+    Sizes are judged by the larger array an op writes or reads (the columns, the image).
+    """
+    host_tanh = SIMD_TANH_KINDS if target.name == "cpu" else ()
+
+    def run(name, size, *args):
+        target.run(target.kernel(conv, name), size, *args)
+
+    def im2col(x, kernel, stride, padding):
+        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+        n, c, h, w = x.shape
+        ho, wo = pooled_size(h, kh, sh, ph), pooled_size(w, kw, sw, pw)
+        if n * c * kh * kw * ho * wo < min_size:
+            return references["im2col"](x, kernel, stride, padding)
+        x = _contiguous(x)
+        dt = _check("im2col", x)
+        cols = _empty(x, (c * kh * kw, n * ho * wo), dt)
+        run("im2col", cols.size, x, cols, kh, kw, sh, sw, ph, pw, ho, wo, dt.type(0))
+        return cols
+
+    def col2im(cols, x_shape, kernel, stride, padding):
+        if cols.size < min_size:
+            return references["col2im"](cols, x_shape, kernel, stride, padding)
+        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+        n, c, h, w = x_shape
+        ho, wo = pooled_size(h, kh, sh, ph), pooled_size(w, kw, sw, pw)
+        cols = _contiguous(cols)
+        dt = _check("col2im", cols)
+        if cols.shape != (c * kh * kw, n * ho * wo):
+            raise ValueError(f"col2im: cols has shape {tuple(cols.shape)}, expected {(c * kh * kw, n * ho * wo)} "
+                             f"for images {tuple(x_shape)}")
+        dx = _empty(cols, tuple(x_shape), dt)
+        run("col2im", cols.size, cols, dx, kh, kw, sh, sw, ph, pw, ho, wo, dt.type(0))
+        return dx
+
+    def conv_bias_activation(z, b, out, kind, alpha=0.0):
+        if z.size < min_size:
+            return references["conv_bias_activation"](z, b, out, kind, alpha)
+        z = _contiguous(z)
+        dt = _check("conv_bias_activation", z)
+        n, f, plane = out.shape
+        if z.shape != (f, n * plane) or out.dtype != dt or not out.flags.c_contiguous:
+            raise ValueError(f"conv_bias_activation: out must be C-contiguous {dt} (N, F, P) for z (F, N P); "
+                             f"got out {out.dtype} {tuple(out.shape)} and z {tuple(z.shape)}")
+        has_bias = b is not None
+        bias = _contiguous(b) if has_bias else z[:, 0]
+        if bias.shape != (f,) or bias.dtype != dt:
+            raise ValueError(f"conv_bias_activation: b must be {dt} of shape ({f},), got {bias.dtype} {tuple(bias.shape)}")
+        if kind in host_tanh:  # NumPy's SIMD tanh beats Numba's scalar libm call (see the module docstring)
+            run("epilogue", out.size, z, bias, out, has_bias, *_activation_args("identity", 0.0, dt))
+            return simd_tanh_forward(out, kind, out=out)
+        run("epilogue", out.size, z, bias, out, has_bias, *_activation_args(kind, alpha, dt))
+        return out
+
+    def conv_bias_activation_backward(dout, y, kind, alpha=0.0):
+        if dout.size < min_size:
+            return references["conv_bias_activation_backward"](dout, y, kind, alpha)
+        dout = _contiguous(dout)
+        y = dout if kind == "identity" else _contiguous(y)
+        dt = _check("conv_bias_activation_backward", dout, y=y)
+        n, f, plane = dout.shape
+        dz, db = _empty(dout, (f, n * plane), dt), _empty(dout, (f,), dt)
+        run("epilogue_backward", dout.size, dout, y, dz, db, *_activation_args(kind, alpha, dt))
+        if target.name == "cuda":
+            db = dz.sum(axis=1)
+        return dz, db
+
+    def max_pool_forward(x, kernel, stride):
+        if x.size < min_size:
+            return references["max_pool_forward"](x, kernel, stride)
+        (kh, kw), (sh, sw) = kernel, stride
+        n, c, h, w = x.shape
+        ho, wo = pooled_size(h, kh, sh), pooled_size(w, kw, sw)
+        x = _contiguous(x)
+        dt = _check("max_pool_forward", x)
+        out, arg = _empty(x, (n * c, ho, wo), dt), _empty(x, (n * c, ho, wo), np.int32)
+        run("max_pool", out.size, x.reshape(n * c, h, w), out, arg, kh, kw, sh, sw)
+        return out.reshape(n, c, ho, wo), arg.reshape(n, c, ho, wo)
+
+    def max_pool_backward(dout, argmax, x_shape, kernel, stride):
+        if dout.size < min_size:
+            return references["max_pool_backward"](dout, argmax, x_shape, kernel, stride)
+        (kh, kw), (sh, sw) = kernel, stride
+        n, c, h, w = x_shape
+        dout, argmax = _contiguous(dout), _contiguous(argmax)
+        dt = _check("max_pool_backward", dout)
+        if argmax.shape != dout.shape or argmax.dtype != np.int32:
+            raise ValueError(f"max_pool_backward: argmax must be int32 of shape {tuple(dout.shape)}, "
+                             f"got {argmax.dtype} {tuple(argmax.shape)}")
+        _, _, ho, wo = dout.shape
+        dx = _empty(dout, (n * c, h, w), dt)
+        run("max_pool_backward", dx.size, dout.reshape(n * c, ho, wo), argmax.reshape(n * c, ho, wo), dx,
+            kh, kw, sh, sw, dt.type(0))
+        return dx.reshape(n, c, h, w)
+
+    return {
+        "im2col": im2col, "col2im": col2im, "conv_bias_activation": conv_bias_activation,
+        "conv_bias_activation_backward": conv_bias_activation_backward, "max_pool_forward": max_pool_forward,
+        "max_pool_backward": max_pool_backward,
+    }
+
+
+def _empty(like, shape, dtype):
+    """An uninitialised array in ``like``'s namespace (the kernel writes every element)."""
+    return array_module(like).empty(shape, dtype)

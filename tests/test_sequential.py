@@ -107,3 +107,16 @@ def test_nested_sequential_passes_gradients_through(middle, rng):
     X = rng.standard_normal((6, 5))
     error = check_layer(outer, X)
     assert (error > 0.1) if middle is DoubledReLU else (error < 1e-6)
+
+
+def test_a_convolution_and_its_relu_fuse_and_equal_the_two_gates(rng):
+    x = rng.standard_normal((3, 2, 7, 7))
+    fused = gn.nn.Sequential(gn.nn.Conv2d(2, 4, 3, padding=1, rng=0), gn.nn.ReLU()).to("float64")
+    plain = gn.nn.Sequential(gn.nn.Conv2d(2, 4, 3, padding=1, rng=0), gn.nn.ReLU(), fuse=False).to("float64")
+    assert fused._steps()[0][2] is not None and plain._steps()[0][2] is None
+    np.testing.assert_allclose(gn.to_numpy(fused.forward(x)), gn.to_numpy(plain.forward(x)), rtol=1e-12)
+    dout = rng.standard_normal((3, 4, 7, 7))
+    dx_f, dx_p = fused.backward(dout, input_grad=True), plain.backward(dout, input_grad=True)
+    np.testing.assert_allclose(dx_f, dx_p, rtol=1e-12, atol=1e-14)
+    for a, b in zip(fused.parameters(), plain.parameters()):
+        np.testing.assert_allclose(a.grad, b.grad, rtol=1e-12, atol=1e-14)

@@ -3,11 +3,11 @@
 Nothing here downloads: the loaders read files you already have.
 """
 
-from .by_name import DATASETS, load_dataset
+from .by_name import DATASETS, IMAGE_SHAPES, load_dataset
 from .cifar10 import load_cifar10
 from .digits import load_digits
 from .mnist import load_mnist
 from .splits import Split, train_val_split
 from .spiral import make_spiral
 
-__all__ = ["DATASETS", "Split", "load_dataset", "load_cifar10", "load_digits", "load_mnist", "make_spiral", "train_val_split"]
+__all__ = ["DATASETS", "IMAGE_SHAPES", "Split", "load_dataset", "load_cifar10", "load_digits", "load_mnist", "make_spiral", "train_val_split"]

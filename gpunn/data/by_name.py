@@ -11,6 +11,8 @@ from .splits import Split, train_val_split
 DATASETS = ("digits", "spiral", "cifar10", "mnist")
 FILE_DATASETS = ("cifar10", "mnist")  # read from files in a data directory; the others are embedded or generated
 VAL_ROWS = {"cifar10": 1000, "mnist": 5000}  # held out of the training files, as cs231n does
+# one image's (C, H, W), for convolutional nets: the loaders' rows are these images flattened in C, H, W order
+IMAGE_SHAPES = {"digits": (1, 8, 8), "cifar10": (3, 32, 32), "mnist": (1, 28, 28)}
 
 
 def load_dataset(name: str, data_dir=None, seed: int = 0) -> Split:

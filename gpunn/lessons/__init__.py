@@ -24,6 +24,7 @@ LESSONS = {  # name -> module (imported when run)
     "knn-k": "gpunn.lessons.knn_k",
     "search-strategies": "gpunn.lessons.search_strategies",
     "hyperparameter-search": "gpunn.lessons.hyperparameter_search",
+    "filters": "gpunn.lessons.filters",
 }
 
 

@@ -1,7 +1,9 @@
 """Layers (gates with forward/backward) and losses."""
 
 from .activations import ELU, Activation, LeakyReLU, ReLU, Sigmoid, Tanh, activation_layer
-from .batchnorm import BatchNorm1d
+from .batchnorm import BatchNorm1d, BatchNorm2d
+from .conv import Conv2d
+from .convnet import three_layer_convnet
 from .dropout import Dropout
 from .flatten import Flatten
 from .lambda_layer import FunctionLoss, Lambda
@@ -10,6 +12,7 @@ from .losses import BinaryLogistic, Loss, MarginRanking, MulticlassHinge, Softma
 from .maxout import Maxout
 from .module import Module
 from .parameter import Parameter
+from .pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from .sequential import Sequential
 
 __all__ = [
@@ -17,4 +20,5 @@ __all__ = [
     "Linear",
     "Loss", "MarginRanking", "Maxout", "Module", "MulticlassHinge", "Parameter", "ReLU", "Sequential",
     "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "activation_layer",
+    "AvgPool2d", "BatchNorm2d", "Conv2d", "GlobalAvgPool2d", "MaxPool2d", "three_layer_convnet",
 ]

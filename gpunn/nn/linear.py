@@ -8,7 +8,7 @@ from .. import ops
 from ..devices import DEFAULT_DTYPE
 from ..validation import check_int
 from .init import as_rng, init_std, normal_weights
-from .module import Module
+from .module import Module, computes_as
 from .parameter import Parameter
 
 
@@ -68,9 +68,7 @@ class Linear(Module):
     @property
     def fusable(self) -> bool:
         """True when this gate is Linear's own computation (a subclass overriding a pass runs its own code)."""
-        cls = type(self)
-        return all(getattr(cls, name) is getattr(Linear, name)
-                   for name in ("forward", "backward", "forward_fused", "backward_fused"))
+        return computes_as(self, Linear)
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}" + ("" if self.b is not None else ", bias=False")

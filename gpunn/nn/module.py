@@ -261,6 +261,15 @@ class Module:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
+def computes_as(layer: Module, base: type, names=("forward", "backward", "forward_fused", "backward_fused")) -> bool:
+    """True when ``layer``'s class overrides none of ``base``'s passes ``names``: it computes exactly what ``base`` does.
+
+    The condition for running a layer through a fused path written for ``base``.
+    """
+    cls = type(layer)
+    return isinstance(layer, base) and all(getattr(cls, n, None) is getattr(base, n, None) for n in names)
+
+
 def backward(layer: Module, dout, input_grad: bool):
     """``layer.backward(dout, input_grad=...)``, or ``layer.backward(dout)`` for a gate written cs231n's way.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .activations import Activation
-from .linear import Linear
 from .module import Module, backward
 
 
@@ -13,11 +12,11 @@ class Sequential(Module):
     Errors from a layer are re-raised with its position, e.g.
     ``layer 2: Linear(100, 10) expects input of shape (N, 100), got (200, 50)``.
 
-    A Linear followed by a built-in activation runs as one fused step (``fuse=True``):
-    the bias add and the activation share one pass over the GEMM's output, forward and
-    backward. The result is the same as running the two gates one after the other, and
-    only pairs known to be that computation are fused: a subclass of ``Linear`` or of an
-    activation that overrides ``forward`` or ``backward`` always runs its own code.
+    A ``Linear`` or ``Conv2d`` followed by a built-in activation runs as one fused step
+    (``fuse=True``): the bias add and the activation share one pass over the GEMM's output,
+    forward and backward. The result is the same as running the two gates one after the
+    other, and only pairs known to be that computation are fused (each layer's ``fusable``):
+    a subclass that overrides ``forward`` or ``backward`` always runs its own code.
 
     ``backward(dout)`` returns ``None``: a model is fed data, and nobody needs the
     gradient w.r.t. the data, so the first layer's input-gradient product (as large as
@@ -45,7 +44,7 @@ class Sequential(Module):
         steps, i = [], 0
         while i < len(self.layers):
             layer, nxt = self.layers[i], self.layers[i + 1] if i + 1 < len(self.layers) else None
-            if self.fuse and isinstance(layer, Linear) and isinstance(nxt, Activation) and layer.fusable and nxt.fusable:
+            if self.fuse and getattr(layer, "fusable", False) and isinstance(nxt, Activation) and nxt.fusable:
                 steps.append((i, layer, nxt))
                 i += 2
             else:

@@ -1,0 +1,41 @@
+"""cs231n's three-layer ConvNet: conv - relu - 2x2 max pool - affine - relu - affine."""
+
+from __future__ import annotations
+
+from ..validation import check_int
+from .activations import ReLU
+from .batchnorm import BatchNorm1d, BatchNorm2d
+from .conv import Conv2d, pair
+from .flatten import Flatten
+from .init import as_rng
+from .linear import Linear
+from .pooling import MaxPool2d
+from .sequential import Sequential
+
+
+def three_layer_convnet(input_shape=(3, 32, 32), n_classes: int = 10, num_filters: int = 32, filter_size: int = 7,
+                        hidden: int = 100, batchnorm: bool = False, init="he", rng=None) -> Sequential:
+    """Conv2d(C, F, k, padding=(k - 1) // 2) - [BatchNorm2d] - ReLU - MaxPool2d(2) - Flatten
+    - Linear(F H/2 W/2, hidden) - [BatchNorm1d] - ReLU - Linear(hidden, n_classes).
+
+    ``input_shape`` is one image's (C, H, W); an odd ``filter_size`` keeps H and W through the
+    convolution, and the pool halves them (rounding down). cs231n's defaults: 32 filters of 7x7,
+    100 hidden units. ``init`` ("he", "xavier" or a float std, as cs231n's ``weight_scale``) sets the
+    conv and hidden weights; the last layer uses "xavier"; ``rng`` seeds them.
+    """
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
+        raise ValueError(f"input_shape must be one image's (C, H, W), got {input_shape!r}")
+    c, h, w = (check_int(f"input_shape[{i}]", v, low=1) for i, v in enumerate(input_shape))
+    n_classes = check_int("n_classes", n_classes, low=2)
+    f = check_int("num_filters", num_filters, low=1)
+    kh, kw = pair("filter_size", filter_size, 1)
+    hidden = check_int("hidden", hidden, low=1)
+    rng = as_rng(rng)
+    conv = Conv2d(c, f, (kh, kw), padding=((kh - 1) // 2, (kw - 1) // 2), init=init, rng=rng)
+    ho, wo = conv.output_shape(h, w)
+    if ho < 2 or wo < 2:
+        raise ValueError(f"input_shape {tuple(input_shape)} is too small for a {kh}x{kw} convolution and a 2x2 pool")
+    layers = [conv] + ([BatchNorm2d(f)] if batchnorm else []) + [ReLU(), MaxPool2d(2), Flatten()]
+    layers += [Linear(f * (ho // 2) * (wo // 2), hidden, init=init, rng=rng)] + ([BatchNorm1d(hidden)] if batchnorm else [])
+    layers += [ReLU(), Linear(hidden, n_classes, init="xavier", rng=rng)]
+    return Sequential(*layers)

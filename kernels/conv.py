@@ -1,0 +1,302 @@
+"""Convolution and pooling kernels: im2col / col2im, the convolution's epilogue, max pooling.
+
+Layouts follow :mod:`gpunn.ops`: images NCHW; the columns matrix is (C kh kw, N Ho Wo),
+rows ordered (c, i, j) and columns (n, ho, wo). CPU kernels (``numba.njit(parallel=True)``)
+give each thread whole (image, channel) planes, so no two threads write the same element
+and col2im / max-pool backward need no atomics; their inner loops run along a row with
+the bounds of the zero padding worked out first, so the copy loops have no branches.
+CUDA kernels give one thread per output element (grid-stride loops) and *gather*: col2im
+and max-pool backward visit, for each input pixel, the windows that cover it.
+"""
+
+from __future__ import annotations
+
+import numba
+from numba import cuda, prange
+
+from .activations import IDENTITY, RELU, backward_device, backward_scalar, forward_device, forward_scalar
+
+
+@numba.njit(inline="always", cache=True)
+def _valid_range(j, stride, pad, size, count):
+    """Outputs o in [lo, hi) whose tap o * stride - pad + j falls inside [0, size); the rest read padding."""
+    lo = max(0, (pad - j + stride - 1) // stride)
+    hi = min(count, (size - 1 + pad - j) // stride + 1)
+    return lo, max(lo, hi)
+
+
+# --------------------------------------------------------------------------- CPU: numba.njit(parallel=True)
+
+@numba.njit(parallel=True, cache=True)
+def im2col_cpu(x, cols, kh, kw, sh, sw, ph, pw, ho, wo, zero):
+    """cols[(c, i, j), (n, oh, ow)] = x[n, c, oh sh - ph + i, ow sw - pw + j] (0 outside x)."""
+    n, c, h, w = x.shape
+    plane = ho * wo
+    for t in prange(n * c):
+        img, ch = t // c, t % c
+        for i in range(kh):
+            oh_lo, oh_hi = _valid_range(i, sh, ph, h, ho)
+            for j in range(kw):
+                row = (ch * kh + i) * kw + j
+                ow_lo, ow_hi = _valid_range(j, sw, pw, w, wo)
+                for oh in range(ho):
+                    dst = img * plane + oh * wo
+                    if oh < oh_lo or oh >= oh_hi:
+                        for ow in range(wo):
+                            cols[row, dst + ow] = zero
+                        continue
+                    src = oh * sh - ph + i
+                    for ow in range(ow_lo):
+                        cols[row, dst + ow] = zero
+                    if sw == 1:  # a contiguous run: a plain copy the compiler vectorises
+                        cols[row, dst + ow_lo:dst + ow_hi] = x[img, ch, src, ow_lo - pw + j:ow_hi - pw + j]
+                    else:
+                        for ow in range(ow_lo, ow_hi):
+                            cols[row, dst + ow] = x[img, ch, src, ow * sw - pw + j]
+                    for ow in range(ow_hi, wo):
+                        cols[row, dst + ow] = zero
+
+
+@numba.njit(parallel=True, cache=True)
+def col2im_cpu(cols, dx, kh, kw, sh, sw, ph, pw, ho, wo, zero):
+    """dx[n, c] = sum of the column entries im2col copied from each pixel (dx is overwritten)."""
+    n, c, h, w = dx.shape
+    plane = ho * wo
+    for t in prange(n * c):
+        img, ch = t // c, t % c
+        for a in range(h):
+            for b in range(w):
+                dx[img, ch, a, b] = zero
+        for i in range(kh):
+            oh_lo, oh_hi = _valid_range(i, sh, ph, h, ho)
+            for j in range(kw):
+                row = (ch * kh + i) * kw + j
+                ow_lo, ow_hi = _valid_range(j, sw, pw, w, wo)
+                for oh in range(oh_lo, oh_hi):
+                    src = img * plane + oh * wo
+                    dst = oh * sh - ph + i
+                    for ow in range(ow_lo, ow_hi):
+                        dx[img, ch, dst, ow * sw - pw + j] += cols[row, src + ow]
+
+
+@numba.njit(parallel=True, cache=True)
+def epilogue_cpu(z, b, out, has_bias, kind, a, zero, half):
+    """out[n, f, p] = f(z[f, n P + p] + b[f]): bias, activation and the move to NCHW in one pass.
+
+    Each task copies one image's row of z into one (image, channel) plane through 1-D views, and ReLU
+    and identity get loops of their own: written with 3-D indexing and ``kind`` decided inside the
+    loop, the ReLU epilogue took 9.4 ms for 64 x 64 planes of 32x32 float32 on one thread; so, 0.9 ms.
+    """
+    n, f, plane = out.shape
+    for t in prange(n * f):
+        img, ch = t // f, t % f
+        bias = b[ch] if has_bias else zero
+        src, dst = z[ch, img * plane:(img + 1) * plane], out[img, ch]
+        if kind == RELU:
+            for p in range(plane):
+                dst[p] = forward_scalar(RELU, src[p] + bias, a, zero, half)
+        elif kind == IDENTITY:
+            for p in range(plane):
+                dst[p] = src[p] + bias
+        else:
+            for p in range(plane):
+                dst[p] = forward_scalar(kind, src[p] + bias, a, zero, half)
+
+
+# reassoc lets the bias gradient's sum vectorise (4x faster: 2.8 ms against 11.1 ms for the
+# shapes above); it changes only the order of that sum, as any parallel reduction does.
+@numba.njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
+def epilogue_backward_cpu(g, y, dz, db, kind, a, zero, half):
+    """dz[f, n P + p] = g[n, f, p] f'(y[n, f, p]) and db[f] = sum of dz[f], one channel per task."""
+    n, f, plane = g.shape
+    for ch in prange(f):
+        acc = zero
+        for img in range(n):
+            gs, ys, d = g[img, ch], y[img, ch], dz[ch, img * plane:(img + 1) * plane]
+            if kind == RELU:
+                for p in range(plane):
+                    d[p] = backward_scalar(RELU, gs[p], ys[p], a, zero, half)
+            elif kind == IDENTITY:
+                for p in range(plane):
+                    d[p] = gs[p]
+            else:
+                for p in range(plane):
+                    d[p] = backward_scalar(kind, gs[p], ys[p], a, zero, half)
+            for p in range(plane):
+                acc += d[p]
+        db[ch] = acc
+
+
+@numba.njit(parallel=True, cache=True)
+def _max_pool_2x2_cpu(x, out, arg):
+    """The common 2x2, stride 2 case written out on two row views: 24x faster than the general loop
+    (0.28 ms against 6.8 ms for 64 x 32 planes of 32x32 float32, one thread), same results."""
+    planes, ho, wo = out.shape
+    for t in prange(planes):
+        for oh in range(ho):
+            top, bottom = x[t, 2 * oh], x[t, 2 * oh + 1]
+            for ow in range(wo):
+                best, k = top[2 * ow], 0
+                v = top[2 * ow + 1]
+                if v > best or v != v:
+                    best, k = v, 1
+                v = bottom[2 * ow]
+                if v > best or v != v:
+                    best, k = v, 2
+                v = bottom[2 * ow + 1]
+                if v > best or v != v:
+                    best, k = v, 3
+                out[t, oh, ow] = best
+                arg[t, oh, ow] = k
+
+
+@numba.njit(parallel=True, cache=True)
+def max_pool_cpu(x, out, arg, kh, kw, sh, sw):
+    """Per plane of x (N C, H, W): each window's first maximum (or last NaN) and its tap i kw + j."""
+    planes, ho, wo = out.shape
+    if kh == 2 and kw == 2 and sh == 2 and sw == 2:
+        _max_pool_2x2_cpu(x, out, arg)
+        return
+    for t in prange(planes):
+        for oh in range(ho):
+            for ow in range(wo):
+                best = x[t, oh * sh, ow * sw]
+                k = 0
+                for i in range(kh):
+                    for j in range(kw):
+                        v = x[t, oh * sh + i, ow * sw + j]
+                        if v > best or v != v:
+                            best = v
+                            k = i * kw + j
+                out[t, oh, ow] = best
+                arg[t, oh, ow] = k
+
+
+@numba.njit(parallel=True, cache=True)
+def max_pool_backward_cpu(g, arg, dx, kh, kw, sh, sw, zero):
+    """dx (N C, H, W) = each window's gradient added at its winning tap (dx is overwritten).
+
+    Zeroing the plane, then scattering, measured 2x faster for 2x2 windows than writing each
+    window's four values (1.3 ms against 2.6 ms, 64 x 32 planes of 32x32 float32, one thread).
+    """
+    planes, ho, wo = g.shape
+    h, w = dx.shape[1], dx.shape[2]
+    for t in prange(planes):
+        for a in range(h):
+            for b in range(w):
+                dx[t, a, b] = zero
+        for oh in range(ho):
+            for ow in range(wo):
+                k = arg[t, oh, ow]
+                dx[t, oh * sh + k // kw, ow * sw + k % kw] += g[t, oh, ow]
+
+
+# --------------------------------------------------------------------------- CUDA: numba.cuda.jit
+# One thread per output element, grid-stride loops; every output element is written by exactly one thread.
+
+@cuda.jit
+def im2col_cuda(x, cols, kh, kw, sh, sw, ph, pw, ho, wo, zero):
+    n, c, h, w = x.shape
+    plane = ho * wo
+    width = n * plane
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for e in range(start, cols.shape[0] * width, stride):
+        row, col = e // width, e % width
+        ch, tap = row // (kh * kw), row % (kh * kw)
+        i, j = tap // kw, tap % kw
+        img, p = col // plane, col % plane
+        a = (p // wo) * sh - ph + i
+        b = (p % wo) * sw - pw + j
+        cols[row, col] = x[img, ch, a, b] if 0 <= a < h and 0 <= b < w else zero
+
+
+@cuda.jit
+def col2im_cuda(cols, dx, kh, kw, sh, sw, ph, pw, ho, wo, zero):
+    """Each pixel gathers from the (oh, ow, i, j) that read it: oh sh - ph + i = a, ow sw - pw + j = b."""
+    n, c, h, w = dx.shape
+    plane = ho * wo
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for e in range(start, dx.size, stride):
+        b = e % w
+        a = (e // w) % h
+        ch = (e // (w * h)) % c
+        img = e // (w * h * c)
+        acc = zero
+        for i in range(kh):
+            r = a + ph - i
+            if r < 0 or r % sh != 0 or r // sh >= ho:
+                continue
+            oh = r // sh
+            for j in range(kw):
+                s = b + pw - j
+                if s < 0 or s % sw != 0 or s // sw >= wo:
+                    continue
+                acc += cols[(ch * kh + i) * kw + j, img * plane + oh * wo + s // sw]
+        dx[img, ch, a, b] = acc
+
+
+@cuda.jit
+def epilogue_cuda(z, b, out, has_bias, kind, a, zero, half):
+    n, f, plane = out.shape
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for e in range(start, out.size, stride):
+        p = e % plane
+        ch = (e // plane) % f
+        img = e // (plane * f)
+        bias = b[ch] if has_bias else zero
+        out[img, ch, p] = forward_device(kind, z[ch, img * plane + p] + bias, a, zero, half)
+
+
+@cuda.jit
+def epilogue_backward_cuda(g, y, dz, db, kind, a, zero, half):
+    """dz only, one thread per element (``db`` is unused: the binding sums dz's rows with CuPy)."""
+    n, f, plane = g.shape
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for e in range(start, dz.size, stride):
+        ch, col = e // (n * plane), e % (n * plane)
+        img, p = col // plane, col % plane
+        dz[ch, col] = backward_device(kind, g[img, ch, p], y[img, ch, p], a, zero, half)
+
+
+@cuda.jit
+def max_pool_cuda(x, out, arg, kh, kw, sh, sw):
+    planes, ho, wo = out.shape
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for e in range(start, out.size, stride):
+        ow = e % wo
+        oh = (e // wo) % ho
+        t = e // (wo * ho)
+        best = x[t, oh * sh, ow * sw]
+        k = 0
+        for i in range(kh):
+            for j in range(kw):
+                v = x[t, oh * sh + i, ow * sw + j]
+                if v > best or v != v:
+                    best = v
+                    k = i * kw + j
+        out[t, oh, ow] = best
+        arg[t, oh, ow] = k
+
+
+@cuda.jit
+def max_pool_backward_cuda(g, arg, dx, kh, kw, sh, sw, zero):
+    """Each pixel sums the gradients of the windows that cover it and chose it."""
+    planes, ho, wo = g.shape
+    h, w = dx.shape[1], dx.shape[2]
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for e in range(start, dx.size, stride):
+        b = e % w
+        a = (e // w) % h
+        t = e // (w * h)
+        acc = zero
+        for i in range(kh):
+            r = a - i
+            if r < 0 or r % sh != 0 or r // sh >= ho:
+                continue
+            for j in range(kw):
+                s = b - j
+                if s < 0 or s % sw != 0 or s // sw >= wo:
+                    continue
+                if arg[t, r // sh, s // sw] == i * kw + j:
+                    acc += g[t, r // sh, s // sw]
+        dx[t, a, b] = acc
