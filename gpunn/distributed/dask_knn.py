@@ -31,28 +31,54 @@ def is_dask_array(a) -> bool:
     return da is not None and isinstance(a, da.Array)
 
 
-def training_rows(X, y):
-    """(X, y) checked for the cluster: X a 2-D dask array chunked by rows only, y's row chunks the same as X's.
+def training_rows(X, y, dtype: str = "float32"):
+    """(X, y, offsets) checked for the cluster: X a 2-D dask array of finite numbers, y's row chunks the same as X's.
 
-    Returns X (persisted on the cluster, one chunk across the columns), y as a NumPy array
-    (the labels are small and every vote needs them), and each chunk's first global row.
+    Returns X (as ``dtype``, one chunk across the columns, persisted on the cluster), y as a
+    NumPy array (the labels are small and every vote needs them), and each chunk's first row.
     """
-    import dask.array as da
-
-    if not is_dask_array(X):
-        raise TypeError(f"X must be a dask array here, got {type(X).__name__}")
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-D dask array (samples, features), got {X.ndim}-D with shape {X.shape}")
+    X = _dask_matrix(X, "X")
     if is_dask_array(y) and y.chunks[0] != X.chunks[0]:
         raise ValueError(f"X and y must be chunked alike along the rows: X has row chunks {X.chunks[0]}, "
                          f"y has {y.chunks[0]} (rechunk one to the other's)")
-    if len(X.chunks[1]) > 1:
-        X = X.rechunk({1: -1})  # a task needs whole rows
     y = np.asarray(y.compute() if is_dask_array(y) else y)
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"y must have shape ({X.shape[0]},) to match X, got {tuple(y.shape)}")
+    if y.shape[:1] != (X.shape[0],):
+        raise ValueError(f"y must have one label per row of X ({X.shape[0]}), got shape {tuple(y.shape)}")
+    X = X.astype(dtype).persist()
+    _check_finite(X, "X")
     offsets = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).astype(np.int64)
-    return X.persist(), y, offsets
+    return X, y, offsets
+
+
+def queries(X, n_features: int):
+    """Query rows for a classifier fitted on the cluster: a NumPy-like or dask (n_queries, n_features) matrix."""
+    if is_dask_array(X):
+        X = _dask_matrix(X, "X")
+    else:
+        X = np.asarray(X)
+        if X.dtype.kind not in "biuf" or X.ndim != 2 or X.shape[0] == 0:
+            raise ValueError(f"X must be a non-empty 2-D matrix of numbers, got {X.dtype} of shape {X.shape}")
+    if X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} features, but the classifier was fitted with {n_features}")
+    _check_finite(X, "X")
+    return X
+
+
+def _dask_matrix(X, name: str):
+    """A 2-D dask array of numbers, chunked by rows only (rechunked across the columns when needed)."""
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty 2-D dask array (samples, features), got shape {X.shape}")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
+    return X.rechunk({1: -1}) if len(X.chunks[1]) > 1 else X  # a task needs whole rows
+
+
+def _check_finite(X, name: str) -> None:
+    import dask.array as da
+
+    finite = da.isfinite(X).all() if is_dask_array(X) else np.isfinite(X).all()
+    if not bool(finite.compute() if is_dask_array(finite) else finite):
+        raise ValueError(f"{name} contains NaN or infinite values")
 
 
 def _chunk_best(queries, rows, k: int, metric: str, limit: int, device: str, dtype: str, offset: int):
@@ -73,7 +99,7 @@ def kneighbors(X, offsets, queries, k: int, metric: str, limit: int, device: str
     import dask
 
     blocks = X.to_delayed().ravel()
-    tile = max(1, QUERY_TILE_BYTES // (8 * X.shape[1]))
+    tile = max(1, min(QUERY_TILE_BYTES, limit) // (8 * X.shape[1]))  # a query tile within each worker's limit
     out_d, out_i = [], []
     for part in _query_tiles(queries, tile):
         shared = dask.delayed(part, pure=True)  # one key: sent once to each worker that needs it

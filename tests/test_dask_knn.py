@@ -1,0 +1,83 @@
+"""kNN on a real Dask cluster (a LocalCluster of 2 worker processes) equals one process, ties included."""
+
+import numpy as np
+import pytest
+
+import gpunn as gn
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                       worker_dashboard_address=None)
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+def tied_data(rng, n=203, d=6, classes=4):
+    """Small integers, many repeated rows: distances are exact, and ties between rows are everywhere."""
+    base = rng.integers(-3, 4, (n // 3, d))
+    X = base[rng.integers(0, len(base), n)].astype(np.float32)
+    y = rng.integers(0, classes, n)
+    return X, y
+
+
+@pytest.mark.parametrize("metric", ["l1", "l2"])
+@pytest.mark.parametrize("weights", ["uniform", "distance"])
+def test_the_cluster_answers_exactly_as_one_process(client, metric, weights, rng):
+    X, y = tied_data(rng)
+    Xq = tied_data(rng, n=37)[0]
+    one = gn.KNeighborsClassifier(k=9, metric=metric, weights=weights, device="cpu").fit(X, y)
+    chunks = (50, 3, 70, 80)  # uneven, and one smaller than k
+    knn = gn.KNeighborsClassifier(k=9, metric=metric, weights=weights, device="cpu")
+    knn.fit(da.from_array(X, chunks=(chunks, 6)), da.from_array(y, chunks=(chunks,)))
+    for queries in (Xq, da.from_array(Xq, chunks=(10, 6))):
+        d, i = knn.kneighbors(queries)
+        d1, i1 = one.kneighbors(Xq)
+        np.testing.assert_array_equal(i, i1)
+        np.testing.assert_array_equal(d, d1)
+        np.testing.assert_array_equal(knn.predict(queries), one.predict(Xq))
+        np.testing.assert_array_equal(knn.predict_proba(queries), one.predict_proba(Xq))
+    labels = rng.integers(0, 4, 37)
+    assert knn.score(Xq, labels) == one.score(Xq, labels)
+
+
+def test_small_memory_limits_stream_the_queries_in_tiles(client, rng):
+    X, y = tied_data(rng, n=300, d=8)
+    Xq = tied_data(rng, n=120, d=8)[0]
+    expected = gn.KNeighborsClassifier(k=5, device="cpu").fit(X, y).kneighbors(Xq)
+    knn = gn.KNeighborsClassifier(k=5, device="cpu", memory_limit=2000)  # 31 queries per tile, tiny blocks on workers
+    knn.fit(da.from_array(X, chunks=(100, 8)), y)
+    got = knn.kneighbors(Xq)  # (the workers warn, in their logs, that tiles this small are slow)
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_array_equal(got[0], expected[0])
+
+
+def test_cross_validating_k_on_the_cluster_equals_one_process(client, rng):
+    X, y = tied_data(rng, n=150)
+    one = gn.neighbors.cross_validate_k(X, y, ks=[1, 3, 7], folds=3, metric="l1", device="cpu")
+    dist = gn.neighbors.cross_validate_k(da.from_array(X, chunks=(40, 6)), da.from_array(y, chunks=(40,)),
+                                         ks=[1, 3, 7], folds=3, metric="l1", device="cpu")
+    np.testing.assert_array_equal(dist.fold_accuracies, one.fold_accuracies)
+    assert dist.best_k == one.best_k
+
+
+def test_bad_cluster_input_is_refused(client, rng):
+    X, y = tied_data(rng)
+    knn = gn.KNeighborsClassifier(k=3, device="cpu")
+    with pytest.raises(ValueError, match=r"X and y must be chunked alike along the rows: X has row chunks \(100, 100, 3\)"):
+        knn.fit(da.from_array(X, chunks=(100, 6)), da.from_array(y, chunks=(50,)))
+    assert not hasattr(knn, "X_")  # nothing fitted
+    bad = X.copy()
+    bad[5, 2] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN or infinite values"):
+        knn.fit(da.from_array(bad, chunks=(100, 6)), y)
+    knn.fit(da.from_array(X, chunks=(100, 6)), y)
+    with pytest.raises(ValueError, match="X has 5 features, but the classifier was fitted with 6"):
+        knn.kneighbors(X[:4, :5])
+    with pytest.raises(ValueError, match="y must have one label per row of X"):
+        gn.KNeighborsClassifier(device="cpu").fit(da.from_array(X, chunks=(100, 6)), y[:-1])
