@@ -223,11 +223,16 @@ def device_of(a) -> Device:
     """The device an array lives on (NumPy arrays, scalars and lists are on the CPU)."""
     if _is_cupy_array(a):
         return Device("cuda", a.device.id)
-    return Device("cpu")
+    return _CPU
+
+
+_CPU = Device("cpu")  # one shared instance: device_of runs dozens of times per training step
 
 
 def array_module(a):
     """The namespace (``numpy`` or ``cupy``) that computes on ``a``."""
+    if isinstance(a, np.ndarray):
+        return np
     return device_of(a).xp
 
 

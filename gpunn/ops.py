@@ -183,11 +183,13 @@ def dropout_keep(xp, n: int, p: float, seed: int, offset: int = 0):
 
 
 @_op
-def dropout_forward(x, p: float, seed: int, offset: int = 0):
+def dropout_forward(x, p: float, seed: int, offset: int = 0, draw=None):
     """Inverted dropout: (y, mask) with mask in {0, 1/(1-p)}, each unit dropped with probability p.
 
     ``seed`` (an int in [0, 2^64)) fixes the mask, ``offset`` the index of x's first unit
-    in the mask's numbering; see :func:`dropout_keep`.
+    in the mask's numbering; see :func:`dropout_keep`. ``draw``: the same two numbers as a
+    uint64 array on x's device, which the fused kernels read instead (a layer keeps one and
+    rewrites it each step, so a captured CUDA graph replays with each step's seed).
     """
     keep = dropout_keep(array_module(x), x.size, p, seed, offset).reshape(x.shape)
     mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))

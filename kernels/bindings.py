@@ -81,9 +81,13 @@ class Target:
 def cpu_threads(n: int):
     """Numba's thread count for a kernel over ``n`` elements: 1 below PARALLEL_MIN_SIZE, all above."""
     previous = numba.get_num_threads()
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if n >= PARALLEL_MIN_SIZE else 1)
+    wanted = numba.config.NUMBA_NUM_THREADS if n >= PARALLEL_MIN_SIZE else 1
+    if wanted == previous:  # the usual case in a training loop: no thread-pool calls at all
+        yield wanted
+        return
+    numba.set_num_threads(wanted)
     try:
-        yield numba.get_num_threads()
+        yield wanted
     finally:
         numba.set_num_threads(previous)
 
@@ -199,14 +203,18 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         target.run(act.backward_cuda, dout.size, _flat(dout), _flat(y), _flat(dz), *scalars)
         return dz, dz.sum(axis=0)  # CuPy's row reduction spreads over the whole GPU
 
-    def dropout_forward(x, p, seed, offset=0):
+    def dropout_forward(x, p, seed, offset=0, draw=None):
         if small(x):
             return references["dropout_forward"](x, p, seed, offset)
         x = _contiguous(x)
         dt = _check("dropout_forward", x)
+        if draw is None:
+            draw = array_module(x).asarray(np.array([seed, offset], np.uint64))
+        elif draw.dtype != np.uint64 or draw.shape != (2,) or device_of(draw) != device_of(x):
+            raise ValueError(f"dropout_forward: draw must be a uint64 array [seed, offset] on x's device, got {draw!r}")
         out, mask = _empty_like(x), _empty_like(x)
-        target.run(target.kernel(drop, "dropout"), x.size, _flat(x), _flat(out), _flat(mask), np.uint64(seed),
-                   np.uint64(offset), np.uint64(dropout_threshold(p)), dt.type(1.0 / (1.0 - p)), dt.type(0))
+        target.run(target.kernel(drop, "dropout"), x.size, _flat(x), _flat(out), _flat(mask), draw,
+                   np.uint64(dropout_threshold(p)), dt.type(1.0 / (1.0 - p)), dt.type(0))
         return out, mask
 
     def sgd_step(w, g, buf, lr, momentum=0.0, nesterov=False, weight_decay=0.0, skip=None, hyper=None):

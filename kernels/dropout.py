@@ -4,7 +4,9 @@ Element i is kept when the top 24 bits of hash(seed, i) reach ``threshold``
 (= ceil(p * 2^24)), so the drop probability is p to within 6e-8. The hash (a
 SplitMix64 finaliser) depends only on (seed, i): the mask is the same for any
 number of threads, on the CPU and on CUDA, and :func:`gpunn.ops.dropout_forward`'s
-reference computes exactly the same one.
+reference computes exactly the same one. The seed and the offset arrive in a small device
+array (``draw``), not as launch arguments: a captured CUDA graph then draws a new mask
+each replay from whatever seed was written into that array.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ bits24_device = cuda.jit(device=True)(_bits24)
 
 
 @numba.njit(parallel=True, cache=True)
-def dropout_cpu(x, out, mask, seed, offset, threshold, scale, zero):
-    """mask[i] = scale if kept else 0; out[i] = x[i] * mask[i]; flat arrays."""
+def dropout_cpu(x, out, mask, draw, threshold, scale, zero):
+    """mask[i] = scale if kept else 0; out[i] = x[i] * mask[i]; flat arrays. ``draw`` = [seed, offset] (uint64)."""
+    seed, offset = draw[0], draw[1]
     for i in prange(x.size):
         m = scale if bits24_scalar(seed, i, offset) >= threshold else zero
         mask[i] = m
@@ -43,7 +46,8 @@ def dropout_cpu(x, out, mask, seed, offset, threshold, scale, zero):
 
 
 @cuda.jit
-def dropout_cuda(x, out, mask, seed, offset, threshold, scale, zero):
+def dropout_cuda(x, out, mask, draw, threshold, scale, zero):
+    seed, offset = draw[0], draw[1]
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, x.size, stride):
         m = scale if bits24_device(seed, i, offset) >= threshold else zero

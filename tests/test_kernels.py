@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import gpunn as gn
 from gpunn import ops
 from gpunn.kernels.bindings import Target, make_bindings
 
@@ -104,6 +105,21 @@ def test_dropout_offset_draws_the_rows_of_a_bigger_batch(rng):
     for fn in (CPU["dropout_forward"], REF["dropout_forward"]):
         part = fn(x[5:].copy(), 0.4, seed, 5 * 1000)[1]
         np.testing.assert_array_equal(part, whole[5:])
+
+
+def test_a_layers_dropout_draw_lives_in_one_array_rewritten_each_mask(rng):
+    """The seed reaches the kernel through a device array the layer keeps, not as a launch argument."""
+    layer = gn.nn.Dropout(0.5).seed(3)
+    x = rng.standard_normal((64, 1024)).astype(np.float32)
+    first = layer.forward(x)
+    buffer, seed_1 = layer._draw_buffer, int(layer._draw_buffer[0])
+    second = layer.forward(x)
+    assert layer._draw_buffer is buffer and int(buffer[0]) != seed_1  # the same array, a new seed in it
+    assert not np.array_equal(first, second)
+    with gn.ops.use_kernels(False):  # the reference draws the same masks from the numbers
+        again = gn.nn.Dropout(0.5).seed(3)
+        np.testing.assert_array_equal(again.forward(x), first)
+        np.testing.assert_array_equal(again.forward(x), second)
 
 
 def test_dropout_seed_changes_the_mask(rng):

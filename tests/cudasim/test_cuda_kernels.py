@@ -80,7 +80,7 @@ def test_dropout_kernel_matches_the_reference_bit_for_bit(rng):
     x = rng.standard_normal(500).astype(np.float32)
     seed, p = int(rng.integers(0, 2**63)), 0.3
     out, mask = np.full_like(x, np.nan), np.full_like(x, np.nan)
-    drop.dropout_cuda[GRID](x, out, mask, np.uint64(seed), np.uint64(1000), np.uint64(ops.dropout_threshold(p)),
+    drop.dropout_cuda[GRID](x, out, mask, np.array([seed, 1000], np.uint64), np.uint64(ops.dropout_threshold(p)),
                             np.float32(1 / 0.7), np.float32(0))
     out_ref, mask_ref = ops.dropout_forward.reference(x, p, seed, 1000)
     np.testing.assert_array_equal(mask, mask_ref)
