@@ -48,3 +48,12 @@ def interleaved(benchmark):
         return medians
 
     return run
+
+
+def with_torch(impls: dict, make_torch) -> dict:
+    """``impls`` plus PyTorch's implementation under "torch", where PyTorch is installed."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return impls
+    return {**impls, "torch": make_torch}

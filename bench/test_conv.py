@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import with_torch
 
 import gpunn as gn
 
@@ -119,14 +120,7 @@ def torch_conv_relu(x, w, b, dout):
 
 
 def peers():
-    impls = {"gpunn": gpunn_conv, "numpy-im2col": numpy_conv}
-    try:
-        import torch  # noqa: F401
-
-        impls["torch"] = torch_conv
-    except ImportError:
-        pass
-    return impls
+    return with_torch({"gpunn": gpunn_conv, "numpy-im2col": numpy_conv}, torch_conv)
 
 
 @pytest.mark.parametrize("shape", list(CONVS))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import with_torch
 
 import gpunn as gn
 from gpunn import ops
@@ -128,15 +129,8 @@ def gpunn_reference_step(d, h, c, X, y):
 
 def peers():
     """The implementations to compare: gpunn (kernels on and off) and NumPy always, PyTorch where installed."""
-    impls = {"gpunn": gpunn_step, "gpunn-nokernels": gpunn_reference_step, "numpy": numpy_step,
-             "gemm-floor": gemm_floor}
-    try:
-        import torch  # noqa: F401
-
-        impls["torch"] = torch_step
-    except ImportError:
-        pass
-    return impls
+    return with_torch({"gpunn": gpunn_step, "gpunn-nokernels": gpunn_reference_step, "numpy": numpy_step,
+                       "gemm-floor": gemm_floor}, torch_step)
 
 
 @pytest.mark.parametrize("net", list(NETS))

@@ -150,6 +150,23 @@ def _max_pool_2x2_cpu(x, out, arg):
                 arg[t, oh, ow] = k
 
 
+def _window_max(x, t, oh, ow, kh, kw, sh, sw):
+    """(the window's first maximum, or its last NaN; the tap i kw + j it came from) for output (oh, ow) of plane t."""
+    best = x[t, oh * sh, ow * sw]
+    k = 0
+    for i in range(kh):
+        for j in range(kw):
+            v = x[t, oh * sh + i, ow * sw + j]
+            if v > best or v != v:
+                best = v
+                k = i * kw + j
+    return best, k
+
+
+window_max_scalar = numba.njit(inline="always", cache=True)(_window_max)
+window_max_device = cuda.jit(device=True)(_window_max)
+
+
 @numba.njit(parallel=True, cache=True)
 def max_pool_cpu(x, out, arg, kh, kw, sh, sw):
     """Per plane of x (N C, H, W): each window's first maximum (or last NaN) and its tap i kw + j."""
@@ -160,16 +177,7 @@ def max_pool_cpu(x, out, arg, kh, kw, sh, sw):
     for t in prange(planes):
         for oh in range(ho):
             for ow in range(wo):
-                best = x[t, oh * sh, ow * sw]
-                k = 0
-                for i in range(kh):
-                    for j in range(kw):
-                        v = x[t, oh * sh + i, ow * sw + j]
-                        if v > best or v != v:
-                            best = v
-                            k = i * kw + j
-                out[t, oh, ow] = best
-                arg[t, oh, ow] = k
+                out[t, oh, ow], arg[t, oh, ow] = window_max_scalar(x, t, oh, ow, kh, kw, sh, sw)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -266,16 +274,7 @@ def max_pool_cuda(x, out, arg, kh, kw, sh, sw):
         ow = e % wo
         oh = (e // wo) % ho
         t = e // (wo * ho)
-        best = x[t, oh * sh, ow * sw]
-        k = 0
-        for i in range(kh):
-            for j in range(kw):
-                v = x[t, oh * sh + i, ow * sw + j]
-                if v > best or v != v:
-                    best = v
-                    k = i * kw + j
-        out[t, oh, ow] = best
-        arg[t, oh, ow] = k
+        out[t, oh, ow], arg[t, oh, ow] = window_max_device(x, t, oh, ow, kh, kw, sh, sw)
 
 
 @cuda.jit
