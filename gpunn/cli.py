@@ -71,8 +71,9 @@ TRAINING_OPTIONS = {"optimizer": "adam", "lr": 1e-3, "reg": 1e-3, "batch_size": 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="gpunn", description="Train neural networks on NumPy or CuPy, cs231n style.")
     sub = ap.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train an MLP and report validation and test accuracy",
-                       description="Train an MLP and report validation and test accuracy. With --resume, options "
+    t = sub.add_parser("train", help="train an MLP or a ConvNet and report validation and test accuracy",
+                       description="Train an MLP (or, with --model convnet, a ConvNet) and report validation and "
+                                   "test accuracy. With --resume, options "
                                    "not given are the checkpoint's; model and data options must match it, and "
                                    "changed training options apply from the next epoch (recorded in the history).")
     resumable = "; with --resume: the checkpoint's"
@@ -172,6 +173,8 @@ def train(args) -> int:
     _check_out(args.out)
     ckpt = args.out / "checkpoint.npz"
     resume = ckpt if args.resume and ckpt.exists() else None
+    if args.resume and resume is None:
+        print(f"gpunn train: --resume: no checkpoint at {ckpt}; starting a new run", file=sys.stderr)
     s, changes = _settings(args, resume)
     _check_data_dir(s["dataset"], args.data_dir)
     dev = device(args.device)
@@ -211,8 +214,8 @@ def train(args) -> int:
         history = trainer.fit(X_train, data.y_train, val=(X_val, data.y_val), resume=resume, checkpoint_path=ckpt,
                               on_epoch=report)
     except KeyboardInterrupt:
-        saved = f"the last checkpoint is {ckpt} (epoch {trainer.epoch}): continue with --resume" if ckpt.exists() \
-            else "no checkpoint was written yet"
+        saved = (f"the last checkpoint is {ckpt} (epoch {trainer.epoch}): continue with "
+                 f"gpunn train --resume --out {args.out}" if ckpt.exists() else "no checkpoint was written yet")
         say(f"\ngpunn train: interrupted in epoch {trainer.epoch + 1}; {saved}", file=sys.stderr)
         return 130
     best = history.best
@@ -227,7 +230,7 @@ def train(args) -> int:
     if matplotlib_available():
         written.append(plot_history(history, args.out / "curves.png"))
     else:
-        say("(no plot: pip install 'gpunn[plot]' for matplotlib)")
+        say("(no plot: pip install -e '.[plot]' in gpunn's directory for matplotlib)")
     say("wrote " + ", ".join(map(str, written)))
     return 0
 
@@ -247,7 +250,9 @@ def _resume(trainer: Trainer, ckpt: Path, changes: list[str], say=print):
     saved_type = meta.get("optimizer", {}).get("type")
     if saved_type in (None, type(trainer.optimizer).__name__):
         return ckpt  # fit(resume=) applies the new lr / reg and records them
+    metadata = trainer.metadata
     trainer.load_checkpoint(ckpt, optimizer=False)  # another update rule starts with fresh state
+    trainer.metadata = metadata  # this run's options, not the file's
     trainer.history.changes.append({"epoch": trainer.epoch + 1, "name": "optimizer", "from": saved_type,
                                     "to": type(trainer.optimizer).__name__})
     return None
@@ -304,7 +309,8 @@ def info(_args) -> int:
             return "not installed"
 
     print(f"gpunn {version('gpunn')} on Python {platform.python_version()} ({platform.machine()})")
-    for dist in ("numpy", "numba", "tqdm", "cupy-cuda12x", "cupy-cuda13x", "numba-cuda", "matplotlib"):
+    for dist in ("numpy", "numba", "tqdm", "scikit-learn", "scipy", "cupy-cuda12x", "cupy-cuda13x", "numba-cuda",
+                 "matplotlib", "dask", "mpi4py"):
         print(f"  {dist:14s} {version(dist)}")
     count = _cuda_device_count()
     print(f"CUDA devices: {count}" + ("" if count else f" (device='auto' uses the CPU): {cuda_unavailable_reason()}"))

@@ -29,7 +29,7 @@ def _cuda_probe() -> tuple[int, str]:
     try:
         cupy = importlib.import_module("cupy")
     except ImportError as e:
-        return 0, f"CuPy is not installed ({e}); pip install 'gpunn[cuda12]' or 'gpunn[cuda13]'"
+        return 0, f"CuPy is not installed ({e}); pip install -e '.[cuda12]' (or '.[cuda13]') in gpunn's directory"
     except Exception as e:  # a broken install
         return 0, f"importing CuPy failed: {type(e).__name__}: {e}"
     try:

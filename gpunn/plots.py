@@ -54,7 +54,7 @@ def plot_history(history: History, path) -> Path:
 
 # --------------------------------------------------------------------------- shared styling for the lessons
 
-PLOT_EXTRA_HINT = "plotting needs the plot extra: pip install 'gpunn[plot]' (matplotlib)"
+PLOT_EXTRA_HINT = "plotting needs the plot extra: pip install -e '.[plot]' in gpunn's directory (matplotlib)"
 CLASS_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                 "#bcbd22", "#17becf")  # one colour per class / per compared method, the same in every figure
 LESSON_STYLE = {

@@ -87,6 +87,7 @@ class Trainer:
         self._best_state = None
         self._trained_state = None  # the last epoch's weights, kept while the model holds the best ones
         self.metadata: dict = {}
+        self._loaded_meta: dict = {}
         self._flag = DivergenceFlag(self.device)
 
     # ---------------------------------------------------------------- training
@@ -365,7 +366,7 @@ class Trainer:
         meta = {
             "epoch": self.epoch, "seed": self.seed, "optimizer": opt, "n_params": len(self.optimizer.params),
             "schedule": None if self.schedule is None else self.schedule.state_dict(),
-            "history": self.history.to_dict(), "metadata": self.metadata,
+            "history": self.history.to_dict(), "metadata": self.metadata, "batch_size": self.batch_size,
         }
         return checkpoint.save(path, arrays, meta)
 
@@ -407,6 +408,7 @@ class Trainer:
         self.epoch, self.history, self._trained_state = epoch, history, None
         self._best_state = None if best is None else self._on_device(best)
         self.metadata = dict(meta.get("metadata") or {})
+        self._loaded_meta = meta
         if weights == "best":
             self._trained_state = self.model.device_state()
             self.model.load_device_state(self._best_state)
@@ -426,7 +428,14 @@ class Trainer:
         """
         wanted = self.optimizer.hyperparameters()
         wanted_base = None if self.schedule is None else self.schedule.base_lr
+        mine, batch_size = dict(self.metadata), self.batch_size
         self.load_checkpoint(path)
+        if mine:  # this run's own description (the command line's options) replaces the file's
+            self.metadata = mine
+        saved_batch = self._loaded_meta.get("batch_size", batch_size)
+        if saved_batch != batch_size:
+            self.history.changes.append({"epoch": self.epoch + 1, "name": "batch_size", "from": saved_batch,
+                                         "to": batch_size})
         found = self.optimizer.hyperparameters()
         if self.schedule is not None:  # the schedule owns lr: compare the rates it starts from
             wanted["lr"], found["lr"] = wanted_base, self.schedule.base_lr

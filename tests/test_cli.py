@@ -141,7 +141,7 @@ def test_ctrl_c_names_the_last_checkpoint(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert f"the last checkpoint is {tmp_path / 'checkpoint.npz'} (epoch " in err and "continue with --resume" in err
+    assert f"the last checkpoint is {tmp_path / 'checkpoint.npz'} (epoch " in err and f"continue with gpunn train --resume --out {tmp_path}" in err
 
 
 def test_console_entry_points(tmp_path):
@@ -149,3 +149,23 @@ def test_console_entry_points(tmp_path):
     assert "CUDA devices:" in info.stdout and "numpy" in info.stdout
     bad = subprocess.run([sys.executable, "-m", "gpunn", "train", "--dataset", "imagenet"], capture_output=True, text=True)
     assert bad.returncode == 2 and "invalid choice: 'imagenet'" in bad.stderr
+
+
+def test_options_changed_on_resume_stay_for_the_next_resume(tmp_path, capsys):
+    common = ["--dataset", "spiral", "--hidden", "16", "--out", str(tmp_path), "--no-progress"]
+    assert main(["train", "--epochs", "2", *common]) == 0
+    assert main(["train", "--resume", "--epochs", "3", "--lr", "1e-4", "--batch-size", "32", *common]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "--epochs", "4", *common]) == 0  # nothing given: the last run's values
+    out = capsys.readouterr().out
+    assert "lr=0.0001" in out and "batch 32" in out and "changed from the checkpoint" not in out
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [e["lr"] for e in history["epochs"]] == [1e-3, 1e-3, 1e-4, 1e-4]
+    assert {(c["name"], c["epoch"]) for c in history["changes"]} == {("lr", 3), ("batch_size", 3)}
+
+
+def test_resume_without_a_checkpoint_says_it_starts_anew(tmp_path, capsys):
+    assert main(["train", "--dataset", "spiral", "--epochs", "1", "--resume", "--out", str(tmp_path / "none"),
+                 "--no-progress"]) == 0
+    assert f"--resume: no checkpoint at {tmp_path / 'none' / 'checkpoint.npz'}; starting a new run" in \
+        capsys.readouterr().err

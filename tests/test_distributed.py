@@ -34,7 +34,7 @@ def make_trainer(distributed=False, epochs=3):
 def mpiexec():
     found = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
     if found is None:
-        pytest.skip("no mpiexec: pip install 'gpunn[distributed]'")
+        pytest.skip("no mpiexec: pip install -e '.[distributed]' in gpunn's directory")
     pytest.importorskip("mpi4py")
     return found
 
@@ -94,4 +94,4 @@ def test_distributed_without_mpi4py_names_the_extra(tmp_path):
                           "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 2
     assert "distributed training needs mpi4py and an MPI library" in run.stderr
-    assert "pip install 'gpunn[distributed]'" in run.stderr and "Traceback" not in run.stderr
+    assert "pip install -e '.[distributed]' in gpunn's directory" in run.stderr and "Traceback" not in run.stderr

@@ -71,7 +71,7 @@ def test_missing_plot_extra_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     assert main(["lesson", "templates", "--out", str(tmp_path), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "gpunn lesson: plotting needs the plot extra: pip install 'gpunn[plot]' (matplotlib)"
+    assert err == "gpunn lesson: plotting needs the plot extra: pip install -e '.[plot]' in gpunn's directory (matplotlib)"
 
 
 # --------------------------------------------------------------------------- each lesson

@@ -15,7 +15,7 @@ import numpy as np
 from ..devices import Device, device_of, to_numpy
 from .parallel import Solo
 
-INSTALL = "pip install 'gpunn[distributed]' (mpi4py and an MPI library: the mpich wheel)"
+INSTALL = "pip install -e '.[distributed]' in gpunn's directory (mpi4py and an MPI library: the mpich wheel)"
 
 
 def _mpi():

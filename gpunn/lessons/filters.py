@@ -69,8 +69,7 @@ def run(out_dir, device="auto", data_dir=None, seed: int = 0) -> dict:
     summary = (f"filters: three-layer ConvNet on {name} ({len(y_train)} training images), 32 {size}x{size} filters\n"
                f"  test accuracy {accuracy:.4f} after {epochs} epochs ({seconds:.1f} s on {trainer.device})\n"
                f"  filter norm: {np.linalg.norm(initial.reshape(32, -1), axis=1).mean():.2f} at initialisation, "
-               f"{np.linalg.norm(learned.reshape(32, -1), axis=1).mean():.2f} learned\n"
-               f"  wrote {path}")
+               f"{np.linalg.norm(learned.reshape(32, -1), axis=1).mean():.2f} learned")
     return {"files": [str(path)], "summary": summary, "filters": learned, "initial_filters": initial,
             "test_accuracy": accuracy, "seconds": seconds, "dataset": name}
 

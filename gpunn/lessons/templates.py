@@ -1,4 +1,4 @@
-"""A trained linear classifier's weights as one image per class: each row of W is a template.
+"""A trained linear classifier's weights as one image per class: each column of W (one per class) is a template.
 
 The score of class j is the dot product of the image with column j of W (plus a bias), so
 each column, drawn as an image, is the picture that class matches best: a template.
