@@ -130,9 +130,12 @@ def test_info_into_a_closed_pipe_is_quiet():
 
 
 def test_ctrl_c_names_the_last_checkpoint(tmp_path):
+    # A shell without job control starts background jobs with SIGINT ignored, and children inherit that
+    # (Python then installs no KeyboardInterrupt handler): give the child Ctrl-C's usual meaning, as a terminal does.
     proc = subprocess.Popen([sys.executable, "-m", "gpunn", "train", "--dataset", "spiral", "--epochs", "100000",
                              "--out", str(tmp_path), "--no-progress"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300  # a first run compiles the kernels; on a loaded machine that takes a while
     while not (tmp_path / "checkpoint.npz").exists() and time.time() < deadline:
         time.sleep(0.1)
