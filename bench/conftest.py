@@ -57,3 +57,20 @@ def with_torch(impls: dict, make_torch) -> dict:
     except ImportError:
         return impls
     return {**impls, "torch": make_torch}
+
+
+def torch_sgd_step(model, X, y, lr: float):
+    """One PyTorch training step as a user writes it: SGD, cross-entropy, on NumPy data (X, y) turned into tensors."""
+    import torch
+
+    opt, loss = torch.optim.SGD(model.parameters(), lr=lr), torch.nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        value = loss(model(Xt), yt)
+        value.backward()
+        opt.step()
+        return value.detach()
+
+    return step

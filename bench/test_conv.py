@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import with_torch
+from conftest import torch_sgd_step, with_torch
 
 import gpunn as gn
 
@@ -40,7 +40,8 @@ def gpunn_conv(x, w, b, dout):
     return step
 
 
-def torch_conv(x, w, b, dout):
+def torch_conv(x, w, b, dout, relu: bool = False):
+    """PyTorch's conv2d (followed by relu where asked), forward and backward."""
     import torch
 
     xt, wt, bt = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b))
@@ -49,7 +50,8 @@ def torch_conv(x, w, b, dout):
     def step():
         for t in (xt, wt, bt):
             t.grad = None
-        torch.nn.functional.conv2d(xt, wt, bt, padding=1).backward(dt)
+        out = torch.nn.functional.conv2d(xt, wt, bt, padding=1)
+        (torch.relu(out) if relu else out).backward(dt)
         return xt.grad
 
     return step
@@ -104,21 +106,6 @@ def gpunn_conv_relu(x, w, b, dout, fused):
     return step
 
 
-def torch_conv_relu(x, w, b, dout):
-    import torch
-
-    xt, wt, bt = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b))
-    dt = torch.from_numpy(dout)
-
-    def step():
-        for t in (xt, wt, bt):
-            t.grad = None
-        torch.relu(torch.nn.functional.conv2d(xt, wt, bt, padding=1)).backward(dt)
-        return xt.grad
-
-    return step
-
-
 def peers():
     return with_torch({"gpunn": gpunn_conv, "numpy-im2col": numpy_conv}, torch_conv)
 
@@ -144,7 +131,7 @@ def test_conv_relu_fused(benchmark, interleaved, shape):
     arrays = conv_data(n, c, f, hw)
     steps = {"gpunn-fused": gpunn_conv_relu(*arrays, fused=True), "gpunn-two-gates": gpunn_conv_relu(*arrays, fused=False)}
     if "torch" in peers():
-        steps["torch"] = torch_conv_relu(*arrays)
+        steps["torch"] = torch_conv(*arrays, relu=True)
     expected = steps["gpunn-two-gates"]()
     np.testing.assert_allclose(steps["gpunn-fused"](), expected, rtol=1e-5, atol=1e-5)
     if "torch" in steps:  # float32 rounding moves a few pre-activations near 0 across ReLU's kink
@@ -200,17 +187,7 @@ def torch_convnet_step(X, y):
         for layer, w, b in ((model[0], W1, b1), (model[4], W2.T, b2), (model[6], W3.T, b3)):
             layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
             layer.bias.copy_(torch.from_numpy(b))
-    opt, loss = torch.optim.SGD(model.parameters(), lr=LR), torch.nn.CrossEntropyLoss()
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-
-    def step():
-        opt.zero_grad()
-        value = loss(model(Xt), yt)
-        value.backward()
-        opt.step()
-        return value.detach()
-
-    return step
+    return torch_sgd_step(model, X, y, LR)
 
 
 def numpy_convnet_step(X, y):

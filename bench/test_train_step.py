@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import with_torch
+from conftest import torch_sgd_step, with_torch
 
 import gpunn as gn
 from gpunn import ops
@@ -102,18 +102,7 @@ def torch_step(d, h, c, X, y):
         for layer, w, b in ((model[0], W1, b1), (model[2], W2, b2)):
             layer.weight.copy_(torch.from_numpy(w.T.copy()))
             layer.bias.copy_(torch.from_numpy(b))
-    opt = torch.optim.SGD(model.parameters(), lr=LR)
-    loss = torch.nn.CrossEntropyLoss()
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-
-    def step():
-        opt.zero_grad()
-        value = loss(model(Xt), yt)
-        value.backward()
-        opt.step()
-        return value.detach()
-
-    return step
+    return torch_sgd_step(model, X, y, LR)
 
 
 def gpunn_reference_step(d, h, c, X, y):

@@ -186,6 +186,7 @@ class Trainer:
         params = self.optimizer.params
         losses, pending, correct = [], [], xp.zeros((), np.int64)
         per_epoch = math.ceil(n / bs)
+        first_row = 0  # where this process's rows start in the global batch: random layers draw those rows' part
         for it, lo in enumerate(range(0, n, bs), start=1):
             idx = order[lo:lo + bs]
             mine = self.parallel.rows(len(idx))  # this process's part of the global batch (all of it, alone)
@@ -201,8 +202,11 @@ class Trainer:
             else:
                 xb, yb = X[idx], y[idx]
             self.optimizer.zero_grad()
+            if mine.start != first_row:
+                first_row = mine.start
+                self.model.rows_from(first_row)
             if share:
-                scores = self.model.rows_from(mine.start).forward(xb) if self.parallel.size > 1 else self.model.forward(xb)
+                scores = self.model.forward(xb)
                 value = self.loss.forward(scores, yb)
                 backward(self.model, self.loss.backward(share), input_grad=False)  # X is data: no gradient wanted
                 correct = correct + correct_count(scores, yb)
@@ -227,6 +231,8 @@ class Trainer:
                     e.candidate = f"the weights after iteration {bad - 1} of epoch {epoch}" if bad > 1 else None
                     raise e
                 bar.set_postfix(loss=f"{np.mean(losses[-self.log_every:]):.4f}")
+        if first_row:
+            self.model.rows_from(0)  # outside training the model sees whole batches again
         self.history.iteration_loss.extend(losses)
         return {
             "epoch": epoch, "train_loss": float(np.mean(losses)),
@@ -261,15 +267,14 @@ class Trainer:
         The weights after the last update before the bad step (where the divergence flag skipped
         the rest) when their loss on the training data is finite, else ``good``: the start of the epoch.
         """
+        self._trained_state = None
         candidate = getattr(error, "candidate", None)
         if candidate is not None and self._finite_on(X, y):
-            self._trained_state = None
             return f"the model holds {candidate}, the last update before it (their loss on the training data is finite)"
         self.model.load_device_state(good["model"])
         self.optimizer.load_device_state(good["optimizer"])
         if self.schedule is not None:
             self.schedule.load_state_dict(good["schedule"])
-        self._trained_state = None
         epoch = good["epoch"]
         which = "the weights training started from" if epoch == 0 else f"the weights from the end of epoch {epoch}"
         if not self._finite_on(X, y):

@@ -210,8 +210,8 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         dt = _check("dropout_forward", x)
         if draw is None:
             draw = array_module(x).asarray(np.array([seed, offset], np.uint64))
-        elif draw.dtype != np.uint64 or draw.shape != (2,) or device_of(draw) != device_of(x):
-            raise ValueError(f"dropout_forward: draw must be a uint64 array [seed, offset] on x's device, got {draw!r}")
+        _argument_array(draw, x, "dropout_forward: draw", "a uint64 array [seed, offset]",
+                        lambda a: a.dtype == np.uint64 and a.shape == (2,))
         out, mask = _empty_like(x), _empty_like(x)
         target.run(target.kernel(drop, "dropout"), x.size, _flat(x), _flat(out), _flat(mask), draw,
                    np.uint64(dropout_threshold(p)), dt.type(1.0 / (1.0 - p)), dt.type(0))
@@ -301,15 +301,22 @@ def _empty_like(a):
     return array_module(a).empty_like(a)
 
 
+def _argument_array(a, x, name: str, wanted: str, fits):
+    """``a``, a small array a kernel reads (a flag, the step's scalars), checked: ``fits(a)`` and on x's device."""
+    if not isinstance(a, array_module(a).ndarray) or not fits(a):
+        raise ValueError(f"{name} must be {wanted}, got {a!r}")
+    if device_of(a) != device_of(x):
+        raise ValueError(f"{name} is on {device_of(a)} but the arrays it goes with are on {device_of(x)}: "
+                         "it must live beside them")
+    return a
+
+
 def _hyper(hyper, w, values: tuple, op: str):
     """The step's scalars the kernel reads: the caller's device array (checked), or one made from ``values``."""
     if hyper is None:
         return array_module(w).asarray(np.array(values, dtype=w.dtype))
-    if not isinstance(hyper, array_module(hyper).ndarray) or hyper.dtype != w.dtype or hyper.shape != (len(values),):
-        raise ValueError(f"{op}: hyper must be a {w.dtype} array of shape ({len(values)},), got {hyper!r}")
-    if device_of(hyper) != device_of(w):
-        raise ValueError(f"{op}: hyper is on {device_of(hyper)} but w is on {device_of(w)}")
-    return hyper
+    return _argument_array(hyper, w, f"{op}: hyper", f"a {w.dtype} array of shape ({len(values)},)",
+                           lambda a: a.dtype == w.dtype and a.shape == (len(values),))
 
 
 _NO_SKIP = {}  # device -> a 1-element int64 zero array on it, for updates called without a skip flag
@@ -322,11 +329,8 @@ def _skip_flag(skip, w):
         if home not in _NO_SKIP:
             _NO_SKIP[home] = array_module(w).zeros(1, np.int64)
         return _NO_SKIP[home]
-    if not isinstance(skip, array_module(skip).ndarray) or skip.dtype != np.int64 or skip.ndim != 1 or skip.size < 1:
-        raise ValueError(f"skip must be a 1-D int64 array (skip[0] != 0 skips the update), got {skip!r}")
-    if device_of(skip) != home:
-        raise ValueError(f"skip is on {device_of(skip)} but w is on {home}: the flag must live beside the weights")
-    return skip
+    return _argument_array(skip, w, "skip", "a 1-D int64 array (skip[0] != 0 skips the update)",
+                           lambda a: a.dtype == np.int64 and a.ndim == 1 and a.size >= 1)
 
 
 def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:

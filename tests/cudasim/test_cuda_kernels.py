@@ -20,7 +20,6 @@ pytestmark = [
 from gpunn import ops  # noqa: E402
 from gpunn.kernels import activations as act  # noqa: E402
 from gpunn.kernels import dropout as drop  # noqa: E402
-from gpunn.kernels import optimizers as opt  # noqa: E402
 from gpunn.kernels.bindings import Target, make_bindings  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared cases in tests/

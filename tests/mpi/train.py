@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 
-import gpunn as gn
 
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
 from test_distributed import make_data, make_trainer  # noqa: E402
