@@ -507,3 +507,160 @@ def avg_pool_backward(dout, x_shape, kernel, stride, padding):
 
 KERNEL_OPS += ("im2col", "col2im", "conv_bias_activation", "conv_bias_activation_backward", "max_pool_forward",
                "max_pool_backward")
+
+
+# --------------------------------------------------------------------------- Winograd F(2x2, 3x3) convolution
+# For 3x3, stride-1 convolutions: 4x4 input tiles d (stride 2) and 2x2 output tiles, y = A^T [U (.) B^T d B] A
+# with U = G g G^T (kernels/winograd.py has the derivation's matrices). V and M are (16, channels, tiles),
+# the 16 ordered (a, b) over the 4x4 positions, tiles (n, tile row, tile column); the 16 GEMMs M = U V
+# between the transforms are the layer's.
+
+WINOGRAD_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
+
+
+# Tile arrays are views of (16, K T + WINOGRAD_ROW_PAD) buffers: with rows exactly K T apart (a power of two for
+# the usual sizes) the 16 streams a transform reads or writes fall in the same cache sets, which halved the speed.
+WINOGRAD_ROW_PAD = 64
+
+
+def winograd_buffer(like, k: int, tiles: int, dtype=None):
+    """An uninitialised (16, k, tiles) tile array in ``like``'s namespace, each matrix padded (see above)."""
+    xp = array_module(like)
+    buf = xp.empty((16, k * tiles + WINOGRAD_ROW_PAD), dtype=like.dtype if dtype is None else dtype)
+    return buf[:, :k * tiles].reshape(16, k, tiles)
+
+
+def winograd_matmul(a, b, out=None):
+    """a (16, P, Q) @ b (16, Q, T), the 16 GEMMs between the transforms, into ``out`` or a :func:`winograd_buffer`."""
+    if out is None:
+        out = winograd_buffer(a, a.shape[1], b.shape[2], dtype=np.result_type(a.dtype, b.dtype))
+    return array_module(a).matmul(a, b, out=out)
+
+
+def winograd_tiles(ho: int, wo: int) -> tuple[int, int]:
+    """(tile rows, tile columns) covering an Ho x Wo output with 2x2 tiles."""
+    return (ho + 1) // 2, (wo + 1) // 2
+
+
+def _bt(d0, d1, d2, d3):
+    """B^T (d0, d1, d2, d3) along one axis of a 4x4 tile."""
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+def _bt_adjoint(v0, v1, v2, v3):
+    """B (v0, v1, v2, v3): the transpose of :func:`_bt`."""
+    return v0, v1 - v2 + v3, v1 + v2 - v0, -v3
+
+
+def _at(m0, m1, m2, m3):
+    """A^T (m0, m1, m2, m3): four tile values down to two outputs."""
+    return m0 + m1 + m2, m1 - m2 - m3
+
+
+def _at_adjoint(p0, p1):
+    """A (p0, p1): the transpose of :func:`_at`."""
+    return p0, p0 + p1, p0 - p1, -p1
+
+
+def winograd_weights(w):
+    """U (16, F, C) = G g G^T for each 3x3 filter g of w (F, C, 3, 3), in w's dtype."""
+    xp = array_module(w)
+    g = xp.asarray(WINOGRAD_G, dtype=w.dtype)
+    f, c = w.shape[:2]
+    u = g @ w @ g.T  # (F, C, 4, 4)
+    return xp.ascontiguousarray(u.transpose(2, 3, 0, 1)).reshape(16, f, c)
+
+
+def winograd_weights_backward(du):
+    """dW (F, C, 3, 3) = G^T dU G for the gradient dU (16, F, C) of :func:`winograd_weights`."""
+    xp = array_module(du)
+    g = xp.asarray(WINOGRAD_G, dtype=du.dtype)
+    f, c = du.shape[1:]
+    return xp.ascontiguousarray(g.T @ du.reshape(4, 4, f, c).transpose(2, 3, 0, 1) @ g)
+
+
+@_op
+def winograd_input(x, padding, out=None):
+    """V (16, C, N th tw): B^T d B for every 4x4 tile d of x (N, C, H, W) zero-padded by ``padding`` (ph, pw).
+
+    Tile (n, r, q) starts at row 2r - ph, column 2q - pw; th, tw = :func:`winograd_tiles` of the 3x3 output size.
+    ``out``: a :func:`winograd_buffer` of that shape to write into (returned).
+    """
+    xp = array_module(x)
+    (ph, pw), (n, c, h, w) = padding, x.shape
+    th, tw = winograd_tiles(h + 2 * ph - 2, w + 2 * pw - 2)
+    pad = xp.zeros((n, c, 2 * th + 2, 2 * tw + 2), dtype=x.dtype)
+    pad[:, :, ph:ph + h, pw:pw + w] = x
+    d = [[pad[:, :, u:u + 2 * th:2, v:v + 2 * tw:2] for v in range(4)] for u in range(4)]
+    rows = [_bt(*col) for col in zip(*d)]  # rows[v][a]: B^T down column v
+    v = xp.stack([xp.stack(_bt(*(rows[k][a] for k in range(4)))) for a in range(4)])  # (4, 4, N, C, th, tw)
+    v = xp.ascontiguousarray(v.transpose(0, 1, 3, 2, 4, 5)).reshape(16, c, n * th * tw)
+    return _into(out, v)
+
+
+@_op
+def winograd_input_backward(dv, x_shape, padding, out=None):
+    """dx of shape ``x_shape`` for the gradient dV (16, C, N th tw) of :func:`winograd_input`: its adjoint.
+
+    ``out``: a C-contiguous array of ``x_shape`` to write dx into (returned).
+    """
+    xp = array_module(dv)
+    (ph, pw), (n, c, h, w) = padding, x_shape
+    th, tw = winograd_tiles(h + 2 * ph - 2, w + 2 * pw - 2)
+    v = dv.reshape(4, 4, c, n, th, tw)
+    cols = [_bt_adjoint(*(v[k][b] for k in range(4))) for b in range(4)]  # cols[b][u]
+    pad = xp.zeros((c, n, 2 * th + 2, 2 * tw + 2), dtype=dv.dtype)
+    for u in range(4):
+        for vv, part in enumerate(_bt_adjoint(*(cols[b][u] for b in range(4)))):
+            pad[:, :, u:u + 2 * th:2, vv:vv + 2 * tw:2] += part
+    return _into(out, xp.ascontiguousarray(pad[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)))
+
+
+@_op
+def winograd_output(m, b, out, kind: str, alpha: float = 0.0):
+    """out (N, F, Ho, Wo) = f(A^T m A + b) for the tiles m of M (16, F, N th tw), cropped to Ho x Wo; returns out."""
+    xp = array_module(m)
+    n, f, ho, wo = out.shape
+    th, tw = winograd_tiles(ho, wo)
+    t = m.reshape(4, 4, f, n, th, tw)
+    s = [_at(*(t[a][k] for k in range(4))) for a in range(4)]  # s[a][j]: A across each tile row
+    full = xp.empty((f, n, 2 * th, 2 * tw), dtype=m.dtype)
+    for j in range(2):
+        for i, part in enumerate(_at(*(s[a][j] for a in range(4)))):
+            full[:, :, i::2, j::2] = part
+    z = full[:, :, :ho, :wo].transpose(1, 0, 2, 3)
+    if b is not None:
+        z = z + b[:, None, None]
+    out[...] = activation(z, kind, alpha)
+    return out
+
+
+@_op
+def winograd_output_backward(dout, y, kind: str, alpha: float = 0.0, out=None):
+    """(dM (16, F, N th tw), db (F,)) for out = f(A^T m A + b) of :func:`winograd_output`, given dout and out ``y``.
+
+    ``out``: a :func:`winograd_buffer` for dM to write into.
+    """
+    xp = array_module(dout)
+    n, f, ho, wo = dout.shape
+    th, tw = winograd_tiles(ho, wo)
+    dz = dout if kind == "identity" else activation_backward(dout, y, kind, alpha)
+    full = xp.zeros((f, n, 2 * th, 2 * tw), dtype=dout.dtype)
+    full[:, :, :ho, :wo] = dz.transpose(1, 0, 2, 3)
+    p = [[full[:, :, i::2, j::2] for j in range(2)] for i in range(2)]
+    s = [_at_adjoint(p[0][j], p[1][j]) for j in range(2)]  # s[j][a]
+    dm = xp.stack([xp.stack(_at_adjoint(s[0][a], s[1][a])) for a in range(4)])  # (4, 4, F, N, th, tw)
+    return _into(out, xp.ascontiguousarray(dm).reshape(16, f, n * th * tw)), dz.sum(axis=(0, 2, 3))
+
+
+def _into(out, value):
+    """``value``, or ``out`` holding it (checked to fit)."""
+    if out is None:
+        return value
+    if out.shape != value.shape or out.dtype != value.dtype:
+        raise ValueError(f"out must be {value.dtype} of shape {tuple(value.shape)}, got {out.dtype} {tuple(out.shape)}")
+    out[...] = value
+    return out
+
+
+KERNEL_OPS += ("winograd_input", "winograd_input_backward", "winograd_output", "winograd_output_backward")

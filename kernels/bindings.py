@@ -22,13 +22,14 @@ import numpy as np
 
 from gpunn.devices import array_module, device_of
 from gpunn import ops as hyper_of  # the *_hyper functions: one definition of each rule's kernel scalars
-from gpunn.ops import L2_FLOOR_ULPS, dropout_threshold, pooled_size
+from gpunn.ops import L2_FLOOR_ULPS, dropout_threshold, pooled_size, winograd_buffer, winograd_tiles
 
 from . import activations as act
 from . import conv
 from . import distances as dist
 from . import dropout as drop
 from . import optimizers as opt
+from . import winograd
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 THREADS = 256
@@ -292,6 +293,7 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         "l1_distances": l1_distances, "l2_epilogue": l2_epilogue,
     }
     bindings.update(conv_bindings(target, references, min_size))
+    bindings.update(winograd_bindings(target, references, min_size))
     for name, fn in bindings.items():  # readable in gn.ops.active_kernels() and tracebacks
         fn.__module__, fn.__qualname__ = "gpunn.kernels", f"{name}[{target.name}]"
     return bindings
@@ -435,6 +437,118 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         "conv_bias_activation_backward": conv_bias_activation_backward, "max_pool_forward": max_pool_forward,
         "max_pool_backward": max_pool_backward,
     }
+
+
+def winograd_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
+    """{op name: binding} for the Winograd F(2x2, 3x3) transforms (kernels/winograd.py) on ``target``.
+
+    The kernels see the (16, K, T) tile arrays as (16, L) rows (:func:`_tile_rows`); the arrays they
+    write are views of padded buffers (``ops.winograd_buffer``), as are the layer's GEMM products.
+    """
+
+    def run(name, size, *args):
+        target.run(getattr(winograd, f"{name}_{target.name}"), size, *args)
+
+    def tiles_of(shape, padding):
+        n, c, h, w = shape
+        th, tw = winograd_tiles(h + 2 * padding[0] - 2, w + 2 * padding[1] - 2)
+        return th, tw, n * th * tw
+
+    def winograd_input(x, padding, out=None):
+        if x.size < min_size:
+            return references["winograd_input"](x, padding, out)
+        x = _contiguous(x)
+        dt = _check("winograd_input", x)
+        th, tw, tiles = tiles_of(x.shape, padding)
+        v = _tile_out(out, x, x.shape[1], tiles, "winograd_input")
+        run("input", v.size // 16, x, _tile_rows(v, "V"), padding[0], padding[1], th, tw, dt.type(0))
+        return v
+
+    def winograd_input_backward(dv, x_shape, padding, out=None):
+        if dv.size < min_size:
+            return references["winograd_input_backward"](dv, x_shape, padding, out)
+        th, tw, tiles = tiles_of(x_shape, padding)
+        if dv.shape != (16, x_shape[1], tiles):
+            raise ValueError(f"winograd_input_backward: dV has shape {tuple(dv.shape)}, expected "
+                             f"{(16, x_shape[1], tiles)} for images {tuple(x_shape)} padded by {tuple(padding)}")
+        rows = _tile_rows(dv, "dV")
+        dt = _check("winograd_input_backward", rows)
+        dx = _empty(dv, tuple(x_shape), dt) if out is None else out
+        if dx.shape != tuple(x_shape) or dx.dtype != dt or not dx.flags.c_contiguous:
+            raise ValueError(f"winograd_input_backward: out must be C-contiguous {dt} of shape {tuple(x_shape)}, "
+                             f"got {dx.dtype} {tuple(dx.shape)}")
+        run("input_backward", dx.size, rows, dx, padding[0], padding[1], th, tw, dt.type(0))
+        return dx
+
+    def winograd_output(m, b, out, kind, alpha=0.0):
+        if m.size < min_size:
+            return references["winograd_output"](m, b, out, kind, alpha)
+        n, f, ho, wo = out.shape
+        th, tw = winograd_tiles(ho, wo)
+        rows = _tile_rows(m, "M")
+        dt = _check("winograd_output", rows)
+        if m.shape != (16, f, n * th * tw) or out.dtype != dt or not out.flags.c_contiguous:
+            raise ValueError(f"winograd_output: out must be C-contiguous {dt} (N, F, Ho, Wo) for M (16, F, N th tw); "
+                             f"got out {out.dtype} {tuple(out.shape)} and M {tuple(m.shape)}")
+        has_bias = b is not None
+        bias = _contiguous(b) if has_bias else rows[0, :f]
+        if bias.shape != (f,) or bias.dtype != dt:
+            raise ValueError(f"winograd_output: b must be {dt} of shape ({f},), got {bias.dtype} {tuple(bias.shape)}")
+        if kind in SIMD_TANH_KINDS and target.name == "cpu":  # NumPy's SIMD tanh (see the module docstring)
+            run("output", m.size // 16, rows, bias, out, has_bias, *_activation_args("identity", 0.0, dt))
+            return simd_tanh_forward(out, kind, out=out)
+        run("output", m.size // 16, rows, bias, out, has_bias, *_activation_args(kind, alpha, dt))
+        return out
+
+    def winograd_output_backward(dout, y, kind, alpha=0.0, out=None):
+        if dout.size < min_size:
+            return references["winograd_output_backward"](dout, y, kind, alpha, out)
+        dout = _contiguous(dout)
+        y = dout if kind == "identity" else _contiguous(y)
+        dt = _check("winograd_output_backward", dout, y=y)
+        n, f, ho, wo = dout.shape
+        th, tw = winograd_tiles(ho, wo)
+        dm, db = _tile_out(out, dout, f, n * th * tw, "winograd_output_backward"), _empty(dout, (f,), dt)
+        run("output_backward", dm.size // 16, dout, y, _tile_rows(dm, "dM"), db, *_activation_args(kind, alpha, dt))
+        if target.name == "cuda":
+            dz = dout if kind == "identity" else references["activation_backward"](dout, y, kind, alpha)
+            db = dz.sum(axis=(0, 2, 3))
+        return dm, db
+
+    return {"winograd_input": winograd_input, "winograd_input_backward": winograd_input_backward,
+            "winograd_output": winograd_output, "winograd_output_backward": winograd_output_backward}
+
+
+def _tile_out(out, like, k: int, tiles: int, op: str):
+    """``out`` if it is a (16, k, tiles) tile array of ``like``'s dtype the kernels can write in place, else a new one."""
+    if out is None:
+        return winograd_buffer(like, k, tiles)
+    size = out.itemsize
+    if out.shape != (16, k, tiles) or out.dtype != like.dtype or out.strides[1:] != (tiles * size, size) \
+            or out.strides[0] < k * tiles * size or out.strides[0] % size:
+        raise ValueError(f"{op}: out must be a {like.dtype} tile array of shape {(16, k, tiles)} with rows of "
+                         f"(k, tiles) matrices (ops.winograd_buffer), got {out.dtype} {tuple(out.shape)} "
+                         f"with strides {out.strides}")
+    return out
+
+
+def _tile_rows(a, name: str):
+    """A (16, K, T) tile array as (16, L) C-contiguous rows over the same memory, matrix k from row k's start.
+
+    Views of ``ops.winograd_buffer`` (and any C-contiguous array) qualify as they are; another layout
+    is copied into a padded buffer. Kernels read only the first K T entries of each row.
+    """
+    xp = array_module(a)
+    if a.ndim != 3 or a.shape[0] != 16:
+        raise ValueError(f"{name} must have shape (16, channels, tiles), got {tuple(a.shape)}")
+    size = a.itemsize
+    k, t = a.shape[1:]
+    if not (a.strides[2] == size and a.strides[1] == t * size and a.strides[0] >= k * t * size
+            and a.strides[0] % size == 0):
+        b = winograd_buffer(a, k, t)
+        b[...] = a
+        a = b
+    return xp.lib.stride_tricks.as_strided(a, shape=(16, a.strides[0] // size), strides=(a.strides[0], size))
 
 
 def _empty(like, shape, dtype):
