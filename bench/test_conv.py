@@ -28,8 +28,8 @@ def conv_data(n, c, f, hw, seed=0):
     return x, w, np.zeros(f, np.float32), dout
 
 
-def gpunn_conv(x, w, b, dout):
-    layer = gn.nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1)
+def gpunn_conv(x, w, b, dout, algorithm="auto"):
+    layer = gn.nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1, algorithm=algorithm)
     layer.load_state_dict({"W": w, "b": b})
 
     def step():
@@ -122,6 +122,21 @@ def test_conv_forward_backward(benchmark, interleaved, shape):
         np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-3, atol=1e-3, err_msg=name)
     benchmark.group = f"conv fwd+bwd N=64 {shape}"
     interleaved(steps, primary="gpunn", rounds=7, block=3)
+
+
+@pytest.mark.parametrize("shape", ["32->64 32x32", "32->64 16x16"])
+def test_conv_algorithms(benchmark, interleaved, shape):
+    """Conv2d's two algorithms side by side (what "auto" chooses is the bench above): im2col + one GEMM,
+    and Winograd F(2x2, 3x3) + 16 GEMMs."""
+    n, c, f, hw = CONVS[shape]
+    arrays = conv_data(n, c, f, hw)
+    steps = {f"gpunn-{a}": gpunn_conv(*arrays, algorithm=a) for a in ("winograd", "im2col")}
+    if "torch" in peers():
+        steps["torch"] = torch_conv(*arrays)
+    expected = steps["gpunn-im2col"]()
+    np.testing.assert_allclose(steps["gpunn-winograd"](), expected, rtol=1e-4, atol=1e-4)
+    benchmark.group = f"conv algorithms fwd+bwd N=64 {shape}"
+    interleaved(steps, primary="gpunn-winograd", rounds=9, block=3)
 
 
 @pytest.mark.parametrize("shape", ["32->64 32x32", "32->64 16x16"])

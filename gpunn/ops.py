@@ -375,12 +375,12 @@ def _window(offset: int, count: int, stride: int) -> slice:
 
 
 @_op
-def im2col(x, kernel, stride, padding):
+def im2col(x, kernel, stride, padding, out=None):
     """Patches of x (N, C, H, W) as columns: (C kh kw, N Ho Wo), rows ordered (c, i, j), columns (n, ho, wo).
 
     Row (c, i, j), column (n, ho, wo) holds x[n, c, ho sh - ph + i, wo sw - pw + j], 0 outside x,
-    so ``W.reshape(F, -1) @ cols`` is the convolution as one GEMM.
-    The reference copies one strided slice per kernel tap (kh kw copies).
+    so ``W.reshape(F, -1) @ cols`` is the convolution as one GEMM. ``out``: a C-contiguous array of that
+    shape to write into (returned). The reference copies one strided slice per kernel tap (kh kw copies).
     """
     xp = array_module(x)
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
@@ -391,14 +391,15 @@ def im2col(x, kernel, stride, padding):
     for i in range(kh):
         for j in range(kw):
             cols[:, i, j] = xpad[:, :, _window(i, ho, sh), _window(j, wo, sw)].transpose(1, 0, 2, 3)
-    return cols.reshape(c * kh * kw, n * ho * wo)
+    return _into(out, cols.reshape(c * kh * kw, n * ho * wo))
 
 
 @_op
-def col2im(cols, x_shape, kernel, stride, padding):
+def col2im(cols, x_shape, kernel, stride, padding, out=None):
     """The adjoint of :func:`im2col`: sums each column entry back onto the pixel it was copied from.
 
-    ``cols`` (C kh kw, N Ho Wo) -> dx of shape ``x_shape`` (N, C, H, W), in ``cols``'s dtype.
+    ``cols`` (C kh kw, N Ho Wo) -> dx of shape ``x_shape`` (N, C, H, W), in ``cols``'s dtype
+    (written into ``out``, C-contiguous, where given).
     """
     xp = array_module(cols)
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
@@ -409,7 +410,7 @@ def col2im(cols, x_shape, kernel, stride, padding):
     for i in range(kh):
         for j in range(kw):
             dpad[:, :, _window(i, ho, sh), _window(j, wo, sw)] += c6[:, i, j].transpose(1, 0, 2, 3)
-    return xp.ascontiguousarray(dpad[:, :, ph:ph + h, pw:pw + w])
+    return _into(out, xp.ascontiguousarray(dpad[:, :, ph:ph + h, pw:pw + w]))
 
 
 @_op
@@ -428,15 +429,15 @@ def conv_bias_activation(z, b, out, kind: str, alpha: float = 0.0):
 
 
 @_op
-def conv_bias_activation_backward(dout, y, kind: str, alpha: float = 0.0):
+def conv_bias_activation_backward(dout, y, kind: str, alpha: float = 0.0, out=None):
     """(dz (F, N P), db (F,)) for y = f(z + b) laid out (N, F, P): dz = dout f'(z + b), channels first.
 
-    ``y`` is the saved output (ignored for ``"identity"``).
+    ``y`` is the saved output (ignored for ``"identity"``); ``out``: a C-contiguous array for dz.
     """
     xp = array_module(dout)
     n, f, _ = dout.shape
     d = dout if kind == "identity" else activation_backward(dout, y, kind, alpha)
-    return xp.ascontiguousarray(d.transpose(1, 0, 2)).reshape(f, -1), d.sum(axis=(0, 2))
+    return _into(out, xp.ascontiguousarray(d.transpose(1, 0, 2)).reshape(f, -1)), d.sum(axis=(0, 2))
 
 
 @_op

@@ -345,21 +345,21 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
     def run(name, size, *args):
         target.run(target.kernel(conv, name), size, *args)
 
-    def im2col(x, kernel, stride, padding):
+    def im2col(x, kernel, stride, padding, out=None):
         (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
         n, c, h, w = x.shape
         ho, wo = pooled_size(h, kh, sh, ph), pooled_size(w, kw, sw, pw)
         if n * c * kh * kw * ho * wo < min_size:
-            return references["im2col"](x, kernel, stride, padding)
+            return references["im2col"](x, kernel, stride, padding, out)
         x = _contiguous(x)
         dt = _check("im2col", x)
-        cols = _empty(x, (c * kh * kw, n * ho * wo), dt)
+        cols = _out(out, x, (c * kh * kw, n * ho * wo), dt, "im2col")
         run("im2col", cols.size, x, cols, kh, kw, sh, sw, ph, pw, ho, wo, dt.type(0))
         return cols
 
-    def col2im(cols, x_shape, kernel, stride, padding):
+    def col2im(cols, x_shape, kernel, stride, padding, out=None):
         if cols.size < min_size:
-            return references["col2im"](cols, x_shape, kernel, stride, padding)
+            return references["col2im"](cols, x_shape, kernel, stride, padding, out)
         (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
         n, c, h, w = x_shape
         ho, wo = pooled_size(h, kh, sh, ph), pooled_size(w, kw, sw, pw)
@@ -368,7 +368,7 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         if cols.shape != (c * kh * kw, n * ho * wo):
             raise ValueError(f"col2im: cols has shape {tuple(cols.shape)}, expected {(c * kh * kw, n * ho * wo)} "
                              f"for images {tuple(x_shape)}")
-        dx = _empty(cols, tuple(x_shape), dt)
+        dx = _out(out, cols, tuple(x_shape), dt, "col2im")
         run("col2im", cols.size, cols, dx, kh, kw, sh, sw, ph, pw, ho, wo, dt.type(0))
         return dx
 
@@ -391,14 +391,14 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         run("epilogue", out.size, z, bias, out, has_bias, *_activation_args(kind, alpha, dt))
         return out
 
-    def conv_bias_activation_backward(dout, y, kind, alpha=0.0):
+    def conv_bias_activation_backward(dout, y, kind, alpha=0.0, out=None):
         if dout.size < min_size:
-            return references["conv_bias_activation_backward"](dout, y, kind, alpha)
+            return references["conv_bias_activation_backward"](dout, y, kind, alpha, out)
         dout = _contiguous(dout)
         y = dout if kind == "identity" else _contiguous(y)
         dt = _check("conv_bias_activation_backward", dout, y=y)
         n, f, plane = dout.shape
-        dz, db = _empty(dout, (f, n * plane), dt), _empty(dout, (f,), dt)
+        dz, db = _out(out, dout, (f, n * plane), dt, "conv_bias_activation_backward"), _empty(dout, (f,), dt)
         run("epilogue_backward", dout.size, dout, y, dz, db, *_activation_args(kind, alpha, dt))
         if target.name == "cuda":
             db = dz.sum(axis=1)
@@ -517,6 +517,17 @@ def winograd_bindings(target: Target, references: dict, min_size: int = 0) -> di
 
     return {"winograd_input": winograd_input, "winograd_input_backward": winograd_input_backward,
             "winograd_output": winograd_output, "winograd_output_backward": winograd_output_backward}
+
+
+def _out(out, like, shape, dtype, op: str):
+    """``out`` if it is a C-contiguous ``dtype`` array of ``shape`` on ``like``'s device, else a new one."""
+    if out is None:
+        return _empty(like, shape, dtype)
+    if out.shape != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous \
+            or device_of(out) != device_of(like):
+        raise ValueError(f"{op}: out must be a C-contiguous {dtype} array of shape {tuple(shape)} on "
+                         f"{device_of(like)}, got {out.dtype} {tuple(out.shape)}")
+    return out
 
 
 def _tile_out(out, like, k: int, tiles: int, op: str):

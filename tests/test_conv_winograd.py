@@ -119,9 +119,13 @@ def test_chunks_and_buffers_kept_between_calls_change_nothing(rng, monkeypatch):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
 
 
-def test_kept_buffers_are_not_pickled_and_a_move_drops_them(rng):
-    layer = winograd(3, 4, 1, rng=1)
+@pytest.mark.parametrize("algorithm", ["winograd", "im2col"])
+def test_kept_buffers_are_not_pickled_and_a_move_drops_them(algorithm, rng, monkeypatch):
+    layer = gn.nn.Conv2d(3, 4, 3, padding=1, rng=1, algorithm=algorithm)
     x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    layer.forward(x)
+    assert not layer._scratch  # small work arrays are not kept (KEEP_BYTES)
+    monkeypatch.setattr(conv_module, "KEEP_BYTES", 0)
     y = layer.forward(x)
     assert layer._scratch
     for clone in (pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer)):
@@ -132,18 +136,12 @@ def test_kept_buffers_are_not_pickled_and_a_move_drops_them(rng):
     np.testing.assert_allclose(layer.forward(x), y, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape,kernel,stride,want", [
-    ((2, 16, 32, 32), 3, 1, "winograd"),
-    ((2, 16, 16, 16), 3, 1, "im2col"),  # outputs narrower than WINOGRAD_MIN_WIDTH
-    ((2, 3, 32, 32), 3, 1, "im2col"),  # too few input channels
-    ((2, 16, 32, 32), 5, 1, "im2col"),
-    ((2, 16, 64, 64), 3, 2, "im2col"),
-])
-def test_auto_chooses_winograd_only_where_it_measured_faster(shape, kernel, stride, want):
-    layer = gn.nn.Conv2d(shape[1], 8, kernel, stride=stride, padding=1)
-    assert layer.algorithm_for(shape) == want
-    assert gn.nn.Conv2d(shape[1], 8, kernel, stride=stride, padding=1, algorithm="im2col").algorithm_for(shape) == \
-        "im2col"
+def test_auto_runs_what_measured_faster():
+    """im2col for now: Winograd measured slower on the CPU (gpunn/nn/conv.py has the figures)."""
+    shape = (2, 32, 32, 32)
+    assert gn.nn.Conv2d(32, 64, 3, padding=1).algorithm_for(shape) == "im2col"
+    assert gn.nn.Conv2d(32, 64, 3, padding=1, algorithm="winograd").algorithm_for(shape) == "winograd"
+    assert "algorithm='winograd'" in repr(gn.nn.Conv2d(32, 64, 3, algorithm="winograd"))
 
 
 @pytest.mark.parametrize("kwargs,match", [

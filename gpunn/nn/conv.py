@@ -35,13 +35,12 @@ COLS_BYTES = 128 << 20
 # (8 images of 32x32: 200 GFLOP/s for F=64, C=32, against 122 GFLOP/s on a whole batch of 64), and the
 # transformed tiles of a chunk stay in the L2/L3 caches between the transforms and the GEMMs.
 WINOGRAD_TILES = 2048
-# "auto" uses Winograd from this many input channels and this output width, where it measured faster
-# (fwd + bwd, N=64, this repository's 2-core machine): 32->64 at 32x32 43 ms against im2col's 68 ms, but
-# at 16x16 16.2 against 14.2 ms (its tile rows are too short), and with 3 input channels its 16 GEMMs are
-# too thin to beat im2col's one GEMM with K = 27.
-WINOGRAD_MIN_CHANNELS = 16
-WINOGRAD_MIN_WIDTH = 32
+# "auto" runs im2col: Winograd did not measure faster here (bench/test_conv.py, fwd + bwd, N=64, interleaved,
+# back to back as in training): 32->64 at 32x32 0.87-0.92x im2col's speed in two runs (1.27x in a third),
+# at 16x16 0.75-0.78x. Its 2.25x fewer multiplies are eaten by the four transforms, each streaming 16 arrays at
+# about 5 GB/s on one core; with 3 input channels its 16 GEMMs would be thinner still (K = 3).
 ALGORITHMS = ("auto", "im2col", "winograd")
+KEEP_BYTES = 32 << 20  # work arrays from this size are kept between calls (Conv2d._buffer)
 
 
 def pair(name: str, value, low: int) -> tuple[int, int]:
@@ -73,9 +72,8 @@ class Conv2d(Module):
 
     ``kernel_size``, ``stride`` and ``padding`` are ints or (height, width) pairs; padding is zeros.
     ``init``: "he" (default, fan_in = in_channels kh kw), "xavier", or a float std; ``rng`` seeds it.
-    ``algorithm``: "im2col", "winograd" (3x3 kernels with stride 1 only) or "auto" (default): Winograd
-    for 3x3, stride-1 layers with at least ``WINOGRAD_MIN_CHANNELS`` input channels and outputs at least
-    ``WINOGRAD_MIN_WIDTH`` wide, im2col otherwise (:meth:`algorithm_for` says which).
+    ``algorithm``: "im2col", "winograd" (3x3 kernels with stride 1 only) or "auto" (default), which is
+    the one measured faster: im2col everywhere so far (the measurements are noted above ``ALGORITHMS``; :meth:`algorithm_for`).
     Followed by an activation in a fusing :class:`Sequential`, the bias, the activation and the
     move to NCHW share one pass (:meth:`forward_fused`).
     """
@@ -108,11 +106,7 @@ class Conv2d(Module):
 
     def algorithm_for(self, shape) -> str:
         """"im2col" or "winograd": what this layer runs for images of ``shape`` (N, C, H, W)."""
-        if self.algorithm != "auto":
-            return self.algorithm
-        wide = self.output_shape(*shape[2:])[1] >= WINOGRAD_MIN_WIDTH
-        fits = self.kernel_size == (3, 3) and self.stride == (1, 1) and self.in_channels >= WINOGRAD_MIN_CHANNELS
-        return "winograd" if fits and wide else "im2col"
+        return "im2col" if self.algorithm == "auto" else self.algorithm
 
     def _geometry(self):
         return self.kernel_size, self.stride, self.padding
@@ -150,45 +144,66 @@ class Conv2d(Module):
             kept = self._winograd_forward(x, b, y, chunks, kind, alpha)
         else:
             kept = self._im2col_forward(x, b, y, chunks, kind, alpha)
-            kept = kept if len(chunks) == 1 and self.training else None
         self._cache = (x, kept, chunks, winograd)
         if act is not None:
             act._cache = y
         return y
 
     def _im2col_forward(self, x, b, y, chunks, kind, alpha):
-        """y[part] = f(W cols + b) per chunk; returns the last chunk's columns."""
-        w2, y3, cols = self.W.data.reshape(self.out_channels, -1), y.reshape(*y.shape[:2], -1), None
+        """y[part] = f(W cols + b) per chunk; in training with one chunk, returns its columns (kept for dW)."""
+        w2, y3, xp = self.W.data.reshape(self.out_channels, -1), y.reshape(*y.shape[:2], -1), self.device.xp
+        keep = len(chunks) == 1 and self.training
+        cols = None
         for part in chunks:
-            cols = ops.im2col(x[part], *self._geometry())
-            ops.conv_bias_activation(w2 @ cols, b, y3[part], kind, alpha)
-        return cols
+            cols = ops.im2col(x[part], *self._geometry(), out=self._buffer("kept" if keep else "cols",
+                                                                           self._cols_shape(x[part])))
+            z = xp.matmul(w2, cols, out=self._buffer("z", (self.out_channels, cols.shape[1])))
+            ops.conv_bias_activation(z, b, y3[part], kind, alpha)
+        return cols if keep else None
+
+    def _cols_shape(self, x) -> tuple[int, int]:
+        ho, wo = self.output_shape(*x.shape[2:])
+        return self.in_channels * self.kernel_size[0] * self.kernel_size[1], x.shape[0] * ho * wo
 
     def _winograd_forward(self, x, b, y, chunks, kind, alpha):
         """y[part] = f(A^T [U V] A + b) per chunk; in training, returns every chunk's transformed tiles V."""
         u, kept = ops.winograd_weights(self.W.data), []
         for i, part in enumerate(chunks):
             tiles = self._tiles(x[part])
+            keep = self.training and len(chunks) == 1
             v = ops.winograd_input(x[part], self.padding,
-                                   out=self._buffer(("V", i) if self.training else "V", self.in_channels, tiles))
-            m = ops.winograd_matmul(u, v, out=self._buffer("M", self.out_channels, tiles))
+                                   out=self._tile_buffer("kept" if keep else "V", self.in_channels, tiles))
+            m = ops.winograd_matmul(u, v, out=self._tile_buffer("M", self.out_channels, tiles))
             ops.winograd_output(m, b, y[part], kind, alpha)
             kept.append(v)
-        return kept if self.training else None
+        return kept if self.training and len(chunks) == 1 else None
 
     def _tiles(self, x) -> int:
         th, tw = ops.winograd_tiles(*self.output_shape(*x.shape[2:]))
         return x.shape[0] * th * tw
 
-    def _buffer(self, name, k: int, tiles: int):
-        """A (16, k, tiles) tile array kept between calls: fresh multi-megabyte arrays cost page faults each
-        time (the transforms ran 2x slower on them). Dropped when the layer moves, and not pickled."""
-        key = (name, k, tiles, self.dtype)
+    def _buffer(self, name, shape, tiles: bool = False):
+        """A work array (an ``ops.winograd_buffer`` where ``tiles``), kept between calls from ``KEEP_BYTES`` up.
+
+        glibc maps every allocation above 32 MiB afresh, one page fault per 4 KiB on first touch, while
+        smaller ones come back from its heap still in cache. Measured interleaved (fwd + bwd, N=64): keeping
+        the large ones made 32->64 at 32x32 (75 MB of columns) 1.14x faster and the 7x7 layer of the ConvNet
+        (38 MB) 1.17x, keeping the small ones made 3->32 at 32x32 (7-8 MB) 1.16x slower. Outputs (y, dx) are
+        always new arrays. Kept arrays are dropped when the layer moves, and not pickled.
+        """
+        itemsize = np.dtype(self.dtype).itemsize
+        if int(np.prod(shape)) * itemsize < KEEP_BYTES:
+            return ops.winograd_buffer(self.W.data, *shape[1:]) if tiles else self.device.xp.empty(shape, self.dtype)
+        key = (name, tuple(shape), tiles, self.dtype)
         if key not in self._scratch:
             if len(self._scratch) > 32:  # the batch size keeps changing: start over
                 self._scratch.clear()
-            self._scratch[key] = ops.winograd_buffer(self.W.data, k, tiles)
+            self._scratch[key] = (ops.winograd_buffer(self.W.data, *shape[1:]) if tiles
+                                  else self.device.xp.empty(shape, dtype=self.dtype))
         return self._scratch[key]
+
+    def _tile_buffer(self, name, k: int, tiles: int):
+        return self._buffer(name, (16, k, tiles), tiles=True)
 
     def _moved(self) -> None:
         self._scratch = {}
@@ -217,24 +232,24 @@ class Conv2d(Module):
 
     def _im2col_backward(self, x, cols, chunks, dout, y, kind, alpha, input_grad):
         """(dW, db, dx): dz per chunk, dW += dz cols^T, dx[part] = col2im(W^T dz)."""
-        n, f = x.shape[0], self.out_channels
+        n, f, xp = x.shape[0], self.out_channels, self.device.xp
         dout, y = dout.reshape(n, f, -1), None if y is None else y.reshape(n, f, -1)
         w2 = self.W.data.reshape(f, -1)
-        dx = self.device.xp.empty(x.shape, dtype=self.dtype) if input_grad and len(chunks) > 1 else None
+        dx = xp.empty(x.shape, dtype=self.dtype) if input_grad else None
         dw, db = None, None
         for part in chunks:
-            dz, db_part = ops.conv_bias_activation_backward(dout[part], None if y is None else y[part], kind, alpha)
-            part_cols = cols if cols is not None else ops.im2col(x[part], *self._geometry())
+            shape = self._cols_shape(x[part])
+            dz, db_part = ops.conv_bias_activation_backward(dout[part], None if y is None else y[part], kind, alpha,
+                                                            out=self._buffer("dz", (f, shape[1])))
+            part_cols = cols if cols is not None else ops.im2col(x[part], *self._geometry(),
+                                                                 out=self._buffer("cols", shape))
             # dW^T = cols dz^T: OpenBLAS ran this orientation 1.6-1.7x faster than dz cols^T (timed interleaved:
             # 5.5 against 9.5 ms for F=64, K=288, N Ho Wo=16384)
             dw_part = (part_cols @ dz.T).T
             dw, db = (dw_part, db_part) if dw is None else (dw + dw_part, db + db_part)
             if input_grad:
-                dx_part = ops.col2im(w2.T @ dz, x[part].shape, *self._geometry())
-                if dx is None:  # a single chunk: col2im's array is the whole gradient
-                    dx = dx_part
-                else:
-                    dx[part] = dx_part
+                dcols = xp.matmul(w2.T, dz, out=self._buffer("dcols", shape))
+                ops.col2im(dcols, x[part].shape, *self._geometry(), out=dx[part])
         return dw.reshape(self.W.shape), db, dx  # the reshape copies: dw is a transposed view
 
     def _winograd_backward(self, x, kept, chunks, dout, y, kind, alpha, input_grad):
@@ -245,13 +260,13 @@ class Conv2d(Module):
         for i, part in enumerate(chunks):
             tiles = self._tiles(x[part])
             dm, db_part = ops.winograd_output_backward(dout[part], None if y is None else y[part], kind, alpha,
-                                                       out=self._buffer("dM", self.out_channels, tiles))
+                                                       out=self._tile_buffer("dM", self.out_channels, tiles))
             v = kept[i] if kept is not None else ops.winograd_input(
-                x[part], self.padding, out=self._buffer("V", self.in_channels, tiles))
+                x[part], self.padding, out=self._tile_buffer("V", self.in_channels, tiles))
             du_part = dm @ v.transpose(0, 2, 1)
             du, db = (du_part, db_part) if du is None else (du + du_part, db + db_part)
             if input_grad:
-                dv = ops.winograd_matmul(ut, dm, out=self._buffer("dV", self.in_channels, tiles))
+                dv = ops.winograd_matmul(ut, dm, out=self._tile_buffer("dV", self.in_channels, tiles))
                 ops.winograd_input_backward(dv, x[part].shape, self.padding, out=dx[part])
         return ops.winograd_weights_backward(du), db, dx
 
