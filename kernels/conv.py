@@ -79,6 +79,38 @@ def col2im_cpu(cols, dx, kh, kw, sh, sw, ph, pw, ho, wo, zero):
                         dx[img, ch, dst, ow * sw - pw + j] += cols[row, src + ow]
 
 
+@numba.njit(inline="always", cache=True)
+def bias_activation_row(src, dst, count, bias, kind, a, zero, half):
+    """dst[:count] = f(src[:count] + bias); ReLU and identity get loops of their own, which vectorise."""
+    if kind == RELU:
+        for p in range(count):
+            dst[p] = forward_scalar(RELU, src[p] + bias, a, zero, half)
+    elif kind == IDENTITY:
+        for p in range(count):
+            dst[p] = src[p] + bias
+    else:
+        for p in range(count):
+            dst[p] = forward_scalar(kind, src[p] + bias, a, zero, half)
+
+
+@numba.njit(inline="always", cache=True)
+def activation_grad_row(g, y, d, count, kind, a, zero, half):
+    """d[:count] = g f'(y), the upstream gradient through the activation; returns the sum of d[:count]."""
+    if kind == RELU:
+        for p in range(count):
+            d[p] = backward_scalar(RELU, g[p], y[p], a, zero, half)
+    elif kind == IDENTITY:
+        for p in range(count):
+            d[p] = g[p]
+    else:
+        for p in range(count):
+            d[p] = backward_scalar(kind, g[p], y[p], a, zero, half)
+    acc = zero
+    for p in range(count):
+        acc += d[p]
+    return acc
+
+
 @numba.njit(parallel=True, cache=True)
 def epilogue_cpu(z, b, out, has_bias, kind, a, zero, half):
     """out[n, f, p] = f(z[f, n P + p] + b[f]): bias, activation and the move to NCHW in one pass.
@@ -91,16 +123,7 @@ def epilogue_cpu(z, b, out, has_bias, kind, a, zero, half):
     for t in prange(n * f):
         img, ch = t // f, t % f
         bias = b[ch] if has_bias else zero
-        src, dst = z[ch, img * plane:(img + 1) * plane], out[img, ch]
-        if kind == RELU:
-            for p in range(plane):
-                dst[p] = forward_scalar(RELU, src[p] + bias, a, zero, half)
-        elif kind == IDENTITY:
-            for p in range(plane):
-                dst[p] = src[p] + bias
-        else:
-            for p in range(plane):
-                dst[p] = forward_scalar(kind, src[p] + bias, a, zero, half)
+        bias_activation_row(z[ch, img * plane:(img + 1) * plane], out[img, ch], plane, bias, kind, a, zero, half)
 
 
 # reassoc lets the bias gradient's sum vectorise (4x faster: 2.8 ms against 11.1 ms for the
@@ -112,18 +135,8 @@ def epilogue_backward_cpu(g, y, dz, db, kind, a, zero, half):
     for ch in prange(f):
         acc = zero
         for img in range(n):
-            gs, ys, d = g[img, ch], y[img, ch], dz[ch, img * plane:(img + 1) * plane]
-            if kind == RELU:
-                for p in range(plane):
-                    d[p] = backward_scalar(RELU, gs[p], ys[p], a, zero, half)
-            elif kind == IDENTITY:
-                for p in range(plane):
-                    d[p] = gs[p]
-            else:
-                for p in range(plane):
-                    d[p] = backward_scalar(kind, gs[p], ys[p], a, zero, half)
-            for p in range(plane):
-                acc += d[p]
+            acc += activation_grad_row(g[img, ch], y[img, ch], dz[ch, img * plane:(img + 1) * plane], plane, kind,
+                                       a, zero, half)
         db[ch] = acc
 
 

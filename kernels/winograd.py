@@ -25,7 +25,8 @@ import numba
 import numpy as np
 from numba import cuda, prange
 
-from .activations import IDENTITY, RELU, backward_device, backward_scalar, forward_device, forward_scalar
+from .activations import backward_device, forward_device
+from .conv import activation_grad_row, bias_activation_row
 
 
 # --------------------------------------------------------------------------- CPU: numba.njit(parallel=True)
@@ -119,16 +120,7 @@ def output_cpu(M, b, out, has_bias, kind, alpha, zero, half):
                     top[2 * q + j] = s[0, j, q] + s[1, j, q] + s[2, j, q]
                     bottom[2 * q + j] = s[1, j, q] - s[2, j, q] - s[3, j, q]
         for a in range(ho):
-            src, dst = full[a], out[img, ch, a]
-            if kind == RELU:
-                for p in range(wo):
-                    dst[p] = forward_scalar(RELU, src[p] + bias, alpha, zero, half)
-            elif kind == IDENTITY:
-                for p in range(wo):
-                    dst[p] = src[p] + bias
-            else:
-                for p in range(wo):
-                    dst[p] = forward_scalar(kind, src[p] + bias, alpha, zero, half)
+            bias_activation_row(full[a], out[img, ch, a], wo, bias, kind, alpha, zero, half)
 
 
 # reassoc lets the bias gradient's sum vectorise; it changes only that sum's order (as in kernels/conv.py).
@@ -144,18 +136,7 @@ def output_backward_cpu(g, y, dM, db, kind, alpha, zero, half):
         s = np.empty((4, 2, tw), g.dtype)
         for img in range(n):
             for a in range(ho):
-                gs, ys, d = g[img, ch, a], y[img, ch, a], dz[a]
-                if kind == RELU:
-                    for p in range(wo):
-                        d[p] = backward_scalar(RELU, gs[p], ys[p], alpha, zero, half)
-                elif kind == IDENTITY:
-                    for p in range(wo):
-                        d[p] = gs[p]
-                else:
-                    for p in range(wo):
-                        d[p] = backward_scalar(kind, gs[p], ys[p], alpha, zero, half)
-                for p in range(wo):
-                    acc += d[p]
+                acc += activation_grad_row(g[img, ch, a], y[img, ch, a], dz[a], wo, kind, alpha, zero, half)
             for r in range(th):
                 top, bottom = dz[2 * r], dz[2 * r + 1]
                 for j in range(2):  # A down the rows: (p0, p0 + p1, p0 - p1, -p1)
@@ -212,6 +193,13 @@ def _at_adjoint_entry(p0, p1, a):
 
 
 @cuda.jit(device=True, inline=True)
+def _tile(e, tiles, th, tw):
+    """Thread e's (channel, image, tile row r, tile column q, column i of the (16, K T) rows)."""
+    ch, t = e // tiles, e % tiles
+    return ch, t // (th * tw), (t // tw) % th, t % tw, ch * tiles + t
+
+
+@cuda.jit(device=True, inline=True)
 def _column(x, img, ch, row, col, h, w, zero):
     """B^T down the 4 pixels of column ``col`` from ``row`` (zero padding outside the image)."""
     inside = 0 <= col < w
@@ -228,9 +216,7 @@ def input_cuda(x, V, ph, pw, th, tw, zero):
     tiles = n * th * tw
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for e in range(start, c * tiles, stride):
-        ch, t = e // tiles, e % tiles
-        img, r, q = t // (th * tw), (t // tw) % th, t % tw
-        i = ch * tiles + t
+        ch, img, r, q, i = _tile(e, tiles, th, tw)
         row, col = 2 * r - ph, 2 * q - pw
         c0 = _column(x, img, ch, row, col, h, w, zero)
         c1 = _column(x, img, ch, row, col + 1, h, w, zero)
@@ -275,9 +261,7 @@ def output_cuda(M, b, out, has_bias, kind, alpha, zero, half):
     tiles = n * th * tw
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for e in range(start, f * tiles, stride):
-        ch, t = e // tiles, e % tiles
-        img, r, q = t // (th * tw), (t // tw) % th, t % tw
-        i = ch * tiles + t
+        ch, img, r, q, i = _tile(e, tiles, th, tw)
         bias = b[ch] if has_bias else zero
         s00 = M[0, i] + M[1, i] + M[2, i]
         s01 = M[1, i] - M[2, i] - M[3, i]
@@ -312,9 +296,7 @@ def output_backward_cuda(g, y, dM, db, kind, alpha, zero, half):
     tiles = n * th * tw
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for e in range(start, f * tiles, stride):
-        ch, t = e // tiles, e % tiles
-        img, r, q = t // (th * tw), (t // tw) % th, t % tw
-        i = ch * tiles + t
+        ch, img, r, q, i = _tile(e, tiles, th, tw)
         row, col = 2 * r, 2 * q
         p00 = _dz(g, y, img, ch, row, col, ho, wo, kind, alpha, zero, half)
         p01 = _dz(g, y, img, ch, row, col + 1, ho, wo, kind, alpha, zero, half)
