@@ -55,6 +55,11 @@ def register(op_name: str, device_type: str, fn: Callable | None) -> None:
         _KERNELS[(op_name, device_type)] = fn
 
 
+def has_kernel(op_name: str, device_type: str) -> bool:
+    """True when ``op_name`` runs a registered kernel (not its reference) on ``device_type`` ("cpu"/"cuda")."""
+    return _ENABLED[0] and (op_name, device_type) in _KERNELS
+
+
 def active_kernels() -> dict[str, str]:
     """Which implementation each op uses per device type, e.g. ``{"relu[cpu]": "reference"}``."""
     out = {}
@@ -665,3 +670,38 @@ def _into(out, value):
 
 
 KERNEL_OPS += ("winograd_input", "winograd_input_backward", "winograd_output", "winograd_output_backward")
+
+
+# --------------------------------------------------------------------------- direct convolution (stride 1)
+# The input arrives zero-padded; the CPU kernels (kernels/conv_direct.py) build no columns matrix. The references
+# are im2col + GEMM, so these ops run on every device and dtype.
+
+
+@_op
+def conv_direct(xpad, w, b, relu: bool = False):
+    """y (N, F, Ho, Wo) = the stride-1 correlation of xpad (N, C, H, W) with w (F, C, kh, kw), + b, ReLU if asked.
+
+    Ho = H - kh + 1, Wo = W - kw + 1 (``xpad`` is already padded); ``b`` is (F,) or None.
+    """
+    xp = array_module(xpad)
+    f, _, kh, kw = w.shape
+    n, ho, wo = xpad.shape[0], xpad.shape[2] - kh + 1, xpad.shape[3] - kw + 1
+    z = (w.reshape(f, -1) @ im2col(xpad, (kh, kw), (1, 1), (0, 0))).reshape(f, n, ho, wo)
+    if b is not None:
+        z = z + b[:, None, None, None]
+    if relu:
+        z = activation(z, "relu")
+    return xp.ascontiguousarray(z.transpose(1, 0, 2, 3))
+
+
+@_op
+def conv_direct_weight_grad(xpad, dy, kernel):
+    """dW (F, C, kh, kw) of :func:`conv_direct` for the upstream gradient dy (N, F, Ho, Wo) of its output."""
+    (kh, kw), f = kernel, dy.shape[1]
+    cols = im2col(xpad, (kh, kw), (1, 1), (0, 0))
+    d = array_module(dy).ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(f, -1)
+    return (d @ cols.T).reshape(f, xpad.shape[1], kh, kw)
+
+
+KERNEL_OPS += ("conv_direct", "conv_direct_weight_grad")
+

@@ -26,6 +26,7 @@ from gpunn.ops import L2_FLOOR_ULPS, dropout_threshold, pooled_size, winograd_bu
 
 from . import activations as act
 from . import conv
+from . import conv_direct
 from . import distances as dist
 from . import dropout as drop
 from . import optimizers as opt
@@ -294,6 +295,8 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
     }
     bindings.update(conv_bindings(target, references, min_size))
     bindings.update(winograd_bindings(target, references, min_size))
+    if target.name == "cpu":  # the direct convolution has CPU kernels only (SIMD through kernels/simd.py)
+        bindings.update(direct_conv_bindings(target, references, min_size))
     for name, fn in bindings.items():  # readable in gn.ops.active_kernels() and tracebacks
         fn.__module__, fn.__qualname__ = "gpunn.kernels", f"{name}[{target.name}]"
     return bindings
@@ -528,6 +531,48 @@ def _out(out, like, shape, dtype, op: str):
         raise ValueError(f"{op}: out must be a C-contiguous {dtype} array of shape {tuple(shape)} on "
                          f"{device_of(like)}, got {out.dtype} {tuple(out.shape)}")
     return out
+
+
+def direct_conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
+    """{op name: binding} for the direct convolution (kernels/conv_direct.py), CPU and float32 only.
+
+    The kernels step along output rows 16 pixels at a time, so they take outputs whose width is a multiple
+    of 16; other shapes, float64 and small arrays go to the references.
+    """
+
+    def fits(xpad, kernel) -> bool:
+        wo = xpad.shape[3] - kernel[1] + 1
+        return xpad.dtype == np.float32 and wo % 16 == 0 and xpad.size >= min_size
+
+    def conv_direct_op(xpad, w, b, relu=False):
+        if not fits(xpad, w.shape[2:]):
+            return references["conv_direct"](xpad, w, b, relu)
+        xpad, w = _contiguous(xpad), _contiguous(w)
+        dt = _check("conv_direct", xpad)
+        if w.ndim != 4 or w.shape[1] != xpad.shape[1] or w.dtype != dt:
+            raise ValueError(f"conv_direct: w must be {dt} (F, {xpad.shape[1]}, kh, kw), got {w.dtype} {tuple(w.shape)}")
+        f, _, kh, kw = w.shape
+        has_bias = b is not None
+        bias = _contiguous(b) if has_bias else w[:, 0, 0, 0].copy()
+        y = _empty(xpad, (xpad.shape[0], f, xpad.shape[2] - kh + 1, xpad.shape[3] - kw + 1), dt)
+        # threads by multiply-adds, not elements: each output element costs C kh kw of them
+        target.run(conv_direct.direct_forward_cpu, y.size * w[0].size, xpad, w, bias, has_bias, bool(relu), y)
+        return y
+
+    def conv_direct_weight_grad(xpad, dy, kernel):
+        if not fits(xpad, kernel):
+            return references["conv_direct_weight_grad"](xpad, dy, kernel)
+        xpad, dy = _contiguous(xpad), _contiguous(dy)
+        dt = _check("conv_direct_weight_grad", xpad)
+        (kh, kw), (n, f, ho, wo) = kernel, dy.shape
+        if dy.dtype != dt or (n, ho, wo) != (xpad.shape[0], xpad.shape[2] - kh + 1, xpad.shape[3] - kw + 1):
+            raise ValueError(f"conv_direct_weight_grad: dy must be {dt} (N, F, Ho, Wo) for images {tuple(xpad.shape)} "
+                             f"and a {kh}x{kw} kernel, got {dy.dtype} {tuple(dy.shape)}")
+        dw = _empty(xpad, (f, xpad.shape[1], kh, kw), dt)
+        target.run(conv_direct.direct_weight_grad_cpu, dy.size * dw[0].size, xpad, dy, dw)
+        return dw
+
+    return {"conv_direct": conv_direct_op, "conv_direct_weight_grad": conv_direct_weight_grad}
 
 
 def _tile_out(out, like, k: int, tiles: int, op: str):

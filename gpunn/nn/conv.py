@@ -35,11 +35,12 @@ COLS_BYTES = 128 << 20
 # (8 images of 32x32: 200 GFLOP/s for F=64, C=32, against 122 GFLOP/s on a whole batch of 64), and the
 # transformed tiles of a chunk stay in the L2/L3 caches between the transforms and the GEMMs.
 WINOGRAD_TILES = 2048
-# "auto" runs im2col: Winograd did not measure faster here (bench/test_conv.py, fwd + bwd, N=64, interleaved,
+# "auto" runs the direct convolution where a kernel for it is registered (the CPU, float32, stride 1, outputs a
+# multiple of 16 wide, padding below the kernel size), im2col elsewhere. Winograd did not measure faster here (bench/test_conv.py, fwd + bwd, N=64, interleaved,
 # back to back as in training): 32->64 at 32x32 0.87-0.92x im2col's speed in two runs (1.27x in a third),
 # at 16x16 0.75-0.78x. Its 2.25x fewer multiplies are eaten by the four transforms, each streaming 16 arrays at
 # about 5 GB/s on one core; with 3 input channels its 16 GEMMs would be thinner still (K = 3).
-ALGORITHMS = ("auto", "im2col", "winograd")
+ALGORITHMS = ("auto", "direct", "im2col", "winograd")
 KEEP_BYTES = 32 << 20  # work arrays from this size are kept between calls (Conv2d._buffer)
 
 
@@ -72,8 +73,9 @@ class Conv2d(Module):
 
     ``kernel_size``, ``stride`` and ``padding`` are ints or (height, width) pairs; padding is zeros.
     ``init``: "he" (default, fan_in = in_channels kh kw), "xavier", or a float std; ``rng`` seeds it.
-    ``algorithm``: "im2col", "winograd" (3x3 kernels with stride 1 only) or "auto" (default), which is
-    the one measured faster: im2col everywhere so far (the measurements are noted above ``ALGORITHMS``; :meth:`algorithm_for`).
+    ``algorithm``: "direct" (stride 1, padding below the kernel size), "im2col", "winograd" (3x3 kernels
+    with stride 1) or "auto" (default): the direct convolution where it has a kernel (the CPU, float32,
+    outputs a multiple of 16 wide), im2col elsewhere (:meth:`algorithm_for` says which).
     Followed by an activation in a fusing :class:`Sequential`, the bias, the activation and the
     move to NCHW share one pass (:meth:`forward_fused`).
     """
@@ -91,6 +93,10 @@ class Conv2d(Module):
         if algorithm == "winograd" and (self.kernel_size != (3, 3) or self.stride != (1, 1)):
             raise ValueError(f"algorithm='winograd' needs a 3x3 kernel and stride 1, got kernel_size="
                              f"{self.kernel_size} and stride={self.stride}; use 'im2col' or 'auto'")
+        if algorithm == "direct" and not self._direct_fits():
+            raise ValueError(f"algorithm='direct' needs stride 1 and padding below the kernel size, got stride="
+                             f"{self.stride}, padding={self.padding}, kernel_size={self.kernel_size}; "
+                             "use 'im2col' or 'auto'")
         self.algorithm = algorithm
         kh, kw = self.kernel_size
         std = init_std(init, self.in_channels * kh * kw, self.out_channels * kh * kw)
@@ -105,8 +111,15 @@ class Conv2d(Module):
                                                                           self.padding))
 
     def algorithm_for(self, shape) -> str:
-        """"im2col" or "winograd": what this layer runs for images of ``shape`` (N, C, H, W)."""
-        return "im2col" if self.algorithm == "auto" else self.algorithm
+        """"direct", "im2col" or "winograd": what this layer runs for images of ``shape`` (N, C, H, W)."""
+        if self.algorithm != "auto":
+            return self.algorithm
+        wide = self.output_shape(*shape[2:])[1] % 16 == 0
+        fast = self.dtype == np.float32 and ops.has_kernel("conv_direct", self.device.type)
+        return "direct" if self._direct_fits() and wide and fast else "im2col"
+
+    def _direct_fits(self) -> bool:
+        return self.stride == (1, 1) and all(p < k for p, k in zip(self.padding, self.kernel_size))
 
     def _geometry(self):
         return self.kernel_size, self.stride, self.padding
@@ -136,7 +149,10 @@ class Conv2d(Module):
         kind, alpha = ("identity", 0.0) if act is None else (act.kind, act.alpha)
         b = None if self.b is None else self.b.data
         y = self.device.xp.empty((n, f, ho, wo), dtype=self.dtype)
-        winograd = self.algorithm_for(x.shape) == "winograd"
+        algorithm = self.algorithm_for(x.shape)
+        if algorithm == "direct":
+            return self._direct_forward(x, b, y.shape, act)
+        winograd = algorithm == "winograd"
         chunks = self._chunks(x, winograd)
         # in training, a single chunk's columns are kept for backward's dW; with several chunks, or after an
         # evaluation forward (where holding them would only pin memory), backward rebuilds them
@@ -144,7 +160,20 @@ class Conv2d(Module):
             kept = self._winograd_forward(x, b, y, chunks, kind, alpha)
         else:
             kept = self._im2col_forward(x, b, y, chunks, kind, alpha)
-        self._cache = (x, kept, chunks, winograd)
+        self._cache = (x, kept, chunks, algorithm)
+        if act is not None:
+            act._cache = y
+        return y
+
+    def _direct_forward(self, x, b, shape, act):
+        """y = f(conv(x) + b) by the direct convolution: ReLU in the kernel, another activation as its op after."""
+        xp, (ph, pw) = self.device.xp, self.padding
+        xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+        kind, alpha = ("identity", 0.0) if act is None else (act.kind, act.alpha)
+        y = ops.conv_direct(xpad, self.W.data, b, kind == "relu")
+        if kind not in ("identity", "relu"):
+            y = ops.activation(y, kind, alpha)
+        self._cache = (x, xpad, None, "direct")
         if act is not None:
             act._cache = y
         return y
@@ -215,7 +244,7 @@ class Conv2d(Module):
 
     def backward_fused(self, dout, act, input_grad: bool = True):
         """Backward of f(conv(x) + b): dz and db in one pass, then dW and dx by the forward pass's algorithm."""
-        x, kept, chunks, winograd = self._saved()
+        x, kept, chunks, algorithm = self._saved()
         n, f = x.shape[0], self.out_channels
         ho, wo = self.output_shape(*x.shape[2:])
         if act is None:
@@ -223,7 +252,8 @@ class Conv2d(Module):
         else:
             y = act._saved()
             dout, kind, alpha = act._upstream(dout, y.shape), act.kind, act.alpha
-        run = self._winograd_backward if winograd else self._im2col_backward
+        run = {"direct": self._direct_backward, "winograd": self._winograd_backward,
+               "im2col": self._im2col_backward}[algorithm]
         dw, db, dx = run(x, kept, chunks, dout, y, kind, alpha, input_grad)
         self.W.accumulate(dw)
         if self.b is not None:
@@ -251,6 +281,20 @@ class Conv2d(Module):
                 dcols = xp.matmul(w2.T, dz, out=self._buffer("dcols", shape))
                 ops.col2im(dcols, x[part].shape, *self._geometry(), out=dx[part])
         return dw.reshape(self.W.shape), db, dx  # the reshape copies: dw is a transposed view
+
+    def _direct_backward(self, x, xpad, chunks, dout, y, kind, alpha, input_grad):
+        """(dW, db, dx): dz, then dW by the direct kernel, and dx as the direct convolution of dz (padded by
+        k - 1 - p) with the filters flipped and transposed to (C, F, kh, kw)."""
+        xp = self.device.xp
+        dz = dout if kind == "identity" else ops.activation_backward(dout, y, kind, alpha)
+        dw = ops.conv_direct_weight_grad(xpad, dz, self.kernel_size)
+        dx = None
+        if input_grad:
+            (kh, kw), (ph, pw) = self.kernel_size, self.padding
+            dzpad = xp.pad(dz, ((0, 0), (0, 0), (kh - 1 - ph, kh - 1 - ph), (kw - 1 - pw, kw - 1 - pw)))
+            flipped = xp.ascontiguousarray(self.W.data[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+            dx = ops.conv_direct(dzpad, flipped, None, False)
+        return dw, dz.sum(axis=(0, 2, 3)), dx
 
     def _winograd_backward(self, x, kept, chunks, dout, y, kind, alpha, input_grad):
         """(dW, db, dx): dM per chunk, dU += dM V^T, dx[part] = the input transform's adjoint of U^T dM."""
