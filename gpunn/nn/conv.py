@@ -1,4 +1,9 @@
-"""Conv2d: the convolution gate, as im2col + one GEMM, or Winograd F(2x2, 3x3) + 16 GEMMs, per batch chunk.
+"""Conv2d: the convolution gate, as a direct convolution, im2col + one GEMM, or Winograd F(2x2, 3x3) + 16 GEMMs.
+
+Direct (stride 1): ``ops.conv_direct`` on the zero-padded input, with no columns matrix; on the CPU in
+float32 it is a register-blocked kernel (kernels/conv_direct.py), elsewhere its im2col reference. The input
+gradient is the same op on the upstream gradient padded by k - 1 - p, with the filters flipped and
+transposed; the weight gradient is ``ops.conv_direct_weight_grad``.
 
 x (N, C, H, W) -> y (N, F, Ho, Wo) with y[n, f] = sum_c x[n, c] (cross-correlated with) W[f, c] + b[f],
 Ho = (H + 2 ph - kh) // sh + 1 (likewise Wo).
