@@ -476,10 +476,7 @@ def winograd_bindings(target: Target, references: dict, min_size: int = 0) -> di
                              f"{(16, x_shape[1], tiles)} for images {tuple(x_shape)} padded by {tuple(padding)}")
         rows = _tile_rows(dv, "dV")
         dt = _check("winograd_input_backward", rows)
-        dx = _empty(dv, tuple(x_shape), dt) if out is None else out
-        if dx.shape != tuple(x_shape) or dx.dtype != dt or not dx.flags.c_contiguous:
-            raise ValueError(f"winograd_input_backward: out must be C-contiguous {dt} of shape {tuple(x_shape)}, "
-                             f"got {dx.dtype} {tuple(dx.shape)}")
+        dx = _out(out, dv, tuple(x_shape), dt, "winograd_input_backward")
         run("input_backward", dx.size, rows, dx, padding[0], padding[1], th, tw, dt.type(0))
         return dx
 
@@ -588,13 +585,17 @@ def _tile_out(out, like, k: int, tiles: int, op: str):
     """``out`` if it is a (16, k, tiles) tile array of ``like``'s dtype the kernels can write in place, else a new one."""
     if out is None:
         return winograd_buffer(like, k, tiles)
-    size = out.itemsize
-    if out.shape != (16, k, tiles) or out.dtype != like.dtype or out.strides[1:] != (tiles * size, size) \
-            or out.strides[0] < k * tiles * size or out.strides[0] % size:
+    if out.shape != (16, k, tiles) or out.dtype != like.dtype or not _tile_layout(out):
         raise ValueError(f"{op}: out must be a {like.dtype} tile array of shape {(16, k, tiles)} with rows of "
                          f"(k, tiles) matrices (ops.winograd_buffer), got {out.dtype} {tuple(out.shape)} "
                          f"with strides {out.strides}")
     return out
+
+
+def _tile_layout(a) -> bool:
+    """True when the (16, K, T) array ``a`` is 16 C-contiguous (K, T) matrices spaced at least K T apart."""
+    size, (k, t) = a.itemsize, a.shape[1:]
+    return a.strides[1:] == (t * size, size) and a.strides[0] >= k * t * size and a.strides[0] % size == 0
 
 
 def _tile_rows(a, name: str):
@@ -606,14 +607,12 @@ def _tile_rows(a, name: str):
     xp = array_module(a)
     if a.ndim != 3 or a.shape[0] != 16:
         raise ValueError(f"{name} must have shape (16, channels, tiles), got {tuple(a.shape)}")
-    size = a.itemsize
-    k, t = a.shape[1:]
-    if not (a.strides[2] == size and a.strides[1] == t * size and a.strides[0] >= k * t * size
-            and a.strides[0] % size == 0):
-        b = winograd_buffer(a, k, t)
+    if not _tile_layout(a):
+        b = winograd_buffer(a, *a.shape[1:])
         b[...] = a
         a = b
-    return xp.lib.stride_tricks.as_strided(a, shape=(16, a.strides[0] // size), strides=(a.strides[0], size))
+    row = a.strides[0]
+    return xp.lib.stride_tricks.as_strided(a, shape=(16, row // a.itemsize), strides=(row, a.itemsize))
 
 
 def _empty(like, shape, dtype):

@@ -231,6 +231,12 @@ def im2col_cuda(x, cols, kh, kw, sh, sw, ph, pw, ho, wo, zero):
         cols[row, col] = x[img, ch, a, b] if 0 <= a < h and 0 <= b < w else zero
 
 
+@cuda.jit(device=True, inline=True)
+def nchw_index(e, c, h, w):
+    """Element ``e`` of a C-contiguous (N, C, H, W) array as (image, channel, row, column)."""
+    return e // (w * h * c), (e // (w * h)) % c, (e // w) % h, e % w
+
+
 @cuda.jit
 def col2im_cuda(cols, dx, kh, kw, sh, sw, ph, pw, ho, wo, zero):
     """Each pixel gathers from the (oh, ow, i, j) that read it: oh sh - ph + i = a, ow sw - pw + j = b."""
@@ -238,10 +244,7 @@ def col2im_cuda(cols, dx, kh, kw, sh, sw, ph, pw, ho, wo, zero):
     plane = ho * wo
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for e in range(start, dx.size, stride):
-        b = e % w
-        a = (e // w) % h
-        ch = (e // (w * h)) % c
-        img = e // (w * h * c)
+        img, ch, a, b = nchw_index(e, c, h, w)
         acc = zero
         for i in range(kh):
             r = a + ph - i

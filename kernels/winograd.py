@@ -26,7 +26,7 @@ import numpy as np
 from numba import cuda, prange
 
 from .activations import backward_device, forward_device
-from .conv import activation_grad_row, bias_activation_row
+from .conv import activation_grad_row, bias_activation_row, nchw_index
 
 
 # --------------------------------------------------------------------------- CPU: numba.njit(parallel=True)
@@ -237,10 +237,7 @@ def input_backward_cuda(dV, dx, ph, pw, th, tw, zero):
     tiles = n * th * tw
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for e in range(start, dx.size, stride):
-        b = e % w
-        a = (e // w) % h
-        ch = (e // (w * h)) % c
-        img = e // (w * h * c)
+        img, ch, a, b = nchw_index(e, c, h, w)
         acc = zero
         for r in range(max(0, (a + ph - 2) // 2), min(th, (a + ph) // 2 + 1)):
             u = a + ph - 2 * r

@@ -17,7 +17,7 @@ Winograd (3x3 kernels, stride 1): the images are cut into 4x4 tiles overlapping 
 (V = B^T d B, ``ops.winograd_input``), multiplied by the transformed filters (U = G g G^T) in 16 GEMMs
 of (F, C) by (C, tiles), and transformed back (A^T M A, ``ops.winograd_output``): the same convolution
 with 2.25x fewer multiplies. Its backward pass is the same steps transposed: dU = dM V^T, dV = U^T dM.
-The results differ from im2col's only by float rounding (tests/test_conv.py bounds it against float64).
+The results differ from im2col's only by float rounding (tests/test_conv_winograd.py bounds it against float64).
 """
 
 from __future__ import annotations
@@ -41,10 +41,11 @@ COLS_BYTES = 128 << 20
 # transformed tiles of a chunk stay in the L2/L3 caches between the transforms and the GEMMs.
 WINOGRAD_TILES = 2048
 # "auto" runs the direct convolution where a kernel for it is registered (the CPU, float32, stride 1, outputs a
-# multiple of 16 wide, padding below the kernel size), im2col elsewhere. Winograd did not measure faster here (bench/test_conv.py, fwd + bwd, N=64, interleaved,
-# back to back as in training): 32->64 at 32x32 0.87-0.92x im2col's speed in two runs (1.27x in a third),
-# at 16x16 0.75-0.78x. Its 2.25x fewer multiplies are eaten by the four transforms, each streaming 16 arrays at
-# about 5 GB/s on one core; with 3 input channels its 16 GEMMs would be thinner still (K = 3).
+# multiple of 16 wide, padding below the kernel size), im2col elsewhere; never Winograd, which did not measure
+# faster here (bench/test_conv.py, fwd + bwd, N=64, interleaved, back to back as in training): 32->64 at 32x32
+# 0.87-0.92x im2col's speed in two runs (1.27x in a third), at 16x16 0.75-0.78x. Its 2.25x fewer multiplies are
+# eaten by the four transforms, each streaming 16 arrays at about 5 GB/s on one core; with 3 input channels its
+# 16 GEMMs would be thinner still (K = 3).
 ALGORITHMS = ("auto", "direct", "im2col", "winograd")
 KEEP_BYTES = 32 << 20  # work arrays from this size are kept between calls (Conv2d._buffer)
 
@@ -149,39 +150,30 @@ class Conv2d(Module):
     def forward_fused(self, x, act):
         """f(conv(x) + b) for the activation layer ``act`` that follows (None: no activation)."""
         x = check_images(self, x, self.in_channels, self.kernel_size, self.padding)
-        n, f = x.shape[0], self.out_channels
-        ho, wo = self.output_shape(*x.shape[2:])
         kind, alpha = ("identity", 0.0) if act is None else (act.kind, act.alpha)
         b = None if self.b is None else self.b.data
-        y = self.device.xp.empty((n, f, ho, wo), dtype=self.dtype)
         algorithm = self.algorithm_for(x.shape)
-        if algorithm == "direct":
-            return self._direct_forward(x, b, y.shape, act)
-        winograd = algorithm == "winograd"
-        chunks = self._chunks(x, winograd)
-        # in training, a single chunk's columns are kept for backward's dW; with several chunks, or after an
-        # evaluation forward (where holding them would only pin memory), backward rebuilds them
-        if winograd:  # in training, every chunk's transformed tiles, in buffers kept between calls
-            kept = self._winograd_forward(x, b, y, chunks, kind, alpha)
+        if algorithm == "direct":  # the padded input is kept for backward's dW and no chunks are needed
+            (y, kept), chunks = self._direct_forward(x, b, kind, alpha), None
         else:
-            kept = self._im2col_forward(x, b, y, chunks, kind, alpha)
+            y = self.device.xp.empty((x.shape[0], self.out_channels, *self.output_shape(*x.shape[2:])),
+                                     dtype=self.dtype)
+            # in training, a single chunk's columns (or transformed tiles) are kept for backward's dW; with several
+            # chunks, or after an evaluation forward (where holding them would only pin memory), backward rebuilds them
+            chunks = self._chunks(x, algorithm == "winograd")
+            run = self._winograd_forward if algorithm == "winograd" else self._im2col_forward
+            kept = run(x, b, y, chunks, kind, alpha)
         self._cache = (x, kept, chunks, algorithm)
         if act is not None:
             act._cache = y
         return y
 
-    def _direct_forward(self, x, b, shape, act):
-        """y = f(conv(x) + b) by the direct convolution: ReLU in the kernel, another activation as its op after."""
-        xp, (ph, pw) = self.device.xp, self.padding
-        xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
-        kind, alpha = ("identity", 0.0) if act is None else (act.kind, act.alpha)
+    def _direct_forward(self, x, b, kind, alpha):
+        """(y, padded x): y = f(conv(x) + b) by the direct convolution, ReLU in its kernel, another activation after."""
+        ph, pw = self.padding
+        xpad = self.device.xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
         y = ops.conv_direct(xpad, self.W.data, b, kind == "relu")
-        if kind not in ("identity", "relu"):
-            y = ops.activation(y, kind, alpha)
-        self._cache = (x, xpad, None, "direct")
-        if act is not None:
-            act._cache = y
-        return y
+        return (y if kind in ("identity", "relu") else ops.activation(y, kind, alpha)), xpad
 
     def _im2col_forward(self, x, b, y, chunks, kind, alpha):
         """y[part] = f(W cols + b) per chunk; in training with one chunk, returns its columns (kept for dW)."""
@@ -200,17 +192,17 @@ class Conv2d(Module):
         return self.in_channels * self.kernel_size[0] * self.kernel_size[1], x.shape[0] * ho * wo
 
     def _winograd_forward(self, x, b, y, chunks, kind, alpha):
-        """y[part] = f(A^T [U V] A + b) per chunk; in training, returns every chunk's transformed tiles V."""
-        u, kept = ops.winograd_weights(self.W.data), []
-        for i, part in enumerate(chunks):
+        """y[part] = f(A^T [U V] A + b) per chunk; in training with one chunk, returns its tiles V (kept for dW)."""
+        u = ops.winograd_weights(self.W.data)
+        keep = len(chunks) == 1 and self.training
+        v = None
+        for part in chunks:
             tiles = self._tiles(x[part])
-            keep = self.training and len(chunks) == 1
             v = ops.winograd_input(x[part], self.padding,
                                    out=self._tile_buffer("kept" if keep else "V", self.in_channels, tiles))
             m = ops.winograd_matmul(u, v, out=self._tile_buffer("M", self.out_channels, tiles))
             ops.winograd_output(m, b, y[part], kind, alpha)
-            kept.append(v)
-        return kept if self.training and len(chunks) == 1 else None
+        return v if keep else None
 
     def _tiles(self, x) -> int:
         th, tw = ops.winograd_tiles(*self.output_shape(*x.shape[2:]))
@@ -225,15 +217,16 @@ class Conv2d(Module):
         (38 MB) 1.17x, keeping the small ones made 3->32 at 32x32 (7-8 MB) 1.16x slower. Outputs (y, dx) are
         always new arrays. Kept arrays are dropped when the layer moves, and not pickled.
         """
-        itemsize = np.dtype(self.dtype).itemsize
-        if int(np.prod(shape)) * itemsize < KEEP_BYTES:
+        def new():
             return ops.winograd_buffer(self.W.data, *shape[1:]) if tiles else self.device.xp.empty(shape, self.dtype)
+
+        if int(np.prod(shape)) * np.dtype(self.dtype).itemsize < KEEP_BYTES:
+            return new()
         key = (name, tuple(shape), tiles, self.dtype)
         if key not in self._scratch:
             if len(self._scratch) > 32:  # the batch size keeps changing: start over
                 self._scratch.clear()
-            self._scratch[key] = (ops.winograd_buffer(self.W.data, *shape[1:]) if tiles
-                                  else self.device.xp.empty(shape, dtype=self.dtype))
+            self._scratch[key] = new()
         return self._scratch[key]
 
     def _tile_buffer(self, name, k: int, tiles: int):
@@ -301,18 +294,18 @@ class Conv2d(Module):
             dx = ops.conv_direct(dzpad, flipped, None, False)
         return dw, dz.sum(axis=(0, 2, 3)), dx
 
-    def _winograd_backward(self, x, kept, chunks, dout, y, kind, alpha, input_grad):
+    def _winograd_backward(self, x, v, chunks, dout, y, kind, alpha, input_grad):
         """(dW, db, dx): dM per chunk, dU += dM V^T, dx[part] = the input transform's adjoint of U^T dM."""
         ut = ops.winograd_weights(self.W.data).transpose(0, 2, 1)
         dx = self.device.xp.empty(x.shape, dtype=self.dtype) if input_grad else None
         du, db = None, None
-        for i, part in enumerate(chunks):
+        for part in chunks:
             tiles = self._tiles(x[part])
             dm, db_part = ops.winograd_output_backward(dout[part], None if y is None else y[part], kind, alpha,
                                                        out=self._tile_buffer("dM", self.out_channels, tiles))
-            v = kept[i] if kept is not None else ops.winograd_input(
+            part_v = v if v is not None else ops.winograd_input(
                 x[part], self.padding, out=self._tile_buffer("V", self.in_channels, tiles))
-            du_part = dm @ v.transpose(0, 2, 1)
+            du_part = dm @ part_v.transpose(0, 2, 1)
             du, db = (du_part, db_part) if du is None else (du + du_part, db + db_part)
             if input_grad:
                 dv = ops.winograd_matmul(ut, dm, out=self._tile_buffer("dV", self.in_channels, tiles))
