@@ -324,6 +324,12 @@ def info(_args) -> int:
     print(f"kernels: {len(fused)} of {len(kernels)} op/device pairs use fused kernels; the rest run the xp reference")
     for k, v in fused.items():
         print(f"  {k}: {v}")
+    if "matmul[cpu]" in fused:
+        from gpunn.kernels import blas_pool
+
+        status = blas_pool.status()
+        print("CPU threads: " + ("NumPy's BLAS runs on Numba's threads, one pool" if status == "shared"
+                                 else f"NumPy's BLAS keeps its own threads ({status})"))
     return 0
 
 

@@ -58,7 +58,7 @@ def _distances(A, B, metric: str, b_sq=None):
         return ops.l1_distances(A, B)
     a_sq = (A * A).sum(axis=1)
     b_sq = (B * B).sum(axis=1) if b_sq is None else b_sq
-    return ops.l2_epilogue(A @ B.T, a_sq, b_sq, metric == "l2")
+    return ops.l2_epilogue(ops.matmul(A, B.T), a_sq, b_sq, metric == "l2")
 
 
 def pairwise_distances(A, B, metric: str = "l2", device="auto", precision: str = "float32"):

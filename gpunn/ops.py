@@ -87,6 +87,22 @@ def _op(ref: Callable) -> Callable:
     return dispatch
 
 
+# --------------------------------------------------------------------------- matrix products
+
+
+@_op
+def matmul(a, b, out=None):
+    """``a @ b`` (NumPy's matmul rules), into ``out`` where given: the one place layers multiply matrices.
+
+    On the CPU the binding runs NumPy's threaded BLAS on Numba's threads (kernels/blas_pool.py), so a
+    training step that alternates GEMMs with Numba kernels keeps one thread pool busy, not two.
+    """
+    return array_module(a).matmul(a, b, out=out)
+
+
+KERNEL_OPS += ("matmul",)
+
+
 # --------------------------------------------------------------------------- activations
 
 
@@ -540,7 +556,7 @@ def winograd_matmul(a, b, out=None):
     """a (16, P, Q) @ b (16, Q, T), the 16 GEMMs between the transforms, into ``out`` or a :func:`winograd_buffer`."""
     if out is None:
         out = winograd_buffer(a, a.shape[1], b.shape[2], dtype=np.result_type(a.dtype, b.dtype))
-    return array_module(a).matmul(a, b, out=out)
+    return matmul(a, b, out=out)
 
 
 def winograd_tiles(ho: int, wo: int) -> tuple[int, int]:
@@ -686,7 +702,7 @@ def conv_direct(xpad, w, b, relu: bool = False):
     xp = array_module(xpad)
     f, _, kh, kw = w.shape
     n, ho, wo = xpad.shape[0], xpad.shape[2] - kh + 1, xpad.shape[3] - kw + 1
-    z = (w.reshape(f, -1) @ im2col(xpad, (kh, kw), (1, 1), (0, 0))).reshape(f, n, ho, wo)
+    z = matmul(w.reshape(f, -1), im2col(xpad, (kh, kw), (1, 1), (0, 0))).reshape(f, n, ho, wo)
     if b is not None:
         z = z + b[:, None, None, None]
     if relu:
@@ -700,7 +716,7 @@ def conv_direct_weight_grad(xpad, dy, kernel):
     (kh, kw), f = kernel, dy.shape[1]
     cols = im2col(xpad, (kh, kw), (1, 1), (0, 0))
     d = array_module(dy).ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(f, -1)
-    return (d @ cols.T).reshape(f, xpad.shape[1], kh, kw)
+    return matmul(d, cols.T).reshape(f, xpad.shape[1], kh, kw)
 
 
 KERNEL_OPS += ("conv_direct", "conv_direct_weight_grad")

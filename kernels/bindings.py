@@ -25,6 +25,7 @@ from gpunn import ops as hyper_of  # the *_hyper functions: one definition of ea
 from gpunn.ops import L2_FLOOR_ULPS, dropout_threshold, pooled_size, winograd_buffer, winograd_tiles
 
 from . import activations as act
+from . import blas_pool
 from . import conv
 from . import conv_direct
 from . import distances as dist
@@ -297,9 +298,16 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
     bindings.update(winograd_bindings(target, references, min_size))
     if target.name == "cpu":  # the direct convolution has CPU kernels only (SIMD through kernels/simd.py)
         bindings.update(direct_conv_bindings(target, references, min_size))
+        bindings["matmul"] = shared_pool_matmul
     for name, fn in bindings.items():  # readable in gn.ops.active_kernels() and tracebacks
         fn.__module__, fn.__qualname__ = "gpunn.kernels", f"{name}[{target.name}]"
     return bindings
+
+
+def shared_pool_matmul(a, b, out=None):
+    """NumPy's matmul, its BLAS threads taken from Numba's pool (kernels/blas_pool.py): same jobs, same result."""
+    with blas_pool.shared_threads():
+        return np.matmul(a, b, out=out)
 
 
 def _empty_like(a):

@@ -149,7 +149,7 @@ def test_ctrl_c_names_the_last_checkpoint(tmp_path):
 
 def test_console_entry_points(tmp_path):
     info = subprocess.run([sys.executable, "-m", "gpunn", "info"], capture_output=True, text=True, check=True)
-    assert "CUDA devices:" in info.stdout and "numpy" in info.stdout
+    assert "CUDA devices:" in info.stdout and "numpy" in info.stdout and "CPU threads: " in info.stdout
     bad = subprocess.run([sys.executable, "-m", "gpunn", "train", "--dataset", "imagenet"], capture_output=True, text=True)
     assert bad.returncode == 2 and "invalid choice: 'imagenet'" in bad.stderr
 

@@ -183,7 +183,7 @@ class Conv2d(Module):
         for part in chunks:
             cols = ops.im2col(x[part], *self._geometry(), out=self._buffer("kept" if keep else "cols",
                                                                            self._cols_shape(x[part])))
-            z = xp.matmul(w2, cols, out=self._buffer("z", (self.out_channels, cols.shape[1])))
+            z = ops.matmul(w2, cols, out=self._buffer("z", (self.out_channels, cols.shape[1])))
             ops.conv_bias_activation(z, b, y3[part], kind, alpha)
         return cols if keep else None
 
@@ -273,10 +273,10 @@ class Conv2d(Module):
                                                                  out=self._buffer("cols", shape))
             # dW^T = cols dz^T: OpenBLAS ran this orientation 1.6-1.7x faster than dz cols^T (timed interleaved:
             # 5.5 against 9.5 ms for F=64, K=288, N Ho Wo=16384)
-            dw_part = (part_cols @ dz.T).T
+            dw_part = ops.matmul(part_cols, dz.T).T
             dw, db = (dw_part, db_part) if dw is None else (dw + dw_part, db + db_part)
             if input_grad:
-                dcols = xp.matmul(w2.T, dz, out=self._buffer("dcols", shape))
+                dcols = ops.matmul(w2.T, dz, out=self._buffer("dcols", shape))
                 ops.col2im(dcols, x[part].shape, *self._geometry(), out=dx[part])
         return dw.reshape(self.W.shape), db, dx  # the reshape copies: dw is a transposed view
 
@@ -305,7 +305,7 @@ class Conv2d(Module):
                                                        out=self._tile_buffer("dM", self.out_channels, tiles))
             part_v = v if v is not None else ops.winograd_input(
                 x[part], self.padding, out=self._tile_buffer("V", self.in_channels, tiles))
-            du_part = dm @ part_v.transpose(0, 2, 1)
+            du_part = ops.matmul(dm, part_v.transpose(0, 2, 1))
             du, db = (du_part, db_part) if du is None else (du + du_part, db + db_part)
             if input_grad:
                 dv = ops.winograd_matmul(ut, dm, out=self._tile_buffer("dV", self.in_channels, tiles))

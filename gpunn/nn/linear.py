@@ -43,7 +43,7 @@ class Linear(Module):
         x = self._input(x, ndim=2)
         if x.shape[1] != self.in_features:
             raise ValueError(f"{self!r} expects input of shape (N, {self.in_features}), got {tuple(x.shape)}")
-        z = x @ self.W.data
+        z = ops.matmul(x, self.W.data)
         kind, alpha = ("identity", 0.0) if act is None else (act.kind, act.alpha)
         y = ops.bias_activation(z, self.b.data, kind, alpha) if self.b is not None else ops.activation(z, kind, alpha)
         self._cache = x
@@ -60,10 +60,10 @@ class Linear(Module):
         else:
             y = act._saved()
             dz, db = ops.bias_activation_backward(act._upstream(dout, y.shape), y, act.kind, act.alpha)
-        self.W.accumulate(x.T @ dz)
+        self.W.accumulate(ops.matmul(x.T, dz))
         if self.b is not None:
             self.b.accumulate(db)
-        return dz @ self.W.data.T if input_grad else None
+        return ops.matmul(dz, self.W.data.T) if input_grad else None
 
     @property
     def fusable(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import ops
 from ..devices import DEFAULT_DTYPE, array_module
 from ..validation import check_int
 from .init import as_rng, init_std, normal_weights
@@ -32,7 +33,7 @@ class Maxout(Module):
         x = self._input(x, ndim=2)
         if x.shape[1] != self.in_features:
             raise ValueError(f"{self!r} expects input of shape (N, {self.in_features}), got {tuple(x.shape)}")
-        z = (x @ self.W.data + self.b.data).reshape(x.shape[0], self.out_features, self.pieces)
+        z = (ops.matmul(x, self.W.data) + self.b.data).reshape(x.shape[0], self.out_features, self.pieces)
         winner = z.argmax(axis=2)
         self._cache = (x, winner)
         return z.max(axis=2)
@@ -43,9 +44,9 @@ class Maxout(Module):
         xp = array_module(dout)
         chosen = xp.arange(self.pieces) == winner[..., None]  # (N, out, pieces), one True per unit
         dz = (chosen * dout[..., None]).reshape(x.shape[0], -1)
-        self.W.accumulate(x.T @ dz)
+        self.W.accumulate(ops.matmul(x.T, dz))
         self.b.accumulate(dz.sum(axis=0))
-        return dz @ self.W.data.T if input_grad else None
+        return ops.matmul(dz, self.W.data.T) if input_grad else None
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, pieces={self.pieces}"
