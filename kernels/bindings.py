@@ -85,6 +85,8 @@ def cpu_threads(n: int):
     """Numba's thread count for a kernel over ``n`` elements: 1 below PARALLEL_MIN_SIZE, all above."""
     previous = numba.get_num_threads()
     wanted = numba.config.NUMBA_NUM_THREADS if n >= PARALLEL_MIN_SIZE else 1
+    if wanted > 1:
+        blas_pool.parallel_kernel_ran()  # GEMMs nearby now run on Numba's threads too (ops.matmul)
     if wanted == previous:  # the usual case in a training loop: no thread-pool calls at all
         yield wanted
         return
@@ -305,7 +307,12 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
 
 
 def shared_pool_matmul(a, b, out=None):
-    """NumPy's matmul, its BLAS threads taken from Numba's pool (kernels/blas_pool.py): same jobs, same result."""
+    """NumPy's matmul; while parallel Numba kernels run nearby, on Numba's threads (kernels/blas_pool.py).
+
+    Either way OpenBLAS runs the same jobs: the result is the same bit for bit.
+    """
+    if not blas_pool.numba_busy():
+        return np.matmul(a, b, out=out)
     with blas_pool.shared_threads():
         return np.matmul(a, b, out=out)
 

@@ -6,6 +6,11 @@ step that alternates GEMMs with long Numba kernels runs those kernels beside a s
 small machine: on 2 cores the direct convolutions of cs231n's ConvNet step took 5.5-7.4 ms instead
 of 2.3 ms, and the step 16-24 ms instead of 11 (README, performance).
 
+Where no parallel Numba kernel runs nearby (an MLP, whose kernels run on one thread) OpenBLAS's own
+pool is a little faster: its spinning thread takes a job in a microsecond, while Numba's idle threads
+may have gone to sleep (3072-100-10 step: 1.54 against 1.48 ms). So gpunn's ``ops.matmul`` shares the
+pool only while :func:`numba_busy`.
+
 OpenBLAS 0.3.27 and later let the caller run its parallel work (``openblas_set_threads_callback_function``):
 instead of waking its own threads, a threaded call hands the callback its jobs, all of which must run
 at once (the GEMM jobs wait for each other). :func:`shared_threads` installs :data:`callback`, which runs
@@ -31,6 +36,7 @@ import os
 import re
 import sys
 import threading
+import time
 
 import numba
 import numpy as np
@@ -256,6 +262,22 @@ def _openblas() -> _OpenBLAS:
     if not _OPENBLAS:
         _OPENBLAS.append(_OpenBLAS())
     return _OPENBLAS[0]
+
+
+# OpenBLAS's idle threads spin for about 0.1 s (2^28 cycles) after a call: sharing pays where a parallel
+# Numba kernel falls in that window, and in a training loop the last step says whether one will.
+BUSY_S = 0.2
+_LAST_PARALLEL = [-1.0]
+
+
+def parallel_kernel_ran() -> None:
+    """Note that a Numba kernel just ran on all of Numba's threads (kernels/bindings.py's ``cpu_threads``)."""
+    _LAST_PARALLEL[0] = time.monotonic()
+
+
+def numba_busy() -> bool:
+    """True when a Numba kernel ran on all threads within the last :data:`BUSY_S` seconds."""
+    return time.monotonic() - _LAST_PARALLEL[0] < BUSY_S
 
 
 def shared_threads():

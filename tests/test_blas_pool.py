@@ -84,12 +84,14 @@ def test_ops_matmul_runs_on_the_shared_pool_and_equals_its_reference():
     rng = np.random.default_rng()
     a, b = rng.standard_normal((256, 512)).astype(np.float32), rng.standard_normal((512, 300)).astype(np.float32)
     out = np.full((256, 300), np.nan, np.float32)
+    blas_pool.parallel_kernel_ran()  # as a multi-threaded kernel (a direct convolution) does: Numba's pool is busy
     before = blas_pool.calls()
     got = ops.matmul(a, b, out=out)
     assert got is out and blas_pool.calls() == before + 1
     np.testing.assert_array_equal(got, ops.matmul.reference(a, b))
     # the layers multiply through it: a Linear layer's forward and backward are three threaded products
     layer = gn.nn.Linear(512, 300)
+    blas_pool.parallel_kernel_ran()
     before = blas_pool.calls()
     y = layer.forward(a)
     layer.backward(np.ones_like(y))
@@ -168,3 +170,21 @@ def test_one_blas_thread_needs_no_sharing():
             assert blas_pool.calls() == before
     assert not shared
     np.testing.assert_allclose(got, a @ a, rtol=1e-5, atol=1e-4)
+
+
+@needs_sharing
+def test_ops_matmul_shares_only_while_numbas_threads_are_busy():
+    """An MLP's kernels run on one thread: its GEMMs keep OpenBLAS's pool. A direct convolution (all threads)
+    marks Numba's pool busy, and the GEMMs after it share that pool."""
+    rng = np.random.default_rng()
+    a = rng.standard_normal((300, 400)).astype(np.float32)
+    blas_pool._LAST_PARALLEL[0] = -1.0
+    before = blas_pool.calls()
+    expected = ops.matmul(a, a.T)
+    assert blas_pool.calls() == before and not blas_pool.numba_busy()
+    conv = gn.nn.Conv2d(3, 32, 3, padding=1)
+    assert conv.algorithm_for((64, 3, 32, 32)) == "direct"
+    conv.forward(rng.standard_normal((64, 3, 32, 32)).astype(np.float32))
+    assert blas_pool.numba_busy()
+    np.testing.assert_array_equal(ops.matmul(a, a.T), expected)
+    assert blas_pool.calls() == before + 1
