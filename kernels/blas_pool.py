@@ -13,8 +13,8 @@ pool only while :func:`numba_busy`.
 
 OpenBLAS 0.3.27 and later let the caller run its parallel work (``openblas_set_threads_callback_function``):
 instead of waking its own threads, a threaded call hands the callback its jobs, all of which must run
-at once (the GEMM jobs wait for each other). :func:`shared_threads` installs :data:`callback`, which runs
-them in one ``prange`` on Numba's threads, for the duration of a block, and removes it after; the jobs,
+at once (the GEMM jobs wait for each other). :func:`shared_threads` installs a Numba ``cfunc`` that runs
+them in one ``prange`` on Numba's threads, one job per thread, for the duration of a block, and removes it after; the jobs,
 their partition of the work and so the results are OpenBLAS's own (bit for bit; tests/test_blas_pool.py).
 
 OpenBLAS's threaded server (the pthreads build of the NumPy wheels) keeps one status slot and one buffer
@@ -117,11 +117,13 @@ def _yield_cpu(typingctx):
 @numba.njit(parallel=True)  # not cached: Numba does not cache functions that set the thread count
 def run_jobs(job, n, size, data, job_data, first):
     """Run OpenBLAS's ``n`` jobs (``size`` bytes apart from ``data``), one per Numba thread, at once."""
-    previous = numba.get_num_threads()
+    previous, chunk = numba.get_num_threads(), numba.get_parallel_chunksize()
     if previous < n:  # each job needs its own thread: they wait for each other
         numba.set_num_threads(n)
+    numba.set_parallel_chunksize(0)  # even shares, one job per thread (a caller's larger chunks would pair them)
     for i in prange(n):
         _run_job(job, np.int32(first + i), data + i * size, job_data)
+    numba.set_parallel_chunksize(chunk)
     numba.set_num_threads(previous)
 
 

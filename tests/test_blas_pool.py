@@ -130,16 +130,20 @@ def test_concurrent_callers_get_right_results():
 
 @needs_sharing
 def test_fewer_numba_threads_in_the_caller_still_runs_every_job_at_once():
-    """OpenBLAS's GEMM jobs wait for each other: with one Numba thread set in the caller they must still get two."""
+    """OpenBLAS's GEMM jobs wait for each other: with one Numba thread set in the caller they must still get a
+    thread each (run on one, this call hangs: seen when the callback did not raise the count; the subprocess
+    would time out). The caller's thread count and chunk size are as they were afterwards."""
     result = run_python(
         "import numba, numpy as np\n"
         "from gpunn.kernels import blas_pool\n"
         "a = np.random.default_rng(0).standard_normal((500, 500)).astype(np.float32)\n"
         "expected = a @ a\n"
         "numba.set_num_threads(1)\n"
+        "numba.set_parallel_chunksize(8)\n"
         "with blas_pool.shared_threads() as shared:\n"
         "    got = a @ a\n"
         "assert shared and blas_pool.calls() == 1 and numba.get_num_threads() == 1\n"
+        "assert numba.get_parallel_chunksize() == 8\n"
         "assert np.array_equal(got, expected)\n"
         "print('ok')\n")
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
