@@ -85,16 +85,16 @@ def cpu_threads(n: int):
     """Numba's thread count for a kernel over ``n`` elements: 1 below PARALLEL_MIN_SIZE, all above."""
     previous = numba.get_num_threads()
     wanted = numba.config.NUMBA_NUM_THREADS if n >= PARALLEL_MIN_SIZE else 1
-    if wanted > 1:
-        blas_pool.parallel_kernel_ran()  # GEMMs nearby now run on Numba's threads too (ops.matmul)
     if wanted == previous:  # the usual case in a training loop: no thread-pool calls at all
         yield wanted
-        return
-    numba.set_num_threads(wanted)
-    try:
-        yield wanted
-    finally:
-        numba.set_num_threads(previous)
+    else:
+        numba.set_num_threads(wanted)
+        try:
+            yield wanted
+        finally:
+            numba.set_num_threads(previous)
+    if wanted > 1:  # noted once the kernel is done (a first call compiles first): GEMMs soon after share the pool
+        blas_pool.parallel_kernel_ran()
 
 
 def _check(op: str, first, **others):
