@@ -306,6 +306,22 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
     return bindings
 
 
+def _bias_epilogue(op: str, launch, b, placeholder, out, kind: str, alpha: float, host_tanh):
+    """out = f(GEMM product + b) by ``launch(bias, has_bias, *activation args)``, b checked against ``out``'s
+    (N, F, ...) channels; ``placeholder`` (F values of out's dtype) stands in for a missing b. Kinds in
+    ``host_tanh`` run the kernel as identity, then NumPy's SIMD tanh in place (see the module docstring)."""
+    f, dt = out.shape[1], out.dtype
+    has_bias = b is not None
+    bias = _contiguous(b) if has_bias else placeholder
+    if bias.shape != (f,) or bias.dtype != dt:
+        raise ValueError(f"{op}: b must be {dt} of shape ({f},), got {bias.dtype} {tuple(bias.shape)}")
+    if kind in host_tanh:
+        launch(bias, has_bias, *_activation_args("identity", 0.0, dt))
+        return simd_tanh_forward(out, kind, out=out)
+    launch(bias, has_bias, *_activation_args(kind, alpha, dt))
+    return out
+
+
 def shared_pool_matmul(a, b, out=None):
     """NumPy's matmul; while parallel Numba kernels run nearby, on Numba's threads (kernels/blas_pool.py).
 
@@ -399,15 +415,8 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         if z.shape != (f, n * plane) or out.dtype != dt or not out.flags.c_contiguous:
             raise ValueError(f"conv_bias_activation: out must be C-contiguous {dt} (N, F, P) for z (F, N P); "
                              f"got out {out.dtype} {tuple(out.shape)} and z {tuple(z.shape)}")
-        has_bias = b is not None
-        bias = _contiguous(b) if has_bias else z[:, 0]
-        if bias.shape != (f,) or bias.dtype != dt:
-            raise ValueError(f"conv_bias_activation: b must be {dt} of shape ({f},), got {bias.dtype} {tuple(bias.shape)}")
-        if kind in host_tanh:  # NumPy's SIMD tanh beats Numba's scalar libm call (see the module docstring)
-            run("epilogue", out.size, z, bias, out, has_bias, *_activation_args("identity", 0.0, dt))
-            return simd_tanh_forward(out, kind, out=out)
-        run("epilogue", out.size, z, bias, out, has_bias, *_activation_args(kind, alpha, dt))
-        return out
+        return _bias_epilogue("conv_bias_activation", lambda bias, *args: run("epilogue", out.size, z, bias, out, *args),
+                              b, z[:, 0], out, kind, alpha, host_tanh)
 
     def conv_bias_activation_backward(dout, y, kind, alpha=0.0, out=None):
         if dout.size < min_size:
@@ -463,6 +472,7 @@ def winograd_bindings(target: Target, references: dict, min_size: int = 0) -> di
     The kernels see the (16, K, T) tile arrays as (16, L) rows (:func:`_tile_rows`); the arrays they
     write are views of padded buffers (``ops.winograd_buffer``), as are the layer's GEMM products.
     """
+    host_tanh = SIMD_TANH_KINDS if target.name == "cpu" else ()
 
     def run(name, size, *args):
         target.run(getattr(winograd, f"{name}_{target.name}"), size, *args)
@@ -505,15 +515,8 @@ def winograd_bindings(target: Target, references: dict, min_size: int = 0) -> di
         if m.shape != (16, f, n * th * tw) or out.dtype != dt or not out.flags.c_contiguous:
             raise ValueError(f"winograd_output: out must be C-contiguous {dt} (N, F, Ho, Wo) for M (16, F, N th tw); "
                              f"got out {out.dtype} {tuple(out.shape)} and M {tuple(m.shape)}")
-        has_bias = b is not None
-        bias = _contiguous(b) if has_bias else rows[0, :f]
-        if bias.shape != (f,) or bias.dtype != dt:
-            raise ValueError(f"winograd_output: b must be {dt} of shape ({f},), got {bias.dtype} {tuple(bias.shape)}")
-        if kind in SIMD_TANH_KINDS and target.name == "cpu":  # NumPy's SIMD tanh (see the module docstring)
-            run("output", m.size // 16, rows, bias, out, has_bias, *_activation_args("identity", 0.0, dt))
-            return simd_tanh_forward(out, kind, out=out)
-        run("output", m.size // 16, rows, bias, out, has_bias, *_activation_args(kind, alpha, dt))
-        return out
+        return _bias_epilogue("winograd_output", lambda bias, *args: run("output", m.size // 16, rows, bias, out, *args),
+                              b, rows[0, :f], out, kind, alpha, host_tanh)
 
     def winograd_output_backward(dout, y, kind, alpha=0.0, out=None):
         if dout.size < min_size:

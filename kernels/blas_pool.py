@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import re
 import sys
@@ -208,12 +209,16 @@ class _OpenBLAS:
             return self.reason
         if threads > numba.config.NUMBA_NUM_THREADS:
             return f"OpenBLAS runs {threads} threads, Numba has {numba.config.NUMBA_NUM_THREADS}"
-        first = max(self.workers.value - 1, 0)
-        if first + threads > self.max_threads:
-            return f"OpenBLAS has {self.max_threads} thread slots, {first + threads} needed"
-        if _threading_layer() != "omp":
-            return f"Numba's threading layer is {_threading_layer()}; sharing needs OpenMP"
+        if self._first() + threads > self.max_threads:
+            return f"OpenBLAS has {self.max_threads} thread slots, {self._first() + threads} needed"
+        layer = _threading_layer()
+        if layer != "omp":
+            return f"Numba's threading layer is {layer}; sharing needs OpenMP"
         return None
+
+    def _first(self) -> int:
+        """The first thread number free of OpenBLAS's own threads (which watch slots 0 .. n - 2)."""
+        return max(self.workers.value - 1, 0)
 
     @contextlib.contextmanager
     def shared(self):
@@ -236,7 +241,7 @@ class _OpenBLAS:
         threads = self.get_threads()
         if threads < 2 or self.usable(threads) is not None:  # one thread never calls back: nothing to share
             return False
-        first = max(self.workers.value - 1, 0)
+        first = self._first()
         if first not in self._callbacks:
             self._callbacks[first] = _make_callback(self._lock.ctypes.data, first)
         self.set_callback(self._callbacks[first].address)
@@ -257,13 +262,10 @@ def _touch(a):
         a[i] += 1.0
 
 
-_OPENBLAS: list[_OpenBLAS] = []
-
-
+@functools.cache
 def _openblas() -> _OpenBLAS:
-    if not _OPENBLAS:
-        _OPENBLAS.append(_OpenBLAS())
-    return _OPENBLAS[0]
+    """The one :class:`_OpenBLAS` of this process, found at first use."""
+    return _OpenBLAS()
 
 
 # OpenBLAS's idle threads spin for about 0.1 s (2^28 cycles) after a call: sharing pays where a parallel
