@@ -711,13 +711,20 @@ def conv_direct(xpad, w, b, relu: bool = False):
 
 
 @_op
-def conv_direct_weight_grad(xpad, dy, kernel):
-    """dW (F, C, kh, kw) of :func:`conv_direct` for the upstream gradient dy (N, F, Ho, Wo) of its output."""
+def conv_direct_param_grads(xpad, dy, kernel):
+    """(dW (F, C, kh, kw), db (F,)) of :func:`conv_direct` for the upstream gradient dy (N, F, Ho, Wo) of its output."""
     (kh, kw), f = kernel, dy.shape[1]
     cols = im2col(xpad, (kh, kw), (1, 1), (0, 0))
     d = array_module(dy).ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(f, -1)
-    return matmul(d, cols.T).reshape(f, xpad.shape[1], kh, kw)
+    return matmul(d, cols.T).reshape(f, xpad.shape[1], kh, kw), d.sum(axis=1)
 
 
-KERNEL_OPS += ("conv_direct", "conv_direct_weight_grad")
+@_op
+def pad_images(x, padding):
+    """x (N, C, H, W) with padding = (ph, pw) rows and columns of zeros on each side: (N, C, H + 2 ph, W + 2 pw)."""
+    (ph, pw) = padding
+    return array_module(x).pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
+KERNEL_OPS += ("conv_direct", "conv_direct_param_grads", "pad_images")
 

@@ -569,34 +569,51 @@ def direct_conv_bindings(target: Target, references: dict, min_size: int = 0) ->
     def conv_direct_op(xpad, w, b, relu=False):
         if not fits(xpad, w.shape[2:]):
             return references["conv_direct"](xpad, w, b, relu)
-        xpad, w = _contiguous(xpad), _contiguous(w)
+        xpad = _contiguous(xpad)
         dt = _check("conv_direct", xpad)
         if w.ndim != 4 or w.shape[1] != xpad.shape[1] or w.dtype != dt:
             raise ValueError(f"conv_direct: w must be {dt} (F, {xpad.shape[1]}, kh, kw), got {w.dtype} {tuple(w.shape)}")
         f, _, kh, kw = w.shape
-        has_bias = b is not None
-        bias = _contiguous(b) if has_bias else w[:, 0, 0, 0].copy()
+        if b is not None and (b.shape != (f,) or b.dtype != dt):
+            raise ValueError(f"conv_direct: b must be {dt} ({f},), got {b.dtype} {tuple(b.shape)}")
+        packed = conv_direct.pack_filters(w)
+        bias = np.zeros(packed.shape[0] * conv_direct.FILTERS, dt)
+        if b is not None:
+            bias[:f] = b
         y = _empty(xpad, (xpad.shape[0], f, xpad.shape[2] - kh + 1, xpad.shape[3] - kw + 1), dt)
         # threads by multiply-adds, not elements: each output element costs C kh kw of them
         with numba.parallel_chunksize(DIRECT_CHUNK):
-            target.run(conv_direct.direct_forward_cpu, y.size * w[0].size, xpad, w, bias, has_bias, bool(relu), y)
+            target.run(conv_direct.direct_forward_cpu, y.size * w[0].size, xpad, packed, bias, bool(relu), y)
         return y
 
-    def conv_direct_weight_grad(xpad, dy, kernel):
+    def conv_direct_param_grads(xpad, dy, kernel):
         if not fits(xpad, kernel):
-            return references["conv_direct_weight_grad"](xpad, dy, kernel)
+            return references["conv_direct_param_grads"](xpad, dy, kernel)
         xpad, dy = _contiguous(xpad), _contiguous(dy)
-        dt = _check("conv_direct_weight_grad", xpad)
+        dt = _check("conv_direct_param_grads", xpad)
         (kh, kw), (n, f, ho, wo) = kernel, dy.shape
         if dy.dtype != dt or (n, ho, wo) != (xpad.shape[0], xpad.shape[2] - kh + 1, xpad.shape[3] - kw + 1):
-            raise ValueError(f"conv_direct_weight_grad: dy must be {dt} (N, F, Ho, Wo) for images {tuple(xpad.shape)} "
+            raise ValueError(f"conv_direct_param_grads: dy must be {dt} (N, F, Ho, Wo) for images {tuple(xpad.shape)} "
                              f"and a {kh}x{kw} kernel, got {dy.dtype} {tuple(dy.shape)}")
-        dw = _empty(xpad, (f, xpad.shape[1], kh, kw), dt)
+        dw, db = _empty(xpad, (f, xpad.shape[1], kh, kw), dt), _empty(xpad, (f,), dt)
+        # two tasks per thread at least: the images are shared out where there are fewer filter blocks than that
+        blocks = -(-f // conv_direct.GRAD_FILTERS)
+        groups = -(-2 * numba.config.NUMBA_NUM_THREADS // blocks)
         with numba.parallel_chunksize(DIRECT_CHUNK):
-            target.run(conv_direct.direct_weight_grad_cpu, dy.size * dw[0].size, xpad, dy, dw)
-        return dw
+            target.run(conv_direct.direct_param_grads_cpu, dy.size * dw[0].size, xpad, dy, groups, dw, db)
+        return dw, db
 
-    return {"conv_direct": conv_direct_op, "conv_direct_weight_grad": conv_direct_weight_grad}
+    def pad_images(x, padding):
+        (ph, pw) = padding
+        if x.dtype != np.float32 or x.ndim != 4 or ph < 0 or pw < 0:  # the kernel copies 16 float32 at a time
+            return references["pad_images"](x, padding)
+        x = _contiguous(x)
+        out = _empty(x, (*x.shape[:2], x.shape[2] + 2 * ph, x.shape[3] + 2 * pw), x.dtype)
+        conv_direct.pad_images_cpu(x, ph, pw, out)
+        return out
+
+    return {"conv_direct": conv_direct_op, "conv_direct_param_grads": conv_direct_param_grads,
+            "pad_images": pad_images}
 
 
 def _tile_out(out, like, k: int, tiles: int, op: str):

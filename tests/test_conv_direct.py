@@ -23,6 +23,7 @@ CASES = [
     ((1, 3, 20, 36), 3, (5, 5)),
     ((2, 2, 9, 22), 8, (7, 7)),
     ((1, 5, 6, 19), 2, (3, 4)),
+    ((2, 3, 8, 18), 17, (3, 3)),  # 6 segments (a step of 4, then 2), 17 filters (blocks of 4 and 8, then one)
 ]
 
 
@@ -43,12 +44,14 @@ def test_forward_kernel_equals_the_reference(shape, f, kernel, bias, relu, rng, 
 
 
 @pytest.mark.parametrize("shape,f,kernel", CASES)
-def test_weight_gradient_kernel_equals_the_reference(shape, f, kernel, rng, poisoned):
+def test_parameter_gradient_kernel_equals_the_reference(shape, f, kernel, rng, poisoned):
     xpad = rng.standard_normal(shape).astype(np.float32)
     dy = rng.standard_normal((shape[0], f, shape[2] - kernel[0] + 1, shape[3] - kernel[1] + 1)).astype(np.float32)
-    want = REF["conv_direct_weight_grad"](xpad, dy, kernel)
-    np.testing.assert_allclose(CPU["conv_direct_weight_grad"](xpad, dy, kernel), want, rtol=1e-4,
-                               atol=1e-4 * np.abs(want).max())
+    want_w, want_b = REF["conv_direct_param_grads"](xpad, dy, kernel)
+    got_w, got_b = CPU["conv_direct_param_grads"](xpad, dy, kernel)
+    np.testing.assert_allclose(got_w, want_w, rtol=1e-4, atol=1e-4 * np.abs(want_w).max())
+    np.testing.assert_allclose(got_b, dy.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-4,
+                               atol=1e-4 * np.abs(want_b).max())
 
 
 def test_relu_in_the_kernel_keeps_nan_as_the_other_kernels_do(rng):
@@ -69,6 +72,19 @@ def test_other_widths_and_float64_go_to_the_references(rng):
     np.testing.assert_array_equal(CPU["conv_direct"](x64, w64, None), REF["conv_direct"](x64, w64, None))
     with pytest.raises(ValueError, match=r"conv_direct: w must be float32 \(F, 2, kh, kw\), got float32 \(3, 4, 3, 3\)"):
         CPU["conv_direct"](xpad[:, :, :, :18], np.ones((3, 4, 3, 3), np.float32), None)
+    with pytest.raises(ValueError, match=r"conv_direct: b must be float32 \(3,\), got float32 \(4,\)"):
+        CPU["conv_direct"](xpad[:, :, :, :18], w, np.ones(4, np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,padding", [((2, 3, 5, 7), (1, 1)), ((1, 2, 4, 16), (0, 2)), ((3, 1, 1, 1), (3, 0)),
+                                           ((1, 1, 2, 3), (0, 0))])
+def test_pad_images_equals_numpy_pad(shape, padding, dtype, rng, poisoned):
+    x = rng.standard_normal(shape).astype(dtype)
+    (ph, pw) = padding
+    got = CPU["pad_images"](x[:, :, :, ::-1], padding)  # a strided view, copied once
+    np.testing.assert_array_equal(got, np.pad(x[:, :, :, ::-1], ((0, 0), (0, 0), (ph, ph), (pw, pw))))
+    assert got.dtype == dtype
 
 
 # --------------------------------------------------------------------------- the layer

@@ -3,7 +3,7 @@
 Direct (stride 1): ``ops.conv_direct`` on the zero-padded input, with no columns matrix; on the CPU in
 float32 it is a register-blocked kernel (kernels/conv_direct.py), elsewhere its im2col reference. The input
 gradient is the same op on the upstream gradient padded by k - 1 - p, with the filters flipped and
-transposed; the weight gradient is ``ops.conv_direct_weight_grad``.
+transposed; the weight and bias gradients are ``ops.conv_direct_param_grads``.
 
 x (N, C, H, W) -> y (N, F, Ho, Wo) with y[n, f] = sum_c x[n, c] (cross-correlated with) W[f, c] + b[f],
 Ho = (H + 2 ph - kh) // sh + 1 (likewise Wo).
@@ -171,7 +171,7 @@ class Conv2d(Module):
     def _direct_forward(self, x, b, kind, alpha):
         """(y, padded x): y = f(conv(x) + b) by the direct convolution, ReLU in its kernel, another activation after."""
         ph, pw = self.padding
-        xpad = self.device.xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+        xpad = ops.pad_images(x, (ph, pw)) if ph or pw else x
         y = ops.conv_direct(xpad, self.W.data, b, kind == "relu")
         return (y if kind in ("identity", "relu") else ops.activation(y, kind, alpha)), xpad
 
@@ -283,16 +283,14 @@ class Conv2d(Module):
     def _direct_backward(self, x, xpad, chunks, dout, y, kind, alpha, input_grad):
         """(dW, db, dx): dz, then dW by the direct kernel, and dx as the direct convolution of dz (padded by
         k - 1 - p) with the filters flipped and transposed to (C, F, kh, kw)."""
-        xp = self.device.xp
         dz = dout if kind == "identity" else ops.activation_backward(dout, y, kind, alpha)
-        dw = ops.conv_direct_weight_grad(xpad, dz, self.kernel_size)
+        dw, db = ops.conv_direct_param_grads(xpad, dz, self.kernel_size)
         dx = None
         if input_grad:
             (kh, kw), (ph, pw) = self.kernel_size, self.padding
-            dzpad = xp.pad(dz, ((0, 0), (0, 0), (kh - 1 - ph, kh - 1 - ph), (kw - 1 - pw, kw - 1 - pw)))
-            flipped = xp.ascontiguousarray(self.W.data[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-            dx = ops.conv_direct(dzpad, flipped, None, False)
-        return dw, dz.sum(axis=(0, 2, 3)), dx
+            dzpad = ops.pad_images(dz, (kh - 1 - ph, kw - 1 - pw))
+            dx = ops.conv_direct(dzpad, self.W.data[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), None, False)
+        return dw, db, dx
 
     def _winograd_backward(self, x, v, chunks, dout, y, kind, alpha, input_grad):
         """(dW, db, dx): dM per chunk, dU += dM V^T, dx[part] = the input transform's adjoint of U^T dM."""
