@@ -10,17 +10,22 @@ multiply-adds. The same kernel gives the input gradient (a convolution of the pa
 with the flipped, transposed filters).
 
 ``direct_param_grads_cpu`` computes dw[f, c, i, j] = sum over (n, oh, ow) of dy[n, f, oh, ow]
-xp[n, c, oh + i, ow + j], and db[f] = the sum of dy[n, f] over (n, oh, ow). Each task owns eight filters and a share of the images. For each image it first
-copies those filters' upstream gradient into one buffer, (segment, filter, lane), that stays in L1
-(adding it into db's lane-wise sums on the way); then
-every (channel, kernel row, run of three taps) passes over it with 8 x 3 accumulators: per segment three
-input vectors and eight gradient vectors for 24 fused multiply-adds. The accumulators are lane-wise
-partial sums, added over the tasks and their lanes at the end.
+xp[n, c, oh + i, ow + j], and db[f] = the sum of dy[n, f] over (n, oh, ow). Each task owns eight filters
+and a share of the images. A pass takes one image (two or more where planes have under 32 segments of
+16 pixels): it copies those filters' upstream gradient into one buffer, (segment, filter, lane), that
+stays in L1, adding it into db's lane-wise sums on the way; then every (channel, kernel row, run of
+three taps) goes over the buffer with 8 x 3 accumulators: per segment three input vectors and eight
+gradient vectors for 24 fused multiply-adds. The accumulators are lane-wise partial sums, added over
+the tasks and their lanes at the end.
 
 Where the shapes do not divide evenly, the kernels compute a clamped copy and do not store it: the last
 segments of a plane (forward), filters past F (weight gradient) and taps past kw (runs of three).
-Measured against the previous kernel (4 filters x 2 segments, weights read in place), one thread,
-32->64 channels at 16x16, N=64: forward 148 -> 252 GFLOP/s, weight gradient 100-120 -> 203 GFLOP/s.
+
+Measured, one thread, 32->64 channels at 16x16, N=64, against the previous kernels (4 filters x 2
+segments with weights read in place; dW one image per pass with 4 x 3 accumulators): forward 148 -> 252
+GFLOP/s; weight gradient 100-120 -> 203 GFLOP/s with 8 x 3 accumulators, then 167 -> 219 GFLOP/s (same
+run) with two images per pass. The old kernels spent most of their instructions on index arithmetic,
+negative-index wraparound and spilled pointers.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ FILTERS = 4  # forward: filters per task (4 x 4 accumulators of 16 lanes)
 SEGMENTS = 4  # forward: 16-pixel segments per step
 GRAD_FILTERS = 8  # weight gradient: filters per task (8 x 3 accumulators)
 TAPS = 3  # weight gradient: taps of a kernel row per pass
+PASS_SEGMENTS = 32  # weight gradient: segments of dy per pass at least, from whole images
 
 
 def pack_filters(w: np.ndarray) -> np.ndarray:
@@ -129,9 +135,13 @@ def direct_param_grads_cpu(xp, dy, groups, dw, db):
     groups = max(1, min(n, groups))
     width = GRAD_FILTERS * TAPS * LANES  # partial sums of one (channel, kernel row, run): (filter, tap, lane)
     x1, g1 = xp.reshape(-1), dy.reshape(-1)
-    window = np.empty(segments, np.int64)  # where segment s's window starts in a padded input plane
-    for s in range(segments):
-        window[s] = (s * LANES // wo) * wp + (s * LANES) % wo
+    # a pass over dy covers several images where planes are small (the partial sums' loads and stores
+    # around each pass cost about a tenth of a 16-segment pass); task images are ``groups`` apart
+    images = max(1, PASS_SEGMENTS // segments)
+    window = np.empty(images * segments, np.int64)  # where each segment's window starts from its pass's first image
+    for b in range(images):
+        for s in range(segments):
+            window[b * segments + s] = b * groups * c * hp * wp + (s * LANES // wo) * wp + (s * LANES) % wo
     # np.empty, not np.zeros: in a parallel function np.zeros is a parallel loop of its own, and
     # the callers' chunk size of 2 elements made it cost more than the whole kernel
     # each task's row: its dw partial sums, then its db partial sums, (filter, lane)
@@ -143,23 +153,26 @@ def direct_param_grads_cpu(xp, dy, groups, dw, db):
         part = partials[task]
         for at in range(part.size):
             part[at] = 0
-        g = np.empty(segments * GRAD_FILTERS * LANES, np.float32)  # one image's dy for these filters
-        for img in range(group, n, groups):
-            for k in range(GRAD_FILTERS):
-                src = (img * f + min(f0 + k, f - 1)) * plane
-                total = vload(part, bias_at + k * LANES)
-                for s in range(segments):
-                    t = vload(g1, src + s * LANES)
-                    vstore(g, (s * GRAD_FILTERS + k) * LANES, t)
-                    total = vadd(total, t)
-                vstore(part, bias_at + k * LANES, total)
+        g = np.empty(window.size * GRAD_FILTERS * LANES, np.float32)  # a pass's dy for these filters
+        for first in range(group, n, groups * images):
+            count = 0  # segments in this pass
+            for img in range(first, min(n, first + groups * images), groups):
+                for k in range(GRAD_FILTERS):
+                    src = (img * f + min(f0 + k, f - 1)) * plane
+                    total = vload(part, bias_at + k * LANES)
+                    for s in range(segments):
+                        t = vload(g1, src + s * LANES)
+                        vstore(g, ((count + s) * GRAD_FILTERS + k) * LANES, t)
+                        total = vadd(total, t)
+                    vstore(part, bias_at + k * LANES, total)
+                count += segments
             for ch in range(c):
                 for i in range(kh):
-                    row = ((img * c + ch) * hp + i) * wp
+                    row = ((first * c + ch) * hp + i) * wp
                     for run in range(runs):
                         j0 = TAPS * run
                         jb, jc = min(j0 + 1, kw - 1) - j0, min(j0 + 2, kw - 1) - j0
-                        _weight_grad_run(x1, row + j0, jb, jc, window, g, part,
+                        _weight_grad_run(x1, row + j0, jb, jc, window, count, g, part,
                                          ((ch * kh + i) * runs + run) * width)
     for blk in prange(blocks):
         f0 = blk * GRAD_FILTERS
@@ -185,8 +198,8 @@ def _task_sum(partials, blk, groups, at):
 
 
 @numba.njit(inline="always", cache=True)
-def _weight_grad_run(x1, start, jb, jc, window, g, part, at):
-    """part[at:at + width] += the 8 x 3 lane-wise products of one image's dy with taps (0, jb, jc) from ``start``."""
+def _weight_grad_run(x1, start, jb, jc, window, count, g, part, at):
+    """part[at:at + width] += the 8 x 3 lane-wise products of a pass's ``count`` segments of dy with taps (0, jb, jc)."""
     a0, a1, a2 = vload(part, at), vload(part, at + 16), vload(part, at + 32)
     b0, b1, b2 = vload(part, at + 48), vload(part, at + 64), vload(part, at + 80)
     c0, c1, c2 = vload(part, at + 96), vload(part, at + 112), vload(part, at + 128)
@@ -195,7 +208,7 @@ def _weight_grad_run(x1, start, jb, jc, window, g, part, at):
     h0, h1, h2 = vload(part, at + 240), vload(part, at + 256), vload(part, at + 272)
     k0, k1, k2 = vload(part, at + 288), vload(part, at + 304), vload(part, at + 320)
     m0, m1, m2 = vload(part, at + 336), vload(part, at + 352), vload(part, at + 368)
-    for s in range(window.size):
+    for s in range(count):
         q = start + window[s]
         xa, xb, xc = vload(x1, q), vload(x1, q + jb), vload(x1, q + jc)
         gs = s * GRAD_FILTERS * LANES
