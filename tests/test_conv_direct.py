@@ -24,6 +24,7 @@ CASES = [
     ((2, 2, 9, 22), 8, (7, 7)),
     ((1, 5, 6, 19), 2, (3, 4)),
     ((2, 3, 8, 18), 17, (3, 3)),  # 6 segments (a step of 4, then 2), 17 filters (blocks of 4 and 8, then one)
+    ((13, 2, 8, 18), 16, (3, 3)),  # dW: passes of 5 images, each task's last one shorter
 ]
 
 
