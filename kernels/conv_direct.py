@@ -86,14 +86,10 @@ def direct_forward_cpu(xp, packed, b, relu, y):
                         at = xc + i * wp + j
                         v0, v1, v2, v3 = vload(x1, at + i0), vload(x1, at + i1), vload(x1, at + i2), vload(x1, at + i3)
                         tap = wc + (i * kw + j) * FILTERS
-                        wt = vbroadcast(w1, tap)
-                        a0, a1, a2, a3 = vfma(wt, v0, a0), vfma(wt, v1, a1), vfma(wt, v2, a2), vfma(wt, v3, a3)
-                        wt = vbroadcast(w1, tap + 1)
-                        b0, b1, b2, b3 = vfma(wt, v0, b0), vfma(wt, v1, b1), vfma(wt, v2, b2), vfma(wt, v3, b3)
-                        wt = vbroadcast(w1, tap + 2)
-                        c0, c1, c2, c3 = vfma(wt, v0, c0), vfma(wt, v1, c1), vfma(wt, v2, c2), vfma(wt, v3, c3)
-                        wt = vbroadcast(w1, tap + 3)
-                        d0, d1, d2, d3 = vfma(wt, v0, d0), vfma(wt, v1, d1), vfma(wt, v2, d2), vfma(wt, v3, d3)
+                        a0, a1, a2, a3 = _fma4(vbroadcast(w1, tap), v0, v1, v2, v3, a0, a1, a2, a3)
+                        b0, b1, b2, b3 = _fma4(vbroadcast(w1, tap + 1), v0, v1, v2, v3, b0, b1, b2, b3)
+                        c0, c1, c2, c3 = _fma4(vbroadcast(w1, tap + 2), v0, v1, v2, v3, c0, c1, c2, c3)
+                        d0, d1, d2, d3 = _fma4(vbroadcast(w1, tap + 3), v0, v1, v2, v3, d0, d1, d2, d3)
             if relu:
                 a0, a1, a2, a3 = vmax0(a0), vmax0(a1), vmax0(a2), vmax0(a3)
                 b0, b1, b2, b3 = vmax0(b0), vmax0(b1), vmax0(b2), vmax0(b3)
@@ -107,6 +103,12 @@ def direct_forward_cpu(xp, packed, b, relu, y):
                 _store_step(y1, out + 2 * plane, s0, s1, s2, s3, c0, c1, c2, c3)
             if f0 + 3 < f:
                 _store_step(y1, out + 3 * plane, s0, s1, s2, s3, d0, d1, d2, d3)
+
+
+@numba.njit(inline="always", cache=True)
+def _fma4(w, v0, v1, v2, v3, a0, a1, a2, a3):
+    """(a0 + w v0, ..., a3 + w v3), each fused: one filter's weight times four segments."""
+    return vfma(w, v0, a0), vfma(w, v1, a1), vfma(w, v2, a2), vfma(w, v3, a3)
 
 
 @numba.njit(inline="always", cache=True)
@@ -212,22 +214,14 @@ def _weight_grad_run(x1, start, jb, jc, window, count, g, part, at):
         q = start + window[s]
         xa, xb, xc = vload(x1, q), vload(x1, q + jb), vload(x1, q + jc)
         gs = s * GRAD_FILTERS * LANES
-        t = vload(g, gs)
-        a0, a1, a2 = vfma(t, xa, a0), vfma(t, xb, a1), vfma(t, xc, a2)
-        t = vload(g, gs + 16)
-        b0, b1, b2 = vfma(t, xa, b0), vfma(t, xb, b1), vfma(t, xc, b2)
-        t = vload(g, gs + 32)
-        c0, c1, c2 = vfma(t, xa, c0), vfma(t, xb, c1), vfma(t, xc, c2)
-        t = vload(g, gs + 48)
-        d0, d1, d2 = vfma(t, xa, d0), vfma(t, xb, d1), vfma(t, xc, d2)
-        t = vload(g, gs + 64)
-        e0, e1, e2 = vfma(t, xa, e0), vfma(t, xb, e1), vfma(t, xc, e2)
-        t = vload(g, gs + 80)
-        h0, h1, h2 = vfma(t, xa, h0), vfma(t, xb, h1), vfma(t, xc, h2)
-        t = vload(g, gs + 96)
-        k0, k1, k2 = vfma(t, xa, k0), vfma(t, xb, k1), vfma(t, xc, k2)
-        t = vload(g, gs + 112)
-        m0, m1, m2 = vfma(t, xa, m0), vfma(t, xb, m1), vfma(t, xc, m2)
+        a0, a1, a2 = _fma3(vload(g, gs), xa, xb, xc, a0, a1, a2)
+        b0, b1, b2 = _fma3(vload(g, gs + 16), xa, xb, xc, b0, b1, b2)
+        c0, c1, c2 = _fma3(vload(g, gs + 32), xa, xb, xc, c0, c1, c2)
+        d0, d1, d2 = _fma3(vload(g, gs + 48), xa, xb, xc, d0, d1, d2)
+        e0, e1, e2 = _fma3(vload(g, gs + 64), xa, xb, xc, e0, e1, e2)
+        h0, h1, h2 = _fma3(vload(g, gs + 80), xa, xb, xc, h0, h1, h2)
+        k0, k1, k2 = _fma3(vload(g, gs + 96), xa, xb, xc, k0, k1, k2)
+        m0, m1, m2 = _fma3(vload(g, gs + 112), xa, xb, xc, m0, m1, m2)
     vstore(part, at, a0), vstore(part, at + 16, a1), vstore(part, at + 32, a2)
     vstore(part, at + 48, b0), vstore(part, at + 64, b1), vstore(part, at + 80, b2)
     vstore(part, at + 96, c0), vstore(part, at + 112, c1), vstore(part, at + 128, c2)
@@ -236,6 +230,12 @@ def _weight_grad_run(x1, start, jb, jc, window, count, g, part, at):
     vstore(part, at + 240, h0), vstore(part, at + 256, h1), vstore(part, at + 272, h2)
     vstore(part, at + 288, k0), vstore(part, at + 304, k1), vstore(part, at + 320, k2)
     vstore(part, at + 336, m0), vstore(part, at + 352, m1), vstore(part, at + 368, m2)
+
+
+@numba.njit(inline="always", cache=True)
+def _fma3(g, xa, xb, xc, a0, a1, a2):
+    """(a0 + g xa, a1 + g xb, a2 + g xc), each fused: one filter's gradient times three taps."""
+    return vfma(g, xa, a0), vfma(g, xb, a1), vfma(g, xc, a2)
 
 
 @numba.njit(cache=True)
