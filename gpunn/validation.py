@@ -6,11 +6,24 @@ and what came, before any state is touched.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 
 import numpy as np
 
 from .devices import array_module
+
+
+@contextlib.contextmanager
+def arguments_of(owner: str):
+    """``with arguments_of("Conv2d"):`` a ValueError or TypeError raised inside says ``Conv2d: `` first.
+
+    For constructors: the checks name the argument, this names the layer it was given to.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"{owner}: {error}") from None
 
 
 def check_number(name: str, value, *, low=None, high=None, low_open=False, high_open=False) -> float:

@@ -84,3 +84,11 @@ def test_one_value_per_channel_is_refused_in_training(rng):
     with pytest.raises(ValueError, match="at least 2 values per channel"):
         bn.forward(rng.standard_normal((1, 2, 1, 1)))
     np.testing.assert_array_equal(bn.running_var, 1)
+
+
+@pytest.mark.parametrize("kwargs,match", [(dict(num_features=0), "^BatchNorm2d: num_features must be >= 1, got 0"),
+                                          (dict(num_features=3, momentum=2), "^BatchNorm2d: momentum must be"),
+                                          (dict(num_features=3, eps=0), "^BatchNorm2d: eps must be")])
+def test_bad_hyperparameters_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gn.nn.BatchNorm2d(**kwargs)

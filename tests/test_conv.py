@@ -168,16 +168,17 @@ def test_bad_images_are_refused_naming_the_layer_and_change_nothing(shape, match
 @pytest.mark.parametrize(
     "kwargs,err,match",
     [
-        (dict(stride=0), ValueError, "stride must be >= 1, got 0"),
-        (dict(kernel_size=0), ValueError, "kernel_size must be >= 1, got 0"),
-        (dict(padding=-1), ValueError, "padding must be >= 0, got -1"),
-        (dict(kernel_size=(3, 3, 3)), TypeError, "kernel_size must be an int or a pair of ints"),
-        (dict(stride=1.5), TypeError, "stride must be an int or a pair of ints"),
-        (dict(in_channels=0), ValueError, "in_channels must be >= 1"),
-        (dict(init="bad"), ValueError, "unknown init"),
+        (dict(stride=0), ValueError, "^Conv2d: stride must be >= 1, got 0"),
+        (dict(kernel_size=0), ValueError, "^Conv2d: kernel_size must be >= 1, got 0"),
+        (dict(padding=-1), ValueError, "^Conv2d: padding must be >= 0, got -1"),
+        (dict(kernel_size=(3, 3, 3)), TypeError, "^Conv2d: kernel_size must be an int or a pair of ints"),
+        (dict(stride=1.5), TypeError, "^Conv2d: stride must be an int or a pair of ints"),
+        (dict(in_channels=0), ValueError, "^Conv2d: in_channels must be >= 1"),
+        (dict(init="bad"), ValueError, "^Conv2d: unknown init"),
     ],
 )
 def test_bad_hyperparameters_are_named(kwargs, err, match):
+    """The message names the layer, then the argument, what it expected and what came."""
     args = dict(in_channels=3, out_channels=4, kernel_size=3) | kwargs
     with pytest.raises(err, match=match):
         gn.nn.Conv2d(**args)

@@ -120,10 +120,11 @@ def test_bad_images_are_refused_naming_the_layer(layer, shape, match, rng):
 @pytest.mark.parametrize(
     "make,err,match",
     [
-        (lambda: gn.nn.MaxPool2d(0), ValueError, "kernel_size must be >= 1, got 0"),
-        (lambda: gn.nn.MaxPool2d(2, stride=0), ValueError, "stride must be >= 1, got 0"),
-        (lambda: gn.nn.AvgPool2d(2, padding=2), ValueError, "padding must be at most half the kernel size"),
-        (lambda: gn.nn.AvgPool2d("2"), TypeError, "kernel_size must be an int or a pair"),
+        (lambda: gn.nn.MaxPool2d(0), ValueError, "^MaxPool2d: kernel_size must be >= 1, got 0"),
+        (lambda: gn.nn.MaxPool2d(2, stride=0), ValueError, "^MaxPool2d: stride must be >= 1, got 0"),
+        (lambda: gn.nn.AvgPool2d(2, padding=2), ValueError,
+         "^AvgPool2d: padding must be at most half the kernel size"),
+        (lambda: gn.nn.AvgPool2d("2"), TypeError, "^AvgPool2d: kernel_size must be an int or a pair"),
     ],
 )
 def test_bad_hyperparameters_are_named(make, err, match):

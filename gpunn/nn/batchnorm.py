@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..devices import DEFAULT_DTYPE
-from ..validation import check_int, check_number
+from ..validation import arguments_of, check_int, check_number
 from .module import Module
 from .parameter import Parameter
 
@@ -29,9 +29,10 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
-        self.num_features = check_int("num_features", num_features, low=1)
-        self.eps = check_number("eps", eps, low=0, low_open=True)
-        self.momentum = check_number("momentum", momentum, low=0, high=1)
+        with arguments_of(type(self).__name__):
+            self.num_features = check_int("num_features", num_features, low=1)
+            self.eps = check_number("eps", eps, low=0, low_open=True)
+            self.momentum = check_number("momentum", momentum, low=0, high=1)
         self.gamma = Parameter(np.ones(num_features, DEFAULT_DTYPE), decay=False)
         self.beta = Parameter(np.zeros(num_features, DEFAULT_DTYPE), decay=False)
         self.running_mean = np.zeros(num_features, DEFAULT_DTYPE)

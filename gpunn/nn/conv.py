@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import ops
 from ..devices import DEFAULT_DTYPE
-from ..validation import check_int
+from ..validation import arguments_of, check_int
 from .init import as_rng, init_std, normal_weights
 from .module import Module, computes_as
 from .parameter import Parameter
@@ -89,23 +89,24 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
                  init="he", rng=None, algorithm: str = "auto"):
         super().__init__()
-        self.in_channels = check_int("in_channels", in_channels, low=1)
-        self.out_channels = check_int("out_channels", out_channels, low=1)
-        self.kernel_size = pair("kernel_size", kernel_size, 1)
-        self.stride = pair("stride", stride, 1)
-        self.padding = pair("padding", padding, 0)
-        if algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
-        if algorithm == "winograd" and (self.kernel_size != (3, 3) or self.stride != (1, 1)):
-            raise ValueError(f"algorithm='winograd' needs a 3x3 kernel and stride 1, got kernel_size="
-                             f"{self.kernel_size} and stride={self.stride}; use 'im2col' or 'auto'")
-        if algorithm == "direct" and not self._direct_fits():
-            raise ValueError(f"algorithm='direct' needs stride 1 and padding below the kernel size, got stride="
-                             f"{self.stride}, padding={self.padding}, kernel_size={self.kernel_size}; "
-                             "use 'im2col' or 'auto'")
+        with arguments_of(type(self).__name__):
+            self.in_channels = check_int("in_channels", in_channels, low=1)
+            self.out_channels = check_int("out_channels", out_channels, low=1)
+            self.kernel_size = pair("kernel_size", kernel_size, 1)
+            self.stride = pair("stride", stride, 1)
+            self.padding = pair("padding", padding, 0)
+            if algorithm not in ALGORITHMS:
+                raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+            if algorithm == "winograd" and (self.kernel_size != (3, 3) or self.stride != (1, 1)):
+                raise ValueError(f"algorithm='winograd' needs a 3x3 kernel and stride 1, got kernel_size="
+                                 f"{self.kernel_size} and stride={self.stride}; use 'im2col' or 'auto'")
+            if algorithm == "direct" and not self._direct_fits():
+                raise ValueError(f"algorithm='direct' needs stride 1 and padding below the kernel size, got stride="
+                                 f"{self.stride}, padding={self.padding}, kernel_size={self.kernel_size}; "
+                                 "use 'im2col' or 'auto'")
+            kh, kw = self.kernel_size
+            std = init_std(init, self.in_channels * kh * kw, self.out_channels * kh * kw)
         self.algorithm = algorithm
-        kh, kw = self.kernel_size
-        std = init_std(init, self.in_channels * kh * kw, self.out_channels * kh * kw)
         w = normal_weights((self.out_channels, self.in_channels, kh, kw), std, as_rng(rng))
         self.W = Parameter(w.astype(DEFAULT_DTYPE))
         self.b = Parameter(np.zeros(self.out_channels, DEFAULT_DTYPE), decay=False) if bias else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .. import ops
 from .conv import check_images, pair
+from ..validation import arguments_of
 from .module import Module
 
 
@@ -16,13 +17,14 @@ class _Pool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        self.kernel_size = pair("kernel_size", kernel_size, 1)
-        self.stride = self.kernel_size if stride is None else pair("stride", stride, 1)
-        self.padding = pair("padding", padding, 0)
-        for k, p in zip(self.kernel_size, self.padding):
-            if 2 * p > k:
-                raise ValueError(f"padding must be at most half the kernel size, got padding={self.padding} "
-                                 f"for kernel_size={self.kernel_size}")
+        with arguments_of(type(self).__name__):
+            self.kernel_size = pair("kernel_size", kernel_size, 1)
+            self.stride = self.kernel_size if stride is None else pair("stride", stride, 1)
+            self.padding = pair("padding", padding, 0)
+            for k, p in zip(self.kernel_size, self.padding):
+                if 2 * p > k:
+                    raise ValueError(f"padding must be at most half the kernel size, got padding={self.padding} "
+                                     f"for kernel_size={self.kernel_size}")
 
     def output_shape(self, h: int, w: int) -> tuple[int, int]:
         return tuple(ops.pooled_size(s, k, st, p) for s, k, st, p in zip((h, w), self.kernel_size, self.stride,
