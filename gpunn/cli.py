@@ -203,6 +203,9 @@ def train(args) -> int:
           + (f", resuming from {ckpt}" if resume else ""))
     if resume is not None:
         resume = _resume(trainer, resume, changes, say)
+    elif ckpt.exists():  # the last good checkpoint stays until this run's first epoch replaces it
+        say(f"gpunn train: {ckpt} is from an earlier run and will be replaced (--resume continues that run; "
+            f"--out DIR keeps both)", file=sys.stderr)
     quiet_bar = args.no_progress or not sys.stderr.isatty()
 
     def report(r):

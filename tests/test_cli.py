@@ -167,6 +167,16 @@ def test_options_changed_on_resume_stay_for_the_next_resume(tmp_path, capsys):
     assert {(c["name"], c["epoch"]) for c in history["changes"]} == {("lr", 3), ("batch_size", 3)}
 
 
+def test_a_new_run_over_an_old_checkpoint_says_so(tmp_path, capsys):
+    common = ["--dataset", "spiral", "--epochs", "1", "--out", str(tmp_path), "--no-progress"]
+    assert main(["train", *common]) == 0
+    assert "will be replaced" not in capsys.readouterr().err  # nothing there yet
+    assert main(["train", *common]) == 0
+    assert f"{tmp_path / 'checkpoint.npz'} is from an earlier run and will be replaced" in capsys.readouterr().err
+    assert main(["train", "--resume", "--epochs", "2", *common[4:]]) == 0
+    assert "will be replaced" not in capsys.readouterr().err
+
+
 def test_resume_without_a_checkpoint_says_it_starts_anew(tmp_path, capsys):
     assert main(["train", "--dataset", "spiral", "--epochs", "1", "--resume", "--out", str(tmp_path / "none"),
                  "--no-progress"]) == 0
