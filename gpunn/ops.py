@@ -727,4 +727,3 @@ def pad_images(x, padding):
 
 
 KERNEL_OPS += ("conv_direct", "conv_direct_param_grads", "pad_images")
-

@@ -144,10 +144,9 @@ def direct_param_grads_cpu(xp, dy, groups, dw, db):
     for b in range(images):
         for s in range(segments):
             window[b * segments + s] = b * groups * c * hp * wp + (s * LANES // wo) * wp + (s * LANES) % wo
+    bias_at = c * kh * runs * width  # each task's row: its dw partial sums, then its db ones, (filter, lane)
     # np.empty, not np.zeros: in a parallel function np.zeros is a parallel loop of its own, and
     # the callers' chunk size of 2 elements made it cost more than the whole kernel
-    # each task's row: its dw partial sums, then its db partial sums, (filter, lane)
-    bias_at = c * kh * runs * width
     partials = np.empty((blocks * groups, bias_at + GRAD_FILTERS * LANES), np.float32)
     for task in prange(blocks * groups):
         blk, group = task // groups, task % groups

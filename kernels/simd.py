@@ -7,13 +7,11 @@ is an LLVM ``<16 x float>``: one AVX-512 register, or two AVX2 ones where the CP
 
     vload(a, i)       a[i:i + 16] of a 1-D float32 array (unaligned)
     vstore(a, i, v)   a[i:i + 16] = v
-    vsplat(x)         x in all 16 lanes
     vbroadcast(a, i)  a[i] of a 1-D float32 array in all 16 lanes (one load, no negative-index wraparound)
     vzero()           zeros
     vfma(a, b, c)     a * b + c, fused, lane by lane
     vadd(a, b)        a + b lane by lane
     vmax0(v)          max(v, 0) lane by lane (ReLU; NaN stays NaN)
-    vsum(v)           the sum of the 16 lanes
 Indices are not checked: callers keep i + 16 within the array.
 """
 
@@ -65,24 +63,13 @@ def vstore(typingctx, array, index, value):
 
 
 @intrinsic
-def vsplat(typingctx, x):
-    def codegen(context, builder, sig, args):
-        return _splat(builder, args[0])
-
-    return vec16(types.float32), codegen
-
-
-def _splat(builder, scalar):
-    undef = ir.Constant(_VEC, ir.Undefined)
-    one = builder.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0))
-    return builder.shuffle_vector(one, undef, ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
-
-
-@intrinsic
 def vbroadcast(typingctx, array, index):
     def codegen(context, builder, sig, args):
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        return _splat(builder, builder.load(builder.gep(data, [args[1]]), align=4))
+        scalar = builder.load(builder.gep(data, [args[1]]), align=4)
+        undef = ir.Constant(_VEC, ir.Undefined)
+        one = builder.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0))
+        return builder.shuffle_vector(one, undef, ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
 
     return vec16(array, index), codegen
 
@@ -120,14 +107,3 @@ def vmax0(typingctx, v):
         return builder.select(builder.fcmp_ordered("<=", args[0], zero), zero, args[0])
 
     return vec16(vec16), codegen
-
-
-@intrinsic
-def vsum(typingctx, v):
-    def codegen(context, builder, sig, args):
-        total = builder.extract_element(args[0], ir.Constant(ir.IntType(32), 0))
-        for k in range(1, LANES):
-            total = builder.fadd(total, builder.extract_element(args[0], ir.Constant(ir.IntType(32), k)))
-        return total
-
-    return types.float32(vec16), codegen

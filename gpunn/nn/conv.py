@@ -178,7 +178,7 @@ class Conv2d(Module):
 
     def _im2col_forward(self, x, b, y, chunks, kind, alpha):
         """y[part] = f(W cols + b) per chunk; in training with one chunk, returns its columns (kept for dW)."""
-        w2, y3, xp = self.W.data.reshape(self.out_channels, -1), y.reshape(*y.shape[:2], -1), self.device.xp
+        w2, y3 = self.W.data.reshape(self.out_channels, -1), y.reshape(*y.shape[:2], -1)
         keep = len(chunks) == 1 and self.training
         cols = None
         for part in chunks:
@@ -282,7 +282,7 @@ class Conv2d(Module):
         return dw.reshape(self.W.shape), db, dx  # the reshape copies: dw is a transposed view
 
     def _direct_backward(self, x, xpad, chunks, dout, y, kind, alpha, input_grad):
-        """(dW, db, dx): dz, then dW by the direct kernel, and dx as the direct convolution of dz (padded by
+        """(dW, db, dx): dz, then dW and db by the direct kernel, and dx as the direct convolution of dz (padded by
         k - 1 - p) with the filters flipped and transposed to (C, F, kh, kw)."""
         dz = dout if kind == "identity" else ops.activation_backward(dout, y, kind, alpha)
         dw, db = ops.conv_direct_param_grads(xpad, dz, self.kernel_size)

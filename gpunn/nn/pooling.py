@@ -7,8 +7,8 @@ average pooling spreads it evenly over the window.
 from __future__ import annotations
 
 from .. import ops
-from .conv import check_images, pair
 from ..validation import arguments_of
+from .conv import check_images, pair
 from .module import Module
 
 
