@@ -1,21 +1,61 @@
-"""Shared fixtures: the devices to run on, and fresh random data with its seed on record."""
+"""Shared fixtures: the devices to run on, and fresh random data with its seed on record.
+
+Every test that takes ``device`` runs on the CPU and on CUDA devices 0 and 1. Where NVIDIA's driver
+is present those are the real GPUs (cuda:1 skips on a one-GPU machine); elsewhere (CI) they are the
+simulated GPU of ``tests/simulated_gpu`` (a strict CuPy stand-in and Numba's CUDA simulator), which is
+installed here, before gpunn is imported. ``GPUNN_TEST_GPU=sim`` forces the simulation.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
-import numpy as np
 import pytest
 
-import gpunn as gn
+import simulated_gpu
 
-cuda = pytest.mark.skipif(not gn.cuda_available(), reason="no usable CUDA GPU (CuPy missing or no device)")
+SIMULATED = os.environ.get("GPUNN_TEST_GPU") == "sim" or not simulated_gpu.real_gpu_present()
+if SIMULATED:
+    simulated_gpu.install()
+
+import numpy as np  # noqa: E402
+
+import gpunn as gn  # noqa: E402
+
+GPU_MARKS = [pytest.mark.cuda, pytest.mark.gpu_sim] if SIMULATED else [pytest.mark.cuda]
+GPUS = [pytest.param(f"cuda:{i}", marks=GPU_MARKS, id=f"cuda:{i}") for i in range(2)]
 
 
-@pytest.fixture(params=["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, cuda])])
+@contextlib.contextmanager
+def on(spec: str):
+    """Run the block where ``spec`` ("cpu", "cuda:N") is usable: the simulated GPU made visible, or a real one."""
+    if spec == "cpu":
+        yield gn.device("cpu")
+    elif SIMULATED:
+        with simulated_gpu.visible():
+            yield gn.device(spec)
+    else:
+        if not gn.cuda_available():
+            pytest.skip(f"no usable CUDA GPU: {gn.cuda_unavailable_reason()}")
+        count = gn.devices._cuda_device_count()
+        if int(spec.split(":")[1]) >= count:
+            pytest.skip(f"{spec} needs {int(spec.split(':')[1]) + 1} GPUs, this machine has {count}")
+        yield gn.device(spec)
+
+
+@pytest.fixture(params=["cpu", *GPUS])
 def device(request) -> gn.Device:
-    """Each test that takes ``device`` runs on the CPU and, where a GPU is usable, on CUDA."""
-    return gn.device(request.param)
+    """Each test that takes ``device`` runs on the CPU and on two CUDA devices (real or simulated)."""
+    with on(request.param) as dev:
+        yield dev
+
+
+@pytest.fixture(params=GPUS)
+def gpu(request) -> gn.Device:
+    """A CUDA device (real or simulated), for tests that compare it with the CPU."""
+    with on(request.param) as dev:
+        yield dev
 
 
 @pytest.fixture
@@ -33,3 +73,9 @@ def away_from_zero(rng: np.random.Generator, shape, margin: float = 1e-2) -> np.
     """Standard normal values with |x| >= margin, to keep finite differences off a kink at 0."""
     x = rng.standard_normal(shape)
     return np.where(np.abs(x) < margin, np.copysign(margin, x) + x, x)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The offline CUDA compilation runs last: it compiles what the simulated-GPU tests launched."""
+    last = [item for item in items if item.module.__name__.endswith("test_cuda_compile")]
+    items[:] = [item for item in items if item not in last] + last

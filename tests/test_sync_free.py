@@ -1,9 +1,9 @@
 """A training step never waits for the device; divergence is caught on the device and skips the update.
 
-The step runs on a device whose arrays refuse every host read: ``tests/fakecupy.py`` here (NumPy
-underneath, CuPy's API on top), a real GPU under ``cupyx.allow_synchronize(False)`` where there is
-one. The same test body runs on both. The Trainer's deliberate reads (every ``log_every`` steps,
-and a few per epoch) go through ``Device.read`` and are counted.
+The step runs under ``cupyx.allow_synchronize(False)``, which makes every host read of a device
+array an error: on the simulated GPU (``tests/simulated_gpu``, which also counts the deliberate reads)
+or on a real one. The Trainer's deliberate reads (every ``log_every`` steps, and a few per epoch) go
+through ``Device.read`` and are counted on the simulated GPU.
 """
 
 import math
@@ -12,30 +12,19 @@ import numpy as np
 import pytest
 
 import gpunn as gn
-from gpunn.devices import _cuda_probe
-
-import fakecupy
 
 
-@pytest.fixture(params=["fake", pytest.param("cuda", marks=pytest.mark.cuda)])
-def strict_cuda(request, monkeypatch):
-    """(cupyx module, counter of deliberate reads or None): a CUDA device whose steps must not read the host."""
-    if request.param == "cuda":
-        if not gn.cuda_available():
-            pytest.skip("no usable CUDA GPU")
-        import cupyx
+@pytest.fixture
+def strict_cuda(gpu):
+    """(device, cupyx module, counter of deliberate reads or None): a CUDA device whose steps must not read the host."""
+    import cupyx
 
-        if not hasattr(cupyx, "allow_synchronize"):
-            pytest.skip("this CuPy has no allow_synchronize")
-        yield cupyx, None
-        return
-    if gn.cuda_available():
-        pytest.skip("a real GPU is here: the cuda variant runs instead")
-    fakecupy.install(monkeypatch)
-    _cuda_probe.cache_clear()
-    fakecupy.READS[0] = 0
-    yield fakecupy.cupyx, fakecupy.READS
-    _cuda_probe.cache_clear()
+    if not hasattr(cupyx, "allow_synchronize"):
+        pytest.skip("this CuPy has no allow_synchronize")
+    reads = getattr(__import__("cupy"), "SIMULATED", False) and __import__("simulated_gpu.strict_cupy").strict_cupy.READS
+    if reads:
+        reads[0] = 0
+    return gpu, cupyx, reads or None
 
 
 def blobs(rng, n=240, d=6, classes=3):
@@ -54,10 +43,10 @@ def trainer_on(device, opt="adam", epochs=2, log_every=1000, **kw):
 
 @pytest.mark.parametrize("opt", ["adam", "nesterov"])
 def test_training_steps_never_read_the_device(strict_cuda, opt, rng):
-    cupyx, reads = strict_cuda
+    device, cupyx, reads = strict_cuda
     X, y = blobs(rng)
     val = (X[:40], y[:40])
-    trainer = trainer_on("cuda", opt, epochs=3)
+    trainer = trainer_on(device, opt, epochs=3)
     with cupyx.allow_synchronize(False):
         history = trainer.fit(X, y, val=val)
     steps = 3 * math.ceil(240 / 16)
@@ -73,15 +62,15 @@ def test_training_steps_never_read_the_device(strict_cuda, opt, rng):
 
 
 def test_host_reads_follow_log_every(strict_cuda, rng):
-    cupyx, reads = strict_cuda
+    device, cupyx, reads = strict_cuda
     if reads is None:
-        pytest.skip("counted on the stand-in only")
+        pytest.skip("counted on the simulated GPU only")
     X, y = blobs(rng)
     counts = []
     for log_every in (1000, 5):
         reads[0] = 0
         with cupyx.allow_synchronize(False):
-            trainer_on("cuda", log_every=log_every, epochs=1).fit(X, y)
+            trainer_on(device, log_every=log_every, epochs=1).fit(X, y)
         counts.append(reads[0])
     assert counts[1] - counts[0] == math.ceil(15 / 5) - 1  # 15 steps: reads after steps 5 and 10 as well
 

@@ -1,0 +1,225 @@
+"""Numba's CUDA simulator, running gpunn's kernels on the simulated GPU's arrays, and checking every launch.
+
+Numba's simulator runs a ``@cuda.jit`` kernel as Python, one thread at a time; it knows one device
+and NumPy arrays. This module teaches it the strict CuPy stand-in's arrays and two devices, and
+holds each launch to what a real GPU requires (:func:`check_launch`):
+
+- grid and block within the hardware's limits, and no empty grid (CUDA refuses it);
+- every array on one device, the kernel launched in that device's Numba context (``cuda.gpus[i]``);
+- launched on CuPy's current stream of that device (``cuda.external_stream(ptr)``, or the default
+  stream while CuPy's is the null stream);
+- no NumPy array beside device arrays (numba-cuda would copy it to the device and back, silently
+  synchronising).
+
+It also records each kernel's argument types as numba-cuda would infer them on a GPU
+(:data:`LAUNCHES`), which ``tests/test_cuda_compile.py`` compiles with NVIDIA's compiler.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numba
+import numpy as np
+from numba import cuda
+
+from . import strict_cupy
+
+LAUNCHES: dict[tuple[str, str], dict] = {}  # (module, qualname) -> {argument type descriptions: threads per block}
+MAX_BLOCK = (1024, 1024, 64)
+MAX_GRID = (2**31 - 1, 65535, 65535)
+_local = threading.local()
+
+
+class LaunchError(RuntimeError):
+    """A launch a real GPU (or numba-cuda) would refuse or get wrong."""
+
+
+class _Context:
+    """``cuda.gpus[i]``: entering it makes device i Numba's current device, as in numba-cuda."""
+
+    def __init__(self, index: int):
+        self.id = index
+        self.device = self
+        self.compute_capability = (9, 0)
+
+    def __enter__(self):
+        _stack().append(self.id)
+        return self
+
+    def __exit__(self, *exc):
+        _stack().pop()
+        return False
+
+
+def _stack() -> list:
+    if not hasattr(_local, "contexts"):
+        _local.contexts = []
+    return _local.contexts
+
+
+def numba_device() -> int:
+    """The device Numba would launch on now (its current context; device 0 until one is entered)."""
+    return _stack()[-1] if _stack() else 0
+
+
+class _Gpus:
+    def __init__(self, count: int):
+        self.lst = [_Context(i) for i in range(count)]
+
+    def __getitem__(self, i):
+        return self.lst[i]
+
+    def __len__(self):
+        return len(self.lst)
+
+    def __iter__(self):
+        return iter(self.lst)
+
+    @property
+    def current(self):
+        return self.lst[numba_device()]
+
+
+class _Stream:
+    """A stream handed to a launch: external (CuPy's, by pointer) or Numba's default."""
+
+    def __init__(self, ptr: int | None):
+        self.ptr = ptr
+
+    def synchronize(self):
+        strict_cupy._host_read("numba stream.synchronize()")
+
+
+def describe(arg) -> tuple:
+    """An argument's type as numba-cuda infers it for a launch: ("array", dtype, ndim, layout) or ("scalar", name)."""
+    a = arg._a if isinstance(arg, strict_cupy.ndarray) else arg
+    if isinstance(a, np.ndarray):
+        layout = "C" if a.flags.c_contiguous else "F" if a.flags.f_contiguous else "A"
+        return ("array", a.dtype.name, a.ndim, layout)
+    return ("scalar", str(numba.typeof(a)))
+
+
+def check_launch(kernel, grid, block, stream, args) -> None:
+    """Raise :class:`LaunchError` for a launch a GPU would refuse, or run on the wrong device or stream."""
+    name = kernel.fn.__qualname__
+    for dims, limits, what in ((grid, MAX_GRID, "grid"), (block, MAX_BLOCK, "block")):
+        if any(d < 1 for d in dims) or any(d > m for d, m in zip(dims, limits)):
+            raise LaunchError(f"{name}: {what} {tuple(dims)} is outside the hardware's limits {limits} "
+                              "(or empty: CUDA refuses a zero-size launch)")
+    if block[0] * block[1] * block[2] > 1024:
+        raise LaunchError(f"{name}: a block of {block} has more than 1024 threads")
+    devices = {a._device for a in args if isinstance(a, strict_cupy.ndarray)}
+    if not devices:
+        return  # a kernel test on NumPy arrays, as Numba's simulator takes them
+    if any(isinstance(a, np.ndarray) for a in args):
+        raise LaunchError(f"{name}: a NumPy array among device arrays (numba-cuda would copy it to the GPU and back)")
+    if len(devices) > 1:
+        raise LaunchError(f"{name}: arrays on devices {sorted(devices)} in one launch")
+    (dev,) = devices
+    if numba_device() != dev:
+        raise LaunchError(f"{name}: launched in Numba's context of device {numba_device()} with arrays on device "
+                          f"{dev} (enter cuda.gpus[{dev}] around the launch)")
+    wanted = strict_cupy.get_current_stream(dev).ptr
+    got = getattr(stream, "ptr", "no stream")
+    if got != (wanted or None):
+        raise LaunchError(f"{name}: launched on stream {got!r}, but CuPy's current stream on device {dev} is "
+                          f"{wanted:#x} (launch on cuda.external_stream(cupy.cuda.get_current_stream().ptr))")
+
+
+def install() -> None:
+    """Patch Numba's simulator (already imported with NUMBA_ENABLE_CUDASIM=1) to run and check device-array launches."""
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+    from numba.cuda.simulator.kernel import FakeCUDAKernel
+
+    if getattr(FakeCUDAKernel, "_gpunn_checked", False):
+        return
+    original_getitem, original_call = FakeCUDAKernel.__getitem__, FakeCUDAKernel.__call__
+
+    def getitem(self, configuration):
+        self._gpunn_stream = configuration[2] if len(configuration) > 2 else None
+        return original_getitem(self, configuration)
+
+    def call(self, *args):
+        from numba.cuda.simulator import kernel as sim
+
+        if self._device or sim._kernel_context:  # a device function, or a call inside a kernel
+            return original_call(self, *args)
+        grid, block = self.grid_dim, self.block_dim
+        grid, block = _dims(grid), _dims(block)
+        check_launch(self, grid, block, getattr(self, "_gpunn_stream", None), args)
+        seen = LAUNCHES.setdefault((self.fn.__module__, self.fn.__qualname__), {})
+        signature = tuple(describe(a) for a in args)
+        seen[signature] = max(seen.get(signature, 0), block[0] * block[1] * block[2])
+        self._gpunn_stream = None
+        return original_call(self, *(FakeCUDAArray(a._a) if isinstance(a, strict_cupy.ndarray) else a
+                                     for a in args))
+
+    FakeCUDAKernel.__getitem__, FakeCUDAKernel.__call__ = getitem, call
+    FakeCUDAKernel._gpunn_checked = True
+    _run_blocks_in_one_thread()
+    cuda.gpus = _Gpus(strict_cupy.DEVICES)
+    cuda.external_stream = _Stream
+    cuda.default_stream = lambda: _Stream(None)
+
+
+# Names a kernel uses when its threads must run together: block barriers and warp-synchronous intrinsics.
+_TOGETHER = {"syncthreads", "syncthreads_count", "syncthreads_and", "syncthreads_or", "syncwarp", "shfl_sync",
+             "shfl_up_sync", "shfl_down_sync", "shfl_xor_sync", "all_sync", "any_sync", "eq_sync", "ballot_sync",
+             "match_any_sync", "match_all_sync", "activemask", "cg", "this_grid"}
+
+
+def _needs_threads(fn, seen=None) -> bool:
+    """True when ``fn`` (or a device function it calls) synchronises threads: then each needs its own."""
+    seen = set() if seen is None else seen
+    if id(fn) in seen:
+        return False
+    seen.add(id(fn))
+    codes, names = [fn.__code__], set()
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+    if names & _TOGETHER:
+        return True
+    called = (fn.__globals__.get(n) for n in names)
+    return any(_needs_threads(c.fn, seen) for c in called if hasattr(c, "fn") and hasattr(c, "_device"))
+
+
+def _run_blocks_in_one_thread() -> None:
+    """Run a block's threads one after another in the calling thread, for kernels that never synchronise them.
+
+    Numba's simulator starts one Python thread per CUDA thread, which costs more than most kernels'
+    work; a kernel without barriers or warp intrinsics computes the same run sequentially.
+    """
+    from numba.cuda.simulator.kernel import BlockManager
+    from numba.cuda.simulator.kernelapi import Dim3
+
+    threaded = BlockManager.run
+
+    def run(self, grid_point, *args):
+        if _needs_threads(self._f):
+            return threaded(self, grid_point, *args)
+        me = threading.current_thread()
+        bx, by, _ = self._block_dim
+        try:
+            me.blockIdx = Dim3(*grid_point)
+            for point in np.ndindex(*self._block_dim):
+                me.threadIdx, me.thread_id = Dim3(*point), point[0] + bx * (point[1] + by * point[2])
+                self._f(*args)
+        finally:
+            for name in ("blockIdx", "threadIdx", "thread_id"):
+                me.__dict__.pop(name, None)
+
+    BlockManager.run = run
+
+
+def launch_list() -> list[dict]:
+    """The recorded launches as JSON-ready records: module, qualname, signature, threads per block."""
+    return [{"module": module, "qualname": qualname, "signature": [list(d) for d in signature], "threads": threads}
+            for (module, qualname), seen in sorted(LAUNCHES.items()) for signature, threads in sorted(seen.items())]
+
+
+def _dims(d) -> tuple:
+    d = tuple(d) if isinstance(d, (tuple, list)) else (d,)
+    return tuple(int(x) for x in d) + (1,) * (3 - len(d))

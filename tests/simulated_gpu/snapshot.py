@@ -1,0 +1,127 @@
+"""Write real CuPy's API (names, and each callable's parameters) to ``cupy_api.json``: run where CuPy is installed.
+
+The simulated GPU (:mod:`simulated_gpu.strict_cupy`) exposes only what this snapshot lists, with only
+these parameters, so code that runs on it uses nothing real CuPy lacks. ``tests/test_simulated_gpu.py``
+re-reads the installed CuPy in a subprocess and fails when the snapshot names something CuPy does not have.
+
+    python tests/simulated_gpu/snapshot.py    # needs cupy-cuda12x or cupy-cuda13x; no GPU needed
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import sys
+from pathlib import Path
+
+# The namespaces gpunn may touch, by the attribute path from the ``cupy`` module ("" is cupy itself).
+NAMESPACES = ("", "random", "linalg", "lib.stride_tricks", "cuda", "cuda.runtime")
+CUPYX = ("",)
+_TYPE_WORDS = re.compile(r"^(?:(?:int|bint|bool|str|tuple|list|dict|object|Py_ssize_t|_ndarray_base|ndarray|"
+                         r"unsigned|long|double|float|size_t|intptr_t)\s+)+")
+
+
+def _split_params(text: str) -> list[str]:
+    """Top-level comma-separated parts of a parameter list (commas inside brackets or quotes stay)."""
+    parts, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _from_text(params_text: str) -> dict:
+    """{"positional": count or -1 (any), "keywords": [...], "varkw": bool} from a signature's text."""
+    positional, keywords, varkw, keyword_only = 0, [], False, False
+    for part in _split_params(params_text.replace("\\*", "*")):
+        name = _TYPE_WORDS.sub("", part.split("=")[0].split(":")[0].strip()).strip()
+        if name in ("self", "cls"):
+            continue
+        if name == "/":
+            keywords = []  # everything before "/" is positional-only
+        elif name == "*":
+            keyword_only = True
+        elif name.startswith("**"):
+            varkw = True
+        elif name.startswith("*"):
+            positional, keyword_only = -1, True
+        else:
+            if not keyword_only and positional != -1:
+                positional += 1
+            keywords.append(name)
+    return {"positional": positional, "keywords": keywords, "varkw": varkw}
+
+
+def parameters(obj) -> dict | None:
+    """The parameters of a CuPy callable, from its signature or (Cython, ufuncs) its docstring's first line."""
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        doc = (getattr(obj, "__doc__", None) or "").strip()
+        m = re.match(r"^[\w.]*\((.*)\)(?:\s*->.*)?$", doc.splitlines()[0]) if doc else None
+        return _from_text(m.group(1)) if m else None
+    return _from_text(str(sig)[1:str(sig).rindex(")")])
+
+
+def describe(obj) -> dict:
+    if inspect.ismodule(obj):
+        return {"kind": "module"}
+    if isinstance(obj, type):
+        return {"kind": "type"}
+    if callable(obj):
+        kind = "ufunc" if type(obj).__name__ == "ufunc" else "function"
+        return {"kind": kind, "params": parameters(obj)}
+    return {"kind": "value"}
+
+
+def namespace(root, path: str) -> dict:
+    obj = root
+    for part in filter(None, path.split(".")):
+        obj = getattr(obj, part)
+    return {name: describe(getattr(obj, name)) for name in dir(obj)
+            if not name.startswith("_") and name not in ("annotations", "np", "numpy")}
+
+
+def snapshot() -> dict:
+    import cupy
+    import cupyx
+
+    return {
+        "cupy_version": cupy.__version__,
+        "cupy": {path: namespace(cupy, path) for path in NAMESPACES},
+        "cupyx": {path: namespace(cupyx, path) for path in CUPYX},
+        "ndarray": members(cupy.ndarray),
+        "random.Generator": members(cupy.random.Generator),
+    }
+
+
+def members(cls) -> dict:
+    """A class's public methods (with parameters) and attributes, plus the item and length protocol."""
+    out = {}
+    for name in dir(cls):
+        if name.startswith("_") and name not in ("__getitem__", "__setitem__", "__len__", "__iter__"):
+            continue
+        attr = getattr(cls, name)
+        out[name] = {"kind": "method", "params": parameters(attr)} if callable(attr) else {"kind": "attribute"}
+    return out
+
+
+if __name__ == "__main__":
+    out = Path(__file__).with_name("cupy_api.json")
+    data = snapshot()
+    if len(sys.argv) > 1 and sys.argv[1] == "-":
+        json.dump(data, sys.stdout, indent=None, sort_keys=True)
+    else:
+        out.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {out} (CuPy {data['cupy_version']})")
