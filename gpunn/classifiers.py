@@ -11,7 +11,8 @@ from sklearn.utils.validation import check_is_fitted
 from . import nn
 from .devices import array_module
 from .devices import device as make_device
-from .estimator import DeviceClassifier, as_input_type, check_X, encode_labels, keeps_state_on_failure, labels_of, onto
+from .estimator import (DeviceClassifier, as_input_type, check_X, encode_labels, keeps_state_on_failure, labels_of,
+                        on_fit_device, on_fitted_device, onto)
 from .nn.init import as_rng
 from .optim.by_name import make_optimizer
 from .trainer import Trainer
@@ -93,6 +94,7 @@ class TrainedClassifier(DeviceClassifier):
 
     # ---------------------------------------------------------------- fitting
     @keeps_state_on_failure
+    @on_fit_device
     def fit(self, X, y) -> "TrainedClassifier":
         """Train on X (n_samples, n_features) and class labels y (n_samples,); returns ``self``.
 
@@ -164,17 +166,20 @@ class TrainedClassifier(DeviceClassifier):
         xp = array_module(parts[0])
         return X, xp.concatenate(parts).astype(np.float64)
 
+    @on_fitted_device
     def decision_function(self, X):
         """Class scores: (n_samples, n_classes), or (n_samples,) for two classes (positive: ``classes_[1]``)."""
         X, s = self._scores(X)
         return as_input_type(s[:, 1] - s[:, 0] if s.shape[1] == 2 else s, X)
 
+    @on_fitted_device
     def predict(self, X):
         """The predicted label of each row, from ``classes_``."""
         X, s = self._scores(X)
         return labels_of(self.classes_, as_input_type(s.argmax(axis=1), X))
 
     @available_if(_has_probabilities)
+    @on_fitted_device
     def predict_proba(self, X):
         """Softmax of the scores: (n_samples, n_classes), rows summing to 1, columns in ``classes_`` order."""
         X, s = self._scores(X)
@@ -183,6 +188,7 @@ class TrainedClassifier(DeviceClassifier):
         return as_input_type(e / e.sum(axis=1, keepdims=True), X)
 
     @available_if(_has_probabilities)
+    @on_fitted_device
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`, computed as scores minus their log-sum-exp (no underflow)."""
         X, s = self._scores(X)

@@ -13,6 +13,7 @@ import importlib
 import os
 import re
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -71,7 +72,7 @@ class Device:
     from a string such as ``"cuda:0"`` or ``"auto"``.
     """
 
-    __slots__ = ("type", "index", "_ctx")  # _ctx: set only while a CUDA device is entered
+    __slots__ = ("type", "index")
 
     def __init__(self, type: str = "cpu", index: int | None = None):
         if type not in ("cpu", "cuda"):
@@ -129,6 +130,18 @@ class Device:
         with allow(True):
             return a.get()
 
+    def write(self, dst, host: np.ndarray) -> None:
+        """Copy the host array ``host`` into ``dst``, an array of the same shape and dtype on this device.
+
+        The array keeps its memory (a captured CUDA graph reading it sees the new values); on CUDA the
+        copy is queued on the current stream. CuPy refuses ``dst[...] = host`` for a NumPy ``host``.
+        """
+        if self.type == "cpu":
+            dst[...] = host
+        else:
+            with self:
+                dst.set(np.ascontiguousarray(host, dtype=dst.dtype))
+
     def upload(self, host: np.ndarray):
         """(device copy of ``host``, event recorded after the copy), queued without waiting.
 
@@ -149,14 +162,22 @@ class Device:
             self.xp.cuda.Device(self.index).synchronize()
 
     def __enter__(self):
+        """Make this device current for the block: CuPy's arrays and kernels, and Numba's kernel launches."""
         if self.type == "cuda":
-            self._ctx = self.xp.cuda.Device(self.index)
-            self._ctx.__enter__()
+            stack = _entered()
+            if stack and stack[-1][0] == self.index:  # already current (a layer inside a model): nothing to switch
+                stack.append((self.index, ()))
+                return self
+            contexts = (self.xp.cuda.Device(self.index), _numba_cuda().gpus[self.index])
+            for c in contexts:
+                c.__enter__()
+            stack.append((self.index, contexts))
         return self
 
     def __exit__(self, *exc):
         if self.type == "cuda":
-            self._ctx.__exit__(*exc)
+            for c in reversed(_entered().pop()[1]):
+                c.__exit__(*exc)
         return False
 
     def __eq__(self, other):
@@ -173,6 +194,44 @@ class Device:
     def __repr__(self):
         return f"Device('{self}')"
 
+
+
+_ENTERED = threading.local()
+
+
+def _entered() -> list:
+    """This thread's stack of entered CUDA devices, (index, their CuPy and Numba contexts), innermost last."""
+    if not hasattr(_ENTERED, "stack"):
+        _ENTERED.stack = []
+    return _ENTERED.stack
+
+
+@functools.cache
+def _numba_cuda():
+    return importlib.import_module("numba.cuda")
+
+
+def on_device(where):
+    """Decorator: run a function on the device ``where(*args)`` names (CuPy's and Numba's current device).
+
+    CuPy makes arrays, and runs kernels, on the *current* device: code working on arrays of cuda:1
+    must run with cuda:1 current, or CuPy refuses the arrays. Layers, losses and optimizers run their
+    passes this way, so a model on any GPU works without a ``with`` block. ``where`` takes the
+    positional arguments (``self`` first, for a method). On the CPU it only calls.
+    """
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            dev = where(*args)
+            if dev.type == "cpu":
+                return fn(*args, **kwargs)
+            with dev:
+                return fn(*args, **kwargs)
+
+        return run
+
+    return decorate
 
 
 def device(spec: str | Device | None = "auto", verbose: bool | None = None) -> Device:

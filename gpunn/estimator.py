@@ -24,7 +24,8 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
-from .devices import FLOAT_DTYPES, device_of, to_numpy
+from .devices import FLOAT_DTYPES, Device, device_of, on_device, to_numpy
+from .devices import device as make_device
 from .validation import check_finite
 
 
@@ -45,6 +46,13 @@ def onto(dev, X):
     whole, when it fits in the GPU's memory).
     """
     return dev.asarray(X) if is_device_array(X) and device_of(X) != dev else X
+
+
+# An estimator's fit runs on the device its ``device`` parameter names; its predictions on the device it was
+# fitted on (``device_``; the CPU before a fit, or for a classifier fitted on a Dask cluster).
+on_fit_device = on_device(lambda self, *args: make_device(self.device))
+on_fitted_device = on_device(
+    lambda self, *args: self.device_ if isinstance(getattr(self, "device_", None), Device) else Device("cpu"))
 
 
 def keeps_state_on_failure(fit):

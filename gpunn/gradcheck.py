@@ -13,7 +13,7 @@ import copy
 
 import numpy as np
 
-from .devices import array_module, to_numpy
+from .devices import array_module, device_of, on_device, to_numpy
 from .nn.losses import Loss
 from .nn.module import Module, backward
 from .nn.regularization import decayed, l2_penalty, l2_penalty_gradient
@@ -46,6 +46,7 @@ def joint_rel_error(pairs) -> float:
     return float(max(np.abs(a - b).max() for a, b in pairs) / max(scale, 1e-8))
 
 
+@on_device(lambda f, x, *rest: device_of(x))
 def numerical_gradient(f, x, df=None, h: float = 1e-5):
     """Centered-difference gradient of ``sum(f() * df)`` w.r.t. ``x``, same shape and device as ``x``.
 
@@ -68,6 +69,7 @@ def numerical_gradient(f, x, df=None, h: float = 1e-5):
     return grad
 
 
+@on_device(lambda f, x, *rest: device_of(x))
 def sampled_gradients(f, x, analytic, num_checks: int = 10, h: float = 1e-5, seed=None):
     """(numerical, analytic) values of a scalar ``f``'s gradient at ``num_checks`` random coordinates of ``x``."""
     num_checks = check_int("num_checks", num_checks, low=1)
@@ -178,6 +180,7 @@ def _num_checks(num_checks):
     return check_int("num_checks", num_checks, low=1)
 
 
+@on_device(lambda layer, *rest: layer.device)
 def check_layer(layer: Module, x, h: float = 1e-5, seed: int = 0, num_checks="auto") -> GradCheck:
     """Check ``layer``'s backward against numerical gradients, w.r.t. its input and every parameter.
 
@@ -205,6 +208,7 @@ def check_layer(layer: Module, x, h: float = 1e-5, seed: int = 0, num_checks="au
     return GradCheck(pairs, checked)
 
 
+@on_device(lambda loss, scores, *rest: device_of(scores))
 def check_loss(loss: Loss, scores, y=None, h: float = 1e-5) -> float:
     """Relative error between ``loss.backward()`` and the numerical gradient w.r.t. the scores."""
     if not isinstance(loss, Loss):
@@ -216,6 +220,7 @@ def check_loss(loss: Loss, scores, y=None, h: float = 1e-5) -> float:
     return rel_error(analytic, numerical_gradient(lambda: loss.forward(s, y), s, None, h))
 
 
+@on_device(lambda model, *rest: model.device)
 def check_model(model: Module, loss: Loss, X, y, reg: float = 0.0, h: float = 1e-5, num_checks="auto",
                 seed: int = 0, decay_biases: bool = False) -> GradCheck:
     """Check the gradient of the objective ``loss(model(X), y) + (reg / 2) sum ||W||^2`` w.r.t. every parameter.

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from . import ops
-from .devices import array_module
+from .devices import array_module, device_of, on_device
 from .devices import device as make_device
 from .validation import check_array, check_choice, check_finite
 
@@ -69,10 +69,11 @@ def pairwise_distances(A, B, metric: str = "l2", device="auto", precision: str =
     check_choice("metric", metric, METRICS)
     dev = make_device(device)
     dtype = check_choice("precision", precision, PRECISIONS)
-    A, B = _matrix(A, "A", dev, dtype), _matrix(B, "B", dev, dtype)
-    if A.shape[1] != B.shape[1]:
-        raise ValueError(f"A has {A.shape[1]} features, B has {B.shape[1]}")
-    return _distances(A, B, metric)
+    with dev:
+        A, B = _matrix(A, "A", dev, dtype), _matrix(B, "B", dev, dtype)
+        if A.shape[1] != B.shape[1]:
+            raise ValueError(f"A has {A.shape[1]} features, B has {B.shape[1]}")
+        return _distances(A, B, metric)
 
 
 # --------------------------------------------------------------------------- top-k selection
@@ -122,6 +123,7 @@ def _tiles(q: int, n: int, limit: int) -> tuple[int, int]:
     return q_tile, n_tile
 
 
+@on_device(lambda Xq, *rest: device_of(Xq))
 def kneighbors_of(Xq, X, k: int, metric: str, limit: int, x_sq=None):
     """(distances, indices) of the k nearest rows of X for each row of Xq, both (len(Xq), k), on their device."""
     xp = array_module(Xq)

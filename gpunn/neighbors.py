@@ -19,7 +19,9 @@ from sklearn.utils.validation import check_is_fitted
 from .devices import array_module, to_numpy
 from .devices import device as make_device
 from .distributed.dask_knn import is_dask_array
-from .estimator import DeviceClassifier, as_input_type, check_X, encode_labels, keeps_state_on_failure, labels_of
+from .estimator import (DeviceClassifier, as_input_type, check_X, encode_labels, keeps_state_on_failure, labels_of,
+                        on_fitted_device)
+from .devices import Device, on_device
 from .knn_search import (METRICS, PRECISIONS, kneighbors_of, pairwise_distances, parse_memory,  # noqa: F401
                          vote)
 from .validation import check_choice, check_int
@@ -63,6 +65,7 @@ class KNeighborsClassifier(DeviceClassifier):
         return dev, min(parse_memory(self.memory_limit), dev.free_memory() // 2)
 
     @keeps_state_on_failure
+    @on_device(lambda self, X, *rest: Device("cpu") if is_dask_array(X) else make_device(self.device))
     def fit(self, X, y) -> "KNeighborsClassifier":
         """Store X (n_samples, n_features) and class labels y (n_samples,) on the device; returns ``self``."""
         dev, _ = self._settings()
@@ -108,17 +111,20 @@ class KNeighborsClassifier(DeviceClassifier):
         d, i = kneighbors_of(self.device_.asarray(X), self.X_, k, self.metric, limit, self.x_sq_)
         return X, d, i
 
+    @on_fitted_device
     def kneighbors(self, X, k: int | None = None):
         """(distances float64, indices int64), each (n_queries, k), in the input's array type."""
         X, d, i = self._neighbors(X, self.k if k is None else k)
         xp = array_module(d)
         return as_input_type(d.astype(xp.float64), X), as_input_type(i.astype(xp.int64), X)
 
+    @on_fitted_device
     def predict_proba(self, X):
         """Vote shares (n_queries, n_classes), columns in ``classes_`` order."""
         X, totals = self._votes(X)
         return as_input_type(totals / totals.sum(axis=1, keepdims=True), X)
 
+    @on_fitted_device
     def predict(self, X):
         """The label with the most votes (the smallest label on ties)."""
         X, totals = self._votes(X)

@@ -79,8 +79,12 @@ def _op(ref: Callable) -> Callable:
 
     @functools.wraps(ref)
     def dispatch(*args, **kwargs):
-        fn = _KERNELS.get((name, device_of(args[0]).type), ref) if _ENABLED[0] else ref
-        return fn(*args, **kwargs)
+        dev = device_of(args[0])
+        fn = _KERNELS.get((name, dev.type), ref) if _ENABLED[0] else ref
+        if dev.type == "cpu":
+            return fn(*args, **kwargs)
+        with dev:  # CuPy and the kernels work on the arrays' own GPU
+            return fn(*args, **kwargs)
 
     dispatch.reference = ref
     _OPS[name] = dispatch

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from . import checkpoint
 from .data.splits import check_xy
 from .devices import device as make_device
-from .devices import device_of
+from .devices import device_of, on_device, to_numpy
 from .distributed import Solo
 from .divergence import DivergenceFlag
 from .history import History
@@ -91,6 +91,7 @@ class Trainer:
         self._flag = DivergenceFlag(self.device)
 
     # ---------------------------------------------------------------- training
+    @on_device(lambda self, *rest: self.device)
     def fit(self, X, y, val=None, resume=None, checkpoint_path=None, on_epoch=None) -> History:
         """Train until ``epochs`` epochs are done; returns the :class:`History`.
 
@@ -117,8 +118,8 @@ class Trainer:
         bs = n if self.batch_size is None else min(self.batch_size, n)
         per_epoch = math.ceil(n / bs)
         self.parallel.start(self.model, X, y)  # same data everywhere, and rank 0's weights
-        Xd, yd = self._resident(X), self._resident(y)
-        val_d = None if val is None else (self._resident(X_val), self._resident(y_val))  # uploaded once per fit
+        Xd, yd = self._resident(X, y)
+        val_d = None if val is None else self._resident(X_val, y_val)  # uploaded once per fit
         bar = tqdm(total=(self.epochs - self.epoch) * per_epoch, unit="batch", leave=True, dynamic_ncols=True,
                    disable=not self.progress or not sys.stderr.isatty())
         checks, self.loss.checks = self.loss.checks, False  # labels were checked above; NaN shows in the flag
@@ -289,6 +290,7 @@ class Trainer:
             return False
         return True
 
+    @on_device(lambda self, *rest: self.device)
     def evaluate(self, X, y, batch_size: int | None = None) -> dict:
         """Mean data loss, accuracy, and the full objective over (X, y), in evaluation mode.
 
@@ -347,12 +349,15 @@ class Trainer:
         if int(y.max()) >= classes:
             raise ValueError(f"{name} has label {int(y.max())}, but the model scores {classes} classes (0..{classes - 1})")
 
-    def _resident(self, a):
-        """``a`` on the training device when it fits there (GPU: half the free memory), else on the host."""
-        dtype = self.model.dtype if a.dtype.kind == "f" else None
-        if self.device.type == "cuda" and self.device.fits(a.nbytes):
-            return self.device.asarray(a, dtype=dtype)
-        return np.asarray(a, dtype=dtype)
+    def _resident(self, X, y):
+        """(X, y) on the training device when both fit there (GPU: half the free memory), else both on the host.
+
+        Data on the host is gathered into batches there and uploaded batch by batch (:meth:`_train_epoch`).
+        """
+        dtype = self.model.dtype if X.dtype.kind == "f" else X.dtype
+        if self.device.type == "cuda" and self.device.fits(X.nbytes + y.nbytes):
+            return self.device.asarray(X, dtype=dtype), self.device.asarray(y)
+        return to_numpy(X).astype(dtype, copy=False), to_numpy(y)
 
     # ---------------------------------------------------------------- checkpoints
     def save_checkpoint(self, path):

@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from .devices import array_module
+from .devices import array_module, device_of, on_device
 
 
 @contextlib.contextmanager
@@ -61,6 +61,7 @@ class NonFiniteError(ValueError):
     """An array that must be finite holds NaN or infinity."""
 
 
+@on_device(lambda name, a: device_of(a))
 def check_finite(name: str, a) -> None:
     """Refuse arrays holding NaN or infinity (with :class:`NonFiniteError`, a ``ValueError``)."""
     xp = array_module(a)

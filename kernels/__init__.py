@@ -16,22 +16,19 @@ CUDA_MIN_SIZE = 0
 
 
 def install() -> list[str]:
-    """Register the CPU kernels, and the CUDA ones where a GPU is usable; returns the device types done.
+    """Register the CPU and CUDA kernels (the CUDA ones run only on CuPy arrays); returns the device types done.
 
     Set ``GPUNN_KERNELS=0`` to keep every op on its reference.
     """
     if os.environ.get("GPUNN_KERNELS", "1") == "0":
         return []
     from gpunn import ops
-    from gpunn.devices import cuda_available
 
     from .bindings import Target, make_bindings
 
     references = {name: getattr(ops, name).reference for name in ops.KERNEL_OPS}
     done = []
     for device_type, min_size in (("cpu", CPU_MIN_SIZE), ("cuda", CUDA_MIN_SIZE)):
-        if device_type == "cuda" and not cuda_available():
-            continue
         for name, fn in make_bindings(Target(device_type), references, min_size).items():
             ops.register(name, device_type, fn)
         done.append(device_type)

@@ -35,7 +35,10 @@ from . import winograd
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 THREADS = 256
-MAX_BLOCKS = 65535
+MAX_BLOCKS = 65535  # a grid's y and z dimensions
+# Grid-stride kernels cover any size with any grid: more blocks than this only add scheduling work
+# (a few waves over the largest GPUs' 132 SMs). The simulated GPU lowers it to keep simulation short.
+GRID_STRIDE_BLOCKS = 65535
 # CPU kernels run in the calling thread below this many elements. Right after a BLAS call
 # NumPy's OpenBLAS threads keep spinning, and waking Numba's own pool beside them costs
 # milliseconds (measured: ReLU forward + backward on 262K float32 after a GEMM, 1.3 ms on
@@ -56,23 +59,20 @@ class Target:
             with cpu_threads(n):
                 kernel(*args)
             return
-        blocks = max(1, min(MAX_BLOCKS, math.ceil(n / THREADS)))
+        blocks = max(1, min(GRID_STRIDE_BLOCKS, math.ceil(n / THREADS)))
         kernel[blocks, THREADS, self._stream()](*args)
 
     def run_2d(self, kernel, rows: int, cols: int, *args) -> None:
         """Launch a 2-D grid-stride CUDA ``kernel`` over a (rows, cols) array: 32 x 8 threads, x along columns."""
-        blocks = (max(1, min(MAX_BLOCKS, math.ceil(cols / 32))), max(1, min(MAX_BLOCKS, math.ceil(rows / 8))))
+        blocks = (max(1, min(GRID_STRIDE_BLOCKS, math.ceil(cols / 32))), max(1, min(MAX_BLOCKS, math.ceil(rows / 8))))
         kernel[blocks, (32, 8), self._stream()](*args)
 
     def _stream(self):
         from numba import cuda
-
-        if numba.config.ENABLE_CUDASIM:  # Numba's CUDA simulator (the tests): NumPy arrays, no CuPy stream
-            return cuda.stream()
         import cupy
 
         ptr = cupy.cuda.get_current_stream().ptr
-        if ptr not in self._streams:
+        if ptr not in self._streams:  # one Numba stream object per CuPy stream: a launch then makes none
             self._streams[ptr] = cuda.external_stream(ptr) if ptr else cuda.default_stream()
         return self._streams[ptr]
 

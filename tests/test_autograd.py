@@ -301,8 +301,10 @@ def _softmax_ce(s, y):
 def _hinge(s, y, delta=1.0):
     n = len(y)
     margins = ag.maximum(s - s[np.arange(n), y].reshape(n, 1) + delta, 0.0)
-    not_correct = np.ones(s.shape)
-    not_correct[np.arange(n), y] = 0
+    xp = gn.devices.array_module(y)
+    with gn.device_of(y):
+        not_correct = xp.ones(s.shape)
+        not_correct[xp.arange(n), y] = 0
     return (margins * not_correct).sum() / n
 
 

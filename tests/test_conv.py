@@ -120,7 +120,8 @@ def test_fused_activation_equals_the_two_gates(act, device, rng):
     outs = []
     for fused in (True, False):
         conv, a = gn.nn.Conv2d(3, 6, 3, padding=1, rng=2).to(device), act().to(device)
-        conv.b.data += device.asarray(np.linspace(-1, 1, 6, dtype=np.float32))
+        with device:
+            conv.b.data += device.asarray(np.linspace(-1, 1, 6, dtype=np.float32))
         if fused:
             y = conv.forward_fused(x, a)
             dx = conv.backward_fused(dout, a)

@@ -38,7 +38,8 @@ def test_batchnorm_eval_mode_gradient_check(device, rng):
     bn = gn.nn.BatchNorm1d(4).to(device)
     bn.forward(rng.standard_normal((8, 4)) * 3 + 1)  # running statistics move off their start
     bn.eval()
-    bn.gamma.data[:] = bn.device.asarray(rng.uniform(0.5, 2, 4))
+    with device:  # CuPy computes on the current device: code touching a GPU's arrays directly runs on it
+        bn.gamma.data[:] = bn.device.asarray(rng.uniform(0.5, 2, 4))
     assert check_layer(bn, rng.standard_normal((5, 4))) < SMOOTH_TOL
 
 
@@ -91,7 +92,8 @@ def test_sigmoid_saturates_without_overflow(device):
 
 def test_linear_computes_xw_plus_b(device, rng):
     layer = gn.nn.Linear(5, 3, rng=0).to(device, "float64")
-    layer.b.data[:] = layer.device.asarray(rng.standard_normal(3))
+    with device:
+        layer.b.data[:] = layer.device.asarray(rng.standard_normal(3))
     x = rng.standard_normal((4, 5))
     expected = x @ gn.to_numpy(layer.W.data) + gn.to_numpy(layer.b.data)
     np.testing.assert_allclose(gn.to_numpy(layer.forward(x)), expected, rtol=1e-12)

@@ -17,7 +17,7 @@ import weakref
 
 import numpy as np
 
-from ..devices import DEFAULT_DTYPE, FLOAT_DTYPES, array_module, as_float_dtype, device_of
+from ..devices import DEFAULT_DTYPE, FLOAT_DTYPES, array_module, as_float_dtype, device_of, on_device
 from ..devices import device as make_device
 
 _RECORDING = [True]
@@ -92,6 +92,7 @@ class Tensor:
         return f"Tensor({name}{body}{grad}{via})"
 
     # ------------------------------------------------------------------ backward
+    @on_device(lambda self, *rest: self.device)
     def backward(self, grad=None) -> None:
         """Backpropagate from this tensor, adding d(this)/d(t) into ``t.grad`` for every ``t`` it depends on.
 
@@ -285,7 +286,8 @@ class Gate:
             where = ", ".join(f"{d} (shape {t.shape})" for d, t in zip(devices, tensors))
             raise ValueError(f"'{self.label}' gate: inputs on different devices: {where}; move them to one device first")
         try:
-            y = self.forward(*[t.data for t in tensors])
+            with devices[0]:
+                y = self.forward(*[t.data for t in tensors])
         except (ValueError, IndexError, TypeError) as e:
             shapes = " and ".join(str(t.shape) for t in tensors)
             raise ValueError(f"'{self.label}' gate cannot take inputs of shape {shapes}: {e}") from None

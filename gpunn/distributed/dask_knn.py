@@ -41,7 +41,7 @@ def training_rows(X, y, dtype: str = "float32"):
     if is_dask_array(y) and y.chunks[0] != X.chunks[0]:
         raise ValueError(f"X and y must be chunked alike along the rows: X has row chunks {X.chunks[0]}, "
                          f"y has {y.chunks[0]} (rechunk one to the other's)")
-    y = np.asarray(y.compute() if is_dask_array(y) else y)
+    y = to_numpy(y.compute() if is_dask_array(y) else y)
     if y.shape[:1] != (X.shape[0],):
         raise ValueError(f"y must have one label per row of X ({X.shape[0]}), got shape {tuple(y.shape)}")
     X = X.astype(dtype).persist()
@@ -55,7 +55,7 @@ def queries(X, n_features: int):
     if is_dask_array(X):
         X = _dask_matrix(X, "X")
     else:
-        X = np.asarray(X)
+        X = to_numpy(X)
         if X.dtype.kind not in "biuf" or X.ndim != 2 or X.shape[0] == 0:
             raise ValueError(f"X must be a non-empty 2-D matrix of numbers, got {X.dtype} of shape {X.shape}")
     if X.shape[1] != n_features:
@@ -115,7 +115,7 @@ def _query_tiles(queries, rows: int):
     """The query set in tiles of at most ``rows`` rows, as NumPy arrays (a dask array's blocks computed in turn)."""
     if is_dask_array(queries):
         for block in queries.rechunk({0: rows, 1: -1}).to_delayed().ravel():
-            yield np.asarray(block.compute())
+            yield to_numpy(block.compute())
         return
     for lo in range(0, queries.shape[0], rows):
         yield queries[lo:lo + rows]

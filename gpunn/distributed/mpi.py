@@ -102,6 +102,8 @@ class MPIDataParallel(Solo):
             try:
                 from cupy.cuda import nccl as nccl_api
             except ImportError:
+                nccl_api = None
+            if nccl_api is None or not getattr(nccl_api, "available", False):  # no libnccl: CuPy imports a stub
                 self._nccl = False
                 return None
             uid = self.comm.bcast(nccl_api.get_unique_id() if self.is_root else None, root=0)

@@ -54,7 +54,7 @@ class Dropout(Module):
         if getattr(self, "_draw_buffer", None) is None or self._draw_device != self.device:
             self._draw_buffer, self._draw_device = self.device.asarray(values), self.device
         else:
-            self._draw_buffer[...] = values  # a 16-byte upload, queued in order on the device
+            self.device.write(self._draw_buffer, values)  # a 16-byte upload, queued in order on the device
         return self._draw_buffer
 
     def backward(self, dout, input_grad: bool = True):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..devices import DEFAULT_DTYPE, adopt, array_module, device_of
+from ..devices import DEFAULT_DTYPE, adopt, array_module, device_of, on_device
 from ..validation import check_finite, check_labels, check_number
 
 
@@ -23,6 +23,14 @@ class Loss:
     """
 
     checks = True
+
+    def __init_subclass__(cls, **kwargs):
+        """A loss computes on its scores' device (see :func:`gpunn.devices.on_device`)."""
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            cls.forward = on_device(lambda self, scores, *rest: device_of(scores))(cls.__dict__["forward"])
+        if "_grad" in cls.__dict__:
+            cls._grad = on_device(lambda self: device_of(self._cache[0]))(cls.__dict__["_grad"])
 
     def __init__(self):
         self._cache = None

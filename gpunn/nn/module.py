@@ -15,13 +15,15 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..devices import DEFAULT_DTYPE, Device, adopt, as_float_dtype, to_numpy
+from ..devices import DEFAULT_DTYPE, Device, adopt, as_float_dtype, on_device, to_numpy
 from ..devices import device as make_device
 from ..metrics import labels_from_scores
 from ..validation import check_int
 from .parameter import Parameter
 
 _FLOAT_NAMES = ("float32", "float64")
+PASSES = ("forward", "backward", "forward_fused", "backward_fused")
+_own_device = on_device(lambda self, *args: self.device)
 
 
 class Module:
@@ -37,6 +39,13 @@ class Module:
     """
 
     buffers: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        """Each pass a layer defines runs on the layer's own device (see :func:`gpunn.devices.on_device`)."""
+        super().__init_subclass__(**kwargs)
+        for name in PASSES:
+            if name in cls.__dict__:
+                setattr(cls, name, _own_device(cls.__dict__[name]))
 
     def __init__(self):
         self.training = True

@@ -82,7 +82,8 @@ class Optimizer:
         for i in todo:
             p = self.params[i]
             decay = self.weight_decay if (p.decay or self.decay_biases) else 0.0
-            self._update(p, self._state_arrays(i), lr, decay, skip)
+            with device_of(p.data):  # its state arrays are made, and its update runs, on its own GPU
+                self._update(p, self._state_arrays(i), lr, decay, skip)
 
     def _update(self, p: Parameter, state: dict, lr: float, weight_decay: float, skip=None) -> None:
         raise NotImplementedError
@@ -98,7 +99,7 @@ class Optimizer:
         if held is None:
             held = self._hypers[key] = [values, device_of(p.data).asarray(np.array(values, dtype=p.dtype))]
         elif held[0] != values:
-            held[1][...] = np.asarray(values, dtype=p.dtype)  # a small upload, queued in order on the device
+            device_of(p.data).write(held[1], np.asarray(values, dtype=p.dtype))  # queued in order on the device
             held[0] = values
         return held[1]
 
