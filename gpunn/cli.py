@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 from . import checkpoint, ops
-from .classifiers import ACTIVATIONS, build_mlp
+from .classifiers import ACTIVATIONS, RELU_FAMILY, build_mlp
 from .data.by_name import DATASETS, FILE_DATASETS, IMAGE_SHAPES, load_dataset
 from .devices import _cuda_device_count, cuda_unavailable_reason, device
 from .knn_search import parse_memory
@@ -81,14 +81,18 @@ def _parser() -> argparse.ArgumentParser:
                    f"--data-dir (default: digits{resumable})")
     t.add_argument("--data-dir", type=Path, help="directory of the CIFAR-10 batches or MNIST IDX files (default: none)")
     t.add_argument("--model", choices=("mlp", "convnet"),
-                   help="mlp, or convnet: cs231n's three-layer ConvNet (32 3x3 filters - relu - 2x2 max pool - "
-                        f"affine to the first --hidden size - relu - affine) on the dataset's images (default: mlp{resumable})")
-    t.add_argument("--hidden", type=POSITIVE_INT, nargs="+", help=f"hidden layer sizes (default: 256{resumable})")
-    t.add_argument("--activation", choices=ACTIVATIONS, help=f"hidden-layer activation (default: relu{resumable})")
+                   help="mlp, or convnet: cs231n's three-layer ConvNet (32 3x3 filters - activation - 2x2 max pool - "
+                        "affine to the --hidden size - activation - [dropout] - affine) on the dataset's images "
+                        f"(default: mlp{resumable})")
+    t.add_argument("--hidden", type=POSITIVE_INT, nargs="+",
+                   help=f"hidden layer sizes; one for the convnet (default: 256{resumable})")
+    t.add_argument("--activation", choices=ACTIVATIONS,
+                   help=f"hidden-layer activation; the convnet's conv layer too (default: relu{resumable})")
     t.add_argument("--optimizer", choices=list(OPTIMIZERS), help=f"update rule (default: adam{resumable})")
     t.add_argument("--lr", type=POSITIVE, help=f"learning rate (default: 0.001{resumable})")
     t.add_argument("--reg", type=NONNEGATIVE, help=f"L2 strength lambda on the weights (default: 0.001{resumable})")
-    t.add_argument("--dropout", type=PROBABILITY, help=f"drop probability after each hidden layer (default: 0{resumable})")
+    t.add_argument("--dropout", type=PROBABILITY,
+                   help=f"drop probability after each hidden layer; the convnet's affine one only (default: 0{resumable})")
     t.add_argument("--batchnorm", action="store_const", const=True,
                    help=f"batch normalisation after each hidden Linear (default: off{resumable})")
     t.add_argument("--epochs", type=POSITIVE_INT, help=f"total epochs (default: 40{resumable})")
@@ -177,6 +181,9 @@ def train(args) -> int:
         print(f"gpunn train: --resume: no checkpoint at {ckpt}; starting a new run", file=sys.stderr)
     s, changes = _settings(args, resume)
     _check_data_dir(s["dataset"], args.data_dir)
+    if s["model"] == "convnet" and len(s["hidden"]) > 1:
+        raise ValueError(f"--hidden {_text(s['hidden'])}: --model convnet has one hidden layer (cs231n's three-layer "
+                         "ConvNet); give one size")
     dev = device(args.device)
     data = load_dataset(s["dataset"], args.data_dir, seed=s["seed"])
     pre = Standardize().fit(data.X_train)  # statistics from the training rows only
@@ -269,10 +276,13 @@ def _convnet(s: dict, n_classes: int):
         raise ValueError(f"--model convnet needs images; dataset {s['dataset']!r} has none "
                          f"(use one of {', '.join(IMAGE_SHAPES)})")
     shape = IMAGE_SHAPES[s['dataset']]
+    init = "he" if s['activation'] in RELU_FAMILY else "xavier"  # as build_mlp chooses
     model = three_layer_convnet(shape, n_classes, num_filters=32, filter_size=3, hidden=s['hidden'][0],
-                                batchnorm=s['batchnorm'], rng=s['seed'])
-    return model, (f"convnet {'x'.join(map(str, shape))} -> conv 32@3x3 -> pool -> {s['hidden'][0]} -> {n_classes}"
-                   + (" with batchnorm" if s['batchnorm'] else ""))
+                                batchnorm=s['batchnorm'], init=init, rng=s['seed'], activation=s['activation'],
+                                dropout=s['dropout'])
+    return model, (f"convnet {'x'.join(map(str, shape))} -> conv 32@3x3 -> pool -> {s['hidden'][0]} -> {n_classes} "
+                   f"{s['activation']}" + (" with batchnorm" if s['batchnorm'] else "")
+                   + (f", dropout {s['dropout']:g}" if s['dropout'] else ""))
 
 
 # ---------------------------------------------------------------------------- knn
