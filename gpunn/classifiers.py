@@ -12,6 +12,7 @@ from . import nn
 from .devices import array_module
 from .devices import device as make_device
 from .estimator import DeviceClassifier, as_input_type, check_X, encode_labels, keeps_state_on_failure, labels_of, onto
+from .metrics import labels_from_scores
 from .nn.init import as_rng
 from .optim.by_name import make_optimizer
 from .trainer import Trainer
@@ -172,7 +173,7 @@ class TrainedClassifier(DeviceClassifier):
     def predict(self, X):
         """The predicted label of each row, from ``classes_``."""
         X, s = self._scores(X)
-        return labels_of(self.classes_, as_input_type(s.argmax(axis=1), X))
+        return labels_of(self.classes_, as_input_type(labels_from_scores(s), X))
 
     @available_if(_has_probabilities)
     def predict_proba(self, X):
