@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -72,6 +73,7 @@ class Trainer:
                 raise TypeError(f"{name} must be a gpunn {cls.__name__}, got {type(value).__name__}")
         if schedule is not None and (not isinstance(schedule, LRSchedule) or schedule.optimizer is not optimizer):
             raise TypeError("schedule must be an LRSchedule built on this trainer's optimizer")
+        _check_optimizer_is_for(model, optimizer)
         self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, low=1)
         self.epochs = check_int("epochs", epochs, low=1)
         self.seed = check_int("seed", seed, low=0)
@@ -121,6 +123,7 @@ class Trainer:
         val_d = None if val is None else (self._resident(X_val), self._resident(y_val))  # uploaded once per fit
         bar = tqdm(total=(self.epochs - self.epoch) * per_epoch, unit="batch", leave=True, dynamic_ncols=True,
                    disable=not self.progress or not sys.stderr.isatty())
+        self._gradients_looked_at = False  # after this fit's first step: parameters that got no gradient
         checks, self.loss.checks = self.loss.checks, False  # labels were checked above; NaN shows in the flag
         try:
             with np.errstate(over="ignore", invalid="ignore"):  # a NaN or an overflow is reported by the flag instead
@@ -210,6 +213,9 @@ class Trainer:
                 value = self.loss.forward(scores, yb)
                 backward(self.model, self.loss.backward(share), input_grad=False)  # X is data: no gradient wanted
                 correct = correct + correct_count(scores, yb)
+                if not self._gradients_looked_at:
+                    self._gradients_looked_at = True
+                    self._warn_of_parameters_without_gradient()
             else:  # more processes than rows in this batch: this one adds nothing
                 value = xp.zeros((), self.model.dtype)
                 for p in params:
@@ -240,6 +246,21 @@ class Trainer:
             "val_loss": None, "val_accuracy": None, "lr": self.optimizer.lr,
             "seconds": time.perf_counter() - start,
         }
+
+    def _warn_of_parameters_without_gradient(self) -> None:
+        """Name the optimizer's parameters that a backward pass left without a gradient (host-side: no device read).
+
+        The optimizer skips them, so they would stay as they are through the whole fit without a word.
+        """
+        trained = {id(p) for p in self.optimizer.params}
+        missing = [name for name, p in self.model.named_parameters() if id(p) in trained and p.grad is None]
+        if missing:
+            one = len(missing) == 1
+            what = f"parameter {missing[0]}" if one else f"parameters {', '.join(missing)}"
+            warnings.warn(f"{what} got no gradient in the first step, so training will not change "
+                          f"{'it' if one else 'them'}: a layer's backward that never sets a parameter's grad leaves "
+                          "it out (gpunn.gradcheck.check_model finds such gaps); to freeze parameters on purpose, "
+                          "leave them out of the optimizer", UserWarning, stacklevel=5)
 
     def _read_losses(self, pending: list) -> tuple[int, list[float]]:
         """One host read: (the divergence flag's first bad step, 0 if none; the pending losses as floats)."""
@@ -329,7 +350,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- data
     def _data(self, X, y, xname: str, yname: str):
-        X, y = check_xy(X, y, matrix=False)
+        X, y = check_xy(X, y, matrix=False, names=(xname, yname))
         check_finite(xname, X)
         check_labels(yname, y, X.shape[0], None)
         if int(y.min()) < 0:
@@ -454,6 +475,20 @@ class Trainer:
                 setattr(self.optimizer, name, value)
             self.history.changes.append({"epoch": self.epoch + 1, "name": name, "from": _normal(found[name]),
                                          "to": _normal(value)})
+
+
+def _check_optimizer_is_for(model: Module, optimizer: Optimizer) -> None:
+    """Every parameter the optimizer updates must be one of the model's (else training changes nothing in it).
+
+    The optimizer may hold only some of them: the others are not trained (frozen on purpose).
+    """
+    mine = {id(p) for p in model.parameters()}
+    foreign = [i for i, p in enumerate(optimizer.params) if id(p) not in mine]
+    if foreign:
+        shown = ", ".join(f"params[{i}] {optimizer.params[i].shape}" for i in foreign[:3])
+        raise ValueError(f"optimizer must update the model's parameters, but {len(foreign)} of its "
+                         f"{len(optimizer.params)} are not the model's: {shown}{', ...' if len(foreign) > 3 else ''}; "
+                         "build it from model.parameters()")
 
 
 def _parallel(distributed):
