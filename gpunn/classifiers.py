@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Iterable
+
 import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -30,7 +33,10 @@ def build_mlp(n_features: int, n_classes: int, hidden=(100,), activation: str = 
 
     Weights: "he" init for the ReLU family, "xavier" otherwise; ``rng`` seeds them.
     """
-    hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+    if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
+        hidden = (hidden,)
+    elif isinstance(hidden, (str, bytes)) or not isinstance(hidden, Iterable):  # "100" is not ("1", "0", "0")
+        raise TypeError(f"hidden must be an int or a sequence of ints, got {type(hidden).__name__} {hidden!r}")
     sizes = [check_int(f"hidden[{i}]", h, low=1) for i, h in enumerate(hidden)]
     check_choice("activation", activation, ACTIVATIONS)
     p = check_number("dropout", dropout, low=0, high=1, high_open=True)
