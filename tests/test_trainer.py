@@ -312,7 +312,7 @@ def test_broken_checkpoints_are_refused_and_change_nothing(rng, tmp_path):
     target.fit(X, y)
     before, opt_before = weights(target), target.optimizer.state_dict()
     for name, match in [("truncated", "not a readable gpunn checkpoint"), ("foreign", "not a gpunn checkpoint"),
-                        ("garbage", "not a readable"), ("other_shape", "does not fit this trainer"),
+                        ("garbage", "not a gpunn checkpoint"), ("other_shape", "does not fit this trainer"),
                         ("missing", "does not exist")]:
         with pytest.raises(ValueError, match=match):
             target.load_checkpoint(tmp_path / f"{name}.npz")
@@ -484,3 +484,26 @@ def test_an_empty_validation_set_is_named(rng):
         make().fit(X, y, val=(X[:0], y[:0]))
     with pytest.raises(ValueError, match=r"y_val must be 1-D class labels, got shape \(10, 2\)"):
         make().fit(X, y, val=(X[:10], np.zeros((10, 2), int)))
+
+
+def test_foreign_and_corrupt_files_are_named_so_without_numpys_pickle_advice(tmp_path):
+    from gpunn import checkpoint
+
+    (tmp_path / "text.npz").write_text("hello, not an archive")
+    np.savez(tmp_path / "objects.npz", a=np.array([{"key": 1}], dtype=object))
+    checkpoint.save(tmp_path / "good.npz", {"w": np.arange(4.0)}, {"epoch": 1})
+    good = (tmp_path / "good.npz").read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(good[:len(good) // 2])
+    damaged = bytearray(good)
+    at = good.index(b"\x93NUMPY", good.index(b"w.npy")) + 60  # inside w's stored bytes
+    damaged[at:at + 8] = b"\xff" * 8
+    (tmp_path / "damaged.npz").write_bytes(bytes(damaged))
+    for name, message in [("text", "is not a gpunn checkpoint: it is not an .npz archive"),
+                          ("objects", "is not a gpunn checkpoint: it holds pickled Python objects, which gpunn "
+                                      "checkpoints never do"),
+                          ("truncated", "is not a readable gpunn checkpoint: the file is corrupt or truncated"),
+                          ("damaged", "is not a readable gpunn checkpoint: the file is corrupt or truncated")]:
+        with pytest.raises(ValueError) as caught:
+            checkpoint.load(tmp_path / f"{name}.npz")
+        assert message in str(caught.value) and "pickle=" not in str(caught.value), name
+    assert checkpoint.load(tmp_path / "good.npz")[1]["epoch"] == 1
