@@ -234,7 +234,7 @@ def test_resume_applies_changed_hyperparameters_and_records_them(rng, tmp_path):
     faster = make(epochs=3, schedule=True, lr=0.04)
     faster.fit(X, y, resume=tmp_path / "sched.npz")
     assert faster.history.changes[0]["name"] == "lr" and faster.history.column("lr")[2] == pytest.approx(0.04 * 0.5)
-    with pytest.raises(ValueError, match="from a Adam optimizer, this is a SGD"):
+    with pytest.raises(ValueError, match="state dict is for Adam, this optimizer is SGD"):
         other = make(epochs=3)
         other.optimizer = gn.optim.SGD(other.model.parameters(), lr=0.01)
         other.fit(X, y, resume=tmp_path / "ckpt.npz")
