@@ -147,13 +147,13 @@ def _check_out(out: Path) -> None:
         raise ValueError(f"--out {out} is not writable")
 
 
-def _settings(args, resume_from: Path | None) -> tuple[dict, list[str]]:
-    """The run's effective options, and the training options changed from the checkpoint's (as text)."""
+def _settings(args, resume_from: Path | None) -> tuple[dict, list[str], int]:
+    """The run's effective options, the training options changed from the checkpoint's (as text), its epochs done."""
     given = {name: getattr(args, name) for name in (*MODEL_OPTIONS, *TRAINING_OPTIONS)}
-    saved = {}
+    saved, done = {}, 0
     if resume_from is not None:
         _, meta = checkpoint.load(resume_from)
-        saved = (meta.get("metadata") or {}).get("cli") or {}
+        saved, done = (meta.get("metadata") or {}).get("cli") or {}, meta.get("epoch", 0)
         for name in MODEL_OPTIONS:
             if given[name] is not None and name in saved and given[name] != saved[name]:
                 flag = "--" + name.replace("_", "-")
@@ -165,7 +165,7 @@ def _settings(args, resume_from: Path | None) -> tuple[dict, list[str]]:
         if name in TRAINING_OPTIONS and name in saved and value != saved[name] and name != "epochs":
             changes.append(f"--{name.replace('_', '-')} {_text(saved[name])} -> {_text(value)}")
         settings[name] = value
-    return settings, changes
+    return settings, changes, done
 
 
 def _text(value) -> str:
@@ -179,7 +179,7 @@ def train(args) -> int:
     resume = ckpt if args.resume and ckpt.exists() else None
     if args.resume and resume is None:
         print(f"gpunn train: --resume: no checkpoint at {ckpt}; starting a new run", file=sys.stderr)
-    s, changes = _settings(args, resume)
+    s, changes, done = _settings(args, resume)
     _check_data_dir(s["dataset"], args.data_dir)
     if s["model"] == "convnet" and len(s["hidden"]) > 1:
         raise ValueError(f"--hidden {_text(s['hidden'])}: --model convnet has one hidden layer (cs231n's three-layer "
@@ -208,6 +208,14 @@ def train(args) -> int:
           f"{arch}, "
           f"{s['optimizer']} lr={s['lr']:g} reg={s['reg']:g}, batch {s['batch_size']}, device {dev}{world}"
           + (f", resuming from {ckpt}" if resume else ""))
+    finished = resume is not None and done >= s["epochs"]
+    if finished:
+        if done == s["epochs"]:
+            held, raise_to = f"{done} of {done} epochs", "raise --epochs"
+        else:
+            held, raise_to = f"{done} epochs, more than --epochs {s['epochs']}", f"raise --epochs above {done}"
+        say(f"gpunn train: the checkpoint already holds {held}; nothing left to train; {raise_to} to continue",
+            file=sys.stderr)
     if resume is not None:
         resume = _resume(trainer, resume, changes, say)
     elif ckpt.exists():  # the last good checkpoint stays until this run's first epoch replaces it
@@ -221,8 +229,10 @@ def train(args) -> int:
                   f"val acc {r['val_accuracy']:.3f}  ({r['seconds']:.2f}s)")
 
     try:
-        history = trainer.fit(X_train, data.y_train, val=(X_val, data.y_val), resume=resume, checkpoint_path=ckpt,
-                              on_epoch=report)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="nothing left to train")  # said above, in the options' words
+            history = trainer.fit(X_train, data.y_train, val=(X_val, data.y_val), resume=resume, checkpoint_path=ckpt,
+                                  on_epoch=report)
     except KeyboardInterrupt:
         saved = (f"the last checkpoint is {ckpt} (epoch {trainer.epoch}): continue with "
                  f"gpunn train --resume --out {args.out}" if ckpt.exists() else "no checkpoint was written yet")
@@ -236,7 +246,7 @@ def train(args) -> int:
     say(f"best epoch {best['epoch']}: validation accuracy {best['val_accuracy']:.4f}")
     say(f"test accuracy {test['accuracy']:.4f} (data loss {test['loss']:.4f}; with the L2 penalty "
           f"{test['objective']:.4f})")
-    written = [ckpt, args.out / "history.json"]
+    written = ([] if finished else [ckpt]) + [args.out / "history.json"]
     if matplotlib_available():
         written.append(plot_history(history, args.out / "curves.png"))
     else:

@@ -115,6 +115,10 @@ class Trainer:
         elif self._trained_state is not None:  # training goes on from the last epoch, not from the best one
             self.model.load_device_state(self._trained_state)
             self._trained_state = None
+        if self.epoch >= self.epochs:
+            done = (f"{self.epoch} of {self.epochs} epochs are done" if self.epoch == self.epochs
+                    else f"{self.epoch} epochs are done, more than epochs={self.epochs}")
+            warnings.warn(f"nothing left to train: {done}; raise epochs to continue", UserWarning, stacklevel=2)
         n = X.shape[0]
         bs = n if self.batch_size is None else min(self.batch_size, n)
         per_epoch = math.ceil(n / bs)

@@ -507,3 +507,16 @@ def test_foreign_and_corrupt_files_are_named_so_without_numpys_pickle_advice(tmp
             checkpoint.load(tmp_path / f"{name}.npz")
         assert message in str(caught.value) and "pickle=" not in str(caught.value), name
     assert checkpoint.load(tmp_path / "good.npz")[1]["epoch"] == 1
+
+
+def test_fit_with_no_epoch_left_says_so(rng):
+    X, y = blobs(rng)
+    trainer = make(epochs=2)
+    trainer.fit(X, y)
+    with pytest.warns(UserWarning, match=r"^nothing left to train: 2 of 2 epochs are done; raise epochs to continue$"):
+        history = trainer.fit(X, y)
+    assert len(history.epochs) == 2
+    trainer.epochs = 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(trainer.fit(X, y).epochs) == 3
