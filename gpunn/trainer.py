@@ -37,6 +37,11 @@ class TrainingDiverged(RuntimeError):
 class Trainer:
     """Trains ``model`` on (X, y) with ``loss`` and ``optimizer``.
 
+    ``optimizer`` updates the model's parameters (another model's are refused); built from a part
+    of them, it leaves the rest as they are, which is how parameters are frozen on purpose. A
+    parameter the optimizer holds but whose gradient no backward pass sets is named in a warning
+    after each fit's first step.
+
     ``batch_size``: 1 (stochastic), n (minibatch) or None (full batch). Each epoch visits
     every row once, in an order drawn from ``(seed, epoch)``; dropout masks come from the
     same pair, so a run resumed from a checkpoint replays exactly what the uninterrupted run did.
