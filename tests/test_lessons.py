@@ -1,5 +1,6 @@
 """gpunn.lessons: each lesson writes its figures, and the numbers behind them are right."""
 
+import re
 import shutil
 import sys
 
@@ -79,7 +80,7 @@ def test_missing_plot_extra_is_one_line(tmp_path, monkeypatch, capsys):
 
 def test_gates(ran):
     out, r = ran("gates")
-    _check_files(out, r, [".svg"] * 3 if HAVE_DOT else [".dot"] * 3)
+    _check_files(out, r, [".svg", ".png"] * 3 if HAVE_DOT else [".dot"] * 3)
     assert r["values"]["add_multiply"] == {"f": -12.0, "x": -4.0, "y": -4.0, "z": 3.0}
     for key in ("neuron", "neuron_expanded"):
         v = r["values"][key]
@@ -88,6 +89,17 @@ def test_gates(ran):
     if HAVE_DOT:
         svg = (out / "gates_neuron.svg").read_text()
         assert "0.8808" in svg and "0.315" in svg
+        from matplotlib.image import imread
+
+        from gpunn.autograd.draw import GRAD_COLOR, VALUE_COLOR
+
+        for key in r["values"]:  # each PNG is the SVG's picture at dot's 96 dpi, values and gradients in colour
+            width = float(re.search(r'<svg width="([\d.]+)pt"', (out / f"gates_{key}.svg").read_text()).group(1))
+            png = imread(out / f"gates_{key}.png")[..., :3]
+            assert abs(png.shape[1] - width * 96 / 72) <= 2 and png.shape[0] > 100
+            for color in (VALUE_COLOR, GRAD_COLOR):
+                rgb = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+                assert (np.abs(png - rgb).max(axis=2) < 0.1).sum() > 100, (key, color)
 
 
 def test_gates_on_each_device(device, tmp_path):
