@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +59,8 @@ def load(path) -> tuple[dict[str, np.ndarray], dict]:
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except Exception as e:  # truncated zip, bad header, pickled content...
-        raise ValueError(f"{str(path)!r} is not a readable gpunn checkpoint ({type(e).__name__}: {e})") from None
+    except Exception as e:  # not a zip, truncated zip, bad CRC, pickled content...
+        raise ValueError(f"{str(path)!r} {_why_unreadable(path, e)}") from None
     try:
         meta = json.loads(str(arrays.pop("__meta__")))
     except (KeyError, ValueError):
@@ -67,6 +68,39 @@ def load(path) -> tuple[dict[str, np.ndarray], dict]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{str(path)!r} is not a {FORMAT} file (format {meta.get('format') if isinstance(meta, dict) else None!r})")
     return arrays, meta
+
+
+def _why_unreadable(path: Path, error: Exception) -> str:
+    """Why ``np.load`` failed on ``path``, in words for a checkpoint.
+
+    NumPy's own message can advise loading with ``allow_pickle=True``: wrong for a checkpoint,
+    which never holds Python objects, and unsafe for a file of unknown origin.
+    """
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":  # every .npz starts with a zip entry
+        return "is not a gpunn checkpoint: it is not an .npz archive"
+    if _holds_objects(path):
+        return "is not a gpunn checkpoint: it holds pickled Python objects, which gpunn checkpoints never do"
+    detail = str(error) if "pickle" not in str(error) else ""
+    return f"is not a readable gpunn checkpoint: the file is corrupt or truncated ({type(error).__name__}" + \
+        (f": {detail})" if detail else ")")
+
+
+def _holds_objects(path: Path) -> bool:
+    """Whether an entry of the .npz at ``path`` is an object array (read from the headers only: nothing unpickled)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                with archive.open(name) as entry:
+                    version = np.lib.format.read_magic(entry)
+                    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    if read_header(entry)[2].hasobject:
+                        return True
+    except Exception:  # a damaged archive or header: not known to hold objects
+        return False
+    return False
 
 
 def with_prefix(arrays: dict, prefix: str) -> dict:

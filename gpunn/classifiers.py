@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Iterable
+
 import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -13,6 +16,7 @@ from .devices import array_module
 from .devices import device as make_device
 from .estimator import (DeviceClassifier, as_input_type, check_X, encode_labels, keeps_state_on_failure, labels_of,
                         on_fit_device, on_fitted_device, onto)
+from .metrics import labels_from_scores
 from .nn.init import as_rng
 from .optim.by_name import make_optimizer
 from .trainer import Trainer
@@ -30,7 +34,10 @@ def build_mlp(n_features: int, n_classes: int, hidden=(100,), activation: str = 
 
     Weights: "he" init for the ReLU family, "xavier" otherwise; ``rng`` seeds them.
     """
-    hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+    if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
+        hidden = (hidden,)
+    elif isinstance(hidden, (str, bytes)) or not isinstance(hidden, Iterable):  # "100" is not ("1", "0", "0")
+        raise TypeError(f"hidden must be an int or a sequence of ints, got {type(hidden).__name__} {hidden!r}")
     sizes = [check_int(f"hidden[{i}]", h, low=1) for i, h in enumerate(hidden)]
     check_choice("activation", activation, ACTIVATIONS)
     p = check_number("dropout", dropout, low=0, high=1, high_open=True)
@@ -176,7 +183,7 @@ class TrainedClassifier(DeviceClassifier):
     def predict(self, X):
         """The predicted label of each row, from ``classes_``."""
         X, s = self._scores(X)
-        return labels_of(self.classes_, as_input_type(s.argmax(axis=1), X))
+        return labels_of(self.classes_, as_input_type(labels_from_scores(s), X))
 
     @available_if(_has_probabilities)
     @on_fitted_device

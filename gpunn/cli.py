@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 from . import checkpoint, ops
-from .classifiers import ACTIVATIONS, build_mlp
+from .classifiers import ACTIVATIONS, RELU_FAMILY, build_mlp
 from .data.by_name import DATASETS, FILE_DATASETS, IMAGE_SHAPES, load_dataset
 from .devices import _cuda_device_count, cuda_unavailable_reason, device
 from .knn_search import parse_memory
@@ -81,14 +81,18 @@ def _parser() -> argparse.ArgumentParser:
                    f"--data-dir (default: digits{resumable})")
     t.add_argument("--data-dir", type=Path, help="directory of the CIFAR-10 batches or MNIST IDX files (default: none)")
     t.add_argument("--model", choices=("mlp", "convnet"),
-                   help="mlp, or convnet: cs231n's three-layer ConvNet (32 3x3 filters - relu - 2x2 max pool - "
-                        f"affine to the first --hidden size - relu - affine) on the dataset's images (default: mlp{resumable})")
-    t.add_argument("--hidden", type=POSITIVE_INT, nargs="+", help=f"hidden layer sizes (default: 256{resumable})")
-    t.add_argument("--activation", choices=ACTIVATIONS, help=f"hidden-layer activation (default: relu{resumable})")
+                   help="mlp, or convnet: cs231n's three-layer ConvNet (32 3x3 filters - activation - 2x2 max pool - "
+                        "affine to the --hidden size - activation - [dropout] - affine) on the dataset's images "
+                        f"(default: mlp{resumable})")
+    t.add_argument("--hidden", type=POSITIVE_INT, nargs="+",
+                   help=f"hidden layer sizes; one for the convnet (default: 256{resumable})")
+    t.add_argument("--activation", choices=ACTIVATIONS,
+                   help=f"hidden-layer activation; the convnet's conv layer too (default: relu{resumable})")
     t.add_argument("--optimizer", choices=list(OPTIMIZERS), help=f"update rule (default: adam{resumable})")
     t.add_argument("--lr", type=POSITIVE, help=f"learning rate (default: 0.001{resumable})")
     t.add_argument("--reg", type=NONNEGATIVE, help=f"L2 strength lambda on the weights (default: 0.001{resumable})")
-    t.add_argument("--dropout", type=PROBABILITY, help=f"drop probability after each hidden layer (default: 0{resumable})")
+    t.add_argument("--dropout", type=PROBABILITY,
+                   help=f"drop probability after each hidden layer; the convnet's affine one only (default: 0{resumable})")
     t.add_argument("--batchnorm", action="store_const", const=True,
                    help=f"batch normalisation after each hidden Linear (default: off{resumable})")
     t.add_argument("--epochs", type=POSITIVE_INT, help=f"total epochs (default: 40{resumable})")
@@ -143,13 +147,13 @@ def _check_out(out: Path) -> None:
         raise ValueError(f"--out {out} is not writable")
 
 
-def _settings(args, resume_from: Path | None) -> tuple[dict, list[str]]:
-    """The run's effective options, and the training options changed from the checkpoint's (as text)."""
+def _settings(args, resume_from: Path | None) -> tuple[dict, list[str], int]:
+    """The run's effective options, the training options changed from the checkpoint's (as text), its epochs done."""
     given = {name: getattr(args, name) for name in (*MODEL_OPTIONS, *TRAINING_OPTIONS)}
-    saved = {}
+    saved, done = {}, 0
     if resume_from is not None:
         _, meta = checkpoint.load(resume_from)
-        saved = (meta.get("metadata") or {}).get("cli") or {}
+        saved, done = (meta.get("metadata") or {}).get("cli") or {}, meta.get("epoch", 0)
         for name in MODEL_OPTIONS:
             if given[name] is not None and name in saved and given[name] != saved[name]:
                 flag = "--" + name.replace("_", "-")
@@ -161,7 +165,7 @@ def _settings(args, resume_from: Path | None) -> tuple[dict, list[str]]:
         if name in TRAINING_OPTIONS and name in saved and value != saved[name] and name != "epochs":
             changes.append(f"--{name.replace('_', '-')} {_text(saved[name])} -> {_text(value)}")
         settings[name] = value
-    return settings, changes
+    return settings, changes, done
 
 
 def _text(value) -> str:
@@ -175,8 +179,11 @@ def train(args) -> int:
     resume = ckpt if args.resume and ckpt.exists() else None
     if args.resume and resume is None:
         print(f"gpunn train: --resume: no checkpoint at {ckpt}; starting a new run", file=sys.stderr)
-    s, changes = _settings(args, resume)
+    s, changes, done = _settings(args, resume)
     _check_data_dir(s["dataset"], args.data_dir)
+    if s["model"] == "convnet" and len(s["hidden"]) > 1:
+        raise ValueError(f"--hidden {_text(s['hidden'])}: --model convnet has one hidden layer (cs231n's three-layer "
+                         "ConvNet); give one size")
     dev = device(args.device)
     data = load_dataset(s["dataset"], args.data_dir, seed=s["seed"])
     pre = Standardize().fit(data.X_train)  # statistics from the training rows only
@@ -201,6 +208,14 @@ def train(args) -> int:
           f"{arch}, "
           f"{s['optimizer']} lr={s['lr']:g} reg={s['reg']:g}, batch {s['batch_size']}, device {dev}{world}"
           + (f", resuming from {ckpt}" if resume else ""))
+    finished = resume is not None and done >= s["epochs"]
+    if finished:
+        if done == s["epochs"]:
+            held, raise_to = f"{done} of {done} epochs", "raise --epochs"
+        else:
+            held, raise_to = f"{done} epochs, more than --epochs {s['epochs']}", f"raise --epochs above {done}"
+        say(f"gpunn train: the checkpoint already holds {held}; nothing left to train; {raise_to} to continue",
+            file=sys.stderr)
     if resume is not None:
         resume = _resume(trainer, resume, changes, say)
     elif ckpt.exists():  # the last good checkpoint stays until this run's first epoch replaces it
@@ -214,8 +229,10 @@ def train(args) -> int:
                   f"val acc {r['val_accuracy']:.3f}  ({r['seconds']:.2f}s)")
 
     try:
-        history = trainer.fit(X_train, data.y_train, val=(X_val, data.y_val), resume=resume, checkpoint_path=ckpt,
-                              on_epoch=report)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="nothing left to train")  # said above, in the options' words
+            history = trainer.fit(X_train, data.y_train, val=(X_val, data.y_val), resume=resume, checkpoint_path=ckpt,
+                                  on_epoch=report)
     except KeyboardInterrupt:
         saved = (f"the last checkpoint is {ckpt} (epoch {trainer.epoch}): continue with "
                  f"gpunn train --resume --out {args.out}" if ckpt.exists() else "no checkpoint was written yet")
@@ -229,7 +246,7 @@ def train(args) -> int:
     say(f"best epoch {best['epoch']}: validation accuracy {best['val_accuracy']:.4f}")
     say(f"test accuracy {test['accuracy']:.4f} (data loss {test['loss']:.4f}; with the L2 penalty "
           f"{test['objective']:.4f})")
-    written = [ckpt, args.out / "history.json"]
+    written = ([] if finished else [ckpt]) + [args.out / "history.json"]
     if matplotlib_available():
         written.append(plot_history(history, args.out / "curves.png"))
     else:
@@ -269,10 +286,13 @@ def _convnet(s: dict, n_classes: int):
         raise ValueError(f"--model convnet needs images; dataset {s['dataset']!r} has none "
                          f"(use one of {', '.join(IMAGE_SHAPES)})")
     shape = IMAGE_SHAPES[s['dataset']]
+    init = "he" if s['activation'] in RELU_FAMILY else "xavier"  # as build_mlp chooses
     model = three_layer_convnet(shape, n_classes, num_filters=32, filter_size=3, hidden=s['hidden'][0],
-                                batchnorm=s['batchnorm'], rng=s['seed'])
-    return model, (f"convnet {'x'.join(map(str, shape))} -> conv 32@3x3 -> pool -> {s['hidden'][0]} -> {n_classes}"
-                   + (" with batchnorm" if s['batchnorm'] else ""))
+                                batchnorm=s['batchnorm'], init=init, rng=s['seed'], activation=s['activation'],
+                                dropout=s['dropout'])
+    return model, (f"convnet {'x'.join(map(str, shape))} -> conv 32@3x3 -> pool -> {s['hidden'][0]} -> {n_classes} "
+                   f"{s['activation']}" + (" with batchnorm" if s['batchnorm'] else "")
+                   + (f", dropout {s['dropout']:g}" if s['dropout'] else ""))
 
 
 # ---------------------------------------------------------------------------- knn

@@ -35,8 +35,8 @@ def _cuda_probe() -> tuple[int, str]:
         return 0, f"importing CuPy failed: {type(e).__name__}: {e}"
     try:
         count = int(cupy.cuda.runtime.getDeviceCount())
-    except Exception as e:  # no driver, or a driver too old for this CuPy's CUDA
-        return 0, f"the CUDA driver did not answer (cupy.cuda.runtime.getDeviceCount: {type(e).__name__}: {e})"
+    except Exception as e:  # no driver, a driver too old for this CuPy's CUDA, no device
+        return 0, _driver_failure(cupy, e)
     if count == 0:
         return 0, "the CUDA driver reports no device"
     try:
@@ -44,6 +44,43 @@ def _cuda_probe() -> tuple[int, str]:
     except Exception as e:  # CuPy works, but the fused kernels cannot be built
         return count, f"(CUDA works, but numba-cuda failed to import: {type(e).__name__}: {e}; kernels use CuPy references)"
     return count, ""
+
+
+_INSUFFICIENT_DRIVER, _NO_DEVICE = 35, 100  # cudaErrorInsufficientDriver, cudaErrorNoDevice
+
+
+def _driver_failure(cupy, error: Exception) -> str:
+    """Why getDeviceCount failed, in words true on the machine: no driver, a driver too old, or no GPU.
+
+    The CUDA runtime reports a missing driver (libcuda not found) as cudaErrorInsufficientDriver,
+    "CUDA driver version is insufficient", which is wrong on a machine without a GPU at all;
+    cudaDriverGetVersion tells the cases apart: it answers 0 where no driver is installed.
+    """
+    status = getattr(error, "status", None)
+    plain = f"the CUDA driver did not answer (cupy.cuda.runtime.getDeviceCount: {type(error).__name__}: {error})"
+    if status not in (_INSUFFICIENT_DRIVER, _NO_DEVICE):
+        return plain
+    try:
+        driver = int(cupy.cuda.runtime.driverGetVersion())
+    except Exception:
+        return plain
+    if driver == 0:
+        return ("no NVIDIA driver is installed on this machine (cudaDriverGetVersion reports none), so it has no GPU "
+                "that CUDA can use")
+    if status == _NO_DEVICE:
+        return f"the NVIDIA driver (CUDA {_cuda_version(driver)}) is installed but finds no GPU (cudaErrorNoDevice)"
+    try:
+        runtime = int(cupy.cuda.runtime.runtimeGetVersion())
+    except Exception:
+        return plain
+    return (f"the NVIDIA driver supports CUDA up to {_cuda_version(driver)}, older than the CUDA "
+            f"{_cuda_version(runtime)} this CuPy was built for: update the driver, or install the CuPy wheel for "
+            f"CUDA {driver // 1000} (cudaErrorInsufficientDriver)")
+
+
+def _cuda_version(number: int) -> str:
+    """CUDA's version number (1000 major + 10 minor) as text: 12090 -> '12.9'."""
+    return f"{number // 1000}.{number % 1000 // 10}"
 
 
 def _cuda_device_count() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -35,6 +36,11 @@ class TrainingDiverged(RuntimeError):
 
 class Trainer:
     """Trains ``model`` on (X, y) with ``loss`` and ``optimizer``.
+
+    ``optimizer`` updates the model's parameters (another model's are refused); built from a part
+    of them, it leaves the rest as they are, which is how parameters are frozen on purpose. A
+    parameter the optimizer holds but whose gradient no backward pass sets is named in a warning
+    after each fit's first step.
 
     ``batch_size``: 1 (stochastic), n (minibatch) or None (full batch). Each epoch visits
     every row once, in an order drawn from ``(seed, epoch)``; dropout masks come from the
@@ -72,6 +78,7 @@ class Trainer:
                 raise TypeError(f"{name} must be a gpunn {cls.__name__}, got {type(value).__name__}")
         if schedule is not None and (not isinstance(schedule, LRSchedule) or schedule.optimizer is not optimizer):
             raise TypeError("schedule must be an LRSchedule built on this trainer's optimizer")
+        _check_optimizer_is_for(model, optimizer)
         self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, low=1)
         self.epochs = check_int("epochs", epochs, low=1)
         self.seed = check_int("seed", seed, low=0)
@@ -114,6 +121,10 @@ class Trainer:
         elif self._trained_state is not None:  # training goes on from the last epoch, not from the best one
             self.model.load_device_state(self._trained_state)
             self._trained_state = None
+        if self.epoch >= self.epochs:
+            done = (f"{self.epoch} of {self.epochs} epochs are done" if self.epoch == self.epochs
+                    else f"{self.epoch} epochs are done, more than epochs={self.epochs}")
+            warnings.warn(f"nothing left to train: {done}; raise epochs to continue", UserWarning, stacklevel=2)
         n = X.shape[0]
         bs = n if self.batch_size is None else min(self.batch_size, n)
         per_epoch = math.ceil(n / bs)
@@ -122,6 +133,7 @@ class Trainer:
         val_d = None if val is None else self._resident(X_val, y_val)  # uploaded once per fit
         bar = tqdm(total=(self.epochs - self.epoch) * per_epoch, unit="batch", leave=True, dynamic_ncols=True,
                    disable=not self.progress or not sys.stderr.isatty())
+        self._gradients_looked_at = False  # after this fit's first step: parameters that got no gradient
         checks, self.loss.checks = self.loss.checks, False  # labels were checked above; NaN shows in the flag
         try:
             with np.errstate(over="ignore", invalid="ignore"):  # a NaN or an overflow is reported by the flag instead
@@ -211,6 +223,9 @@ class Trainer:
                 value = self.loss.forward(scores, yb)
                 backward(self.model, self.loss.backward(share), input_grad=False)  # X is data: no gradient wanted
                 correct = correct + correct_count(scores, yb)
+                if not self._gradients_looked_at:
+                    self._gradients_looked_at = True
+                    self._warn_of_parameters_without_gradient()
             else:  # more processes than rows in this batch: this one adds nothing
                 value = xp.zeros((), self.model.dtype)
                 for p in params:
@@ -241,6 +256,21 @@ class Trainer:
             "val_loss": None, "val_accuracy": None, "lr": self.optimizer.lr,
             "seconds": time.perf_counter() - start,
         }
+
+    def _warn_of_parameters_without_gradient(self) -> None:
+        """Name the optimizer's parameters that a backward pass left without a gradient (host-side: no device read).
+
+        The optimizer skips them, so they would stay as they are through the whole fit without a word.
+        """
+        trained = {id(p) for p in self.optimizer.params}
+        missing = [name for name, p in self.model.named_parameters() if id(p) in trained and p.grad is None]
+        if missing:
+            one = len(missing) == 1
+            what = f"parameter {missing[0]}" if one else f"parameters {', '.join(missing)}"
+            warnings.warn(f"{what} got no gradient in the first step, so training will not change "
+                          f"{'it' if one else 'them'}: a layer's backward that never sets a parameter's grad leaves "
+                          "it out (gpunn.gradcheck.check_model finds such gaps); to freeze parameters on purpose, "
+                          "leave them out of the optimizer", UserWarning, stacklevel=5)
 
     def _read_losses(self, pending: list) -> tuple[int, list[float]]:
         """One host read: (the divergence flag's first bad step, 0 if none; the pending losses as floats)."""
@@ -331,7 +361,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- data
     def _data(self, X, y, xname: str, yname: str):
-        X, y = check_xy(X, y, matrix=False)
+        X, y = check_xy(X, y, matrix=False, names=(xname, yname))
         check_finite(xname, X)
         check_labels(yname, y, X.shape[0], None)
         if int(y.min()) < 0:
@@ -459,6 +489,20 @@ class Trainer:
                 setattr(self.optimizer, name, value)
             self.history.changes.append({"epoch": self.epoch + 1, "name": name, "from": _normal(found[name]),
                                          "to": _normal(value)})
+
+
+def _check_optimizer_is_for(model: Module, optimizer: Optimizer) -> None:
+    """Every parameter the optimizer updates must be one of the model's (else training changes nothing in it).
+
+    The optimizer may hold only some of them: the others are not trained (frozen on purpose).
+    """
+    mine = {id(p) for p in model.parameters()}
+    foreign = [i for i, p in enumerate(optimizer.params) if id(p) not in mine]
+    if foreign:
+        shown = ", ".join(f"params[{i}] {optimizer.params[i].shape}" for i in foreign[:3])
+        raise ValueError(f"optimizer must update the model's parameters, but {len(foreign)} of its "
+                         f"{len(optimizer.params)} are not the model's: {shown}{', ...' if len(foreign) > 3 else ''}; "
+                         "build it from model.parameters()")
 
 
 def _parallel(distributed):

@@ -594,7 +594,7 @@ def direct_conv_bindings(target: Target, references: dict, min_size: int = 0) ->
         (kh, kw), (n, f, ho, wo) = kernel, dy.shape
         if dy.dtype != dt or (n, ho, wo) != (xpad.shape[0], xpad.shape[2] - kh + 1, xpad.shape[3] - kw + 1):
             raise ValueError(f"conv_direct_param_grads: dy must be {dt} (N, F, Ho, Wo) for images {tuple(xpad.shape)} "
-                             f"and a {kh}x{kw} kernel, got {dy.dtype} {tuple(dy.shape)}")
+                             f"and a kernel of {kh}x{kw}, got {dy.dtype} {tuple(dy.shape)}")
         dw, db = _empty(xpad, (f, xpad.shape[1], kh, kw), dt), _empty(xpad, (f,), dt)
         # two tasks per thread at least: the images are shared out where there are fewer filter blocks than that
         blocks = -(-f // conv_direct.GRAD_FILTERS)

@@ -261,6 +261,8 @@ def test_other_bad_input():
         x ** x
     with pytest.raises(TypeError, match="in an expression with a Tensor"):
         x + "a"
+    with pytest.raises(TypeError, match="^cannot use a value of type object in an expression with a Tensor"):
+        x * object()
     with pytest.raises(TypeError, match="must hold numbers"):
         ag.tensor(np.array(["a"]))
     with pytest.raises(ValueError, match="float32' or 'float64"):

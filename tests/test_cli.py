@@ -182,3 +182,19 @@ def test_resume_without_a_checkpoint_says_it_starts_anew(tmp_path, capsys):
                  "--no-progress"]) == 0
     assert f"--resume: no checkpoint at {tmp_path / 'none' / 'checkpoint.npz'}; starting a new run" in \
         capsys.readouterr().err
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_left(tmp_path, capsys):
+    common = ["train", "--dataset", "spiral", "--hidden", "16", "--out", str(tmp_path), "--no-progress"]
+    assert main([*common, "--epochs", "2"]) == 0
+    capsys.readouterr()
+    before = (tmp_path / "checkpoint.npz").read_bytes()
+    assert main([*common, "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == ("gpunn train: the checkpoint already holds 2 of 2 epochs; nothing left to train; "
+                                    "raise --epochs to continue")
+    assert "test accuracy" in captured.out and "checkpoint.npz" not in captured.out.split("wrote")[1]
+    assert (tmp_path / "checkpoint.npz").read_bytes() == before
+    assert main([*common, "--resume", "--epochs", "1"]) == 0
+    assert capsys.readouterr().err.strip() == ("gpunn train: the checkpoint already holds 2 epochs, more than --epochs "
+                                               "1; nothing left to train; raise --epochs above 2 to continue")

@@ -1,5 +1,7 @@
 """cs231n's three-layer ConvNet: built by three_layer_convnet, trained by Trainer, checkpointed and resumed."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -75,7 +77,7 @@ def test_gpunn_train_model_convnet(tmp_path, capsys):
             "--out", str(tmp_path), "--no-progress"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "convnet 1x8x8 -> conv 32@3x3 -> pool -> 100 -> 10 with batchnorm" in out
+    assert "convnet 1x8x8 -> conv 32@3x3 -> pool -> 100 -> 10 relu with batchnorm" in out
     assert float(out.split("test accuracy ")[1].split()[0]) >= 0.9
     assert "model.0.W" in np.load(tmp_path / "checkpoint.npz").files
 
@@ -98,3 +100,36 @@ def test_bad_settings_are_named(kwargs, match):
     args = dict(input_shape=(1, 8, 8), n_classes=10) | kwargs
     with pytest.raises(ValueError, match=match):
         gn.nn.three_layer_convnet(**args)
+
+
+def test_activation_and_dropout_are_built_in():
+    model = gn.nn.three_layer_convnet((1, 8, 8), 10, num_filters=4, filter_size=3, hidden=6, activation="tanh",
+                                      dropout=0.5, rng=0)
+    kinds = [type(layer).__name__ for layer in model]
+    assert kinds == ["Conv2d", "Tanh", "MaxPool2d", "Flatten", "Linear", "Tanh", "Dropout", "Linear"]
+    assert model[6].p == 0.5
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        gn.nn.three_layer_convnet((1, 8, 8), 10, activation="swish")
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got 1.0"):
+        gn.nn.three_layer_convnet((1, 8, 8), 10, dropout=1.0)
+
+
+def test_gpunn_train_convnet_honours_dropout_and_activation(tmp_path):
+    """--dropout and --activation change the convnet (they were once recorded but ignored): the first epoch differs."""
+    common = ["train", "--model", "convnet", "--hidden", "32", "--epochs", "1", "--no-progress"]
+
+    def first_epoch_loss(*extra):
+        out = tmp_path / "_".join(extra or ("plain",))
+        assert main([*common, "--out", str(out), *extra]) == 0
+        return json.loads((out / "history.json").read_text())["epochs"][0]["train_loss"]
+
+    plain = first_epoch_loss()
+    assert first_epoch_loss("--dropout", "0.5") != pytest.approx(plain, rel=1e-6)
+    assert first_epoch_loss("--activation", "tanh") != pytest.approx(plain, rel=1e-6)
+
+
+def test_gpunn_train_convnet_refuses_a_second_hidden_size(tmp_path, capsys):
+    assert main(["train", "--model", "convnet", "--hidden", "100", "50", "--out", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--hidden 100 50: --model convnet has one hidden layer (cs231n's three-layer ConvNet); give one size" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "checkpoint.npz").exists()

@@ -72,19 +72,40 @@ def test_cuda_arrays_roundtrip_and_mixing_is_refused(rng):
         adopt(g, gn.device("cpu"), "x")
 
 
-@pytest.fixture
-def broken_cupy(monkeypatch):
-    """A CuPy whose driver call fails, as with a driver too old for the installed CUDA wheels."""
+class CUDARuntimeError(RuntimeError):
+    """CuPy's runtime error as CuPy 14 raises it: the CUDA status code in ``status``, its name first in the text."""
+
+    def __init__(self, status: int, name: str, text: str):
+        super().__init__(f"{name}: {text}")
+        self.status = status
+
+
+def cupy_whose_device_count_fails(monkeypatch, error: CUDARuntimeError, driver_version: int):
+    """A CuPy whose getDeviceCount raises ``error``; cudaDriverGetVersion answers ``driver_version`` (0: no driver).
+
+    The no-GPU case as CuPy 14.2 (cupy-cuda12x) shows it on a machine without an NVIDIA driver: status 35
+    (cudaErrorInsufficientDriver) and a driver version of 0; a runtime built for CUDA 12.9.
+    """
     import types
 
-    def no_driver():
-        raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime version")
+    def device_count():
+        raise error
 
     fake = types.ModuleType("cupy")
-    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=no_driver))
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(
+        getDeviceCount=device_count, driverGetVersion=lambda: driver_version, runtimeGetVersion=lambda: 12090))
     monkeypatch.setitem(sys.modules, "cupy", fake)
     monkeypatch.setattr(gn.devices, "_FALLBACK_TOLD", [False])
     gn.devices._cuda_probe.cache_clear()
+
+
+INSUFFICIENT = (35, "cudaErrorInsufficientDriver", "CUDA driver version is insufficient for CUDA runtime version")
+
+
+@pytest.fixture
+def broken_cupy(monkeypatch):
+    """A CuPy whose driver call fails for a reason gpunn does not explain further."""
+    cupy_whose_device_count_fails(monkeypatch, CUDARuntimeError(999, "cudaErrorUnknown", "unknown error"), 12020)
     yield
     gn.devices._cuda_probe.cache_clear()
 
@@ -92,7 +113,7 @@ def broken_cupy(monkeypatch):
 def test_why_cuda_is_unusable_is_told(broken_cupy):
     assert not gn.cuda_available()
     reason = gn.cuda_unavailable_reason()
-    assert "getDeviceCount" in reason and "cudaErrorInsufficientDriver" in reason
+    assert "getDeviceCount" in reason and "cudaErrorUnknown" in reason
     with pytest.raises(ValueError, match="no usable CUDA GPU was found: the CUDA driver did not answer"):
         gn.device("cuda")
     with pytest.warns(UserWarning, match="device='auto' uses the CPU: the CUDA driver did not answer"):
@@ -111,6 +132,43 @@ def test_info_names_the_reason(broken_cupy, capsys):
 
     main(["info"])
     assert "CUDA devices: 0 (device='auto' uses the CPU): the CUDA driver did not answer" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "error,driver,reason",
+    [
+        (INSUFFICIENT, 0, "no NVIDIA driver is installed on this machine (cudaDriverGetVersion reports none), so it "
+                          "has no GPU that CUDA can use"),
+        (INSUFFICIENT, 11040, "the NVIDIA driver supports CUDA up to 11.4, older than the CUDA 12.9 this CuPy was "
+                              "built for: update the driver, or install the CuPy wheel for CUDA 11 (cudaErrorInsufficientDriver)"),
+        ((100, "cudaErrorNoDevice", "no CUDA-capable device is detected"), 12020,
+         "the NVIDIA driver (CUDA 12.2) is installed but finds no GPU (cudaErrorNoDevice)"),
+        ((100, "cudaErrorNoDevice", "no CUDA-capable device is detected"), 0,
+         "no NVIDIA driver is installed on this machine"),
+    ],
+)
+def test_no_driver_is_told_apart_from_an_old_one(monkeypatch, error, driver, reason):
+    cupy_whose_device_count_fails(monkeypatch, CUDARuntimeError(*error), driver)
+    try:
+        assert gn.cuda_unavailable_reason().startswith(reason)
+        if driver == 0:
+            assert "insufficient" not in gn.cuda_unavailable_reason()
+    finally:
+        gn.devices._cuda_probe.cache_clear()
+
+
+def test_real_cupy_on_a_machine_without_a_driver():
+    """Where CuPy is installed and no NVIDIA driver is, the reason says so (not 'driver version is insufficient')."""
+    cupy = pytest.importorskip("cupy")
+    try:
+        driver = cupy.cuda.runtime.driverGetVersion()
+    except Exception as e:
+        pytest.skip(f"cudaDriverGetVersion failed: {e}")
+    if driver != 0:
+        pytest.skip("an NVIDIA driver is installed here")
+    gn.devices._cuda_probe.cache_clear()
+    reason = gn.cuda_unavailable_reason()
+    assert reason.startswith("no NVIDIA driver is installed on this machine") and "insufficient" not in reason
 
 
 def test_without_cupy_the_reason_says_what_to_install():

@@ -1,5 +1,6 @@
 """gpunn.lessons: each lesson writes its figures, and the numbers behind them are right."""
 
+import re
 import shutil
 import sys
 
@@ -79,7 +80,7 @@ def test_missing_plot_extra_is_one_line(tmp_path, monkeypatch, capsys):
 
 def test_gates(ran):
     out, r = ran("gates")
-    _check_files(out, r, [".svg"] * 3 if HAVE_DOT else [".dot"] * 3)
+    _check_files(out, r, [".svg", ".png"] * 3 if HAVE_DOT else [".dot"] * 3)
     assert r["values"]["add_multiply"] == {"f": -12.0, "x": -4.0, "y": -4.0, "z": 3.0}
     for key in ("neuron", "neuron_expanded"):
         v = r["values"][key]
@@ -88,6 +89,17 @@ def test_gates(ran):
     if HAVE_DOT:
         svg = (out / "gates_neuron.svg").read_text()
         assert "0.8808" in svg and "0.315" in svg
+        from matplotlib.image import imread
+
+        from gpunn.autograd.draw import GRAD_COLOR, VALUE_COLOR
+
+        for key in r["values"]:  # each PNG is the SVG's picture at dot's 96 dpi, values and gradients in colour
+            width = float(re.search(r'<svg width="([\d.]+)pt"', (out / f"gates_{key}.svg").read_text()).group(1))
+            png = imread(out / f"gates_{key}.png")[..., :3]
+            assert abs(png.shape[1] - width * 96 / 72) <= 2 and png.shape[0] > 100
+            for color in (VALUE_COLOR, GRAD_COLOR):
+                rgb = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+                assert (np.abs(png - rgb).max(axis=2) < 0.1).sum() > 100, (key, color)
 
 
 def test_gates_on_each_device(device, tmp_path):
@@ -141,21 +153,30 @@ def test_optimizers(ran):
 
     out, r = ran("optimizers")
     _check_files(out, r, [".png"])
-    # plain SGD's path on the ravine, step by step from the analytic gradient (0.04 x, 4 y)
-    _, start, steps, _ = SURFACES["ravine"]
-    lr = OPTIMIZERS["SGD"][1]
-    p = np.array(start)
-    expected = [p]
-    for _ in range(steps):
-        p = p - lr * np.array([0.04 * p[0], 4.0 * p[1]])
-        expected.append(p)
-    pts, losses = r["paths"]["ravine"]["SGD"]
-    np.testing.assert_allclose(pts, np.array(expected), rtol=1e-12, atol=1e-14)
-    for surface, runs in r["paths"].items():
-        for name, (pts, losses) in runs.items():
-            assert losses[-1] < losses[0], (surface, name)
-    # every method leaves the saddle for a minimum (-0.25)
-    assert all(losses[-1] < -0.2 for _, losses in r["paths"]["saddle"].values())
+    # plain SGD's paths, step by step from the analytic gradients: (0.04 x, 4 y) on the ravine, (2 x, -2 y) on the saddle
+    for surface, gradient in (("ravine", lambda p: np.array([0.04 * p[0], 4.0 * p[1]])),
+                              ("saddle", lambda p: np.array([2 * p[0], -2 * p[1]]))):
+        _, start, steps, _, lrs = SURFACES[surface]
+        p = np.array(start)
+        expected = [p]
+        for _ in range(steps):
+            p = p - lrs["SGD"] * gradient(p)
+            expected.append(p)
+        pts, losses = r["paths"][surface]["SGD"]
+        np.testing.assert_allclose(pts, np.array(expected), rtol=1e-12, atol=1e-14)
+    for name, (pts, losses) in r["paths"]["ravine"].items():
+        assert losses[-1] < losses[0], name
+    # the saddle: at one learning rate, SGD stalls at the saddle point while momentum escapes; so do the adaptive rules
+    _, _, steps, view, lrs = SURFACES["saddle"]
+    assert lrs["SGD"] == lrs["Momentum"] == lrs["Nesterov"]
+    sgd, sgd_f = r["paths"]["saddle"]["SGD"]
+    assert len(sgd) == steps + 1 and np.hypot(*sgd[-1]) < 0.01 and abs(sgd_f[-1]) < 1e-4
+    for name in OPTIMIZERS:
+        if name != "SGD":
+            pts, f = r["paths"]["saddle"][name]
+            assert len(pts) <= steps and np.abs(pts[-1]).max() > max(view), name  # left the view: over 100x farther
+            assert f[-1] < -1.5, name
+    assert "SGD still 0.0021 from the saddle point after 80 steps, Momentum left the view at step" in r["summary"]
     for name, (curve, acc) in r["curves"].items():
         assert curve[-20:].mean() < curve[:20].mean() and acc > 0.8, name
 

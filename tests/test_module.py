@@ -117,3 +117,35 @@ def test_input_grad_false_skips_only_the_input_gradient(rng):
         grads.append([p.grad for p in model.parameters()])
     for a, b in zip(*grads):
         np.testing.assert_array_equal(a, b)
+
+
+def test_predict_refuses_nan_input_as_mlpclassifier_does(rng):
+    X, y = rng.standard_normal((30, 4)), rng.integers(0, 3, 30)
+    X[7, 2] = np.nan
+    model = small_net()
+    clf = gn.MLPClassifier(hidden=(6,), epochs=1, device="cpu").fit(np.nan_to_num(X), y)
+    with pytest.raises(ValueError) as from_clf:
+        clf.predict(X)
+    with pytest.raises(ValueError) as from_model:
+        model.predict(X)  # it used to return class 0 for row 7
+    assert str(from_model.value) == str(from_clf.value) == "X contains NaN or infinite values"
+    with pytest.raises(ValueError, match="X contains NaN"):
+        model.predict_scores(X)
+
+
+def test_nan_scores_never_become_class_0(rng):
+    from gpunn.metrics import labels_from_scores
+
+    X = rng.standard_normal((5, 4))
+    model = small_net()
+    model[4].W.data[:, 1] = np.nan  # weights gone bad: every row's scores hold a NaN
+    assert np.isnan(model.predict_scores(X)).any(axis=1).all()  # the scores say so themselves
+    with pytest.raises(ValueError, match=r"the scores of 5 rows \(rows 0, 1, 2, ...\) hold NaN: no class can be"):
+        model.predict(X)
+    with pytest.raises(ValueError, match=r"the scores of 1 row \(row 0\) hold NaN"):
+        labels_from_scores(np.array([[np.nan], [1.0]]))
+    np.testing.assert_array_equal(labels_from_scores(np.array([[0.2, 3.0], [-np.inf, -5.0]])), [1, 1])
+    clf = gn.MLPClassifier(hidden=(6,), epochs=1, device="cpu").fit(X, [0, 1, 2, 0, 1])
+    clf.model_[2].W.data[:, 0] = np.nan
+    with pytest.raises(ValueError, match="hold NaN: no class can be chosen"):
+        clf.predict(X)

@@ -171,7 +171,7 @@ def test_load_state_dict_refuses_foreign_state_and_changes_nothing(rng):
     params[0].accumulate(rng.standard_normal(params[0].shape))
     opt.step()
     before = opt.state_dict()
-    with pytest.raises(ValueError, match="from a Adam optimizer, this is a SGD"):
+    with pytest.raises(ValueError, match="state dict is for Adam, this optimizer is SGD"):
         opt.load_state_dict(gn.optim.Adam(params).state_dict())
     bad = opt.state_dict()
     bad["state"][0]["velocity"] = np.zeros((2, 2))

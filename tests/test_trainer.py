@@ -1,5 +1,6 @@
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -233,7 +234,7 @@ def test_resume_applies_changed_hyperparameters_and_records_them(rng, tmp_path):
     faster = make(epochs=3, schedule=True, lr=0.04)
     faster.fit(X, y, resume=tmp_path / "sched.npz")
     assert faster.history.changes[0]["name"] == "lr" and faster.history.column("lr")[2] == pytest.approx(0.04 * 0.5)
-    with pytest.raises(ValueError, match="from a Adam optimizer, this is a SGD"):
+    with pytest.raises(ValueError, match="state dict is for Adam, this optimizer is SGD"):
         other = make(epochs=3)
         other.optimizer = gn.optim.SGD(other.model.parameters(), lr=0.01)
         other.fit(X, y, resume=tmp_path / "ckpt.npz")
@@ -311,7 +312,7 @@ def test_broken_checkpoints_are_refused_and_change_nothing(rng, tmp_path):
     target.fit(X, y)
     before, opt_before = weights(target), target.optimizer.state_dict()
     for name, match in [("truncated", "not a readable gpunn checkpoint"), ("foreign", "not a gpunn checkpoint"),
-                        ("garbage", "not a readable"), ("other_shape", "does not fit this trainer"),
+                        ("garbage", "not a gpunn checkpoint"), ("other_shape", "does not fit this trainer"),
                         ("missing", "does not exist")]:
         with pytest.raises(ValueError, match=match):
             target.load_checkpoint(tmp_path / f"{name}.npz")
@@ -415,3 +416,107 @@ def test_cuda_training_resident_and_staged_from_pinned_memory_agree(rng, monkeyp
     cpu.fit(X, y)
     for k, v in weights(cpu).items():
         np.testing.assert_allclose(weights(resident)[k], v, rtol=1e-3, atol=1e-4)
+
+
+def test_an_optimizer_of_another_model_is_refused(rng):
+    model = gn.nn.Sequential(gn.nn.Linear(6, 16, rng=0), gn.nn.ReLU(), gn.nn.Linear(16, 3, rng=1))
+    other = gn.nn.Sequential(gn.nn.Linear(6, 16, rng=0), gn.nn.ReLU(), gn.nn.Linear(16, 3, rng=1))
+    with pytest.raises(ValueError, match=r"optimizer must update the model's parameters, but 4 of its 4 are not "
+                                         r"the model's: params\[0\] \(6, 16\), params\[1\] \(16,\), params\[2\] "
+                                         r"\(16, 3\), \.\.\.; build it from model.parameters\(\)"):
+        gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), gn.optim.Adam(other.parameters()), device="cpu")
+    mixed = [model[0].W, other[2].b]
+    with pytest.raises(ValueError, match=r"but 1 of its 2 are not the model's: params\[1\] \(3,\);"):
+        gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), gn.optim.Adam(mixed), device="cpu")
+    # a part of the model's parameters is fine: the rest stay as they are (frozen on purpose)
+    X, y = blobs(rng)
+    before = model.state_dict()
+    gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), gn.optim.Adam(model[2].parameters()), epochs=1, device="cpu",
+               progress=False).fit(X, y)
+    after = model.state_dict()
+    assert_same_weights({k: after[k] for k in ("0.W", "0.b")}, {k: before[k] for k in ("0.W", "0.b")})
+    assert not np.array_equal(after["2.W"], before["2.W"])
+
+
+class ForgetfulScale(gn.nn.Module):
+    """y = x * s per column, whose backward forgets to accumulate the gradient of ``s``: ``s`` never learns."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.s = gn.nn.Parameter(np.ones(d, dtype=np.float32), decay=False)
+
+    def forward(self, x):
+        x = self._input(x)
+        self._cache = x.shape
+        return x * self.s.data
+
+    def backward(self, dout, input_grad=True):
+        return self._upstream(dout, self._saved()) * self.s.data
+
+
+def test_a_parameter_that_never_gets_a_gradient_is_named_once_per_fit(rng):
+    X, y = blobs(rng)
+    model = gn.nn.Sequential(gn.nn.Linear(6, 16, rng=0), gn.nn.ReLU(), ForgetfulScale(16), gn.nn.Linear(16, 3, rng=1))
+    trainer = gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), gn.optim.Adam(model.parameters()), epochs=3,
+                         device="cpu", progress=False)
+    for total in (3, 5):  # a first fit, then one that goes on: each says it once
+        trainer.epochs = total
+        with pytest.warns(UserWarning) as caught:
+            trainer.fit(X, y)
+        said = [str(w.message) for w in caught if "gradient" in str(w.message)]
+        assert said == ["parameter 2.s got no gradient in the first step, so training will not change it: a "
+                        "layer's backward that never sets a parameter's grad leaves it out "
+                        "(gpunn.gradcheck.check_model finds such gaps); to freeze parameters on purpose, leave them "
+                        "out of the optimizer"]
+    np.testing.assert_array_equal(gn.to_numpy(model[2].s.data), np.ones(16))
+    # frozen on purpose: no word
+    trainer = gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(),
+                         gn.optim.Adam([p for name, p in model.named_parameters() if name != "2.s"]), epochs=1,
+                         device="cpu", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trainer.fit(X, y)
+
+
+def test_an_empty_validation_set_is_named(rng):
+    X, y = blobs(rng)
+    with pytest.raises(ValueError, match=r"X_val is empty \(shape \(0, 6\)\)"):
+        make().fit(X, y, val=(X[:0], y[:0]))
+    with pytest.raises(ValueError, match=r"y_val must be 1-D class labels, got shape \(10, 2\)"):
+        make().fit(X, y, val=(X[:10], np.zeros((10, 2), int)))
+
+
+def test_foreign_and_corrupt_files_are_named_so_without_numpys_pickle_advice(tmp_path):
+    from gpunn import checkpoint
+
+    (tmp_path / "text.npz").write_text("hello, not an archive")
+    np.savez(tmp_path / "objects.npz", a=np.array([{"key": 1}], dtype=object))
+    checkpoint.save(tmp_path / "good.npz", {"w": np.arange(4.0)}, {"epoch": 1})
+    good = (tmp_path / "good.npz").read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(good[:len(good) // 2])
+    damaged = bytearray(good)
+    at = good.index(b"\x93NUMPY", good.index(b"w.npy")) + 60  # inside w's stored bytes
+    damaged[at:at + 8] = b"\xff" * 8
+    (tmp_path / "damaged.npz").write_bytes(bytes(damaged))
+    for name, message in [("text", "is not a gpunn checkpoint: it is not an .npz archive"),
+                          ("objects", "is not a gpunn checkpoint: it holds pickled Python objects, which gpunn "
+                                      "checkpoints never do"),
+                          ("truncated", "is not a readable gpunn checkpoint: the file is corrupt or truncated"),
+                          ("damaged", "is not a readable gpunn checkpoint: the file is corrupt or truncated")]:
+        with pytest.raises(ValueError) as caught:
+            checkpoint.load(tmp_path / f"{name}.npz")
+        assert message in str(caught.value) and "pickle=" not in str(caught.value), name
+    assert checkpoint.load(tmp_path / "good.npz")[1]["epoch"] == 1
+
+
+def test_fit_with_no_epoch_left_says_so(rng):
+    X, y = blobs(rng)
+    trainer = make(epochs=2)
+    trainer.fit(X, y)
+    with pytest.warns(UserWarning, match=r"^nothing left to train: 2 of 2 epochs are done; raise epochs to continue$"):
+        history = trainer.fit(X, y)
+    assert len(history.epochs) == 2
+    trainer.epochs = 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(trainer.fit(X, y).epochs) == 3

@@ -237,8 +237,8 @@ def _constant(value, like: Tensor) -> Tensor:
     """A number or array in an expression with ``like``: a constant of ``like``'s dtype on its device."""
     if isinstance(value, (bool, np.bool_)) or not (isinstance(value, numbers.Real) or hasattr(value, "shape")
                                                  or isinstance(value, (list, tuple))):
-        raise TypeError(f"cannot use a {type(value).__name__} in an expression with a Tensor; expected a number, "
-                        "an array or a Tensor")
+        raise TypeError(f"cannot use a value of type {type(value).__name__} in an expression with a Tensor; "
+                        "expected a number, an array or a Tensor")
     return tensor(value, device=like.device, dtype=like.dtype, requires_grad=False)
 
 

@@ -21,16 +21,22 @@ class Split(NamedTuple):
     y_test: np.ndarray
 
 
-def check_xy(X, y, *, matrix: bool = True):
-    """``X`` (N, D) numbers (N, ... when not ``matrix``) and ``y`` (N,) labels; arrays stay on their device."""
-    X = check_array("X", X, matrix)
+def check_xy(X, y, *, matrix: bool = True, names=("X", "y")):
+    """``X`` (N, D) numbers (N, ... when not ``matrix``) and ``y`` (N,) labels; arrays stay on their device.
+
+    ``names``: what the messages call them (the validation pair is ("X_val", "y_val")).
+    """
+    xn, yn = names
+    X = check_array(xn, X, matrix)
     y = np.asarray(y) if not hasattr(y, "shape") else y
     if y.ndim == 2 and y.shape[1] > 1:
-        raise ValueError(f"y must be 1-D class labels, got shape {tuple(y.shape)}; for one-hot rows use y.argmax(1)")
+        raise ValueError(f"{yn} must be 1-D class labels, got shape {tuple(y.shape)}; for one-hot rows use "
+                         f"{yn}.argmax(1)")
     if y.ndim != 1:
-        raise ValueError(f"y must be 1-D class labels, got shape {tuple(y.shape)}")
+        raise ValueError(f"{yn} must be 1-D class labels, got shape {tuple(y.shape)}")
     if y.shape[0] != X.shape[0]:
-        raise ValueError(f"X and y must have the same number of rows: X has {X.shape[0]}, y has shape {tuple(y.shape)}")
+        raise ValueError(f"{xn} and {yn} must have the same number of rows: {xn} has {X.shape[0]}, {yn} has shape "
+                         f"{tuple(y.shape)}")
     return X, y
 
 

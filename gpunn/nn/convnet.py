@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from ..validation import check_int
-from .activations import ReLU
+from ..validation import check_int, check_number
+from .activations import activation_layer
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import Conv2d, pair
+from .dropout import Dropout
 from .flatten import Flatten
 from .init import as_rng
 from .linear import Linear
@@ -14,14 +15,18 @@ from .sequential import Sequential
 
 
 def three_layer_convnet(input_shape=(3, 32, 32), n_classes: int = 10, num_filters: int = 32, filter_size: int = 7,
-                        hidden: int = 100, batchnorm: bool = False, init="he", rng=None) -> Sequential:
+                        hidden: int = 100, batchnorm: bool = False, init="he", rng=None, activation: str = "relu",
+                        dropout: float = 0.0) -> Sequential:
     """Conv2d(C, F, k, padding=(k - 1) // 2) - [BatchNorm2d] - ReLU - MaxPool2d(2) - Flatten
-    - Linear(F H/2 W/2, hidden) - [BatchNorm1d] - ReLU - Linear(hidden, n_classes).
+    - Linear(F H/2 W/2, hidden) - [BatchNorm1d] - ReLU - [Dropout] - Linear(hidden, n_classes).
 
     ``input_shape`` is one image's (C, H, W); an odd ``filter_size`` keeps H and W through the
     convolution, and the pool halves them (rounding down). cs231n's defaults: 32 filters of 7x7,
     100 hidden units. ``init`` ("he", "xavier" or a float std, as cs231n's ``weight_scale``) sets the
     conv and hidden weights; the last layer uses "xavier"; ``rng`` seeds them.
+    ``activation`` (a name of :func:`~gpunn.nn.activation_layer`) replaces both ReLUs. ``dropout`` > 0
+    drops hidden units after the affine layer's activation, where AlexNet and VGG put it (not after
+    the convolution).
     """
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
         raise ValueError(f"input_shape must be one image's (C, H, W), got {input_shape!r}")
@@ -30,12 +35,15 @@ def three_layer_convnet(input_shape=(3, 32, 32), n_classes: int = 10, num_filter
     f = check_int("num_filters", num_filters, low=1)
     kh, kw = pair("filter_size", filter_size, 1)
     hidden = check_int("hidden", hidden, low=1)
+    p = check_number("dropout", dropout, low=0, high=1, high_open=True)
+    activation_layer(activation)  # an unknown name is refused before any weight is drawn
     rng = as_rng(rng)
     conv = Conv2d(c, f, (kh, kw), padding=((kh - 1) // 2, (kw - 1) // 2), init=init, rng=rng)
     ho, wo = conv.output_shape(h, w)
     if ho < 2 or wo < 2:
-        raise ValueError(f"input_shape {tuple(input_shape)} is too small for a {kh}x{kw} convolution and a 2x2 pool")
-    layers = [conv] + ([BatchNorm2d(f)] if batchnorm else []) + [ReLU(), MaxPool2d(2), Flatten()]
+        raise ValueError(f"input_shape {tuple(input_shape)} is too small for a convolution of {kh}x{kw} and a 2x2 pool")
+    layers = [conv] + ([BatchNorm2d(f)] if batchnorm else []) + [activation_layer(activation), MaxPool2d(2), Flatten()]
     layers += [Linear(f * (ho // 2) * (wo // 2), hidden, init=init, rng=rng)] + ([BatchNorm1d(hidden)] if batchnorm else [])
-    layers += [ReLU(), Linear(hidden, n_classes, init="xavier", rng=rng)]
+    layers += [activation_layer(activation)] + ([Dropout(p)] if p > 0 else [])
+    layers += [Linear(hidden, n_classes, init="xavier", rng=rng)]
     return Sequential(*layers)

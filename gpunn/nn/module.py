@@ -18,7 +18,7 @@ import numpy as np
 from ..devices import DEFAULT_DTYPE, Device, adopt, as_float_dtype, on_device, to_numpy
 from ..devices import device as make_device
 from ..metrics import labels_from_scores
-from ..validation import check_int
+from ..validation import check_finite, check_int
 from .parameter import Parameter
 
 _FLOAT_NAMES = ("float32", "float64")
@@ -65,20 +65,27 @@ class Module:
 
     # ------------------------------------------------------------------ inference
     def predict_scores(self, X, batch_size: int = 1024):
-        """Outputs for ``X`` in evaluation mode, computed in batches, as a NumPy array."""
+        """Outputs for ``X`` in evaluation mode, computed in batches, as a NumPy array.
+
+        ``X`` holding NaN or infinity is refused, as the estimators refuse it: its rows would get
+        NaN scores, and :meth:`predict` no class.
+        """
         batch_size = check_int("batch_size", batch_size, low=1)
+        X = X if hasattr(X, "shape") else np.asarray(X)
+        if X.ndim == 0 or len(X) == 0:
+            raise ValueError("X is empty: nothing to predict")
+        if X.dtype.kind in "fc":
+            check_finite("X", X)
         was_training = self.training
         self.eval()
         try:
             parts = [to_numpy(self.forward(X[i:i + batch_size])) for i in range(0, len(X), batch_size)]
         finally:
             self.train(was_training)
-        if not parts:
-            raise ValueError("X is empty: nothing to predict")
         return np.concatenate(parts)
 
     def predict(self, X, batch_size: int = 1024) -> np.ndarray:
-        """Class indices for ``X`` (argmax of the scores; score > 0 for one output unit)."""
+        """Class indices for ``X`` (argmax of the scores; score > 0 for one output unit); NaN scores are refused."""
         return labels_from_scores(self.predict_scores(X, batch_size))
 
     # ------------------------------------------------------------------ structure

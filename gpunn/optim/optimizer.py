@@ -133,7 +133,7 @@ class Optimizer:
         if not isinstance(sd, dict) or not {"type", "hyperparameters", "steps", "state"} <= sd.keys():
             raise ValueError("state dict is not an optimizer state (needs type, hyperparameters, steps, state)")
         if sd["type"] != type(self).__name__:
-            raise ValueError(f"state dict is from a {sd['type']} optimizer, this is a {type(self).__name__}")
+            raise ValueError(f"state dict is for {sd['type']}, this optimizer is {type(self).__name__}")
         if len(sd["state"]) != len(self.params):
             raise ValueError(f"state dict has state for {len(sd['state'])} parameters, this optimizer has {len(self.params)}")
         new_state = []
