@@ -53,6 +53,8 @@ def onto(dev, X):
 on_fit_device = on_device(lambda self, *args: make_device(self.device))
 on_fitted_device = on_device(
     lambda self, *args: self.device_ if isinstance(getattr(self, "device_", None), Device) else Device("cpu"))
+# A transformer computes where its input lives (its statistics follow the data).
+on_input_device = on_device(lambda self, X, *rest: device_of(X))
 
 
 def keeps_state_on_failure(fit):

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, OneToOn
 from sklearn.utils.validation import check_is_fitted
 
 from .devices import array_module, device_of
-from .estimator import check_matrix, check_X, keeps_state_on_failure
+from .estimator import check_matrix, check_X, keeps_state_on_failure, on_input_device
 from .validation import check_int, check_number
 
 
@@ -45,12 +45,14 @@ class MeanSubtraction(OneToOneFeatureMixin, Transform):
     """X - mean_, the per-feature mean of the training data."""
 
     @keeps_state_on_failure
+    @on_input_device
     def fit(self, X, y=None):
         """Learn ``mean_`` (n_features,) from X (n_samples, n_features); returns ``self``."""
         X = check_X(self, X, reset=True)
         self.mean_ = X.mean(axis=0)
         return self
 
+    @on_input_device
     def transform(self, X):
         X, here = self._checked(X)
         return X - here(self.mean_)
@@ -60,6 +62,7 @@ class Standardize(OneToOneFeatureMixin, Transform):
     """(X - mean_) / std_ per feature; constant features keep std_ = 1 (they map to 0)."""
 
     @keeps_state_on_failure
+    @on_input_device
     def fit(self, X, y=None):
         """Learn ``mean_`` and ``std_`` (n_features,) from X (n_samples, n_features); returns ``self``."""
         X = check_X(self, X, reset=True)
@@ -69,10 +72,12 @@ class Standardize(OneToOneFeatureMixin, Transform):
         self.std_ = xp.where(std > 0, std, xp.ones_like(std))
         return self
 
+    @on_input_device
     def transform(self, X):
         X, here = self._checked(X)
         return (X - here(self.mean_)) / here(self.std_)
 
+    @on_input_device
     def inverse_transform(self, X):
         """Undo :meth:`transform`: X * std_ + mean_."""
         X, here = self._checked(X)
@@ -94,6 +99,7 @@ class PCAWhitening(ClassNamePrefixFeaturesOutMixin, Transform):
         self.n_components = n_components
 
     @keeps_state_on_failure
+    @on_input_device
     def fit(self, X, y=None):
         """Learn ``mean_``, ``components_`` and ``explained_variance_`` from X (n_samples, n_features)."""
         check_number("eps", self.eps, low=0)
@@ -121,10 +127,12 @@ class PCAWhitening(ClassNamePrefixFeaturesOutMixin, Transform):
     def _scale(self, here):
         return 1 / (here(self.explained_variance_) + self.eps) ** 0.5
 
+    @on_input_device
     def transform(self, X):
         X, here = self._checked(X)
         return ((X - here(self.mean_)) @ here(self.components_)) * self._scale(here)
 
+    @on_input_device
     def inverse_transform(self, X):
         """Map whitened rows X (n_samples, n_components) back to the input space."""
         check_is_fitted(self)

@@ -154,13 +154,20 @@ def backward_cuda(g, y, out, kind, a, zero, half):
 
 @cuda.jit
 def bias_forward_cuda(z, b, out, kind, a, zero, half):
-    """A 2-D grid-stride loop, x over columns (coalesced), y over rows: no integer division per element."""
+    """A 2-D grid-stride loop, x over columns (coalesced), y over rows: no integer division per element.
+
+    ``while`` loops, not ``range``: a range with a variable step divides to count its trips, once per row.
+    """
     c0, r0 = cuda.grid(2)
     cs, rs = cuda.gridsize(2)
     rows, cols = z.shape
-    for r in range(r0, rows, rs):
-        for c in range(c0, cols, cs):
+    r = r0
+    while r < rows:
+        c = c0
+        while c < cols:
             out[r, c] = forward_device(kind, z[r, c] + b[c], a, zero, half)
+            c += cs
+        r += rs
 
 
 # The bias gradient on CUDA is dz.sum(axis=0) in CuPy after backward_cuda (see bindings): a reduction

@@ -22,7 +22,7 @@ import numpy as np
 
 from gpunn.devices import array_module, device_of
 from gpunn import ops as hyper_of  # the *_hyper functions: one definition of each rule's kernel scalars
-from gpunn.ops import L2_FLOOR_ULPS, dropout_threshold, pooled_size, winograd_buffer, winograd_tiles
+from gpunn.ops import L2_FLOOR_ULPS, dropout_threshold, pooled_size
 
 from . import activations as act
 from . import blas_pool
@@ -31,7 +31,6 @@ from . import conv_direct
 from . import distances as dist
 from . import dropout as drop
 from . import optimizers as opt
-from . import winograd
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 THREADS = 256
@@ -64,8 +63,16 @@ class Target:
 
     def run_2d(self, kernel, rows: int, cols: int, *args) -> None:
         """Launch a 2-D grid-stride CUDA ``kernel`` over a (rows, cols) array: 32 x 8 threads, x along columns."""
-        blocks = (max(1, min(GRID_STRIDE_BLOCKS, math.ceil(cols / 32))), max(1, min(MAX_BLOCKS, math.ceil(rows / 8))))
+        blocks = (max(1, min(GRID_STRIDE_BLOCKS, math.ceil(cols / 32))),
+                  max(1, min(GRID_STRIDE_BLOCKS, MAX_BLOCKS, math.ceil(rows / 8))))
         kernel[blocks, (32, 8), self._stream()](*args)
+
+    def run_3d(self, kernel, depth: int, rows: int, cols: int, *args) -> None:
+        """Launch a 3-D grid-stride CUDA ``kernel``: x along ``cols`` (32 threads), y along ``rows`` (8), z ``depth``."""
+        blocks = (max(1, min(GRID_STRIDE_BLOCKS, math.ceil(cols / 32))),
+                  max(1, min(GRID_STRIDE_BLOCKS, MAX_BLOCKS, math.ceil(rows / 8))),
+                  max(1, min(GRID_STRIDE_BLOCKS, MAX_BLOCKS, depth)))
+        kernel[blocks, (32, 8, 1), self._stream()](*args)
 
     def _stream(self):
         from numba import cuda
@@ -297,7 +304,6 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         "l1_distances": l1_distances, "l2_epilogue": l2_epilogue,
     }
     bindings.update(conv_bindings(target, references, min_size))
-    bindings.update(winograd_bindings(target, references, min_size))
     if target.name == "cpu":  # the direct convolution has CPU kernels only (SIMD through kernels/simd.py)
         bindings.update(direct_conv_bindings(target, references, min_size))
         bindings["matmul"] = shared_pool_matmul
@@ -376,8 +382,12 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
     """
     host_tanh = SIMD_TANH_KINDS if target.name == "cpu" else ()
 
-    def run(name, size, *args):
-        target.run(target.kernel(conv, name), size, *args)
+    def run(name, size, dims, *args):
+        """The CPU kernel with threads for ``size`` elements, or the CUDA one on a 3-D grid over ``dims``."""
+        if target.name == "cpu":
+            target.run(conv.__dict__[f"{name}_cpu"], size, *args)
+        else:
+            target.run_3d(conv.__dict__[f"{name}_cuda"], *dims, *args)
 
     def im2col(x, kernel, stride, padding, out=None):
         (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
@@ -388,7 +398,7 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         x = _contiguous(x)
         dt = _check("im2col", x)
         cols = _out(out, x, (c * kh * kw, n * ho * wo), dt, "im2col")
-        run("im2col", cols.size, x, cols, kh, kw, sh, sw, ph, pw, ho, wo, dt.type(0))
+        run("im2col", cols.size, (cols.shape[0], ho, wo), x, cols, kh, kw, sh, sw, ph, pw, ho, wo, dt.type(0))
         return cols
 
     def col2im(cols, x_shape, kernel, stride, padding, out=None):
@@ -403,7 +413,7 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
             raise ValueError(f"col2im: cols has shape {tuple(cols.shape)}, expected {(c * kh * kw, n * ho * wo)} "
                              f"for images {tuple(x_shape)}")
         dx = _out(out, cols, tuple(x_shape), dt, "col2im")
-        run("col2im", cols.size, cols, dx, kh, kw, sh, sw, ph, pw, ho, wo, dt.type(0))
+        run("col2im", cols.size, (c, h, w), cols, dx, kh, kw, sh, sw, ph, pw, ho, wo, dt.type(0))
         return dx
 
     def conv_bias_activation(z, b, out, kind, alpha=0.0):
@@ -415,7 +425,8 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         if z.shape != (f, n * plane) or out.dtype != dt or not out.flags.c_contiguous:
             raise ValueError(f"conv_bias_activation: out must be C-contiguous {dt} (N, F, P) for z (F, N P); "
                              f"got out {out.dtype} {tuple(out.shape)} and z {tuple(z.shape)}")
-        return _bias_epilogue("conv_bias_activation", lambda bias, *args: run("epilogue", out.size, z, bias, out, *args),
+        return _bias_epilogue("conv_bias_activation",
+                              lambda bias, *args: run("epilogue", out.size, (f, n, plane), z, bias, out, *args),
                               b, z[:, 0], out, kind, alpha, host_tanh)
 
     def conv_bias_activation_backward(dout, y, kind, alpha=0.0, out=None):
@@ -426,7 +437,7 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         dt = _check("conv_bias_activation_backward", dout, y=y)
         n, f, plane = dout.shape
         dz, db = _out(out, dout, (f, n * plane), dt, "conv_bias_activation_backward"), _empty(dout, (f,), dt)
-        run("epilogue_backward", dout.size, dout, y, dz, db, *_activation_args(kind, alpha, dt))
+        run("epilogue_backward", dout.size, (f, n, plane), dout, y, dz, db, *_activation_args(kind, alpha, dt))
         if target.name == "cuda":
             db = dz.sum(axis=1)
         return dz, db
@@ -440,7 +451,7 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         x = _contiguous(x)
         dt = _check("max_pool_forward", x)
         out, arg = _empty(x, (n * c, ho, wo), dt), _empty(x, (n * c, ho, wo), np.int32)
-        run("max_pool", out.size, x.reshape(n * c, h, w), out, arg, kh, kw, sh, sw)
+        run("max_pool", out.size, (n * c, ho, wo), x.reshape(n * c, h, w), out, arg, kh, kw, sh, sw)
         return out.reshape(n, c, ho, wo), arg.reshape(n, c, ho, wo)
 
     def max_pool_backward(dout, argmax, x_shape, kernel, stride):
@@ -455,8 +466,8 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
                              f"got {argmax.dtype} {tuple(argmax.shape)}")
         _, _, ho, wo = dout.shape
         dx = _empty(dout, (n * c, h, w), dt)
-        run("max_pool_backward", dx.size, dout.reshape(n * c, ho, wo), argmax.reshape(n * c, ho, wo), dx,
-            kh, kw, sh, sw, dt.type(0))
+        run("max_pool_backward", dx.size, (n * c, h, w), dout.reshape(n * c, ho, wo), argmax.reshape(n * c, ho, wo),
+            dx, kh, kw, sh, sw, dt.type(0))
         return dx.reshape(n, c, h, w)
 
     return {
@@ -464,77 +475,6 @@ def conv_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         "conv_bias_activation_backward": conv_bias_activation_backward, "max_pool_forward": max_pool_forward,
         "max_pool_backward": max_pool_backward,
     }
-
-
-def winograd_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
-    """{op name: binding} for the Winograd F(2x2, 3x3) transforms (kernels/winograd.py) on ``target``.
-
-    The kernels see the (16, K, T) tile arrays as (16, L) rows (:func:`_tile_rows`); the arrays they
-    write are views of padded buffers (``ops.winograd_buffer``), as are the layer's GEMM products.
-    """
-    host_tanh = SIMD_TANH_KINDS if target.name == "cpu" else ()
-
-    def run(name, size, *args):
-        target.run(getattr(winograd, f"{name}_{target.name}"), size, *args)
-
-    def tiles_of(shape, padding):
-        n, c, h, w = shape
-        th, tw = winograd_tiles(h + 2 * padding[0] - 2, w + 2 * padding[1] - 2)
-        return th, tw, n * th * tw
-
-    def winograd_input(x, padding, out=None):
-        if x.size < min_size:
-            return references["winograd_input"](x, padding, out)
-        x = _contiguous(x)
-        dt = _check("winograd_input", x)
-        th, tw, tiles = tiles_of(x.shape, padding)
-        v = _tile_out(out, x, x.shape[1], tiles, "winograd_input")
-        run("input", v.size // 16, x, _tile_rows(v, "V"), padding[0], padding[1], th, tw, dt.type(0))
-        return v
-
-    def winograd_input_backward(dv, x_shape, padding, out=None):
-        if dv.size < min_size:
-            return references["winograd_input_backward"](dv, x_shape, padding, out)
-        th, tw, tiles = tiles_of(x_shape, padding)
-        if dv.shape != (16, x_shape[1], tiles):
-            raise ValueError(f"winograd_input_backward: dV has shape {tuple(dv.shape)}, expected "
-                             f"{(16, x_shape[1], tiles)} for images {tuple(x_shape)} padded by {tuple(padding)}")
-        rows = _tile_rows(dv, "dV")
-        dt = _check("winograd_input_backward", rows)
-        dx = _out(out, dv, tuple(x_shape), dt, "winograd_input_backward")
-        run("input_backward", dx.size, rows, dx, padding[0], padding[1], th, tw, dt.type(0))
-        return dx
-
-    def winograd_output(m, b, out, kind, alpha=0.0):
-        if m.size < min_size:
-            return references["winograd_output"](m, b, out, kind, alpha)
-        n, f, ho, wo = out.shape
-        th, tw = winograd_tiles(ho, wo)
-        rows = _tile_rows(m, "M")
-        dt = _check("winograd_output", rows)
-        if m.shape != (16, f, n * th * tw) or out.dtype != dt or not out.flags.c_contiguous:
-            raise ValueError(f"winograd_output: out must be C-contiguous {dt} (N, F, Ho, Wo) for M (16, F, N th tw); "
-                             f"got out {out.dtype} {tuple(out.shape)} and M {tuple(m.shape)}")
-        return _bias_epilogue("winograd_output", lambda bias, *args: run("output", m.size // 16, rows, bias, out, *args),
-                              b, rows[0, :f], out, kind, alpha, host_tanh)
-
-    def winograd_output_backward(dout, y, kind, alpha=0.0, out=None):
-        if dout.size < min_size:
-            return references["winograd_output_backward"](dout, y, kind, alpha, out)
-        dout = _contiguous(dout)
-        y = dout if kind == "identity" else _contiguous(y)
-        dt = _check("winograd_output_backward", dout, y=y)
-        n, f, ho, wo = dout.shape
-        th, tw = winograd_tiles(ho, wo)
-        dm, db = _tile_out(out, dout, f, n * th * tw, "winograd_output_backward"), _empty(dout, (f,), dt)
-        run("output_backward", dm.size // 16, dout, y, _tile_rows(dm, "dM"), db, *_activation_args(kind, alpha, dt))
-        if target.name == "cuda":
-            dz = dout if kind == "identity" else references["activation_backward"](dout, y, kind, alpha)
-            db = dz.sum(axis=(0, 2, 3))
-        return dm, db
-
-    return {"winograd_input": winograd_input, "winograd_input_backward": winograd_input_backward,
-            "winograd_output": winograd_output, "winograd_output_backward": winograd_output_backward}
 
 
 def _out(out, like, shape, dtype, op: str):
@@ -614,40 +554,6 @@ def direct_conv_bindings(target: Target, references: dict, min_size: int = 0) ->
 
     return {"conv_direct": conv_direct_op, "conv_direct_param_grads": conv_direct_param_grads,
             "pad_images": pad_images}
-
-
-def _tile_out(out, like, k: int, tiles: int, op: str):
-    """``out`` if it is a (16, k, tiles) tile array of ``like``'s dtype the kernels can write in place, else a new one."""
-    if out is None:
-        return winograd_buffer(like, k, tiles)
-    if out.shape != (16, k, tiles) or out.dtype != like.dtype or not _tile_layout(out):
-        raise ValueError(f"{op}: out must be a {like.dtype} tile array of shape {(16, k, tiles)} with rows of "
-                         f"(k, tiles) matrices (ops.winograd_buffer), got {out.dtype} {tuple(out.shape)} "
-                         f"with strides {out.strides}")
-    return out
-
-
-def _tile_layout(a) -> bool:
-    """True when the (16, K, T) array ``a`` is 16 C-contiguous (K, T) matrices spaced at least K T apart."""
-    size, (k, t) = a.itemsize, a.shape[1:]
-    return a.strides[1:] == (t * size, size) and a.strides[0] >= k * t * size and a.strides[0] % size == 0
-
-
-def _tile_rows(a, name: str):
-    """A (16, K, T) tile array as (16, L) C-contiguous rows over the same memory, matrix k from row k's start.
-
-    Views of ``ops.winograd_buffer`` (and any C-contiguous array) qualify as they are; another layout
-    is copied into a padded buffer. Kernels read only the first K T entries of each row.
-    """
-    xp = array_module(a)
-    if a.ndim != 3 or a.shape[0] != 16:
-        raise ValueError(f"{name} must have shape (16, channels, tiles), got {tuple(a.shape)}")
-    if not _tile_layout(a):
-        b = winograd_buffer(a, *a.shape[1:])
-        b[...] = a
-        a = b
-    row = a.strides[0]
-    return xp.lib.stride_tricks.as_strided(a, shape=(16, row // a.itemsize), strides=(row, a.itemsize))
 
 
 def _empty(like, shape, dtype):

@@ -213,105 +213,159 @@ def max_pool_backward_cpu(g, arg, dx, kh, kw, sh, sw, zero):
 
 
 # --------------------------------------------------------------------------- CUDA: numba.cuda.jit
-# One thread per output element, grid-stride loops; every output element is written by exactly one thread.
+# 3-D grids (Target.run_3d): x over an image row's pixels, y over rows, z over channels (or the columns
+# matrix's rows); the images run in a loop inside. Every loop is a grid-stride ``while``, so any grid covers
+# any size, and an element's indices come from the grid, not from dividing a flat index: a 64-bit division
+# costs a GPU about a hundred instructions. What division there is happens once per row, outside the loops
+# over pixels and images.
 
 @cuda.jit
 def im2col_cuda(x, cols, kh, kw, sh, sw, ph, pw, ho, wo, zero):
+    """cols[(c kh + i) kw + j, (n Ho + oh) Wo + ow] = x[n, c, oh sh - ph + i, ow sw - pw + j], 0 in the padding."""
     n, c, h, w = x.shape
     plane = ho * wo
-    width = n * plane
-    start, stride = cuda.grid(1), cuda.gridsize(1)
-    for e in range(start, cols.shape[0] * width, stride):
-        row, col = e // width, e % width
+    x0, y0, z0 = cuda.grid(3)
+    xs, ys, zs = cuda.gridsize(3)
+    row = z0
+    while row < cols.shape[0]:
         ch, tap = row // (kh * kw), row % (kh * kw)
         i, j = tap // kw, tap % kw
-        img, p = col // plane, col % plane
-        a = (p // wo) * sh - ph + i
-        b = (p % wo) * sw - pw + j
-        cols[row, col] = x[img, ch, a, b] if 0 <= a < h and 0 <= b < w else zero
-
-
-@cuda.jit(device=True, inline=True)
-def nchw_index(e, c, h, w):
-    """Element ``e`` of a C-contiguous (N, C, H, W) array as (image, channel, row, column)."""
-    return e // (w * h * c), (e // (w * h)) % c, (e // w) % h, e % w
+        oh = y0
+        while oh < ho:
+            a = oh * sh - ph + i
+            ow = x0
+            while ow < wo:
+                b = ow * sw - pw + j
+                inside = 0 <= a < h and 0 <= b < w
+                for img in range(n):
+                    cols[row, img * plane + oh * wo + ow] = x[img, ch, a, b] if inside else zero
+                ow += xs
+            oh += ys
+        row += zs
 
 
 @cuda.jit
 def col2im_cuda(cols, dx, kh, kw, sh, sw, ph, pw, ho, wo, zero):
-    """Each pixel gathers from the (oh, ow, i, j) that read it: oh sh - ph + i = a, ow sw - pw + j = b."""
+    """Each pixel (a, b) gathers what the columns took from it: taps i = a + ph - oh sh, j = b + pw - ow sw.
+
+    The taps of a pixel step by the stride from the first one: i0 = (a + ph) mod sh at output row
+    oh0 = (a + ph) // sh, then i0 + sh at oh0 - 1, and so on; likewise along the row.
+    """
     n, c, h, w = dx.shape
     plane = ho * wo
-    start, stride = cuda.grid(1), cuda.gridsize(1)
-    for e in range(start, dx.size, stride):
-        img, ch, a, b = nchw_index(e, c, h, w)
-        acc = zero
-        for i in range(kh):
-            r = a + ph - i
-            if r < 0 or r % sh != 0 or r // sh >= ho:
-                continue
-            oh = r // sh
-            for j in range(kw):
-                s = b + pw - j
-                if s < 0 or s % sw != 0 or s // sw >= wo:
-                    continue
-                acc += cols[(ch * kh + i) * kw + j, img * plane + oh * wo + s // sw]
-        dx[img, ch, a, b] = acc
+    x0, y0, z0 = cuda.grid(3)
+    xs, ys, zs = cuda.gridsize(3)
+    ch = z0
+    while ch < c:
+        a = y0
+        while a < h:
+            i0, oh0 = (a + ph) % sh, (a + ph) // sh
+            b = x0
+            while b < w:
+                j0, ow0 = (b + pw) % sw, (b + pw) // sw
+                for img in range(n):
+                    acc = zero
+                    i, oh = i0, oh0
+                    while i < kh:
+                        if 0 <= oh < ho:
+                            j, ow = j0, ow0
+                            while j < kw:
+                                if 0 <= ow < wo:
+                                    acc += cols[(ch * kh + i) * kw + j, img * plane + oh * wo + ow]
+                                j += sw
+                                ow -= 1
+                        i += sh
+                        oh -= 1
+                    dx[img, ch, a, b] = acc
+                b += xs
+            a += ys
+        ch += zs
 
 
 @cuda.jit
 def epilogue_cuda(z, b, out, has_bias, kind, a, zero, half):
+    """out[img, ch, p] = f(z[ch, img P + p] + b[ch]): x over p, y over images, z over channels."""
     n, f, plane = out.shape
-    start, stride = cuda.grid(1), cuda.gridsize(1)
-    for e in range(start, out.size, stride):
-        p = e % plane
-        ch = (e // plane) % f
-        img = e // (plane * f)
+    x0, y0, z0 = cuda.grid(3)
+    xs, ys, zs = cuda.gridsize(3)
+    ch = z0
+    while ch < f:
         bias = b[ch] if has_bias else zero
-        out[img, ch, p] = forward_device(kind, z[ch, img * plane + p] + bias, a, zero, half)
+        img = y0
+        while img < n:
+            p = x0
+            while p < plane:
+                out[img, ch, p] = forward_device(kind, z[ch, img * plane + p] + bias, a, zero, half)
+                p += xs
+            img += ys
+        ch += zs
 
 
 @cuda.jit
 def epilogue_backward_cuda(g, y, dz, db, kind, a, zero, half):
-    """dz only, one thread per element (``db`` is unused: the binding sums dz's rows with CuPy)."""
+    """dz[ch, img P + p] = g f'(y) at [img, ch, p] (``db`` is unused: the binding sums dz's rows with CuPy)."""
     n, f, plane = g.shape
-    start, stride = cuda.grid(1), cuda.gridsize(1)
-    for e in range(start, dz.size, stride):
-        ch, col = e // (n * plane), e % (n * plane)
-        img, p = col // plane, col % plane
-        dz[ch, col] = backward_device(kind, g[img, ch, p], y[img, ch, p], a, zero, half)
+    x0, y0, z0 = cuda.grid(3)
+    xs, ys, zs = cuda.gridsize(3)
+    ch = z0
+    while ch < f:
+        img = y0
+        while img < n:
+            p = x0
+            while p < plane:
+                dz[ch, img * plane + p] = backward_device(kind, g[img, ch, p], y[img, ch, p], a, zero, half)
+                p += xs
+            img += ys
+        ch += zs
 
 
 @cuda.jit
 def max_pool_cuda(x, out, arg, kh, kw, sh, sw):
+    """Per window: its first maximum (or last NaN) and its tap i kw + j; x over ow, y over oh, z over planes."""
     planes, ho, wo = out.shape
-    start, stride = cuda.grid(1), cuda.gridsize(1)
-    for e in range(start, out.size, stride):
-        ow = e % wo
-        oh = (e // wo) % ho
-        t = e // (wo * ho)
-        out[t, oh, ow], arg[t, oh, ow] = window_max_device(x, t, oh, ow, kh, kw, sh, sw)
+    x0, y0, z0 = cuda.grid(3)
+    xs, ys, zs = cuda.gridsize(3)
+    t = z0
+    while t < planes:
+        oh = y0
+        while oh < ho:
+            ow = x0
+            while ow < wo:
+                out[t, oh, ow], arg[t, oh, ow] = window_max_device(x, t, oh, ow, kh, kw, sh, sw)
+                ow += xs
+            oh += ys
+        t += zs
 
 
 @cuda.jit
 def max_pool_backward_cuda(g, arg, dx, kh, kw, sh, sw, zero):
-    """Each pixel sums the gradients of the windows that cover it and chose it."""
+    """Each pixel (a, b) sums the gradients of the windows that cover it and chose it.
+
+    Windows covering row a: oh from a // sh down while the tap i = a - oh sh stays below kh; likewise ow.
+    """
     planes, ho, wo = g.shape
     h, w = dx.shape[1], dx.shape[2]
-    start, stride = cuda.grid(1), cuda.gridsize(1)
-    for e in range(start, dx.size, stride):
-        b = e % w
-        a = (e // w) % h
-        t = e // (w * h)
-        acc = zero
-        for i in range(kh):
-            r = a - i
-            if r < 0 or r % sh != 0 or r // sh >= ho:
-                continue
-            for j in range(kw):
-                s = b - j
-                if s < 0 or s % sw != 0 or s // sw >= wo:
-                    continue
-                if arg[t, r // sh, s // sw] == i * kw + j:
-                    acc += g[t, r // sh, s // sw]
-        dx[t, a, b] = acc
+    x0, y0, z0 = cuda.grid(3)
+    xs, ys, zs = cuda.gridsize(3)
+    t = z0
+    while t < planes:
+        a = y0
+        while a < h:
+            oh_last = a // sh
+            b = x0
+            while b < w:
+                ow_last = b // sw
+                acc = zero
+                oh = min(oh_last, ho - 1)
+                while oh >= 0 and a - oh * sh < kh:
+                    i = a - oh * sh
+                    ow = min(ow_last, wo - 1)
+                    while ow >= 0 and b - ow * sw < kw:
+                        if arg[t, oh, ow] == i * kw + b - ow * sw:
+                            acc += g[t, oh, ow]
+                        ow -= 1
+                    oh -= 1
+                dx[t, a, b] = acc
+                b += xs
+            a += ys
+        t += zs

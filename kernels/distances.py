@@ -107,9 +107,13 @@ def l2_epilogue_cuda(G, a_sq, b_sq, take_sqrt, floor_ulps, zero):
     j0, i0 = cuda.grid(2)
     js, is_ = cuda.gridsize(2)
     Q, N = G.shape
-    for i in range(i0, Q, is_):
-        for j in range(j0, N, js):
+    i = i0
+    while i < Q:  # while, not range: a range with a variable step divides to count its trips
+        j = j0
+        while j < N:
             total = a_sq[i] + b_sq[j]
             d = total - (G[i, j] + G[i, j])
             d = d if d > total * floor_ulps else zero
             G[i, j] = math.sqrt(d) if take_sqrt else d
+            j += js
+        i += is_

@@ -269,12 +269,9 @@ def test_other_bad_input():
         ag.tensor(1.0, dtype="int32")
 
 
-@pytest.mark.cuda
-def test_mixing_devices_names_the_gate_and_both_shapes():
-    if not gn.cuda_available():
-        pytest.skip("no usable CUDA GPU (CuPy missing or no device)")
-    a, b = ag.tensor(np.ones(3)), ag.tensor(np.ones((2, 3)), device="cuda")
-    message = r"'\*' gate: inputs on different devices: cpu \(shape \(3,\)\), cuda:0 \(shape \(2, 3\)\)"
+def test_mixing_devices_names_the_gate_and_both_shapes(gpu):
+    a, b = ag.tensor(np.ones(3)), ag.tensor(np.ones((2, 3)), device=gpu)
+    message = fr"'\*' gate: inputs on different devices: cpu \(shape \(3,\)\), {gpu} \(shape \(2, 3\)\)"
     with pytest.raises(ValueError, match=message):
         a * b
 

@@ -328,33 +328,32 @@ def test_predicting_bad_input_names_the_problem(rng):
 # --------------------------------------------------------------------------- on a GPU (skipped without one)
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not gn.cuda_available(), reason="no usable CUDA GPU")
 @pytest.mark.parametrize("make", [
-    lambda: gn.LinearClassifier(device="cuda", random_state=0),
-    lambda: gn.MLPClassifier(hidden=(16,), epochs=20, device="cuda", random_state=0, early_stopping=True),
-    lambda: gn.KNeighborsClassifier(device="cuda"),
+    lambda dev: gn.LinearClassifier(device=dev, random_state=0),
+    lambda dev: gn.MLPClassifier(hidden=(16,), epochs=20, lr=1e-2, device=dev, random_state=0, early_stopping=True),
+    lambda dev: gn.KNeighborsClassifier(device=dev),
 ], ids=["linear", "mlp", "knn"])
-def test_cuda_state_stays_on_the_gpu_and_outputs_follow_the_input(make, rng):
+def test_cuda_state_stays_on_the_gpu_and_outputs_follow_the_input(make, gpu, rng):
     import cupy
 
     X, y = blobs(rng, [3, 5, 9], n=200)
-    clf = make().fit(cupy.asarray(X), cupy.asarray(y))
-    on_host = make().fit(X, y)
-    assert clf.device_ == gn.device("cuda")
+    clf = make(str(gpu)).fit(gpu.asarray(X), gpu.asarray(y))
+    on_host = make(str(gpu)).fit(X, y)
+    assert clf.device_ == gpu
     state = clf.X_ if isinstance(clf, gn.KNeighborsClassifier) else clf.model_[0].W.data
-    assert isinstance(state, cupy.ndarray)
+    assert isinstance(state, cupy.ndarray) and gn.device_of(state) == gpu
     for method in ("predict", "predict_proba", "decision_function"):
         if hasattr(clf, method):
-            from_gpu, from_host = getattr(clf, method)(cupy.asarray(X)), getattr(clf, method)(X)
+            from_gpu, from_host = getattr(clf, method)(gpu.asarray(X)), getattr(clf, method)(X)
             assert isinstance(from_gpu, cupy.ndarray) and isinstance(from_host, np.ndarray)
-            np.testing.assert_allclose(from_gpu.get(), from_host, rtol=1e-6, atol=1e-6)
+            assert gn.device_of(from_gpu) == gpu
+            np.testing.assert_allclose(gn.to_numpy(from_gpu), from_host, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(on_host.classes_, clf.classes_)
-    assert clf.score(cupy.asarray(X), cupy.asarray(y)) == clf.score(X, y) > 0.95
+    assert clf.score(gpu.asarray(X), gpu.asarray(y)) == clf.score(X, y) > 0.95
     with pytest.raises(ValueError, match="X contains NaN"):
-        clf.predict(cupy.full((2, 4), cupy.nan))
+        clf.predict(gpu.asarray(np.full((2, 4), np.nan)))
     with pytest.raises(ValueError, match="X has 3 features"):
-        clf.predict(cupy.asarray(X[:, :3]))
+        clf.predict(gpu.asarray(X[:, :3]))
 
 
 def test_random_search_over_lr_and_reg_as_in_the_readme():

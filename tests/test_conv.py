@@ -95,7 +95,7 @@ def test_batch_chunks_give_the_same_results(rng, monkeypatch):
     for budget in (conv_module.COLS_BYTES, 1):
         monkeypatch.setattr(conv_module, "COLS_BYTES", budget)
         layer = gn.nn.Conv2d(3, 4, 3, padding=1, rng=3).to("float64")
-        assert len(layer._chunks(x, winograd=False)) == (1 if budget > 1 else 5)
+        assert len(layer._chunks(x)) == (1 if budget > 1 else 5)
         y = layer.forward(x)
         results.append((y, layer.backward(dout), layer.W.grad, layer.b.grad))
     for a, b in zip(*results):
@@ -192,13 +192,10 @@ def test_wrong_upstream_shape_is_refused(rng):
         layer.backward(np.ones((2, 3, 5, 5)))
 
 
-@pytest.mark.cuda
-def test_cpu_and_cuda_agree(rng):
-    if not gn.cuda_available():
-        pytest.skip("no usable CUDA GPU")
+def test_cpu_and_cuda_agree(gpu, rng):
     x, dout = rng.standard_normal((4, 3, 10, 9)), rng.standard_normal((4, 8, 5, 5))
     outs = []
-    for dev in ("cpu", "cuda"):
+    for dev in ("cpu", gpu):
         layer = gn.nn.Conv2d(3, 8, 3, stride=2, padding=1, rng=5).to(dev)
         relu = gn.nn.ReLU().to(dev)
         y = layer.forward_fused(x, relu)

@@ -1,7 +1,13 @@
-"""kNN on a real Dask cluster (a LocalCluster of 2 worker processes) equals one process, ties included."""
+"""kNN on a real Dask cluster (a LocalCluster of 2 worker processes) equals one process, ties included.
+
+On GPUs too: each worker searches its chunks on its (real, or simulated: tests/simulated_gpu) GPU.
+"""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SIMULATED
 
 import gpunn as gn
 
@@ -9,11 +15,27 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 
+def _cluster(**worker):
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                       worker_dashboard_address=None, **worker)
+    return cluster, distributed.Client(cluster)
+
+
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                       worker_dashboard_address=None)
-    with distributed.Client(cluster) as c:
+    cluster, c = _cluster()
+    with c:
+        yield c
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def gpu_client():
+    """A cluster whose workers have GPUs: the simulated GPU, installed in each worker before any task, where
+    this machine has no real one."""
+    preload = [str(Path(__file__).parent / "simulated_gpu" / "dask_worker.py")] if SIMULATED else []
+    cluster, c = _cluster(preload=preload)
+    with c:
         yield c
     cluster.close()
 
@@ -44,6 +66,21 @@ def test_the_cluster_answers_exactly_as_one_process(client, metric, weights, rng
         np.testing.assert_array_equal(knn.predict_proba(queries), one.predict_proba(Xq))
     labels = rng.integers(0, 4, 37)
     assert knn.score(Xq, labels) == one.score(Xq, labels)
+
+
+@pytest.mark.parametrize("metric", ["l1", "l2"])
+def test_workers_search_on_their_gpu_as_one_cpu_process(gpu_client, gpu, metric, rng):
+    X, y = tied_data(rng)
+    Xq = tied_data(rng, n=37)[0]
+    one = gn.KNeighborsClassifier(k=9, metric=metric, device="cpu").fit(X, y)
+    chunks = (50, 3, 70, 80)
+    knn = gn.KNeighborsClassifier(k=9, metric=metric, device=str(gpu))  # resolved on each worker
+    knn.fit(da.from_array(X, chunks=(chunks, 6)), da.from_array(y, chunks=(chunks,)))
+    d, i = knn.kneighbors(da.from_array(Xq, chunks=(10, 6)))
+    d1, i1 = one.kneighbors(Xq)
+    np.testing.assert_array_equal(i, i1)  # small integers: the distances are exact in float32 on any device
+    np.testing.assert_array_equal(d, d1)
+    np.testing.assert_array_equal(knn.predict(Xq), one.predict(Xq))
 
 
 def test_small_memory_limits_stream_the_queries_in_tiles(client, rng):

@@ -60,15 +60,12 @@ def test_adopt_casts_and_refuses_non_numbers(rng):
         adopt(np.array(["a", "b"]), cpu, "x")
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not gn.cuda_available(), reason="no usable CUDA GPU")
-def test_cuda_arrays_roundtrip_and_mixing_is_refused(rng):
-    dev = gn.device("cuda")
+def test_cuda_arrays_roundtrip_and_mixing_is_refused(gpu, rng):
     x = rng.standard_normal((4, 3)).astype(np.float32)
-    g = dev.asarray(x)
-    assert gn.device_of(g) == dev and dev.xp.__name__ == "cupy"
+    g = gpu.asarray(x)
+    assert gn.device_of(g) == gpu and gpu.xp.__name__ == "cupy"
     np.testing.assert_array_equal(gn.to_numpy(g), x)
-    with pytest.raises(ValueError, match="is on cuda:0 but the computation is on cpu"):
+    with pytest.raises(ValueError, match=f"is on {gpu} but the computation is on cpu"):
         adopt(g, gn.device("cpu"), "x")
 
 

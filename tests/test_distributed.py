@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import GPU_MARKS, SIMULATED
+
 import gpunn as gn
 
 HERE = Path(__file__).resolve().parent
@@ -23,11 +25,11 @@ def make_data(n=203, d=12, classes=4, seed=5):
     return (centers[y] + rng.standard_normal((n, d))).astype(np.float32), y
 
 
-def make_trainer(distributed=False, epochs=3):
+def make_trainer(distributed=False, epochs=3, device="cpu"):
     model = gn.nn.Sequential(gn.nn.Linear(12, 32, rng=1), gn.nn.ReLU(), gn.nn.Dropout(0.3),
                              gn.nn.Linear(32, 4, rng=2))
     opt = gn.optim.Adam(model.parameters(), lr=0.01, weight_decay=1e-3)
-    return gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), opt, batch_size=25, epochs=epochs, device="cpu", seed=11,
+    return gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), opt, batch_size=25, epochs=epochs, device=device, seed=11,
                       progress=False, distributed=distributed)
 
 
@@ -39,14 +41,21 @@ def mpiexec():
     return found
 
 
-def run_mpi(args, n=2, timeout=300, cwd=None):
-    env = dict(os.environ, OMP_NUM_THREADS="1", GPUNN_TEST_SEED="0")
+def run_mpi(args, n=2, timeout=300, cwd=None, **env):
+    env = dict(os.environ, OMP_NUM_THREADS="1", GPUNN_TEST_SEED="0", **env)
     return subprocess.run([mpiexec(), "-n", str(n), sys.executable, *args], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=cwd)
 
 
-def test_two_processes_train_the_weights_of_one(tmp_path):
-    run = run_mpi([str(HERE / "mpi" / "train.py"), str(tmp_path / "w.npz")])
+@pytest.mark.parametrize("where", ["cpu", pytest.param("cuda", marks=GPU_MARKS)])
+def test_two_processes_train_the_weights_of_one(where, tmp_path):
+    """Two processes (on cuda:0 and cuda:1 for "cuda": no NCCL there, so gradients go through the host) train
+    the weights one CPU process does."""
+    if where == "cuda" and not SIMULATED and gn.devices._cuda_device_count() < 2:
+        pytest.skip("needs two GPUs")
+    flags = ["--cuda"] if where == "cuda" else []
+    run = run_mpi([str(HERE / "mpi" / "train.py"), str(tmp_path / "w.npz"), *flags],
+                  **({"GPUNN_TEST_GPU": "sim"} if SIMULATED else {}))
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     got = np.load(tmp_path / "w.npz")
     X, y = make_data()

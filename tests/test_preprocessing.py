@@ -126,16 +126,14 @@ def test_feature_names_and_pandas_output(rng):
     np.testing.assert_array_equal(MeanSubtraction().fit(frame).feature_names_in_, ["a", "b", "c"])
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not gn.cuda_available(), reason="no usable CUDA GPU")
 @pytest.mark.parametrize("cls", [MeanSubtraction, Standardize, PCAWhitening])
-def test_cuda_statistics_stay_on_the_gpu_and_outputs_follow_the_input(cls, rng):
+def test_cuda_statistics_stay_on_the_gpu_and_outputs_follow_the_input(cls, gpu, rng):
     import cupy
 
     X = correlated(rng)
-    pre = cls().fit(cupy.asarray(X))
-    assert isinstance(pre.mean_, cupy.ndarray)
-    on_gpu, on_host = pre.transform(cupy.asarray(X)), pre.transform(X)
+    pre = cls().fit(gpu.asarray(X))
+    assert isinstance(pre.mean_, cupy.ndarray) and gn.device_of(pre.mean_) == gpu
+    on_gpu, on_host = pre.transform(gpu.asarray(X)), pre.transform(X)
     assert isinstance(on_gpu, cupy.ndarray) and isinstance(on_host, np.ndarray)
-    np.testing.assert_allclose(on_gpu.get(), on_host, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(gn.to_numpy(on_gpu), on_host, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(on_host, cls().fit(X).transform(X), rtol=1e-8, atol=1e-8)

@@ -401,15 +401,15 @@ def test_validation_data_must_match(rng):
         make().fit(X, y, val=X)
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not gn.cuda_available(), reason="no usable CUDA GPU")
-def test_cuda_training_resident_and_staged_from_pinned_memory_agree(rng, monkeypatch):
+@pytest.mark.parametrize("given", ["host", "device"])
+def test_cuda_training_resident_and_staged_from_pinned_memory_agree(given, gpu, rng, monkeypatch):
+    """Data too large for the GPU is staged through the host, whether it came from the host or the device."""
     X, y = blobs(rng)
-    resident = make(device="cuda", dropout=0.0)
+    resident = make(device=gpu, dropout=0.0)
     resident.fit(X, y)
     monkeypatch.setattr(gn.Device, "fits", lambda self, nbytes, fraction=0.5: False)
-    staged = make(device="cuda", dropout=0.0)
-    staged.fit(X, y)
+    staged = make(device=gpu, dropout=0.0)
+    staged.fit(*((X, y) if given == "host" else (gpu.asarray(X), gpu.asarray(y))))
     for k, v in weights(resident).items():
         np.testing.assert_allclose(weights(staged)[k], v, rtol=1e-5, atol=1e-6)
     cpu = make(device="cpu", dropout=0.0)

@@ -84,11 +84,12 @@ def _check_finite(X, name: str) -> None:
 def _chunk_best(queries, rows, k: int, metric: str, limit: int, device: str, dtype: str, offset: int):
     """On a worker: the k best of one training chunk for each query, as host arrays (distances, global indices)."""
     dev = make_device(device)
-    A, B = dev.asarray(queries, dtype=dtype), dev.asarray(rows, dtype=dtype)
-    x_sq = None if metric == "l1" else (B * B).sum(axis=1)
-    limit = min(limit, dev.free_memory() // 2)
-    d, i = kneighbors_of(A, B, min(k, B.shape[0]), metric, limit, x_sq)
-    return to_numpy(d), to_numpy(i) + offset
+    with dev:  # the worker's GPU is current while its chunk is searched
+        A, B = dev.asarray(queries, dtype=dtype), dev.asarray(rows, dtype=dtype)
+        x_sq = None if metric == "l1" else (B * B).sum(axis=1)
+        limit = min(limit, dev.free_memory() // 2)
+        d, i = kneighbors_of(A, B, min(k, B.shape[0]), metric, limit, x_sq)
+        return to_numpy(d), to_numpy(i) + offset
 
 
 def kneighbors(X, offsets, queries, k: int, metric: str, limit: int, device: str, dtype: str):

@@ -1,4 +1,4 @@
-"""Conv2d: the convolution gate, as a direct convolution, im2col + one GEMM, or Winograd F(2x2, 3x3) + 16 GEMMs.
+"""Conv2d: the convolution gate, as a direct convolution or im2col + one GEMM.
 
 Direct (stride 1): ``ops.conv_direct`` on the zero-padded input, with no columns matrix; on the CPU in
 float32 it is a register-blocked kernel (kernels/conv_direct.py), elsewhere its im2col reference. The input
@@ -12,12 +12,6 @@ im2col (any kernel, stride, padding): each image's patches are laid out as the c
 (C kh kw, N Ho Wo) matrix (``ops.im2col``), so the forward pass is one GEMM, ``W.reshape(F, -1) @ cols``,
 and the backward pass two more: dW = dz cols^T, dcols = W^T dz, then ``ops.col2im`` sums dcols back
 onto the pixels.
-
-Winograd (3x3 kernels, stride 1): the images are cut into 4x4 tiles overlapping by 2, transformed
-(V = B^T d B, ``ops.winograd_input``), multiplied by the transformed filters (U = G g G^T) in 16 GEMMs
-of (F, C) by (C, tiles), and transformed back (A^T M A, ``ops.winograd_output``): the same convolution
-with 2.25x fewer multiplies. Its backward pass is the same steps transposed: dU = dM V^T, dV = U^T dM.
-The results differ from im2col's only by float rounding (tests/test_conv_winograd.py bounds it against float64).
 """
 
 from __future__ import annotations
@@ -36,17 +30,9 @@ from .parameter import Parameter
 # The columns matrix of a chunk of the batch stays under this many bytes: memory is bounded for
 # any batch size, and one chunk is still large enough for an efficient GEMM (bench/test_conv.py).
 COLS_BYTES = 128 << 20
-# Winograd works on chunks of about this many 2x2 tiles: the 16 GEMMs run near OpenBLAS's best there
-# (8 images of 32x32: 200 GFLOP/s for F=64, C=32, against 122 GFLOP/s on a whole batch of 64), and the
-# transformed tiles of a chunk stay in the L2/L3 caches between the transforms and the GEMMs.
-WINOGRAD_TILES = 2048
 # "auto" runs the direct convolution where a kernel for it is registered (the CPU, float32, stride 1, outputs a
-# multiple of 16 wide, padding below the kernel size), im2col elsewhere; never Winograd, which did not measure
-# faster here (bench/test_conv.py, fwd + bwd, N=64, interleaved, back to back as in training): 32->64 at 32x32
-# 0.87-0.92x im2col's speed in two runs (1.27x in a third), at 16x16 0.75-0.78x. Its 2.25x fewer multiplies are
-# eaten by the four transforms, each streaming 16 arrays at about 5 GB/s on one core; with 3 input channels its
-# 16 GEMMs would be thinner still (K = 3).
-ALGORITHMS = ("auto", "direct", "im2col", "winograd")
+# multiple of 16 wide, padding below the kernel size), im2col elsewhere.
+ALGORITHMS = ("auto", "direct", "im2col")
 KEEP_BYTES = 32 << 20  # work arrays from this size are kept between calls (Conv2d._buffer)
 
 
@@ -79,8 +65,8 @@ class Conv2d(Module):
 
     ``kernel_size``, ``stride`` and ``padding`` are ints or (height, width) pairs; padding is zeros.
     ``init``: "he" (default, fan_in = in_channels kh kw), "xavier", or a float std; ``rng`` seeds it.
-    ``algorithm``: "direct" (stride 1, padding below the kernel size), "im2col", "winograd" (3x3 kernels
-    with stride 1) or "auto" (default): the direct convolution where it has a kernel (the CPU, float32,
+    ``algorithm``: "direct" (stride 1, padding below the kernel size), "im2col" or "auto" (default):
+    the direct convolution where it has a kernel (the CPU, float32,
     outputs a multiple of 16 wide), im2col elsewhere (:meth:`algorithm_for` says which).
     Followed by an activation in a fusing :class:`Sequential`, the bias, the activation and the
     move to NCHW share one pass (:meth:`forward_fused`).
@@ -97,9 +83,6 @@ class Conv2d(Module):
             self.padding = pair("padding", padding, 0)
             if algorithm not in ALGORITHMS:
                 raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
-            if algorithm == "winograd" and (self.kernel_size != (3, 3) or self.stride != (1, 1)):
-                raise ValueError(f"algorithm='winograd' needs a 3x3 kernel and stride 1, got kernel_size="
-                                 f"{self.kernel_size} and stride={self.stride}; use 'im2col' or 'auto'")
             if algorithm == "direct" and not self._direct_fits():
                 raise ValueError(f"algorithm='direct' needs stride 1 and padding below the kernel size, got stride="
                                  f"{self.stride}, padding={self.padding}, kernel_size={self.kernel_size}; "
@@ -118,7 +101,7 @@ class Conv2d(Module):
                                                                           self.padding))
 
     def algorithm_for(self, shape) -> str:
-        """"direct", "im2col" or "winograd": what this layer runs for images of ``shape`` (N, C, H, W)."""
+        """"direct" or "im2col": what this layer runs for images of ``shape`` (N, C, H, W)."""
         if self.algorithm != "auto":
             return self.algorithm
         wide = self.output_shape(*shape[2:])[1] % 16 == 0
@@ -131,15 +114,11 @@ class Conv2d(Module):
     def _geometry(self):
         return self.kernel_size, self.stride, self.padding
 
-    def _chunks(self, x, winograd: bool):
-        """Batch slices: about ``WINOGRAD_TILES`` tiles each, or columns matrices under ``COLS_BYTES``."""
+    def _chunks(self, x):
+        """Batch slices whose columns matrices stay under ``COLS_BYTES``."""
         ho, wo = self.output_shape(*x.shape[2:])
-        if winograd:
-            th, tw = ops.winograd_tiles(ho, wo)
-            step = max(1, WINOGRAD_TILES // (th * tw))
-        else:
-            per_image = self.in_channels * self.kernel_size[0] * self.kernel_size[1] * ho * wo * x.itemsize
-            step = max(1, COLS_BYTES // per_image)
+        per_image = self.in_channels * self.kernel_size[0] * self.kernel_size[1] * ho * wo * x.itemsize
+        step = max(1, COLS_BYTES // per_image)
         return [slice(lo, min(lo + step, x.shape[0])) for lo in range(0, x.shape[0], step)]
 
     def forward(self, x):
@@ -159,11 +138,10 @@ class Conv2d(Module):
         else:
             y = self.device.xp.empty((x.shape[0], self.out_channels, *self.output_shape(*x.shape[2:])),
                                      dtype=self.dtype)
-            # in training, a single chunk's columns (or transformed tiles) are kept for backward's dW; with several
-            # chunks, or after an evaluation forward (where holding them would only pin memory), backward rebuilds them
-            chunks = self._chunks(x, algorithm == "winograd")
-            run = self._winograd_forward if algorithm == "winograd" else self._im2col_forward
-            kept = run(x, b, y, chunks, kind, alpha)
+            # in training, a single chunk's columns are kept for backward's dW; with several chunks, or after an
+            # evaluation forward (where holding them would only pin memory), backward rebuilds them
+            chunks = self._chunks(x)
+            kept = self._im2col_forward(x, b, y, chunks, kind, alpha)
         self._cache = (x, kept, chunks, algorithm)
         if act is not None:
             act._cache = y
@@ -192,25 +170,8 @@ class Conv2d(Module):
         ho, wo = self.output_shape(*x.shape[2:])
         return self.in_channels * self.kernel_size[0] * self.kernel_size[1], x.shape[0] * ho * wo
 
-    def _winograd_forward(self, x, b, y, chunks, kind, alpha):
-        """y[part] = f(A^T [U V] A + b) per chunk; in training with one chunk, returns its tiles V (kept for dW)."""
-        u = ops.winograd_weights(self.W.data)
-        keep = len(chunks) == 1 and self.training
-        v = None
-        for part in chunks:
-            tiles = self._tiles(x[part])
-            v = ops.winograd_input(x[part], self.padding,
-                                   out=self._tile_buffer("kept" if keep else "V", self.in_channels, tiles))
-            m = ops.winograd_matmul(u, v, out=self._tile_buffer("M", self.out_channels, tiles))
-            ops.winograd_output(m, b, y[part], kind, alpha)
-        return v if keep else None
-
-    def _tiles(self, x) -> int:
-        th, tw = ops.winograd_tiles(*self.output_shape(*x.shape[2:]))
-        return x.shape[0] * th * tw
-
-    def _buffer(self, name, shape, tiles: bool = False):
-        """A work array (an ``ops.winograd_buffer`` where ``tiles``), kept between calls from ``KEEP_BYTES`` up.
+    def _buffer(self, name, shape):
+        """A work array, kept between calls from ``KEEP_BYTES`` up.
 
         glibc maps every allocation above 32 MiB afresh, one page fault per 4 KiB on first touch, while
         smaller ones come back from its heap still in cache. Measured interleaved (fwd + bwd, N=64): keeping
@@ -219,19 +180,16 @@ class Conv2d(Module):
         always new arrays. Kept arrays are dropped when the layer moves, and not pickled.
         """
         def new():
-            return ops.winograd_buffer(self.W.data, *shape[1:]) if tiles else self.device.xp.empty(shape, self.dtype)
+            return self.device.xp.empty(shape, self.dtype)
 
         if int(np.prod(shape)) * np.dtype(self.dtype).itemsize < KEEP_BYTES:
             return new()
-        key = (name, tuple(shape), tiles, self.dtype)
+        key = (name, tuple(shape), self.dtype)
         if key not in self._scratch:
             if len(self._scratch) > 32:  # the batch size keeps changing: start over
                 self._scratch.clear()
             self._scratch[key] = new()
         return self._scratch[key]
-
-    def _tile_buffer(self, name, k: int, tiles: int):
-        return self._buffer(name, (16, k, tiles), tiles=True)
 
     def _moved(self) -> None:
         self._scratch = {}
@@ -251,8 +209,7 @@ class Conv2d(Module):
         else:
             y = act._saved()
             dout, kind, alpha = act._upstream(dout, y.shape), act.kind, act.alpha
-        run = {"direct": self._direct_backward, "winograd": self._winograd_backward,
-               "im2col": self._im2col_backward}[algorithm]
+        run = {"direct": self._direct_backward, "im2col": self._im2col_backward}[algorithm]
         dw, db, dx = run(x, kept, chunks, dout, y, kind, alpha, input_grad)
         self.W.accumulate(dw)
         if self.b is not None:
@@ -292,24 +249,6 @@ class Conv2d(Module):
             dzpad = ops.pad_images(dz, (kh - 1 - ph, kw - 1 - pw))
             dx = ops.conv_direct(dzpad, self.W.data[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), None, False)
         return dw, db, dx
-
-    def _winograd_backward(self, x, v, chunks, dout, y, kind, alpha, input_grad):
-        """(dW, db, dx): dM per chunk, dU += dM V^T, dx[part] = the input transform's adjoint of U^T dM."""
-        ut = ops.winograd_weights(self.W.data).transpose(0, 2, 1)
-        dx = self.device.xp.empty(x.shape, dtype=self.dtype) if input_grad else None
-        du, db = None, None
-        for part in chunks:
-            tiles = self._tiles(x[part])
-            dm, db_part = ops.winograd_output_backward(dout[part], None if y is None else y[part], kind, alpha,
-                                                       out=self._tile_buffer("dM", self.out_channels, tiles))
-            part_v = v if v is not None else ops.winograd_input(
-                x[part], self.padding, out=self._tile_buffer("V", self.in_channels, tiles))
-            du_part = ops.matmul(dm, part_v.transpose(0, 2, 1))
-            du, db = (du_part, db_part) if du is None else (du + du_part, db + db_part)
-            if input_grad:
-                dv = ops.winograd_matmul(ut, dm, out=self._tile_buffer("dV", self.in_channels, tiles))
-                ops.winograd_input_backward(dv, x[part].shape, self.padding, out=dx[part])
-        return ops.winograd_weights_backward(du), db, dx
 
     @property
     def fusable(self) -> bool:

@@ -46,7 +46,11 @@ class DeviceSynchronized(RuntimeError):
 
 
 class CUDARuntimeError(RuntimeError):
-    """cupy.cuda.runtime's error type."""
+    """cupy.cuda.runtime's error type, with the CUDA status code."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 def _host_read(what: str) -> None:
@@ -112,6 +116,8 @@ def _outs(kwargs) -> tuple:
 
 # Functions whose result size depends on the data: CuPy reads it on the host.
 SYNCING = {"nonzero", "argwhere", "flatnonzero", "unique", "extract", "compress"}
+# CuPy sorts with radix sorts, which are stable: NumPy is asked for its stable sort, so that ties come out as on a GPU.
+STABLE = {"sort", "argsort"}
 # Keywords CuPy's methods take but refuse any value of (other than None).
 UNSUPPORTED = {"astype": ("casting", "subok")}
 # Creation functions that take host data (an upload) and so accept NumPy arrays.
@@ -128,6 +134,7 @@ def _function(name: str, numpy_fn, params: dict | None, qualname: str):
         if name in UPLOADS:
             return _upload(dev, *args, copy_default=name == "array", **kwargs)
         outs = _outs(kwargs)
+        kwargs = {**kwargs, "kind": "stable"} if name in STABLE else kwargs
         return _wrap(dev, numpy_fn(*_on(dev, args), **{k: _on(dev, v) for k, v in kwargs.items()}), outs)
 
     return call
@@ -326,6 +333,7 @@ class ndarray:  # noqa: N801 (CuPy's name)
             _same_device(self)
             if name in SYNCING:
                 _host_read(f"ndarray.{name}()")
+            kwargs = {**kwargs, "kind": "stable"} if name in STABLE else kwargs
             return _wrap(dev, fn(*_on(dev, args), **{k: _on(dev, v) for k, v in kwargs.items()}), _outs(kwargs))
 
         return method
@@ -411,7 +419,7 @@ class Device:
     def __init__(self, device=None):
         self.id = current_device() if device is None else int(device)
         if not 0 <= self.id < max(_VISIBLE[0], 1):
-            raise CUDARuntimeError("cudaErrorInvalidDevice: invalid device ordinal")
+            raise CUDARuntimeError(101, "cudaErrorInvalidDevice: invalid device ordinal")
 
     def __enter__(self):
         if not hasattr(_local, "devices"):
@@ -503,8 +511,8 @@ class Event:
 
 def _device_count() -> int:
     if _VISIBLE[0] == 0:  # what CuPy says on a machine with no driver (CI's)
-        raise CUDARuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime "
-                               "version")
+        raise CUDARuntimeError(35, "cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA "
+                               "runtime version")
     return _VISIBLE[0]
 
 
@@ -516,7 +524,7 @@ runtime = types.SimpleNamespace(
     getDeviceProperties=lambda i: {"name": f"simulated GPU {i}".encode(), "totalGlobalMem": 16 << 30,
                                    "major": 9, "minor": 0, "multiProcessorCount": 132},
     runtimeGetVersion=lambda: 13000,
-    driverGetVersion=lambda: 13000,
+    driverGetVersion=lambda: 13000 if _VISIBLE[0] else 0,  # 0: no driver installed, as on a machine without a GPU
 )
 nccl = types.ModuleType("cupy.cuda.nccl")  # as on a machine without libnccl: importable, not available
 nccl.available = False

@@ -1,22 +1,21 @@
-"""The convolution and pooling CUDA kernels in Numba's CUDA simulator, against the xp references.
+"""The convolution and pooling CUDA kernels on the simulated GPU (Numba's CUDA simulator), against the xp references.
 
-Run by tests/test_kernels.py in a subprocess with NUMBA_ENABLE_CUDASIM=1; skipped otherwise.
-Small sizes (the simulator runs each thread in Python) and a grid smaller than the data,
-so the grid-stride loops are exercised. Outputs start as NaN.
+Small sizes (the simulator runs each thread in Python) and a 3-D grid smaller than the data in every
+dimension, so each grid-stride loop takes more than one step. Outputs start as NaN. (On a real GPU the
+same kernels run through the layers' device-parametrised tests.)
 """
-
-import os
 
 import numpy as np
 import pytest
+from conftest import SIMULATED
 
-pytestmark = pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") != "1", reason="needs NUMBA_ENABLE_CUDASIM=1")
+pytestmark = [pytest.mark.gpu_sim, pytest.mark.skipif(not SIMULATED, reason="kernel-level tests of the simulator")]
 
 from gpunn import ops  # noqa: E402
 from gpunn.kernels import activations as act  # noqa: E402
 from gpunn.kernels import conv  # noqa: E402
 
-GRID = (2, 32)  # 64 threads
+GRID = ((2, 1, 2), (4, 2, 1))  # blocks, threads per block: 2 x 2 x 2 x ... covering x, y and z in strides
 GEOMETRIES = [((2, 2, 5, 4), (3, 3), (1, 1), (1, 1)), ((1, 2, 6, 5), (3, 2), (2, 1), (1, 0)),
               ((1, 1, 3, 3), (4, 4), (1, 1), (1, 1))]
 
@@ -71,51 +70,3 @@ def test_max_pool(shape, k, s, rng):
     dx = np.full((n * c, *shape[2:]), np.nan, np.float32)
     conv.max_pool_backward_cuda[GRID](g.reshape(n * c, ho, wo), arg, dx, *k, *s, np.float32(0))
     np.testing.assert_allclose(dx.reshape(shape), ops.max_pool_backward.reference(g, arg_ref, shape, k, s), rtol=1e-6)
-
-
-# --------------------------------------------------------------------------- Winograd F(2x2, 3x3) transforms
-from gpunn.kernels import winograd  # noqa: E402
-
-WINOGRAD_CASES = [((2, 2, 5, 4), (1, 1)), ((1, 2, 4, 5), (1, 0)), ((1, 1, 4, 4), (0, 0)), ((1, 1, 3, 3), (2, 2))]
-
-
-def tile_rows(a):
-    """A (16, K, T) array as the kernels' (16, K T) rows."""
-    return a.reshape(16, -1)
-
-
-def args(kind):
-    """The activation kernels' trailing arguments, float64."""
-    return act.CODES[kind], 0.0, 0.0, 0.5
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape,padding", WINOGRAD_CASES)
-def test_winograd_input_and_its_adjoint(shape, padding, dtype, rng):
-    x = rng.standard_normal(shape).astype(dtype)
-    ref = ops.winograd_input.reference(x, padding)
-    th, tw = ops.winograd_tiles(shape[2] + 2 * padding[0] - 2, shape[3] + 2 * padding[1] - 2)
-    v = np.full(ref.shape, np.nan, dtype)
-    winograd.input_cuda[GRID](x, tile_rows(v), *padding, th, tw, dtype(0))
-    np.testing.assert_array_equal(v, ref)
-    dv = rng.standard_normal(ref.shape).astype(dtype)
-    dx = np.full(shape, np.nan, dtype)
-    winograd.input_backward_cuda[GRID](tile_rows(dv), dx, *padding, th, tw, dtype(0))
-    np.testing.assert_allclose(dx, ops.winograd_input_backward.reference(dv, shape, padding), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("kind", ["identity", "relu", "tanh"])
-@pytest.mark.parametrize("ho,wo", [(4, 4), (3, 5)])
-def test_winograd_output_and_its_adjoint(kind, ho, wo, rng):
-    n, f = 2, 3
-    th, tw = ops.winograd_tiles(ho, wo)
-    m = rng.standard_normal((16, f, n * th * tw))
-    b = rng.standard_normal(f)
-    out, ref = np.full((n, f, ho, wo), np.nan), np.empty((n, f, ho, wo))
-    winograd.output_cuda[GRID](tile_rows(m), b, out, True, *args(kind))
-    ops.winograd_output.reference(m, b, ref, kind)
-    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
-    g = rng.standard_normal(out.shape)
-    dm = np.full(m.shape, np.nan)
-    winograd.output_backward_cuda[GRID](g, ref, tile_rows(dm), b, *args(kind))
-    np.testing.assert_allclose(dm, ops.winograd_output_backward.reference(g, ref, kind)[0], rtol=1e-12, atol=1e-12)

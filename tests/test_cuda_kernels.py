@@ -1,19 +1,19 @@
-"""The CUDA kernels in Numba's CUDA simulator, against the plain xp references.
+"""The CUDA kernels on the simulated GPU (Numba's CUDA simulator), against the plain xp references.
 
-Run by tests/test_kernels.py in a subprocess with NUMBA_ENABLE_CUDASIM=1 (it must be set
-before Numba is imported); skipped in an ordinary run. Kernels are launched on NumPy
-arrays with a grid smaller than the data, so the grid-stride loops are exercised.
+Kernels are launched on NumPy arrays with a grid smaller than the data, so the grid-stride loops are
+exercised. (On a real GPU the same kernels run through the device-parametrised tests.)
 """
 
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SIMULATED
 
 pytestmark = [
-    pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") != "1", reason="needs NUMBA_ENABLE_CUDASIM=1"),
+    pytest.mark.gpu_sim,
+    pytest.mark.skipif(not SIMULATED, reason="kernel-level tests of the simulator"),
     pytest.mark.filterwarnings("ignore::RuntimeWarning"),  # uint64 hash arithmetic wraps by design
 ]
 
