@@ -11,9 +11,6 @@ from .devices import Device, cuda_available, cuda_unavailable_reason, device, de
 from .history import History
 from .neighbors import KNeighborsClassifier
 from .trainer import Trainer, TrainingDiverged
-from .kernels import install as _install_kernels
-
-_install_kernels()  # fused Numba kernels behind gpunn.ops (GPUNN_KERNELS=0 keeps the references)
 
 __version__ = "0.1.0"
 

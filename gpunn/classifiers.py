@@ -22,8 +22,7 @@ from .optim.by_name import make_optimizer
 from .trainer import Trainer
 from .validation import check_choice, check_int, check_number
 
-RELU_FAMILY = ("relu", "leaky_relu", "elu")
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "sigmoid", "tanh")
+ACTIVATIONS = tuple(name for name in nn.ACTIVATIONS if name != "identity")  # the hidden layers' choices
 PRECISIONS = ("float32", "float64")
 PREDICT_BATCH = 1024  # rows per forward pass when predicting: bounds the activations' memory
 
@@ -32,7 +31,8 @@ def build_mlp(n_features: int, n_classes: int, hidden=(100,), activation: str = 
               batchnorm: bool = False, rng=None) -> nn.Sequential:
     """[Linear -> (BatchNorm1d) -> activation -> (Dropout)] for each hidden size, then Linear to the classes.
 
-    Weights: "he" init for the ReLU family, "xavier" otherwise; ``rng`` seeds them.
+    Weights: the activation's own init (``nn.ACTIVATIONS[activation].init``: "he" for the ReLU family,
+    "xavier" for sigmoid and tanh); ``rng`` seeds them.
     """
     if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
         hidden = (hidden,)
@@ -42,7 +42,7 @@ def build_mlp(n_features: int, n_classes: int, hidden=(100,), activation: str = 
     check_choice("activation", activation, ACTIVATIONS)
     p = check_number("dropout", dropout, low=0, high=1, high_open=True)
     rng = as_rng(rng)
-    init = "he" if activation in RELU_FAMILY else "xavier"
+    init = nn.ACTIVATIONS[activation].init
     layers, width = [], n_features
     for h in sizes:
         layers.append(nn.Linear(width, h, init=init, rng=rng))

@@ -11,7 +11,8 @@ from importlib import metadata
 from pathlib import Path
 
 from . import checkpoint, ops
-from .classifiers import ACTIVATIONS, RELU_FAMILY, build_mlp
+from .classifiers import ACTIVATIONS, build_mlp
+from .nn.activations import ACTIVATIONS as GATES
 from .data.by_name import DATASETS, FILE_DATASETS, IMAGE_SHAPES, load_dataset
 from .devices import _cuda_device_count, cuda_unavailable_reason, device
 from .knn_search import parse_memory
@@ -286,7 +287,7 @@ def _convnet(s: dict, n_classes: int):
         raise ValueError(f"--model convnet needs images; dataset {s['dataset']!r} has none "
                          f"(use one of {', '.join(IMAGE_SHAPES)})")
     shape = IMAGE_SHAPES[s['dataset']]
-    init = "he" if s['activation'] in RELU_FAMILY else "xavier"  # as build_mlp chooses
+    init = GATES[s['activation']].init  # as build_mlp chooses
     model = three_layer_convnet(shape, n_classes, num_filters=32, filter_size=3, hidden=s['hidden'][0],
                                 batchnorm=s['batchnorm'], init=init, rng=s['seed'], activation=s['activation'],
                                 dropout=s['dropout'])

@@ -1,35 +1,25 @@
-"""Fused Numba kernels, installed as ``gpunn.kernels``.
+"""The ops gpunn computes with, and their fused Numba kernels, installed as ``gpunn.kernels``.
 
-One file per family, CPU (``numba.njit(parallel=True)``) and CUDA (``numba.cuda.jit``)
-versions side by side: ``activations.py`` (forward, backward, bias + activation),
-``dropout.py``, ``optimizers.py``. ``bindings.py`` wraps them in the signatures of
-:mod:`gpunn.ops`, and :func:`install` registers them there by device type.
+One op family per file, each holding together its ops' references (plain ``xp`` code, the readable
+definitions), their CPU (``numba.njit``) and CUDA (``numba.cuda.jit``) kernels, and the bindings that
+check, allocate and launch:
+
+- ``activations.py``: y = f(x), its backward, and f fused into an affine layer's bias add;
+- ``dropout.py``: the mask from a counter-based hash, applied in one pass;
+- ``optimizers.py``: SGD, Adagrad, RMSProp, Adam/AdamW updates in one pass per parameter;
+- ``matmul.py``: every layer's matrix product (NumPy's BLAS on Numba's threads: ``blas_pool.py``);
+- ``im2col.py``, ``conv_epilogue.py``, ``conv_direct.py``, ``padding.py``, ``pooling.py``: convolution
+  and pooling of NCHW images (``simd.py``: the 16-lane vectors of the direct convolution);
+- ``distances.py``: k-nearest neighbours' distance blocks.
+
+The mechanism is shared: ``op.py`` (an op and the one place that picks reference or kernel, by device
+and size), ``launch.py`` (threads on the CPU, grids and streams on CUDA), ``checks.py`` (argument checks
+and allocation), ``arrays.py`` (the one door back into gpunn: an array's namespace and device).
+``GPUNN_KERNELS=0`` (or ``use_kernels(False)``) runs every op's reference.
 """
 
-from __future__ import annotations
+from . import activations, conv_direct, conv_epilogue, distances, dropout, im2col, matmul, optimizers, padding, pooling
+from .op import REGISTRY, active_kernels, has_kernel, use_kernels
 
-import os
-
-# Below these sizes the plain NumPy/CuPy reference is faster than a kernel launch (bench/test_kernels.py).
-CPU_MIN_SIZE = 16384
-CUDA_MIN_SIZE = 0
-
-
-def install() -> list[str]:
-    """Register the CPU and CUDA kernels (the CUDA ones run only on CuPy arrays); returns the device types done.
-
-    Set ``GPUNN_KERNELS=0`` to keep every op on its reference.
-    """
-    if os.environ.get("GPUNN_KERNELS", "1") == "0":
-        return []
-    from gpunn import ops
-
-    from .bindings import Target, make_bindings
-
-    references = {name: getattr(ops, name).reference for name in ops.KERNEL_OPS}
-    done = []
-    for device_type, min_size in (("cpu", CPU_MIN_SIZE), ("cuda", CUDA_MIN_SIZE)):
-        for name, fn in make_bindings(Target(device_type), references, min_size).items():
-            ops.register(name, device_type, fn)
-        done.append(device_type)
-    return done
+__all__ = ["REGISTRY", "activations", "active_kernels", "conv_direct", "conv_epilogue", "distances", "dropout",
+           "has_kernel", "im2col", "matmul", "optimizers", "padding", "pooling", "use_kernels"]

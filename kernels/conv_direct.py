@@ -1,7 +1,7 @@
-"""Direct convolution on the CPU, float32, stride 1: no columns matrix, a block of accumulators in registers.
+"""Direct convolution: no columns matrix; on the CPU in float32 (stride 1) a block of accumulators in registers.
 
-``direct_forward_cpu`` computes y[n, f, p] = sum over (c, i, j) of xp[n, c, oh + i, ow + j] w[f, c, i, j]
-(+ b[f], then ReLU if asked) for an input ``xp`` already zero-padded. The filters arrive packed by
+``direct_forward_cpu`` computes y[n, f, p] = sum over (c, i, j) of xpad[n, c, oh + i, ow + j] w[f, c, i, j]
+(+ b[f], then ReLU if asked) for an input ``xpad`` already zero-padded. The filters arrive packed by
 :func:`pack_filters`, four at a time, so that the four weights of one tap sit side by side. Each task owns
 one image and four filters, and walks the output plane 64 pixels at a time: four segments of 16, each
 inside one row (Wo must be a multiple of 16). Its 4 x 4 accumulators of 16 lanes stay in registers across
@@ -10,7 +10,7 @@ multiply-adds. The same kernel gives the input gradient (a convolution of the pa
 with the flipped, transposed filters).
 
 ``direct_param_grads_cpu`` computes dw[f, c, i, j] = sum over (n, oh, ow) of dy[n, f, oh, ow]
-xp[n, c, oh + i, ow + j], and db[f] = the sum of dy[n, f] over (n, oh, ow). Each task owns eight filters
+xpad[n, c, oh + i, ow + j], and db[f] = the sum of dy[n, f] over (n, oh, ow). Each task owns eight filters
 and a share of the images. A pass takes one image (two or more where planes have under 32 segments of
 16 pixels): it copies those filters' upstream gradient into one buffer, (segment, filter, lane), that
 stays in L1, adding it into db's lane-wise sums on the way; then every (channel, kernel row, run of
@@ -21,11 +21,12 @@ the tasks and their lanes at the end.
 Where the shapes do not divide evenly, the kernels compute a clamped copy and do not store it: the last
 segments of a plane (forward), filters past F (weight gradient) and taps past kw (runs of three).
 
-Measured, one thread, 32->64 channels at 16x16, N=64, against the previous kernels (4 filters x 2
-segments with weights read in place; dW one image per pass with 4 x 3 accumulators): forward 148 -> 252
-GFLOP/s; weight gradient 100-120 -> 203 GFLOP/s with 8 x 3 accumulators, then 167 -> 219 GFLOP/s (same
-run) with two images per pass. The old kernels spent most of their instructions on index arithmetic,
-negative-index wraparound and spilled pointers.
+Measured, one thread, 32->64 channels at 16x16, N=64: forward 252 GFLOP/s, weight gradient 219 GFLOP/s
+(oneDNN's forward: 234). Index arithmetic, negative-index wraparound and spilled pointers in the inner loop
+cost about half of that: the loops index flat arrays from precomputed starts.
+
+The references (and what runs elsewhere: other dtypes, devices and widths) are im2col + one GEMM.
+:func:`conv_algorithm` is the one place that says which of the two a layer runs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ import numba
 import numpy as np
 from numba import prange
 
+from .activations import activation
+from .arrays import array_module
+from .checks import contiguous, empty, same_arrays
+from .im2col import im2col
+from .launch import cpu_threads
+from .matmul import matmul
+from .op import has_kernel, op
 from .simd import LANES, vadd, vbroadcast, vfma, vload, vmax0, vstore, vzero
 
 FILTERS = 4  # forward: filters per task (4 x 4 accumulators of 16 lanes)
@@ -41,6 +49,53 @@ SEGMENTS = 4  # forward: 16-pixel segments per step
 GRAD_FILTERS = 8  # weight gradient: filters per task (8 x 3 accumulators)
 TAPS = 3  # weight gradient: taps of a kernel row per pass
 PASS_SEGMENTS = 32  # weight gradient: segments of dy per pass at least, from whole images
+
+
+def conv_algorithm(out_width: int, kernel, stride, padding, dtype, device_type: str) -> str:
+    """"direct" or "im2col": what a convolution of this geometry runs (Conv2d's ``algorithm="auto"``).
+
+    The direct convolution where its kernel applies (stride 1, padding below the kernel size, a kernel for
+    the device, float32, outputs a multiple of 16 wide), im2col + GEMM elsewhere: fastest of the two measured
+    on this CPU in each case (bench/test_conv.py); on CUDA, im2col + cuBLAS until a GPU measures otherwise.
+    """
+    fits = direct_geometry(kernel, stride, padding) and has_kernel("conv_direct", device_type)
+    return "direct" if fits and direct_kernel_takes(out_width, dtype) else "im2col"
+
+
+def direct_geometry(kernel, stride, padding) -> bool:
+    """True where the direct convolution applies at all: stride 1, padding below the kernel size."""
+    return tuple(stride) == (1, 1) and all(p < k for p, k in zip(padding, kernel))
+
+
+def direct_kernel_takes(out_width: int, dtype) -> bool:
+    """True where the CPU kernel runs: float32, rows of outputs in whole 16-pixel segments."""
+    return np.dtype(dtype) == np.float32 and out_width % LANES == 0
+
+
+@op
+def conv_direct(xpad, w, b, relu: bool = False):
+    """y (N, F, Ho, Wo) = the stride-1 correlation of xpad (N, C, H, W) with w (F, C, kh, kw), + b, ReLU if asked.
+
+    Ho = H - kh + 1, Wo = W - kw + 1 (``xpad`` is already padded); ``b`` is (F,) or None.
+    """
+    xp = array_module(xpad)
+    f, _, kh, kw = w.shape
+    n, ho, wo = xpad.shape[0], xpad.shape[2] - kh + 1, xpad.shape[3] - kw + 1
+    z = matmul(w.reshape(f, -1), im2col(xpad, (kh, kw), (1, 1), (0, 0))).reshape(f, n, ho, wo)
+    if b is not None:
+        z = z + b[:, None, None, None]
+    if relu:
+        z = activation(z, "relu")
+    return xp.ascontiguousarray(z.transpose(1, 0, 2, 3))
+
+
+@op
+def conv_direct_param_grads(xpad, dy, kernel):
+    """(dW (F, C, kh, kw), db (F,)) of :func:`conv_direct` for the upstream gradient dy (N, F, Ho, Wo) of its output."""
+    (kh, kw), f = kernel, dy.shape[1]
+    cols = im2col(xpad, (kh, kw), (1, 1), (0, 0))
+    d = array_module(dy).ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(f, -1)
+    return matmul(d, cols.T).reshape(f, xpad.shape[1], kh, kw), d.sum(axis=1)
 
 
 def pack_filters(w: np.ndarray) -> np.ndarray:
@@ -53,17 +108,17 @@ def pack_filters(w: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(parallel=True, cache=True)
-def direct_forward_cpu(xp, packed, b, relu, y):
-    """y (N, F, Ho, Wo) = the stride-1 correlation of xp (N, C, Ho + kh - 1, Wo + kw - 1) with the packed filters.
+def direct_forward_cpu(xpad, packed, b, relu, y):
+    """y (N, F, Ho, Wo) = the stride-1 correlation of xpad (N, C, Ho + kh - 1, Wo + kw - 1) with the packed filters.
 
     ``packed`` comes from :func:`pack_filters`; ``b`` has one bias per packed filter (zeros past F).
     """
-    n, c, hp, wp = xp.shape
+    n, c, hp, wp = xpad.shape
     blocks, _, kh, kw, _ = packed.shape
     f, ho, wo = y.shape[1], y.shape[2], y.shape[3]
     plane = ho * wo
     last = plane - LANES  # the last segment's first pixel: later segments of a step are clamped to it
-    x1, w1, y1 = xp.reshape(-1), packed.reshape(-1), y.reshape(-1)
+    x1, w1, y1 = xpad.reshape(-1), packed.reshape(-1), y.reshape(-1)
     per_channel = kh * kw * FILTERS
     for task in prange(n * blocks):
         img, blk = task // blocks, task % blocks
@@ -121,13 +176,13 @@ def _store_step(y1, base, s0, s1, s2, s3, v0, v1, v2, v3):
 
 
 @numba.njit(parallel=True, cache=True)
-def direct_param_grads_cpu(xp, dy, groups, dw, db):
-    """dw (F, C, kh, kw) = sum over images and pixels of dy (N, F, Ho, Wo) times the matching xp taps; db (F,) = the
+def direct_param_grads_cpu(xpad, dy, groups, dw, db):
+    """dw (F, C, kh, kw) = sum over images and pixels of dy (N, F, Ho, Wo) times the matching xpad taps; db (F,) = the
     sum of dy over images and pixels.
 
     Each block of filters has ``groups`` tasks, each over every groups-th image (at most N are used).
     """
-    n, c, hp, wp = xp.shape
+    n, c, hp, wp = xpad.shape
     f, _, kh, kw = dw.shape
     ho, wo = dy.shape[2], dy.shape[3]
     plane = ho * wo
@@ -136,7 +191,7 @@ def direct_param_grads_cpu(xp, dy, groups, dw, db):
     runs = (kw + TAPS - 1) // TAPS
     groups = max(1, min(n, groups))
     width = GRAD_FILTERS * TAPS * LANES  # partial sums of one (channel, kernel row, run): (filter, tap, lane)
-    x1, g1 = xp.reshape(-1), dy.reshape(-1)
+    x1, g1 = xpad.reshape(-1), dy.reshape(-1)
     # a pass over dy covers several images where planes are small (the partial sums' loads and stores
     # around each pass cost about a tenth of a 16-segment pass); task images are ``groups`` apart
     images = max(1, PASS_SEGMENTS // segments)
@@ -237,29 +292,49 @@ def _fma3(g, xa, xb, xc, a0, a1, a2):
     return vfma(g, xa, a0), vfma(g, xb, a1), vfma(g, xc, a2)
 
 
-@numba.njit(cache=True)
-def pad_images_cpu(x, ph, pw, out):
-    """out (N, C, H + 2 ph, W + 2 pw) = x (N, C, H, W), float32, with ph rows and pw columns of zeros on each side.
+# --------------------------------------------------------------------------- bindings (CPU, float32)
+# The direct kernels hand out their tasks two at a time as threads free up (not in two fixed halves): after
+# a GEMM, one of NumPy's OpenBLAS threads keeps spinning on a core, and with fixed halves the Numba thread
+# sharing it held the whole kernel up (ConvNet training step: 22.9 ms with fixed halves, 16.7 ms so).
+DIRECT_CHUNK = 2
 
-    Each output plane is zeroed whole, then its rows copied in, 16 floats at a time. One thread: the copy
-    is bound by memory, and a parallel loop cost more on one thread than it saved on two. NumPy's
-    ``np.pad`` copies the short rows through its strided loops (measured, (64, 64, 16, 16) padded by 1,
-    one thread: 0.39-0.41 ms, against 0.11 ms here; zeroing the borders by scalar stores took 0.18 ms).
-    """
-    n, c, h, w = x.shape
-    hp, wp = out.shape[2], out.shape[3]
-    x1, o1 = x.reshape(-1), out.reshape(-1)
-    size = hp * wp
-    zeros, copies = size - size % LANES, w - w % LANES
-    for plane in range(n * c):
-        src, dst = plane * h * w, plane * size
-        for k in range(0, zeros, LANES):
-            vstore(o1, dst + k, vzero())
-        for k in range(zeros, size):
-            o1[dst + k] = 0
-        for r in range(h):
-            row, at = dst + (ph + r) * wp + pw, src + r * w
-            for k in range(0, copies, LANES):
-                vstore(o1, row + k, vload(x1, at + k))
-            for k in range(copies, w):
-                o1[row + k] = x1[at + k]
+
+@conv_direct.kernel("cpu")
+def _conv_direct(xpad, w, b, relu=False):
+    f, _, kh, kw = w.shape
+    if not direct_kernel_takes(xpad.shape[3] - kw + 1, xpad.dtype):
+        return NotImplemented
+    xpad = contiguous(xpad)
+    dt = same_arrays("conv_direct", xpad)
+    if w.ndim != 4 or w.shape[1] != xpad.shape[1] or w.dtype != dt:
+        raise ValueError(f"conv_direct: w must be {dt} (F, {xpad.shape[1]}, kh, kw), got {w.dtype} {tuple(w.shape)}")
+    if b is not None and (b.shape != (f,) or b.dtype != dt):
+        raise ValueError(f"conv_direct: b must be {dt} ({f},), got {b.dtype} {tuple(b.shape)}")
+    packed = pack_filters(w)
+    bias = np.zeros(packed.shape[0] * FILTERS, dt)
+    if b is not None:
+        bias[:f] = b
+    y = empty(xpad, (xpad.shape[0], f, xpad.shape[2] - kh + 1, xpad.shape[3] - kw + 1), dt)
+    # threads by multiply-adds, not elements: each output element costs C kh kw of them
+    with numba.parallel_chunksize(DIRECT_CHUNK), cpu_threads(y.size * w[0].size):
+        direct_forward_cpu(xpad, packed, bias, bool(relu), y)
+    return y
+
+
+@conv_direct_param_grads.kernel("cpu")
+def _conv_direct_param_grads(xpad, dy, kernel):
+    (kh, kw), (n, f, ho, wo) = kernel, dy.shape
+    if not direct_kernel_takes(wo, xpad.dtype):
+        return NotImplemented
+    xpad, dy = contiguous(xpad), contiguous(dy)
+    dt = same_arrays("conv_direct_param_grads", xpad)
+    if dy.dtype != dt or (n, ho, wo) != (xpad.shape[0], xpad.shape[2] - kh + 1, xpad.shape[3] - kw + 1):
+        raise ValueError(f"conv_direct_param_grads: dy must be {dt} (N, F, Ho, Wo) for images {tuple(xpad.shape)} "
+                         f"and a kernel of {kh}x{kw}, got {dy.dtype} {tuple(dy.shape)}")
+    dw, db = empty(xpad, (f, xpad.shape[1], kh, kw), dt), empty(xpad, (f,), dt)
+    # two tasks per thread at least: the images are shared out where there are fewer filter blocks than that
+    blocks = -(-f // GRAD_FILTERS)
+    groups = -(-2 * numba.config.NUMBA_NUM_THREADS // blocks)
+    with numba.parallel_chunksize(DIRECT_CHUNK), cpu_threads(dy.size * dw[0].size):
+        direct_param_grads_cpu(xpad, dy, groups, dw, db)
+    return dw, db

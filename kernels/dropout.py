@@ -1,26 +1,69 @@
-"""Inverted dropout in one pass: mask from a counter-based hash, scale, multiply.
+"""Inverted dropout: the mask from a counter-based hash, scaling and multiply in one pass.
 
-Element i is kept when the top 24 bits of hash(seed, i) reach ``threshold``
-(= ceil(p * 2^24)), so the drop probability is p to within 6e-8. The hash (a
-SplitMix64 finaliser) depends only on (seed, i): the mask is the same for any
-number of threads, on the CPU and on CUDA, and :func:`gpunn.ops.dropout_forward`'s
-reference computes exactly the same one. The seed and the offset arrive in a small device
-array (``draw``), not as launch arguments: a captured CUDA graph then draws a new mask
-each replay from whatever seed was written into that array.
+Unit i is kept when the top 24 bits of a SplitMix64 hash of (seed, offset + i) reach
+ceil(p 2^24), so the drop probability is p to within 6e-8. The hash depends only on (seed, index):
+the mask is the same for any number of threads, on the CPU and on CUDA, and the ``xp`` reference
+draws exactly the same one. The fused kernels read the seed and offset from a small device array
+(``draw``), not from launch arguments: a captured CUDA graph then draws a new mask each replay from
+whatever seed was written into that array.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
 from numba import cuda, prange
 
-from gpunn.ops import HASH_GOLDEN as GOLDEN
-from gpunn.ops import HASH_MIX1 as MIX1
-from gpunn.ops import HASH_MIX2 as MIX2
+from .arrays import array_module
+from .checks import contiguous, empty, flat, same_arrays, small_array
+from .launch import Kernels, run
+from .op import op
 
+# SplitMix64's constants, shared by the reference and the kernels so both draw the same masks.
+GOLDEN, MIX1, MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 S30, S27, S31, S40 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(40)
 
+
+def dropout_threshold(p: float) -> int:
+    """A unit is kept when its 24 hash bits reach this: the drop probability is threshold / 2^24 ~ p."""
+    return math.ceil(p * (1 << 24))
+
+
+def dropout_keep(xp, n: int, p: float, seed: int, offset: int = 0):
+    """Which of n units survive: the top 24 bits of a SplitMix64 hash of (seed, offset + index) >= ceil(p 2^24).
+
+    ``offset`` shifts the indices: a process holding rows r0.. of a batch draws exactly those rows'
+    units of the whole batch's mask (data-parallel training).
+    """
+    z = (xp.arange(n, dtype=xp.uint64) + np.uint64(offset)) * GOLDEN + np.uint64(seed)
+    z = (z ^ (z >> S30)) * MIX1
+    z = (z ^ (z >> S27)) * MIX2
+    z = z ^ (z >> S31)
+    return (z >> S40) >= np.uint64(dropout_threshold(p))
+
+
+@op
+def dropout_forward(x, p: float, seed: int, offset: int = 0, draw=None):
+    """Inverted dropout: (y, mask) with mask in {0, 1/(1-p)}, each unit dropped with probability p.
+
+    ``seed`` (an int in [0, 2^64)) fixes the mask, ``offset`` the index of x's first unit in the
+    mask's numbering (see :func:`dropout_keep`). ``draw``: the same two numbers as a uint64 array on
+    x's device, which the fused kernels read instead (a layer keeps one and rewrites it each step).
+    """
+    keep = dropout_keep(array_module(x), x.size, p, seed, offset).reshape(x.shape)
+    mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+    return x * mask, mask
+
+
+@op
+def dropout_backward(dout, mask):
+    """dx = dout * mask: the same units are dropped and the same scale applied."""
+    return dout * mask
+
+
+# --------------------------------------------------------------------------- kernels
 
 def _bits24(seed, i, offset):
     """The top 24 bits of the SplitMix64 hash of (seed, offset + i), as an unsigned integer (all uint64)."""
@@ -53,3 +96,20 @@ def dropout_cuda(x, out, mask, draw, threshold, scale, zero):
         m = scale if bits24_device(seed, i, offset) >= threshold else zero
         mask[i] = m
         out[i] = x[i] * m
+
+
+DROPOUT = Kernels(dropout_cpu, dropout_cuda)
+
+
+@dropout_forward.kernel("cpu", "cuda")
+def _dropout_forward(x, p, seed, offset=0, draw=None):
+    x = contiguous(x)
+    dt = same_arrays("dropout_forward", x)
+    if draw is None:
+        draw = array_module(x).asarray(np.array([seed, offset], np.uint64))
+    small_array(draw, x, "dropout_forward: draw", "a uint64 array [seed, offset]",
+                lambda a: a.dtype == np.uint64 and a.shape == (2,))
+    out, mask = empty(x, x.shape, dt), empty(x, x.shape, dt)
+    run(DROPOUT, x.size, flat(x), flat(out), flat(mask), draw, np.uint64(dropout_threshold(p)),
+        dt.type(1.0 / (1.0 - p)), dt.type(0))
+    return out, mask

@@ -22,6 +22,10 @@ if SIMULATED:
 import numpy as np  # noqa: E402
 
 import gpunn as gn  # noqa: E402
+from gpunn.kernels import launch  # noqa: E402
+
+if SIMULATED:  # a few blocks at most: every grid-stride loop takes several steps, and simulation stays short
+    launch.GRID_STRIDE_BLOCKS = 3
 
 GPU_MARKS = [pytest.mark.cuda, pytest.mark.gpu_sim] if SIMULATED else [pytest.mark.cuda]
 GPUS = [pytest.param(f"cuda:{i}", marks=GPU_MARKS, id=f"cuda:{i}") for i in range(2)]

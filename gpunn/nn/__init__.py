@@ -1,6 +1,6 @@
 """Layers (gates with forward/backward) and losses."""
 
-from .activations import ELU, Activation, LeakyReLU, ReLU, Sigmoid, Tanh, activation_layer
+from .activations import ACTIVATIONS, ELU, GELU, Activation, Identity, LeakyReLU, ReLU, Sigmoid, Tanh, activation_layer
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import Conv2d
 from .convnet import three_layer_convnet
@@ -16,7 +16,7 @@ from .pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from .sequential import Sequential
 
 __all__ = [
-    "Activation", "BatchNorm1d", "BinaryLogistic", "Dropout", "ELU", "Flatten", "FunctionLoss", "Lambda", "LeakyReLU",
+    "ACTIVATIONS", "GELU", "Identity", "Activation", "BatchNorm1d", "BinaryLogistic", "Dropout", "ELU", "Flatten", "FunctionLoss", "Lambda", "LeakyReLU",
     "Linear",
     "Loss", "MarginRanking", "Maxout", "Module", "MulticlassHinge", "Parameter", "ReLU", "Sequential",
     "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "activation_layer",

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import ops
 from ..devices import DEFAULT_DTYPE
+from ..kernels.conv_direct import direct_geometry
 from ..validation import arguments_of, check_int
 from .init import as_rng, init_std, normal_weights
 from .module import Module, computes_as
@@ -97,19 +98,17 @@ class Conv2d(Module):
 
     def output_shape(self, h: int, w: int) -> tuple[int, int]:
         """(Ho, Wo) for an input of height ``h`` and width ``w``."""
-        return tuple(ops.pooled_size(s, k, st, p) for s, k, st, p in zip((h, w), self.kernel_size, self.stride,
+        return tuple(ops.output_size(s, k, st, p) for s, k, st, p in zip((h, w), self.kernel_size, self.stride,
                                                                           self.padding))
 
     def algorithm_for(self, shape) -> str:
         """"direct" or "im2col": what this layer runs for images of ``shape`` (N, C, H, W)."""
         if self.algorithm != "auto":
             return self.algorithm
-        wide = self.output_shape(*shape[2:])[1] % 16 == 0
-        fast = self.dtype == np.float32 and ops.has_kernel("conv_direct", self.device.type)
-        return "direct" if self._direct_fits() and wide and fast else "im2col"
+        return ops.conv_algorithm(self.output_shape(*shape[2:])[1], *self._geometry(), self.dtype, self.device.type)
 
     def _direct_fits(self) -> bool:
-        return self.stride == (1, 1) and all(p < k for p, k in zip(self.padding, self.kernel_size))
+        return direct_geometry(*self._geometry())
 
     def _geometry(self):
         return self.kernel_size, self.stride, self.padding
@@ -128,9 +127,15 @@ class Conv2d(Module):
         return self.backward_fused(dout, None, input_grad)
 
     def forward_fused(self, x, act):
-        """f(conv(x) + b) for the activation layer ``act`` that follows (None: no activation)."""
+        """f(conv(x) + b) for the activation layer ``act`` that follows (None: no activation).
+
+        The epilogue's backward reads the activation's output; an activation whose backward needs its input
+        (GELU) runs as its own gate after the convolution.
+        """
+        if act is not None and act.backward_from != "output":
+            return act.forward(self.forward_fused(x, None))
         x = check_images(self, x, self.in_channels, self.kernel_size, self.padding)
-        kind, alpha = ("identity", 0.0) if act is None else (act.kind, act.alpha)
+        kind, alpha = ("identity", 0.0) if act is None else (act.name, act.alpha)
         b = None if self.b is None else self.b.data
         algorithm = self.algorithm_for(x.shape)
         if algorithm == "direct":  # the padded input is kept for backward's dW and no chunks are needed
@@ -201,6 +206,8 @@ class Conv2d(Module):
 
     def backward_fused(self, dout, act, input_grad: bool = True):
         """Backward of f(conv(x) + b): dz and db in one pass, then dW and dx by the forward pass's algorithm."""
+        if act is not None and act.backward_from != "output":
+            return self.backward_fused(act.backward(dout), None, input_grad)
         x, kept, chunks, algorithm = self._saved()
         n, f = x.shape[0], self.out_channels
         ho, wo = self.output_shape(*x.shape[2:])
@@ -208,7 +215,7 @@ class Conv2d(Module):
             dout, y, kind, alpha = self._upstream(dout, (n, f, ho, wo)), None, "identity", 0.0
         else:
             y = act._saved()
-            dout, kind, alpha = act._upstream(dout, y.shape), act.kind, act.alpha
+            dout, kind, alpha = act._upstream(dout, y.shape), act.name, act.alpha
         run = {"direct": self._direct_backward, "im2col": self._im2col_backward}[algorithm]
         dw, db, dx = run(x, kept, chunks, dout, y, kind, alpha, input_grad)
         self.W.accumulate(dw)

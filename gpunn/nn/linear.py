@@ -29,41 +29,51 @@ class Linear(Module):
         self.b = Parameter(np.zeros(self.out_features, DEFAULT_DTYPE), decay=False) if bias else None
 
     def forward(self, x):
-        return self.forward_fused(x, None)
+        x = self._checked(x)
+        self._cache = x
+        y = ops.matmul(x, self.W.data)  # x W
+        if self.b is not None:
+            y += self.b.data  # + b, broadcast over the batch
+        return y
 
     def backward(self, dout, input_grad: bool = True):
-        return self.backward_fused(dout, None, input_grad)
+        x = self._saved()
+        dout = self._upstream(dout, (x.shape[0], self.out_features))
+        self.W.accumulate(ops.matmul(x.T, dout))  # dW = x^T dout
+        if self.b is not None:
+            self.b.accumulate(dout.sum(axis=0))  # db = dout summed over the batch
+        return ops.matmul(dout, self.W.data.T) if input_grad else None  # dx = dout W^T
 
+    # ------------------------------------------------------------------ fused with the activation after it
     def forward_fused(self, x, act):
-        """f(x W + b) for the activation layer ``act`` that follows (None: no activation).
+        """``act``(x W + b) for the activation gate that follows: the bias and f share one pass over x W.
 
-        The GEMM's output gets its bias and activation in one pass (``ops.bias_activation``).
-        ``act`` keeps its output, so each layer still holds what its own backward needs.
+        The result equals ``act.forward(self.forward(x))``; each gate still keeps what its own backward needs.
         """
-        x = self._input(x, ndim=2)
-        if x.shape[1] != self.in_features:
-            raise ValueError(f"{self!r} expects input of shape (N, {self.in_features}), got {tuple(x.shape)}")
+        x = self._checked(x)
         z = ops.matmul(x, self.W.data)
-        kind, alpha = ("identity", 0.0) if act is None else (act.kind, act.alpha)
-        y = ops.bias_activation(z, self.b.data, kind, alpha) if self.b is not None else ops.activation(z, kind, alpha)
+        if self.b is not None:
+            y = ops.bias_activation(z, self.b.data, act.name, act.alpha)  # f(z + b) in one pass; z holds z + b
+        else:
+            y = ops.activation(z, act.name, act.alpha)
         self._cache = x
-        if act is not None:
-            act._cache = y
+        act._cache = y if act.backward_from == "output" else z
         return y
 
     def backward_fused(self, dout, act, input_grad: bool = True):
         """Backward of f(x W + b) from the gradient w.r.t. its output: dz and db in one pass, then the GEMMs."""
-        x = self._saved()
-        if act is None:
-            dz = self._upstream(dout, (x.shape[0], self.out_features))
-            db = dz.sum(axis=0) if self.b is not None else None
-        else:
-            y = act._saved()
-            dz, db = ops.bias_activation_backward(act._upstream(dout, y.shape), y, act.kind, act.alpha)
+        x, saved = self._saved(), act._saved()
+        dz, db = ops.bias_activation_backward(act._upstream(dout, saved.shape), saved, act.name, act.alpha)
         self.W.accumulate(ops.matmul(x.T, dz))
         if self.b is not None:
             self.b.accumulate(db)
         return ops.matmul(dz, self.W.data.T) if input_grad else None
+
+    def _checked(self, x):
+        x = self._input(x, ndim=2)
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"{self!r} expects input of shape (N, {self.in_features}), got {tuple(x.shape)}")
+        return x
 
     @property
     def fusable(self) -> bool:

@@ -27,7 +27,7 @@ class _Pool2d(Module):
                                      f"for kernel_size={self.kernel_size}")
 
     def output_shape(self, h: int, w: int) -> tuple[int, int]:
-        return tuple(ops.pooled_size(s, k, st, p) for s, k, st, p in zip((h, w), self.kernel_size, self.stride,
+        return tuple(ops.output_size(s, k, st, p) for s, k, st, p in zip((h, w), self.kernel_size, self.stride,
                                                                           self.padding))
 
     def extra_repr(self):

@@ -7,11 +7,6 @@ import pytest
 import gpunn as gn
 from gpunn import ops
 from gpunn.gradcheck import check_layer
-from gpunn.kernels import bindings
-from gpunn.kernels.bindings import Target, make_bindings
-
-REF = {name: getattr(ops, name).reference for name in ops.KERNEL_OPS}
-CPU = make_bindings(Target("cpu"), REF, min_size=0)  # no size threshold: every fitting case runs a kernel
 
 # (N, C, Hp, Wp) of the padded input, F, (kh, kw): outputs 16 or 32 wide; filter counts that are not
 # multiples of four; kernel rows of 1, 4, 5, 7 taps (not multiples of three); planes of an odd number of
@@ -28,28 +23,23 @@ CASES = [
 ]
 
 
-@pytest.fixture
-def poisoned(monkeypatch):
-    monkeypatch.setattr(bindings, "_empty", lambda like, shape, dtype: np.full(shape, np.nan, dtype))
-
-
 @pytest.mark.parametrize("shape,f,kernel", CASES)
 @pytest.mark.parametrize("bias,relu", [(True, False), (False, True), (True, True)])
-def test_forward_kernel_equals_the_reference(shape, f, kernel, bias, relu, rng, poisoned):
+def test_forward_kernel_equals_the_reference(shape, f, kernel, bias, relu, rng):
     xpad = rng.standard_normal(shape).astype(np.float32)
     w = rng.standard_normal((f, shape[1], *kernel)).astype(np.float32)
     b = rng.standard_normal(f).astype(np.float32) if bias else None
-    got = CPU["conv_direct"](xpad, w, b, relu)
+    got = ops.conv_direct.with_kernel(xpad, w, b, relu)
     assert got.shape == (shape[0], f, shape[2] - kernel[0] + 1, shape[3] - kernel[1] + 1)
-    np.testing.assert_allclose(got, REF["conv_direct"](xpad, w, b, relu), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got, ops.conv_direct.reference(xpad, w, b, relu), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("shape,f,kernel", CASES)
-def test_parameter_gradient_kernel_equals_the_reference(shape, f, kernel, rng, poisoned):
+def test_parameter_gradient_kernel_equals_the_reference(shape, f, kernel, rng):
     xpad = rng.standard_normal(shape).astype(np.float32)
     dy = rng.standard_normal((shape[0], f, shape[2] - kernel[0] + 1, shape[3] - kernel[1] + 1)).astype(np.float32)
-    want_w, want_b = REF["conv_direct_param_grads"](xpad, dy, kernel)
-    got_w, got_b = CPU["conv_direct_param_grads"](xpad, dy, kernel)
+    want_w, want_b = ops.conv_direct_param_grads.reference(xpad, dy, kernel)
+    got_w, got_b = ops.conv_direct_param_grads.with_kernel(xpad, dy, kernel)
     np.testing.assert_allclose(got_w, want_w, rtol=1e-4, atol=1e-4 * np.abs(want_w).max())
     np.testing.assert_allclose(got_b, dy.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-4,
                                atol=1e-4 * np.abs(want_b).max())
@@ -58,32 +48,32 @@ def test_parameter_gradient_kernel_equals_the_reference(shape, f, kernel, rng, p
 def test_relu_in_the_kernel_keeps_nan_as_the_other_kernels_do(rng):
     xpad = rng.standard_normal((1, 1, 3, 18)).astype(np.float32)
     xpad[0, 0, 1, 5] = np.nan
-    y = CPU["conv_direct"](xpad, np.ones((4, 1, 3, 3), np.float32), None, True)
+    y = ops.conv_direct.with_kernel(xpad, np.ones((4, 1, 3, 3), np.float32), None, True)
     assert np.isnan(y[:, 0, 0, 3:6]).all() and (y[~np.isnan(y)] >= 0).all()
-    np.testing.assert_array_equal(np.isnan(y), np.isnan(REF["conv_direct"](xpad, np.ones((4, 1, 3, 3), np.float32),
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ops.conv_direct.reference(xpad, np.ones((4, 1, 3, 3), np.float32),
                                                                           None, True)))
 
 
 def test_other_widths_and_float64_go_to_the_references(rng):
     xpad = rng.standard_normal((1, 2, 5, 20)).astype(np.float32)  # outputs 18 wide
     w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
-    np.testing.assert_array_equal(CPU["conv_direct"](xpad, w, None), REF["conv_direct"](xpad, w, None))
+    np.testing.assert_array_equal(ops.conv_direct.with_kernel(xpad, w, None), ops.conv_direct.reference(xpad, w, None))
     x64 = rng.standard_normal((1, 2, 5, 18))
     w64 = rng.standard_normal((3, 2, 3, 3))
-    np.testing.assert_array_equal(CPU["conv_direct"](x64, w64, None), REF["conv_direct"](x64, w64, None))
+    np.testing.assert_array_equal(ops.conv_direct.with_kernel(x64, w64, None), ops.conv_direct.reference(x64, w64, None))
     with pytest.raises(ValueError, match=r"conv_direct: w must be float32 \(F, 2, kh, kw\), got float32 \(3, 4, 3, 3\)"):
-        CPU["conv_direct"](xpad[:, :, :, :18], np.ones((3, 4, 3, 3), np.float32), None)
+        ops.conv_direct.with_kernel(xpad[:, :, :, :18], np.ones((3, 4, 3, 3), np.float32), None)
     with pytest.raises(ValueError, match=r"conv_direct: b must be float32 \(3,\), got float32 \(4,\)"):
-        CPU["conv_direct"](xpad[:, :, :, :18], w, np.ones(4, np.float32))
+        ops.conv_direct.with_kernel(xpad[:, :, :, :18], w, np.ones(4, np.float32))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,padding", [((2, 3, 5, 7), (1, 1)), ((1, 2, 4, 16), (0, 2)), ((3, 1, 1, 1), (3, 0)),
                                            ((1, 1, 2, 3), (0, 0))])
-def test_pad_images_equals_numpy_pad(shape, padding, dtype, rng, poisoned):
+def test_pad_images_equals_numpy_pad(shape, padding, dtype, rng):
     x = rng.standard_normal(shape).astype(dtype)
     (ph, pw) = padding
-    got = CPU["pad_images"](x[:, :, :, ::-1], padding)  # a strided view, copied once
+    got = ops.pad_images.with_kernel(x[:, :, :, ::-1], padding)  # a strided view, copied once
     np.testing.assert_array_equal(got, np.pad(x[:, :, :, ::-1], ((0, 0), (0, 0), (ph, ph), (pw, pw))))
     assert got.dtype == dtype
 

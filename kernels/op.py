@@ -1,0 +1,125 @@
+"""Op: an operation's reference and its fused kernels, and the one place that chooses between them.
+
+An op is declared by its reference, plain ``xp`` code that runs on NumPy and CuPy alike and is the
+readable definition of what the op computes::
+
+    @op
+    def activation(x, kind, alpha=0.0):
+        ...xp code...
+
+and given kernels where they are written, next to it::
+
+    @activation.kernel("cpu", "cuda")
+    def _(x, kind, alpha=0.0):
+        ...checks, allocation, launch...
+
+A kernel's binding may return ``NotImplemented`` for inputs it does not take (a dtype, a layout): the
+reference runs instead. Calling the op (:meth:`Op.__call__`) picks, for its first array's device, the
+binding where one is registered and the input is large enough to pay for a launch, else the reference;
+on a GPU it runs with that GPU current. Every op declared so lands in :data:`REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from typing import Callable
+
+from .arrays import device_of
+
+# Below these sizes (elements of the op's largest array) the reference is faster than a kernel call
+# (bench/test_kernels.py): on the CPU a Numba call costs a few microseconds more than NumPy's.
+MIN_SIZE = {"cpu": 16384, "cuda": 0}
+REGISTRY: dict[str, "Op"] = {}
+_ENABLED = [os.environ.get("GPUNN_KERNELS", "1") != "0"]  # GPUNN_KERNELS=0: every op runs its reference
+
+
+class Op:
+    """An operation: ``reference`` (xp code), and bindings of fused kernels per device type ("cpu", "cuda")."""
+
+    def __init__(self, reference: Callable, size: Callable | None = None, min_size: dict | None = None):
+        functools.update_wrapper(self, reference)
+        self.reference = reference
+        self.name = reference.__name__
+        self.bindings: dict[str, Callable] = {}
+        self._size = size or (lambda first, *args, **kwargs: first.size)
+        self._min_size = MIN_SIZE if min_size is None else {**MIN_SIZE, **min_size}
+        REGISTRY[self.name] = self
+
+    def kernel(self, *device_types: str):
+        """Decorator: the function is this op's binding for arrays on these device types."""
+        for device_type in device_types:
+            if device_type not in ("cpu", "cuda"):
+                raise ValueError(f"device type must be 'cpu' or 'cuda', got {device_type!r}")
+
+        def register(binding):
+            self.bindings.update(dict.fromkeys(device_types, binding))
+            return binding
+
+        return register
+
+    def __call__(self, *args, **kwargs):
+        return self._run(args, kwargs, sized=True)
+
+    def with_kernel(self, *args, **kwargs):
+        """Run the kernel whatever the input's size (the reference only where the binding declines): for tests."""
+        return self._run(args, kwargs, sized=False)
+
+    def _run(self, args, kwargs, sized: bool):
+        dev = device_of(args[0])
+        binding = self.bindings.get(dev.type) if _ENABLED[0] or not sized else None
+        if binding is not None and sized and self._size(*args, **kwargs) < self._min_size[dev.type]:
+            binding = None
+        if dev.type == "cpu":
+            return self._either(binding, args, kwargs)
+        with dev:  # CuPy and the kernels compute on the arrays' own GPU
+            return self._either(binding, args, kwargs)
+
+    def _either(self, binding, args, kwargs):
+        if binding is not None:
+            result = binding(*args, **kwargs)
+            if result is not NotImplemented:
+                return result
+        return self.reference(*args, **kwargs)
+
+    def has_kernel(self, device_type: str) -> bool:
+        return _ENABLED[0] and device_type in self.bindings
+
+    def __repr__(self):
+        return f"<op {self.name}: kernels for {sorted(self.bindings) or 'no device'}>"
+
+
+def op(reference: Callable | None = None, *, size: Callable | None = None, min_size: dict | None = None):
+    """Declare an op by its reference (``@op`` or ``@op(size=..., min_size=...)``).
+
+    ``size(*args, **kwargs)``: the elements an input is judged by against ``MIN_SIZE`` (default: the
+    first argument's); ``min_size``: this op's thresholds, where they differ.
+    """
+    if reference is None:
+        return lambda ref: Op(ref, size, min_size)
+    return Op(reference, size, min_size)
+
+
+@contextlib.contextmanager
+def use_kernels(enabled: bool):
+    """Within the block, registered kernels are used (True) or every op runs its reference (False)."""
+    previous, _ENABLED[0] = _ENABLED[0], bool(enabled)
+    try:
+        yield
+    finally:
+        _ENABLED[0] = previous
+
+
+def has_kernel(op_name: str, device_type: str) -> bool:
+    """True when ``op_name`` runs a fused kernel (not its reference) on ``device_type`` ("cpu"/"cuda")."""
+    return REGISTRY[op_name].has_kernel(device_type)
+
+
+def active_kernels() -> dict[str, str]:
+    """Which implementation each op uses per device type, e.g. ``{"activation[cpu]": "gpunn.kernels.activations"}``."""
+    out = {}
+    for name, o in REGISTRY.items():
+        for dev in ("cpu", "cuda"):
+            out[f"{name}[{dev}]"] = o.bindings[dev].__module__ if o.has_kernel(dev) else "reference"
+    return out

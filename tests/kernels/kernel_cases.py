@@ -1,0 +1,48 @@
+"""What the kernel tests share: sizes per device, data with edge values, and comparisons on the host."""
+
+import numpy as np
+
+import gpunn as gn
+
+DTYPES = [np.float32, np.float64]
+EDGES = [0.0, -0.0, 1e-30, -1e-30, 40.0, -40.0, 1e4, -1e4, np.nan, np.inf, -np.inf]
+
+# {case: (op name, number of state arrays, arguments after the arrays)}
+OPTIMIZER_CASES = {
+    "sgd": ("sgd_step", 1, (0.1, 0.0, False, 0.01)),
+    "momentum": ("sgd_step", 1, (0.1, 0.9, False, 0.01)),
+    "nesterov": ("sgd_step", 1, (0.05, 0.8, True, 0.0)),
+    "adagrad": ("adagrad_step", 1, (0.1, 1e-10, 0.01)),
+    "rmsprop": ("rmsprop_step", 1, (0.01, 0.9, 1e-8, 0.01)),
+    "adam": ("adam_step", 2, (0.01, 0.9, 0.999, 1e-8, 7, 0.01, False)),
+    "adamw": ("adam_step", 2, (0.01, 0.9, 0.999, 1e-8, 7, 0.05, True)),
+}
+
+
+def sizes(device) -> list[int]:
+    """Element counts: on the CPU up to a million and more (the threaded paths); on a simulated GPU, whose
+    threads are Python threads, sizes above a grid's worth still exercise the grid-stride loops."""
+    return [1, 31, 1023, 10**6 + 7] if device.type == "cpu" else [1, 31, 300]
+
+
+def data(rng, n, dtype, scale=3.0):
+    x = (rng.standard_normal(n) * scale).astype(dtype)
+    x[: min(n, len(EDGES))] = EDGES[: min(n, len(EDGES))]
+    return x
+
+
+def ulps(dtype, device, libm: bool) -> float:
+    """Tolerance: bitwise for pure arithmetic on the CPU; a few ulp where libm's tanh or expm1 and NumPy's
+    may round differently; 8 ulp on CUDA (the simulator computes in Python floats, then rounds)."""
+    eps = np.finfo(dtype).eps
+    if device.type != "cpu":
+        return 8 * eps
+    return 4 * eps if libm else 0.0
+
+
+def assert_close(got, expected, rtol, what):
+    got = gn.to_numpy(got)
+    assert got.dtype == expected.dtype and got.shape == expected.shape, what
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=f"{what}: NaN pattern")
+    finite = ~np.isnan(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=rtol, atol=rtol, err_msg=what)
