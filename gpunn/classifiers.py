@@ -164,12 +164,8 @@ class TrainedClassifier(DeviceClassifier):
         check_is_fitted(self)
         X = check_X(self, X, reset=False)
         Xd, model = onto(self.device_, X), self.model_
-        was_training = model.training
-        model.eval()
-        try:
+        with model.evaluating():
             parts = [model.forward(Xd[i:i + PREDICT_BATCH]) for i in range(0, X.shape[0], PREDICT_BATCH)]
-        finally:
-            model.train(was_training)
         xp = array_module(parts[0])
         return X, xp.concatenate(parts).astype(np.float64)
 

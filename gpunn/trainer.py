@@ -6,15 +6,18 @@ import math
 import sys
 import time
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import checkpoint
+from . import resume as resuming
+from . import trainer_checkpoint
+from .batches import Batches, resident
 from .data.splits import check_xy
 from .devices import device as make_device
-from .devices import device_of, on_device, to_numpy
-from .distributed import Solo
+from .devices import on_device
+from .distributed import data_parallel
 from .divergence import DivergenceFlag
 from .history import History
 from .metrics import correct_count
@@ -24,6 +27,8 @@ from .optim.optimizer import Optimizer
 from .optim.schedules import LRSchedule
 from .validation import NonFiniteError, check_choice, check_finite, check_int, check_labels
 
+MONITORS = {"val_accuracy": 1, "val_loss": -1}  # what a better epoch has more of (1) or less of (-1)
+
 
 class TrainingDiverged(RuntimeError):
     """The loss, a gradient or the model's outputs became NaN or infinite.
@@ -32,6 +37,13 @@ class TrainingDiverged(RuntimeError):
     that diverged (the end of the one before, or the weights training started from); the
     message says which, and whether their forward pass on the training data is finite.
     """
+
+
+class Diverged(NamedTuple):
+    """What an epoch reports instead of its record when it diverged."""
+
+    message: str
+    candidate: str | None  # the weights the divergence flag left in place (after the last good step), if any
 
 
 class Trainer:
@@ -46,8 +58,9 @@ class Trainer:
     every row once, in an order drawn from ``(seed, epoch)``; dropout masks come from the
     same pair, so a run resumed from a checkpoint replays exactly what the uninterrupted run did.
     ``schedule`` (an :class:`~gpunn.optim.LRSchedule`) is stepped after each epoch.
-    With validation data the best epoch's weights (by validation accuracy) are restored at
-    the end (``restore_best``); ``patience`` stops early after that many epochs without improvement.
+    With validation data the best epoch's weights are restored at the end (``restore_best``), best by
+    ``monitor``: "val_accuracy" (the default; higher is better) or "val_loss" (lower is better, finer on a
+    small validation set); ``patience`` stops early after that many epochs without improvement.
 
     Divergence: the loss and gradients are checked before every update, and each epoch ends
     with a forward pass on a training batch (and the validation pass) that must be finite.
@@ -72,7 +85,7 @@ class Trainer:
     def __init__(self, model: Module, loss: Loss, optimizer: Optimizer, batch_size: int | None = 256,
                  epochs: int = 10, device="auto", seed: int = 0, schedule: LRSchedule | None = None,
                  restore_best: bool = True, patience: int | None = None, progress: bool = True, log_every: int = 50,
-                 distributed=False):
+                 distributed=False, monitor: str = "val_accuracy"):
         for name, value, cls in (("model", model, Module), ("loss", loss, Loss), ("optimizer", optimizer, Optimizer)):
             if not isinstance(value, cls):
                 raise TypeError(f"{name} must be a gpunn {cls.__name__}, got {type(value).__name__}")
@@ -83,7 +96,8 @@ class Trainer:
         self.epochs = check_int("epochs", epochs, low=1)
         self.seed = check_int("seed", seed, low=0)
         self.patience = None if patience is None else check_int("patience", patience, low=1)
-        self.parallel = _parallel(distributed)
+        self.monitor = check_choice("monitor", monitor, tuple(MONITORS))
+        self.parallel = data_parallel(distributed)
         self.device = self.parallel.device_for(make_device(device))
         self.model, self.loss, self.optimizer, self.schedule = model.to(self.device), loss, optimizer, schedule
         self.restore_best = bool(restore_best)
@@ -94,7 +108,6 @@ class Trainer:
         self._best_state = None
         self._trained_state = None  # the last epoch's weights, kept while the model holds the best ones
         self.metadata: dict = {}
-        self._loaded_meta: dict = {}
         self._flag = DivergenceFlag(self.device)
 
     # ---------------------------------------------------------------- training
@@ -102,160 +115,158 @@ class Trainer:
     def fit(self, X, y, val=None, resume=None, checkpoint_path=None, on_epoch=None) -> History:
         """Train until ``epochs`` epochs are done; returns the :class:`History`.
 
-        ``val``: (X_val, y_val). ``resume``: a checkpoint to continue from.
+        ``val``: (X_val, y_val). ``resume``: a checkpoint to continue from (:mod:`gpunn.resume`).
         ``checkpoint_path``: where to write a checkpoint after every epoch.
         ``on_epoch``: called with each epoch's record (a dict, see :class:`History`).
         """
         X, y = self._data(X, y, "X", "y")
-        if val is not None:
-            if not isinstance(val, (tuple, list)) or len(val) != 2:
-                raise TypeError("val must be a pair (X_val, y_val)")
-            X_val, y_val = self._data(*val, "X_val", "y_val")
-            if X_val.shape[1:] != X.shape[1:]:
-                raise ValueError(f"X_val rows have shape {X_val.shape[1:]}, X rows {X.shape[1:]}")
+        val = None if val is None else self._validation(val, X)
         self._check_labels_fit_model(X, y, "y")
         if val is not None:
-            self._check_labels_fit_model(X_val, y_val, "y_val")
+            self._check_labels_fit_model(*val, "y_val")
         if resume is not None:
-            self._resume(resume)
+            resuming.continue_from(self, resume)
         elif self._trained_state is not None:  # training goes on from the last epoch, not from the best one
             self.model.load_device_state(self._trained_state)
             self._trained_state = None
-        if self.epoch >= self.epochs:
-            done = (f"{self.epoch} of {self.epochs} epochs are done" if self.epoch == self.epochs
-                    else f"{self.epoch} epochs are done, more than epochs={self.epochs}")
-            warnings.warn(f"nothing left to train: {done}; raise epochs to continue", UserWarning, stacklevel=2)
-        n = X.shape[0]
-        bs = n if self.batch_size is None else min(self.batch_size, n)
-        per_epoch = math.ceil(n / bs)
+        done = resuming.nothing_left(self.epoch, self.epochs)
+        if done:
+            warnings.warn(done, UserWarning, stacklevel=3)
         self.parallel.start(self.model, X, y)  # same data everywhere, and rank 0's weights
-        Xd, yd = self._resident(X, y)
-        val_d = None if val is None else self._resident(X_val, y_val)  # uploaded once per fit
-        bar = tqdm(total=(self.epochs - self.epoch) * per_epoch, unit="batch", leave=True, dynamic_ncols=True,
+        batches = Batches(self.device, X, y, self.batch_size, self.parallel, self.model.dtype)
+        val_d = None if val is None else resident(self.device, *val, self.model.dtype)  # uploaded once per fit
+        bar = tqdm(total=(self.epochs - self.epoch) * len(batches), unit="batch", leave=True, dynamic_ncols=True,
                    disable=not self.progress or not sys.stderr.isatty())
         self._gradients_looked_at = False  # after this fit's first step: parameters that got no gradient
-        checks, self.loss.checks = self.loss.checks, False  # labels were checked above; NaN shows in the flag
-        try:
-            with np.errstate(over="ignore", invalid="ignore"):  # a NaN or an overflow is reported by the flag instead
-                self._epochs(Xd, yd, val_d, n, bs, bar, checkpoint_path, on_epoch)
+        try:  # labels were checked above; a NaN shows in the divergence flag
+            with self.loss.unchecked(), np.errstate(over="ignore", invalid="ignore"):
+                self._epochs(batches, val_d, bar, checkpoint_path, on_epoch)
         finally:
             bar.close()
-            self.loss.checks = checks
         if self.restore_best and self._best_state is not None:
             self._trained_state = self.model.device_state()
             self.model.load_device_state(self._best_state)
         return self.history
 
-    def _epochs(self, Xd, yd, val_d, n: int, bs: int, bar, checkpoint_path, on_epoch) -> None:
+    def _validation(self, val, X):
+        if not isinstance(val, (tuple, list)) or len(val) != 2:
+            raise TypeError("val must be a pair (X_val, y_val)")
+        X_val, y_val = self._data(*val, "X_val", "y_val")
+        if X_val.shape[1:] != X.shape[1:]:
+            raise ValueError(f"X_val rows have shape {X_val.shape[1:]}, X rows {X.shape[1:]}")
+        return X_val, y_val
+
+    def _epochs(self, batches: Batches, val, bar, checkpoint_path, on_epoch) -> None:
         """Epochs until ``epochs`` are done (or patience runs out): train, check, validate, record, save."""
         stale = 0
+        probe = (batches.X[:batches.size], batches.y[:batches.size])
         while self.epoch < self.epochs:
             epoch = self.epoch + 1
             bar.set_description(f"epoch {epoch}/{self.epochs}")
             good = self._snapshot()  # passed the previous epoch's end check (or is where training starts)
-            try:
-                record = self._train_epoch(epoch, Xd, yd, n, bs, bar)
-                probe = self._check_outputs(epoch, Xd[:bs], yd[:bs], "a training batch")
-                scores = None if val_d is None else self._check_outputs(epoch, *val_d, "the validation data")
-            except TrainingDiverged as e:
-                raise TrainingDiverged(f"{e}; {self._settle(e, good, Xd, yd)}") from None
-            record["penalty"] = probe["penalty"]
-            if scores is not None:
-                record.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
-                best = self.history.best
-                if best is None or record["val_accuracy"] > best["val_accuracy"]:
-                    self.history.best_epoch, stale = epoch, 0
-                    self._best_state = self.model.device_state()
-                else:
-                    stale += 1
+            record = self._train_epoch(epoch, batches, bar)
+            if not isinstance(record, Diverged):
+                record = self._end_of_epoch(epoch, record, probe, val)
+            if isinstance(record, Diverged):
+                raise TrainingDiverged(f"{record.message}; {self._settle(record.candidate, good, *probe)}")
+            if val is not None:
+                stale = 0 if self._improved(record) else stale + 1
             if self.schedule is not None:
                 self.schedule.step()
             self.history.epochs.append(record)
             self.epoch = epoch
             bar.set_postfix(loss=f"{record['train_loss']:.4f}", acc=f"{record['train_accuracy']:.3f}",
-                            val_acc="-" if val_d is None else f"{record['val_accuracy']:.3f}")
+                            val_acc="-" if val is None else f"{record['val_accuracy']:.3f}")
             if checkpoint_path is not None and self.parallel.is_root:
                 self.save_checkpoint(checkpoint_path)
             if on_epoch is not None:
                 on_epoch(record)
-            if self.patience is not None and val_d is not None and stale >= self.patience:
+            if self.patience is not None and val is not None and stale >= self.patience:
                 break
 
-    def _train_epoch(self, epoch: int, X, y, n: int, bs: int, bar) -> dict:
-        """One pass over the data in the epoch's order. Reads the device every ``log_every`` steps and at the end."""
-        start = time.perf_counter()
-        xp = self.device.xp
-        order = np.random.default_rng([self.seed, epoch]).permutation(n)
-        staged = self.device.type == "cuda" and device_of(X).type == "cpu"
-        if staged:  # too big for the GPU: gather batches on the host into two pinned buffers, upload asynchronously
-            stages = [(self.device.pinned_empty((bs, *X.shape[1:]), self.model.dtype),
-                       self.device.pinned_empty((bs,), y.dtype)) for _ in range(2)]
-            uploaded = [None, None]  # the event after the copy that last read each buffer
-        elif device_of(X) != device_of(order):
-            order = self.device.asarray(order)  # the data is on the GPU: gather batches there
-        self.model.seed([self.seed, epoch]).train()
-        flag, steps_before = self._flag, self.optimizer.steps
-        flag.reset()
-        params = self.optimizer.params
-        losses, pending, correct = [], [], xp.zeros((), np.int64)
-        per_epoch = math.ceil(n / bs)
-        first_row = 0  # where this process's rows start in the global batch: random layers draw those rows' part
-        for it, lo in enumerate(range(0, n, bs), start=1):
-            idx = order[lo:lo + bs]
-            mine = self.parallel.rows(len(idx))  # this process's part of the global batch (all of it, alone)
-            share = (mine.stop - mine.start) / len(idx)
-            idx = idx[mine]
-            if staged:
-                host_x, host_y = stages[it % 2]
-                if uploaded[it % 2] is not None:
-                    uploaded[it % 2].synchronize()  # that copy ended long ago: the GPU is two batches on
-                np.take(X, idx, axis=0, out=host_x[:len(idx)])
-                np.take(y, idx, out=host_y[:len(idx)])
-                (xb, _), (yb, uploaded[it % 2]) = self.device.upload(host_x[:len(idx)]), self.device.upload(host_y[:len(idx)])
+    def _end_of_epoch(self, epoch: int, record: dict, probe, val):
+        """The epoch's record with its penalty and validation scores; Diverged where the outputs are not finite."""
+        checks = [("a training batch", probe)] + ([] if val is None else [("the validation data", val)])
+        for what, (X, y) in checks:
+            try:
+                scores = self._evaluate(X, y)
+            except NonFiniteError:
+                return Diverged(f"training diverged in epoch {epoch}: after its last update, the model's outputs "
+                                f"on {what} are not finite (try a smaller lr)", None)
+            if what == "a training batch":
+                record["penalty"] = scores["penalty"]
             else:
-                xb, yb = X[idx], y[idx]
-            self.optimizer.zero_grad()
-            if mine.start != first_row:
-                first_row = mine.start
+                record.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+        return record
+
+    def _improved(self, record: dict) -> bool:
+        """True, and the weights kept, when this epoch beats the best so far by ``monitor``."""
+        best, sign = self.history.best, MONITORS[self.monitor]
+        if best is not None and sign * record[self.monitor] <= sign * best[self.monitor]:
+            return False
+        self.history.best_epoch = record["epoch"]
+        self._best_state = self.model.device_state()
+        return True
+
+    def _train_epoch(self, epoch: int, batches: Batches, bar):
+        """One pass over the data in the epoch's order: the epoch's record, or Diverged.
+
+        Reads the device every ``log_every`` steps and at the end.
+        """
+        start = time.perf_counter()
+        self.model.seed([self.seed, epoch]).train()
+        self._flag.reset()
+        steps_before = self.optimizer.steps
+        losses, pending, correct = [], [], self.device.xp.zeros((), np.int64)
+        first_row = 0  # where this process's rows start in the global batch: random layers draw those rows' part
+        order = np.random.default_rng([self.seed, epoch]).permutation(batches.n)
+        for it, batch in enumerate(batches.epoch(order), start=1):
+            if batch.first_row != first_row:
+                first_row = batch.first_row
                 self.model.rows_from(first_row)
-            if share:
-                scores = self.model.forward(xb)
-                value = self.loss.forward(scores, yb)
-                backward(self.model, self.loss.backward(share), input_grad=False)  # X is data: no gradient wanted
-                correct = correct + correct_count(scores, yb)
-                if not self._gradients_looked_at:
-                    self._gradients_looked_at = True
-                    self._warn_of_parameters_without_gradient()
-            else:  # more processes than rows in this batch: this one adds nothing
-                value = xp.zeros((), self.model.dtype)
-                for p in params:
-                    p.grad = xp.zeros_like(p.data)
-            grads = [p.grad for p in params if p.grad is not None]
-            value = self.parallel.reduce(value * value.dtype.type(share), grads)  # the batch's loss and gradients
-            flag.check(value, grads)
-            self.optimizer.step(skip=flag.state)  # the kernels read the flag: no update from the first bad step on
+            value, correct = self._step(batch, correct)
             pending.append(value)
             bar.update(1)
-            if it % self.log_every == 0 or it == per_epoch:
+            if it % self.log_every == 0 or it == len(batches):
                 bad, values = self._read_losses(pending)
                 losses += values
                 pending = []
                 if bad:
                     self.optimizer.steps = steps_before + bad - 1  # the skipped steps did not happen
-                    e = TrainingDiverged(f"training diverged at epoch {epoch}, iteration {bad}: the loss "
-                                         f"({losses[bad - 1]}) or a gradient is NaN, infinite or huge (try a smaller lr)")
-                    e.candidate = f"the weights after iteration {bad - 1} of epoch {epoch}" if bad > 1 else None
-                    raise e
+                    return Diverged(f"training diverged at epoch {epoch}, iteration {bad}: the loss ({losses[bad - 1]}) "
+                                    "or a gradient is NaN, infinite or huge (try a smaller lr)",
+                                    f"the weights after iteration {bad - 1} of epoch {epoch}" if bad > 1 else None)
                 bar.set_postfix(loss=f"{np.mean(losses[-self.log_every:]):.4f}")
         if first_row:
             self.model.rows_from(0)  # outside training the model sees whole batches again
         self.history.iteration_loss.extend(losses)
         return {
             "epoch": epoch, "train_loss": float(np.mean(losses)),
-            "train_accuracy": self.parallel.total(float(self.device.read(correct))) / n,
-            "val_loss": None, "val_accuracy": None, "lr": self.optimizer.lr,
-            "seconds": time.perf_counter() - start,
+            "train_accuracy": self.parallel.total(float(self.device.read(correct))) / batches.n,
+            "val_loss": None, "val_accuracy": None, "lr": self.optimizer.lr, "seconds": time.perf_counter() - start,
         }
+
+    def _step(self, batch, correct):
+        """One update on ``batch``: (the global batch's loss, on the device; the running count of correct rows)."""
+        xp, params = self.device.xp, self.optimizer.params
+        self.optimizer.zero_grad()
+        if batch.share:
+            scores = self.model.forward(batch.x)
+            value = self.loss.forward(scores, batch.y)
+            backward(self.model, self.loss.backward(batch.share), input_grad=False)  # X is data: no gradient wanted
+            correct = correct + correct_count(scores, batch.y)
+            if not self._gradients_looked_at:
+                self._gradients_looked_at = True
+                self._warn_of_parameters_without_gradient()
+        else:  # more processes than rows in this batch: this one adds nothing
+            value = xp.zeros((), self.model.dtype)
+            for p in params:
+                p.grad = xp.zeros_like(p.data)
+        grads = [p.grad for p in params if p.grad is not None]
+        value = self.parallel.reduce(value * value.dtype.type(batch.share), grads)  # the batch's loss and gradients
+        self._flag.check(value, grads)
+        self.optimizer.step(skip=self._flag.state)  # the kernels read the flag: no update from the first bad step on
+        return value, correct
 
     def _warn_of_parameters_without_gradient(self) -> None:
         """Name the optimizer's parameters that a backward pass left without a gradient (host-side: no device read).
@@ -279,27 +290,19 @@ class Trainer:
                                                 xp.stack(pending).astype(np.float64)]))
         return int(both[0]), [float(v) for v in both[1:]]
 
-    def _check_outputs(self, epoch: int, X, y, what: str) -> dict:
-        """:meth:`_evaluate` on (X, y), whose outputs and loss must be finite after the epoch's last update."""
-        try:
-            return self._evaluate(X, y)
-        except NonFiniteError:
-            raise TrainingDiverged(f"training diverged in epoch {epoch}: after its last update, the model's outputs "
-                                   f"on {what} are not finite (try a smaller lr)") from None
-
     def _snapshot(self) -> dict:
         """Model, optimizer and schedule state (copies on the device), to go back to if the coming epoch diverges."""
         return {"model": self.model.device_state(), "optimizer": self.optimizer.device_state(),
                 "schedule": None if self.schedule is None else self.schedule.state_dict(), "epoch": self.epoch}
 
-    def _settle(self, error: TrainingDiverged, good: dict, X, y) -> str:
-        """Leave the model with working weights after ``error``; say which they are.
+    def _settle(self, candidate: str | None, good: dict, X, y) -> str:
+        """Leave the model with working weights after a divergence; say which they are.
 
-        The weights after the last update before the bad step (where the divergence flag skipped
-        the rest) when their loss on the training data is finite, else ``good``: the start of the epoch.
+        ``candidate``: the weights after the last update before the bad step (where the divergence flag
+        skipped the rest), kept when their loss on the training data is finite; else ``good``, the start
+        of the epoch.
         """
         self._trained_state = None
-        candidate = getattr(error, "candidate", None)
         if candidate is not None and self._finite_on(X, y):
             return f"the model holds {candidate}, the last update before it (their loss on the training data is finite)"
         self.model.load_device_state(good["model"])
@@ -338,19 +341,13 @@ class Trainer:
         """:meth:`evaluate` on checked data (host or device): sums on the device, one host read at the end."""
         bs = batch_size or max(self.batch_size or 0, 1024)
         xp = self.device.xp
-        was_training, checks = self.model.training, self.loss.checks
-        self.model.eval()
-        self.loss.checks = False  # a non-finite score makes the sum non-finite: checked once, below
         total, correct = xp.zeros((), np.float64), xp.zeros((), np.int64)
-        try:
+        with self.model.evaluating(), self.loss.unchecked():  # a non-finite score makes the sum non-finite
             for lo in range(0, X.shape[0], bs):
                 xb, yb = X[lo:lo + bs], self.device.asarray(y[lo:lo + bs])
                 scores = self.model.forward(xb)
                 total = total + self.loss.forward(scores, yb).astype(np.float64) * xb.shape[0]
                 correct = correct + correct_count(scores, yb)
-        finally:
-            self.model.train(was_training)
-            self.loss.checks = checks
         penalty = self.optimizer.penalty_array()
         parts = [total, correct.astype(np.float64)] + ([] if penalty is None else [penalty.astype(np.float64)])
         values = self.device.read(xp.stack(parts))
@@ -370,45 +367,20 @@ class Trainer:
 
     def _check_labels_fit_model(self, X, y, name: str) -> None:
         """Every label must name one of the model's outputs: checked with a one-row forward pass, before training."""
-        was_training = self.model.training
-        try:
-            width = self.model.eval().forward(X[:1]).shape
-        finally:
-            self.model.train(was_training)
+        with self.model.evaluating():
+            width = self.model.forward(X[:1]).shape
         classes = 2 if len(width) == 1 or width[1] == 1 else width[1]  # one output unit: labels 0 and 1
         if int(y.max()) >= classes:
             raise ValueError(f"{name} has label {int(y.max())}, but the model scores {classes} classes (0..{classes - 1})")
 
-    def _resident(self, X, y):
-        """(X, y) on the training device when both fit there (GPU: half the free memory), else both on the host.
-
-        Data on the host is gathered into batches there and uploaded batch by batch (:meth:`_train_epoch`).
-        """
-        dtype = self.model.dtype if X.dtype.kind == "f" else X.dtype
-        if self.device.type == "cuda" and self.device.fits(X.nbytes + y.nbytes):
-            return self.device.asarray(X, dtype=dtype), self.device.asarray(y)
-        return to_numpy(X).astype(dtype, copy=False), to_numpy(y)
-
-    # ---------------------------------------------------------------- checkpoints
+    # ---------------------------------------------------------------- checkpoints (gpunn/trainer_checkpoint.py)
     def save_checkpoint(self, path):
         """Model, optimizer, schedule, epoch, seed and history in one ``.npz``, written atomically.
 
         The model's weights are those of the last epoch trained (even while ``restore_best``
         has put the best epoch's weights in the model); the best ones are saved beside them.
         """
-        trained = self._trained_state if self._trained_state is not None else self.model.device_state()
-        arrays = {f"model.{k}": self.device.read(v) for k, v in trained.items()}
-        opt = self.optimizer.state_dict()
-        for i, state in enumerate(opt.pop("state")):
-            arrays.update({f"optim.{i}.{k}": v for k, v in state.items()})
-        if self._best_state is not None:
-            arrays.update({f"best.{k}": self.device.read(v) for k, v in self._best_state.items()})
-        meta = {
-            "epoch": self.epoch, "seed": self.seed, "optimizer": opt, "n_params": len(self.optimizer.params),
-            "schedule": None if self.schedule is None else self.schedule.state_dict(),
-            "history": self.history.to_dict(), "metadata": self.metadata, "batch_size": self.batch_size,
-        }
-        return checkpoint.save(path, arrays, meta)
+        return trainer_checkpoint.save(self, path)
 
     def load_checkpoint(self, path, weights: str = "last", optimizer: bool = True) -> "Trainer":
         """Restore a checkpoint; a file that does not fit leaves model, optimizer and schedule untouched.
@@ -417,78 +389,7 @@ class Trainer:
         validation epoch's (training then goes on from the last ones, as after ``fit``).
         ``optimizer=False`` keeps this trainer's optimizer as it is (a different update rule).
         """
-        check_choice("weights", weights, checkpoint.WEIGHTS)
-        arrays, meta = checkpoint.load(path)
-        try:
-            opt = dict(meta["optimizer"])
-            opt["state"] = [checkpoint.with_prefix(arrays, f"optim.{i}.") for i in range(int(meta["n_params"]))]
-            model_state = checkpoint.with_prefix(arrays, "model.")
-            best = checkpoint.with_prefix(arrays, "best.") or None
-            epoch, history = check_int("epoch", meta["epoch"], low=0), History.from_dict(meta["history"])
-            if weights == "best" and best is None:
-                raise ValueError("it has no best weights (trained without validation data)")
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{str(path)!r} is not a complete gpunn trainer checkpoint ({e})") from None
-        saved = (self.model.state_dict(), self.optimizer.state_dict(),
-                 None if self.schedule is None else self.schedule.state_dict())  # to undo a load that fails
-        try:
-            self.model.load_state_dict(model_state)
-            if optimizer:
-                self.optimizer.load_state_dict(opt)
-            if (meta.get("schedule") is None) != (self.schedule is None):
-                raise ValueError("the checkpoint and this trainer disagree on having a learning-rate schedule")
-            if self.schedule is not None:
-                self.schedule.load_state_dict(meta["schedule"])
-        except (ValueError, TypeError) as e:
-            self.model.load_state_dict(saved[0])
-            self.optimizer.load_state_dict(saved[1])
-            if saved[2] is not None:
-                self.schedule.load_state_dict(saved[2])
-            raise ValueError(f"checkpoint {str(path)!r} does not fit this trainer: {e}") from None
-        self.epoch, self.history, self._trained_state = epoch, history, None
-        self._best_state = None if best is None else self._on_device(best)
-        self.metadata = dict(meta.get("metadata") or {})
-        self._loaded_meta = meta
-        if weights == "best":
-            self._trained_state = self.model.device_state()
-            self.model.load_device_state(self._best_state)
-        return self
-
-    def _on_device(self, state: dict) -> dict:
-        """A host state dict (from a file) as a device state of this model: names and shapes checked."""
-        current = self.model.device_state()
-        if state.keys() != current.keys() or any(state[k].shape != current[k].shape for k in state):
-            raise ValueError("the checkpoint's best weights do not fit this model")
-        return {k: self.device.asarray(v, dtype=current[k].dtype) for k, v in state.items()}
-
-    def _resume(self, path) -> None:
-        """Load ``path``, then apply this trainer's own hyperparameters where they differ from the checkpoint's.
-
-        Each change is recorded in ``history.changes`` (epoch it applies from, name, old and new value).
-        """
-        wanted = self.optimizer.hyperparameters()
-        wanted_base = None if self.schedule is None else self.schedule.base_lr
-        mine, batch_size = dict(self.metadata), self.batch_size
-        self.load_checkpoint(path)
-        if mine:  # this run's own description (the command line's options) replaces the file's
-            self.metadata = mine
-        saved_batch = self._loaded_meta.get("batch_size", batch_size)
-        if saved_batch != batch_size:
-            self.history.changes.append({"epoch": self.epoch + 1, "name": "batch_size", "from": saved_batch,
-                                         "to": batch_size})
-        found = self.optimizer.hyperparameters()
-        if self.schedule is not None:  # the schedule owns lr: compare the rates it starts from
-            wanted["lr"], found["lr"] = wanted_base, self.schedule.base_lr
-        for name, value in wanted.items():
-            if _normal(value) == _normal(found[name]):
-                continue
-            if name == "lr" and self.schedule is not None:
-                self.schedule.base_lr = value
-                self.optimizer.lr = self.schedule.lr_at(self.schedule.epoch)
-            else:
-                setattr(self.optimizer, name, value)
-            self.history.changes.append({"epoch": self.epoch + 1, "name": name, "from": _normal(found[name]),
-                                         "to": _normal(value)})
+        return trainer_checkpoint.load(self, path, weights, optimizer)
 
 
 def _check_optimizer_is_for(model: Module, optimizer: Optimizer) -> None:
@@ -503,21 +404,3 @@ def _check_optimizer_is_for(model: Module, optimizer: Optimizer) -> None:
         raise ValueError(f"optimizer must update the model's parameters, but {len(foreign)} of its "
                          f"{len(optimizer.params)} are not the model's: {shown}{', ...' if len(foreign) > 3 else ''}; "
                          "build it from model.parameters()")
-
-
-def _parallel(distributed):
-    """The data-parallel seam: one process, MPI, or an object given by the caller."""
-    if distributed is False or distributed is None:
-        return Solo()
-    if distributed is True:
-        from .distributed.mpi import MPIDataParallel
-
-        return MPIDataParallel()
-    if all(hasattr(distributed, m) for m in ("rows", "reduce", "start", "total", "device_for")):
-        return distributed
-    raise TypeError(f"distributed must be True, False or a gpunn.distributed object, got {type(distributed).__name__}")
-
-
-def _normal(value):
-    """Hyperparameter values compared as JSON stores them (tuples as lists)."""
-    return list(value) if isinstance(value, tuple) else value

@@ -191,10 +191,9 @@ def test_resuming_a_finished_run_says_there_is_nothing_left(tmp_path, capsys):
     before = (tmp_path / "checkpoint.npz").read_bytes()
     assert main([*common, "--resume"]) == 0
     captured = capsys.readouterr()
-    assert captured.err.strip() == ("gpunn train: the checkpoint already holds 2 of 2 epochs; nothing left to train; "
-                                    "raise --epochs to continue")
+    assert captured.err.strip() == "gpunn train: nothing left to train: 2 of 2 epochs are done; raise --epochs to continue"
     assert "test accuracy" in captured.out and "checkpoint.npz" not in captured.out.split("wrote")[1]
     assert (tmp_path / "checkpoint.npz").read_bytes() == before
     assert main([*common, "--resume", "--epochs", "1"]) == 0
-    assert capsys.readouterr().err.strip() == ("gpunn train: the checkpoint already holds 2 epochs, more than --epochs "
-                                               "1; nothing left to train; raise --epochs above 2 to continue")
+    assert capsys.readouterr().err.strip() == ("gpunn train: nothing left to train: 2 epochs are done, more than "
+                                               "--epochs=1; raise --epochs above 2")

@@ -130,7 +130,7 @@ def test_launches_are_checked_as_a_gpu_would():
     with strict_cupy.visible():
         x = cp.ones(8, np.float32)
         y = cp.empty(8, np.float32)
-        args = (x, y, act.CODES["relu"], np.float32(0), np.float32(0), np.float32(0.5))
+        args = (x, y, act.RELU, np.float32(0), np.float32(0), np.float32(0), np.float32(0.5))
         with cuda.gpus[0]:
             act.forward_cuda[1, 32, cuda.default_stream()](*args)
             assert y.get().tolist() == [1.0] * 8

@@ -8,7 +8,20 @@ allreduce per step (NCCL through CuPy on GPUs where it is there, MPI otherwise).
 
 from .parallel import Solo
 
-__all__ = ["MPIDataParallel", "Solo"]
+__all__ = ["MPIDataParallel", "Solo", "data_parallel"]
+
+
+def data_parallel(distributed):
+    """The Trainer's data-parallel seam: one process (False), MPI (True), or an object given by the caller."""
+    if distributed is False or distributed is None:
+        return Solo()
+    if distributed is True:
+        from .mpi import MPIDataParallel
+
+        return MPIDataParallel()
+    if all(hasattr(distributed, m) for m in ("rows", "reduce", "start", "total", "device_for")):
+        return distributed
+    raise TypeError(f"distributed must be True, False or a gpunn.distributed object, got {type(distributed).__name__}")
 
 
 def __getattr__(name):  # mpi4py is imported only when MPI is asked for

@@ -8,6 +8,8 @@ All are written in numerically stable form: no exponential of a large positive n
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from ..devices import DEFAULT_DTYPE, adopt, array_module, device_of, on_device
@@ -34,6 +36,16 @@ class Loss:
 
     def __init__(self):
         self._cache = None
+
+    @contextlib.contextmanager
+    def unchecked(self):
+        """Within the block the per-call checks (finite scores, labels in range) are off; a caller that has
+        checked its labels once and watches for NaN on the device saves a host read per call."""
+        checks, self.checks = self.checks, False
+        try:
+            yield self
+        finally:
+            self.checks = checks
 
     def __call__(self, scores, y=None):
         return self.forward(scores, y)

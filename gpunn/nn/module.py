@@ -9,6 +9,7 @@ in the order they were set.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections import OrderedDict
@@ -76,12 +77,8 @@ class Module:
             raise ValueError("X is empty: nothing to predict")
         if X.dtype.kind in "fc":
             check_finite("X", X)
-        was_training = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             parts = [to_numpy(self.forward(X[i:i + batch_size])) for i in range(0, len(X), batch_size)]
-        finally:
-            self.train(was_training)
         return np.concatenate(parts)
 
     def predict(self, X, batch_size: int = 1024) -> np.ndarray:
@@ -135,6 +132,17 @@ class Module:
 
     def eval(self) -> "Module":
         return self.train(False)
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        """Within the block the module is in evaluation mode (dropout off, batchnorm's running statistics),
+        then back in the mode it was in."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield self
+        finally:
+            self.train(was_training)
 
     def zero_grad(self) -> None:
         for p in self.parameters():

@@ -1,8 +1,29 @@
-"""What the kernel tests share: sizes per device, data with edge values, and comparisons on the host."""
+"""What the kernel tests share: poisoned outputs, sizes per device, data with edge values, host comparisons.
+
+Each test runs through ``op.with_kernel``, which runs the kernel whatever the input's size. Every array a
+binding allocates starts poisoned (NaN, or -7 for indices; the autouse fixture below, imported by each
+kernel test module), so an element a kernel never writes shows up.
+"""
 
 import numpy as np
+import pytest
 
 import gpunn as gn
+from gpunn.kernels import (activations, checks, conv_direct, conv_epilogue, distances, dropout, im2col, optimizers,
+                           padding, pooling)
+from gpunn.kernels.arrays import array_module
+
+FAMILIES = (checks, activations, conv_direct, conv_epilogue, distances, dropout, im2col, optimizers, padding, pooling)
+
+
+@pytest.fixture(autouse=True)
+def poisoned_outputs(monkeypatch):
+    def poisoned(like, shape, dtype):
+        return array_module(like).full(shape, -7 if np.dtype(dtype).kind == "i" else np.nan, dtype)
+
+    for module in FAMILIES:
+        if hasattr(module, "empty"):
+            monkeypatch.setattr(module, "empty", poisoned)
 
 DTYPES = [np.float32, np.float64]
 EDGES = [0.0, -0.0, 1e-30, -1e-30, 40.0, -40.0, 1e4, -1e4, np.nan, np.inf, -np.inf]

@@ -4,6 +4,8 @@ references, the layer against PyTorch and float64 gradients, what "auto" picks, 
 import numpy as np
 import pytest
 
+from kernel_cases import poisoned_outputs  # noqa: F401
+
 import gpunn as gn
 from gpunn import ops
 from gpunn.gradcheck import check_layer

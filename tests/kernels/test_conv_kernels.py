@@ -3,7 +3,7 @@
 
 import numpy as np
 import pytest
-from kernel_cases import DTYPES
+from kernel_cases import DTYPES, poisoned_outputs  # noqa: F401
 
 import gpunn as gn
 from gpunn import ops

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from kernel_cases import poisoned_outputs  # noqa: F401
+
 import gpunn as gn
 from gpunn import ops
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from kernel_cases import DTYPES, sizes
+from kernel_cases import DTYPES, sizes, poisoned_outputs  # noqa: F401
 
 import gpunn as gn
 from gpunn import ops

@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 
+from kernel_cases import poisoned_outputs  # noqa: F401
+
 import gpunn as gn
 from gpunn import ops
 from gpunn.kernels.op import MIN_SIZE, REGISTRY

@@ -1,0 +1,41 @@
+"""``gpunn info``: versions, the devices found (or why none), and which ops run fused kernels."""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+
+from .. import ops
+from ..devices import _cuda_device_count, cuda_unavailable_reason
+
+
+def info(_args) -> int:
+    def version(dist):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    print(f"gpunn {version('gpunn')} on Python {platform.python_version()} ({platform.machine()})")
+    for dist in ("numpy", "numba", "tqdm", "scikit-learn", "scipy", "cupy-cuda12x", "cupy-cuda13x", "numba-cuda",
+                 "matplotlib", "dask", "mpi4py"):
+        print(f"  {dist:14s} {version(dist)}")
+    count = _cuda_device_count()
+    print(f"CUDA devices: {count}" + ("" if count else f" (device='auto' uses the CPU): {cuda_unavailable_reason()}"))
+    for i in range(count):
+        import cupy
+
+        props = cupy.cuda.runtime.getDeviceProperties(i)
+        print(f"  cuda:{i}  {props['name'].decode()}  {props['totalGlobalMem'] / 2**30:.1f} GiB")
+    kernels = ops.active_kernels()
+    fused = {k: v for k, v in kernels.items() if v != "reference"}
+    print(f"kernels: {len(fused)} of {len(kernels)} op/device pairs use fused kernels; the rest run the xp reference")
+    for k, v in fused.items():
+        print(f"  {k}: {v}")
+    if "matmul[cpu]" in fused:
+        from ..kernels import blas_pool
+
+        status = blas_pool.status()
+        print("CPU threads: " + ("NumPy's BLAS runs on Numba's threads, one pool" if status == "shared"
+                                 else f"NumPy's BLAS keeps its own threads ({status})"))
+    return 0
