@@ -12,7 +12,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from . import nn
-from .devices import array_module
+from .devices import PRECISIONS, array_module
 from .devices import device as make_device
 from .estimator import (DeviceClassifier, as_input_type, check_X, encode_labels, keeps_state_on_failure, labels_of,
                         on_fit_device, on_fitted_device, onto)
@@ -23,7 +23,6 @@ from .trainer import Trainer
 from .validation import check_choice, check_int, check_number
 
 ACTIVATIONS = tuple(name for name in nn.ACTIVATIONS if name != "identity")  # the hidden layers' choices
-PRECISIONS = ("float32", "float64")
 PREDICT_BATCH = 1024  # rows per forward pass when predicting: bounds the activations' memory
 
 
@@ -54,31 +53,6 @@ def build_mlp(n_features: int, n_classes: int, hidden=(100,), activation: str = 
         width = h
     layers.append(nn.Linear(width, n_classes, init="xavier", rng=rng))
     return nn.Sequential(*layers)
-
-
-class _Stop(Exception):
-    """Raised from the Trainer's epoch callback to end training early."""
-
-
-class _EarlyStopping:
-    """Keeps the weights of the epoch with the lowest validation loss; stops after ``patience`` epochs without one.
-
-    Validation loss rather than accuracy: on a small validation split accuracy moves in
-    coarse steps and often peaks while the model is still underfit.
-    """
-
-    def __init__(self, model, patience: int):
-        self.model, self.patience = model, patience
-        self.best_loss, self.best_epoch, self.best_state, self.stale = float("inf"), None, model.state_dict(), 0
-
-    def after_epoch(self, record: dict) -> None:
-        if record["val_loss"] < self.best_loss:
-            self.best_loss, self.best_epoch, self.stale = record["val_loss"], record["epoch"], 0
-            self.best_state = self.model.state_dict()
-        else:
-            self.stale += 1
-            if self.stale >= self.patience:
-                raise _Stop
 
 
 def _has_probabilities(estimator) -> bool:
@@ -127,20 +101,16 @@ class TrainedClassifier(DeviceClassifier):
         model, loss = self._build(X.shape[1], len(classes), int(rs.randint(2**31)))
         model.to(dtype=dtype)
         optimizer = make_optimizer(self.optimizer, model.parameters(), lr, reg)
+        # early stopping by validation loss: on a small validation split accuracy moves in coarse steps and
+        # often peaks while the model is still underfit
         trainer = Trainer(model, loss, optimizer, batch_size=self.batch_size, epochs=self.epochs, device=dev,
-                          seed=int(rs.randint(2**31)), restore_best=False, progress=bool(self.progress))
+                          seed=int(rs.randint(2**31)), restore_best=self.early_stopping, progress=bool(self.progress),
+                          patience=patience if self.early_stopping else None, monitor="val_loss")
         X = onto(dev, X)
         if self.early_stopping:
             train, val = self._validation_split(y_index, fraction, int(rs.randint(2**31)))
             xp = array_module(X)
-            X_train, X_val = X[xp.asarray(train)], X[xp.asarray(val)]
-            stopper = _EarlyStopping(model, patience)
-            try:
-                trainer.fit(X_train, y_index[train], val=(X_val, y_index[val]), on_epoch=stopper.after_epoch)
-            except _Stop:
-                pass
-            model.load_state_dict(stopper.best_state)
-            trainer.history.best_epoch = stopper.best_epoch
+            trainer.fit(X[xp.asarray(train)], y_index[train], val=(X[xp.asarray(val)], y_index[val]))
         else:
             trainer.fit(X, y_index)
         history = trainer.history

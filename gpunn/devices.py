@@ -20,6 +20,7 @@ import numpy as np
 
 DEFAULT_DTYPE = np.dtype(np.float32)
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+PRECISIONS = ("float32", "float64")  # the estimators' precision parameter: their names
 
 _SPEC = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 
@@ -332,9 +333,15 @@ def array_module(a):
     return device_of(a).xp
 
 
+class ArrayHolder:
+    """A thing whose array is its ``data`` (a :class:`~gpunn.nn.Parameter`): :func:`to_numpy` reads that."""
+
+    __slots__ = ()
+
+
 def to_numpy(a) -> np.ndarray:
     """Any gpunn or backend array (NumPy, CuPy, :class:`~gpunn.nn.Parameter`) as a NumPy array."""
-    a = getattr(a, "data", a) if type(a).__name__ == "Parameter" else a
+    a = a.data if isinstance(a, ArrayHolder) else a
     if _is_cupy_array(a):
         return a.get()
     return np.asarray(a)

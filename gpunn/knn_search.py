@@ -20,13 +20,12 @@ import warnings
 import numpy as np
 
 from . import ops
-from .devices import array_module, device_of, on_device
+from .devices import PRECISIONS, array_module, device_of, on_device
 from .devices import device as make_device
 from .validation import check_array, check_choice, check_finite
 
 METRICS = ("l1", "l2", "sqeuclidean")
 WEIGHTS = ("uniform", "distance")
-PRECISIONS = ("float32", "float64")
 TILE_BYTES_PER_ELEMENT = 32  # a tile's distances plus the selection's temporaries (indices, masks, sums)
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}

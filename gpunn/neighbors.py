@@ -22,11 +22,10 @@ from .distributed.dask_knn import is_dask_array
 from .estimator import (DeviceClassifier, as_input_type, check_X, encode_labels, keeps_state_on_failure, labels_of,
                         on_fitted_device)
 from .devices import Device, on_device
-from .knn_search import (METRICS, PRECISIONS, kneighbors_of, pairwise_distances, parse_memory,  # noqa: F401
+from .knn_search import (METRICS, PRECISIONS, WEIGHTS, kneighbors_of, pairwise_distances, parse_memory,  # noqa: F401
                          vote)
 from .validation import check_choice, check_int
 
-WEIGHTS = ("uniform", "distance")
 
 
 class KNeighborsClassifier(DeviceClassifier):

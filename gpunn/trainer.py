@@ -91,7 +91,7 @@ class Trainer:
                 raise TypeError(f"{name} must be a gpunn {cls.__name__}, got {type(value).__name__}")
         if schedule is not None and (not isinstance(schedule, LRSchedule) or schedule.optimizer is not optimizer):
             raise TypeError("schedule must be an LRSchedule built on this trainer's optimizer")
-        _check_optimizer_is_for(model, optimizer)
+        optimizer.check_trains(model)
         self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, low=1)
         self.epochs = check_int("epochs", epochs, low=1)
         self.seed = check_int("seed", seed, low=0)
@@ -390,17 +390,3 @@ class Trainer:
         ``optimizer=False`` keeps this trainer's optimizer as it is (a different update rule).
         """
         return trainer_checkpoint.load(self, path, weights, optimizer)
-
-
-def _check_optimizer_is_for(model: Module, optimizer: Optimizer) -> None:
-    """Every parameter the optimizer updates must be one of the model's (else training changes nothing in it).
-
-    The optimizer may hold only some of them: the others are not trained (frozen on purpose).
-    """
-    mine = {id(p) for p in model.parameters()}
-    foreign = [i for i, p in enumerate(optimizer.params) if id(p) not in mine]
-    if foreign:
-        shown = ", ".join(f"params[{i}] {optimizer.params[i].shape}" for i in foreign[:3])
-        raise ValueError(f"optimizer must update the model's parameters, but {len(foreign)} of its "
-                         f"{len(optimizer.params)} are not the model's: {shown}{', ...' if len(foreign) > 3 else ''}; "
-                         "build it from model.parameters()")

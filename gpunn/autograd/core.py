@@ -145,66 +145,8 @@ class Tensor:
         """The same values as a constant: no gradient flows through it."""
         return Tensor(self.data, self.name, requires_grad=False)
 
-    # ------------------------------------------------------------------ operators
-    def __add__(self, other):
-        return _gates.Add()(self, other)
-
-    def __radd__(self, other):
-        return _gates.Add()(other, self)
-
-    def __sub__(self, other):
-        return _gates.Sub()(self, other)
-
-    def __rsub__(self, other):
-        return _gates.Sub()(other, self)
-
-    def __mul__(self, other):
-        return _gates.Mul()(self, other)
-
-    def __rmul__(self, other):
-        return _gates.Mul()(other, self)
-
-    def __truediv__(self, other):
-        return _gates.Div()(self, other)
-
-    def __rtruediv__(self, other):
-        return _gates.Div()(other, self)
-
-    def __neg__(self):
-        return _gates.Neg()(self)
-
-    def __pow__(self, p):
-        return _gates.Pow(p)(self)
-
-    def __matmul__(self, other):
-        return _gates.MatMul()(self, other)
-
-    def __rmatmul__(self, other):
-        return _gates.MatMul()(other, self)
-
-    def __getitem__(self, key):
-        return _gates.GetItem(key)(self)
-
-    def sum(self, axis=None, keepdims: bool = False):
-        return _gates.Sum(axis, keepdims)(self)
-
-    def mean(self, axis=None, keepdims: bool = False):
-        return _gates.Mean(axis, keepdims)(self)
-
-    def max(self, axis=None, keepdims: bool = False):
-        return _gates.Max(axis, keepdims)(self)
-
-    def reshape(self, *shape):
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return _gates.Reshape(tuple(shape))(self)
-
-    def transpose(self, *axes):
-        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        return _gates.Transpose(tuple(axes) or None)(self)
-
-    @property
-    def T(self):
-        return _gates.Transpose(None)(self)
+    # Its operators (+, -, *, /, **, @, [], sum, mean, max, reshape, transpose, .T) each build a gate: they are
+    # installed by gates.py, where the gates are defined (as DeZero does), so that this file needs none of them.
 
 
 def tensor(value, device=None, dtype=None, name: str | None = None, requires_grad: bool = True) -> Tensor:
@@ -321,5 +263,3 @@ def _brief(a, digits: int = 4) -> str:
         return "[" + ", ".join(f"{float(v):.{digits - 1}g}" for v in a.reshape(-1)) + "]"
     return "x".join(map(str, a.shape)) + " array"
 
-
-from . import gates as _gates  # noqa: E402  (the gates build on Gate and Tensor above; Tensor's operators use them)

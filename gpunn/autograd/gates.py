@@ -7,13 +7,11 @@ broadcast shape; :func:`~gpunn.autograd.core.sum_to` brings it back to the input
 
 from __future__ import annotations
 
-import math
 import numbers
 
-import numpy as np
-
-from ..devices import array_module, device_of
+from ..devices import array_module
 from .core import Gate, Tensor, tensor
+from .shape_gates import GetItem, Max, Mean, Reshape, Sum, Transpose
 
 
 class Add(Gate):
@@ -196,141 +194,6 @@ class Tanh(Gate):
         return (gy * (1 - self.y * self.y),)
 
 
-def _axes(axis, ndim: int) -> tuple:
-    """``axis`` (None, an int or a tuple) as a sorted tuple of non-negative axes."""
-    if axis is None:
-        return tuple(range(ndim))
-    axis = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
-    for a in axis:
-        if not -ndim <= a < ndim:
-            raise ValueError(f"axis {a} is out of range for {ndim} dimensions")
-    return tuple(sorted(a % ndim for a in axis))
-
-
-class Sum(Gate):
-    """Sum over ``axis``: a many-input add, so every summed element gets the upstream gradient."""
-
-    label = "sum"
-
-    def __init__(self, axis=None, keepdims: bool = False):
-        self.axis, self.keepdims = axis, bool(keepdims)
-
-    def forward(self, x):
-        self.shape, self.axes = x.shape, _axes(self.axis, x.ndim)
-        return x.sum(axis=self.axes, keepdims=self.keepdims)
-
-    def backward(self, gy):
-        xp = array_module(gy)
-        kept = gy if self.keepdims else xp.expand_dims(gy, self.axes)
-        return (xp.broadcast_to(kept, self.shape),)
-
-
-class Mean(Sum):
-    """Mean over ``axis``: a sum scaled by 1/n, so each element gets the upstream gradient / n."""
-
-    label = "mean"
-
-    def forward(self, x):
-        total = super().forward(x)
-        self.n = math.prod(x.shape[a] for a in self.axes)
-        return total / x.dtype.type(self.n)
-
-    def backward(self, gy):
-        (g,) = super().backward(gy)
-        return (g / gy.dtype.type(self.n),)
-
-
-class Max(Gate):
-    """Max over ``axis``: routes the upstream gradient to the largest element (shared evenly among ties)."""
-
-    label = "max"
-
-    def __init__(self, axis=None, keepdims: bool = False):
-        self.axis, self.keepdims = axis, bool(keepdims)
-
-    def forward(self, x):
-        self.axes = _axes(self.axis, x.ndim)
-        top = x.max(axis=self.axes, keepdims=True)
-        winners = (x == top).astype(x.dtype)
-        self.route = winners / winners.sum(axis=self.axes, keepdims=True)
-        return top if self.keepdims else top.reshape([n for i, n in enumerate(top.shape) if i not in self.axes])
-
-    def backward(self, gy):
-        kept = gy if self.keepdims else array_module(gy).expand_dims(gy, self.axes)
-        return (kept * self.route,)
-
-
-class Reshape(Gate):
-    """The same values in another shape; the gradient is reshaped back."""
-
-    label = "reshape"
-
-    def __init__(self, shape: tuple):
-        self.shape = shape
-
-    def forward(self, x):
-        self.in_shape = x.shape
-        return x.reshape(self.shape)
-
-    def backward(self, gy):
-        return (gy.reshape(self.in_shape),)
-
-
-class Transpose(Gate):
-    """Axes permuted (reversed for ``.T``); the gradient is permuted back."""
-
-    label = "T"
-
-    def __init__(self, axes=None):
-        self.axes = axes
-
-    def forward(self, x):
-        self.perm = tuple(reversed(range(x.ndim))) if self.axes is None else tuple(a % x.ndim for a in self.axes)
-        if sorted(self.perm) != list(range(x.ndim)):
-            raise ValueError(f"axes {self.axes} are not a permutation of {x.ndim} axes")
-        return x.transpose(self.perm)
-
-    def backward(self, gy):
-        return (gy.transpose(tuple(np.argsort(self.perm))),)
-
-
-class GetItem(Gate):
-    """x[key] (slices, integers, index arrays): the gradient lands where the picked elements came from."""
-
-    label = "[ ]"
-
-    def __init__(self, key):
-        self.key = key
-
-    def forward(self, x):
-        key = self.key if isinstance(self.key, tuple) else (self.key,)
-        dev = device_of(x)
-        key = tuple(k.data if isinstance(k, Tensor) else k for k in key)
-        self.basic = all(k is None or k is Ellipsis or isinstance(k, (slice, numbers.Integral)) for k in key)
-        self.index = tuple(k if self.basic or not hasattr(k, "shape") and not isinstance(k, list)
-                           else dev.asarray(k) for k in key)
-        self.shape, self.dtype = x.shape, x.dtype
-        return x[self.index]
-
-    def backward(self, gy):
-        xp = array_module(gy)
-        gx = xp.zeros(self.shape, dtype=gy.dtype)
-        if self.basic:
-            gx[self.index] = gy  # basic slicing picks each element at most once
-        else:
-            _scatter_add(xp, gx, self.index, gy)  # an index array may pick an element twice: both count
-        return (gx,)
-
-
-def _scatter_add(xp, target, index, values) -> None:
-    if xp is np:
-        np.add.at(target, index, values)
-    else:  # CuPy
-        import cupyx
-
-        cupyx.scatter_add(target, index, values)
-
-
 # --------------------------------------------------------------------------- gates as functions
 
 
@@ -372,3 +235,34 @@ def _tensor_arg(x, gate: str) -> Tensor:
     if isinstance(x, numbers.Real) or hasattr(x, "shape") or isinstance(x, list):
         return tensor(x, requires_grad=False)
     raise TypeError(f"{gate} takes a Tensor, got {type(x).__name__}")
+
+
+# --------------------------------------------------------------------------- Tensor's operators, each a gate
+
+def _install_operators() -> None:
+    """Give Tensor its operators: each builds the gate above that computes it."""
+    def both(gate):
+        return (lambda self, other: gate()(self, other)), (lambda self, other: gate()(other, self))
+
+    Tensor.__add__, Tensor.__radd__ = both(Add)
+    Tensor.__sub__, Tensor.__rsub__ = both(Sub)
+    Tensor.__mul__, Tensor.__rmul__ = both(Mul)
+    Tensor.__truediv__, Tensor.__rtruediv__ = both(Div)
+    Tensor.__matmul__, Tensor.__rmatmul__ = both(MatMul)
+    Tensor.__neg__ = lambda self: Neg()(self)
+    Tensor.__pow__ = lambda self, p: Pow(p)(self)
+    Tensor.__getitem__ = lambda self, key: GetItem(key)(self)
+    Tensor.sum = lambda self, axis=None, keepdims=False: Sum(axis, keepdims)(self)
+    Tensor.mean = lambda self, axis=None, keepdims=False: Mean(axis, keepdims)(self)
+    Tensor.max = lambda self, axis=None, keepdims=False: Max(axis, keepdims)(self)
+    Tensor.reshape = lambda self, *shape: Reshape(tuple(_one_or_many(shape)))(self)
+    Tensor.transpose = lambda self, *axes: Transpose(tuple(_one_or_many(axes)) or None)(self)
+    Tensor.T = property(lambda self: Transpose(None)(self))
+
+
+def _one_or_many(args):
+    """``f(2, 3)`` and ``f((2, 3))`` alike: the arguments as one sequence."""
+    return args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+
+
+_install_operators()

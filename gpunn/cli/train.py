@@ -175,7 +175,7 @@ def _check_out(out: Path) -> None:
 
 def _convnet(s: dict, n_classes: int):
     """The three-layer ConvNet for ``gpunn train --model convnet``, and a one-line description of it."""
-    from .nn.convnet import three_layer_convnet
+    from ..nn.convnet import three_layer_convnet
 
     if s['dataset'] not in IMAGE_SHAPES:
         raise ValueError(f"--model convnet needs images; dataset {s['dataset']!r} has none "

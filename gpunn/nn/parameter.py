@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..devices import device_of
+from ..devices import ArrayHolder, device_of
 
 
-class Parameter:
+class Parameter(ArrayHolder):
     """A trainable array ``data`` with its gradient ``grad`` (``None`` until a backward pass).
 
     ``decay`` says whether weight decay (L2 regularization) applies to it: true for

@@ -43,6 +43,19 @@ class Optimizer:
         self.state: list[dict] = [{} for _ in params]
         self._hypers: dict = {}  # (device, dtype, decayed) -> [values, array on the device]
 
+    def check_trains(self, model) -> None:
+        """Every parameter this optimizer updates must be one of ``model``'s (else training changes nothing in it).
+
+        It may hold only some of them: the others are not trained (frozen on purpose).
+        """
+        mine = {id(p) for p in model.parameters()}
+        foreign = [i for i, p in enumerate(self.params) if id(p) not in mine]
+        if foreign:
+            shown = ", ".join(f"params[{i}] {self.params[i].shape}" for i in foreign[:3])
+            raise ValueError(f"optimizer must update the model's parameters, but {len(foreign)} of its "
+                             f"{len(self.params)} are not the model's: {shown}{', ...' if len(foreign) > 3 else ''}; "
+                             "build it from model.parameters()")
+
     def zero_grad(self) -> None:
         """Forget every parameter's gradient (the next backward pass starts afresh)."""
         for p in self.params:
