@@ -1,6 +1,11 @@
-"""Layers (gates with forward/backward) and losses."""
+"""Layers (gates with forward/backward) and losses.
 
-from .activations import ACTIVATIONS, ELU, GELU, Activation, Identity, LeakyReLU, ReLU, Sigmoid, Tanh, activation_layer
+The activation gates are whatever ``activations.py`` defines (its ``__all__``); each registers itself in
+:data:`ACTIVATIONS`, so a new one needs no line here.
+"""
+
+from . import activations
+from .activations import *  # noqa: F401,F403 (every activation gate, ACTIVATIONS and activation_layer)
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import Conv2d
 from .convnet import three_layer_convnet
@@ -16,9 +21,7 @@ from .pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from .sequential import Sequential
 
 __all__ = [
-    "ACTIVATIONS", "GELU", "Identity", "Activation", "BatchNorm1d", "BinaryLogistic", "Dropout", "ELU", "Flatten", "FunctionLoss", "Lambda", "LeakyReLU",
-    "Linear",
-    "Loss", "MarginRanking", "Maxout", "Module", "MulticlassHinge", "Parameter", "ReLU", "Sequential",
-    "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "activation_layer",
-    "AvgPool2d", "BatchNorm2d", "Conv2d", "GlobalAvgPool2d", "MaxPool2d", "three_layer_convnet",
+    *activations.__all__, "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "BinaryLogistic", "Conv2d", "Dropout",
+    "Flatten", "FunctionLoss", "GlobalAvgPool2d", "Lambda", "Linear", "Loss", "MarginRanking", "MaxPool2d", "Maxout",
+    "Module", "MulticlassHinge", "Parameter", "Sequential", "SoftmaxCrossEntropy", "three_layer_convnet",
 ]
