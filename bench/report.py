@@ -3,6 +3,7 @@
 Usage: python bench/report.py bench.json
 For each benchmark, every peer's median is divided by the median of the benchmark's base
 (``extra_info["base"]``, normally gpunn): a ratio above 1 means gpunn is that many times faster.
+``bench/tables.py`` writes the documentation's tables from the same rows (:func:`timings`, :func:`notes`).
 """
 
 from __future__ import annotations
@@ -10,29 +11,74 @@ from __future__ import annotations
 import argparse
 import json
 
+NOTES = {  # extra_info entries shown below the timings, with what they mean
+    "fraction_of_copy_bandwidth": "fraction of np.copyto's bandwidth",
+    "accuracy": "test accuracy: mean (min-max) over seeds 0-4",
+    "samples_per_s": "samples per second",
+    "same_neighbours": "share of queries whose neighbours equal the peer's",
+    "recall_at_10": "recall@10 against exact search",
+    "build_seconds": "index build (s)",
+    "1 processes": "one MPI process",
+    "2 processes": "two MPI processes",
+}
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("json_file")
-    args = ap.parse_args()
-    with open(args.json_file) as f:
-        data = json.load(f)
+
+def load(path) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def machine(data: dict) -> str:
+    """The CPU and Python that pytest-benchmark recorded."""
     info = data.get("machine_info", {})
     cpu = info.get("cpu", {})
-    print(f"Machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} logical CPUs, "
-          f"Python {info.get('python_version', '?')}\n")
-    print("| benchmark | implementation | median (ms) | time / base time |")
-    print("|---|---|---:|---:|")
+    return f"{cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} logical CPUs, Python {info.get('python_version', '?')}"
+
+
+def timings(data: dict) -> list[tuple[str, str, float, float, bool]]:
+    """(benchmark, implementation, median ms, time / base time, is base) for every interleaved median."""
+    rows = []
     for b in data["benchmarks"]:
         medians, base = b["extra_info"].get("interleaved"), b["extra_info"].get("base")
         if not medians:
             continue
         for impl, t in medians.items():
-            mark = " (base)" if impl == base else ""
-            print(f"| {b['group']} | {impl}{mark} | {t * 1e3:.2f} | {t / medians[base]:.2f}x |")
-        if "fraction_of_copy_bandwidth" in b["extra_info"]:
-            print(f"| {b['group']} | {base}: fraction of np.copyto bandwidth | | "
-                  f"{b['extra_info']['fraction_of_copy_bandwidth']:.0%} |")
+            rows.append((b["group"], impl, t * 1e3, t / medians[base], impl == base))
+    return rows
+
+
+def show(value) -> str:
+    """A note's value as text: a share as a percentage, a {mean, min, max} as 'mean (min-max)'."""
+    if isinstance(value, dict) and set(value) == {"mean", "min", "max"}:
+        return f"{value['mean']:.3f} ({value['min']:.3f}-{value['max']:.3f})"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {show(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def notes(data: dict) -> list[tuple[str, str, str]]:
+    """(benchmark, what, value as text) for the extra_info entries listed in :data:`NOTES`."""
+    return [(b["group"], NOTES[key], show(value)) for b in data["benchmarks"]
+            for key, value in b["extra_info"].items() if key in NOTES]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("json_file")
+    args = ap.parse_args()
+    data = load(args.json_file)
+    print(f"Machine: {machine(data)}\n")
+    print("| benchmark | implementation | median (ms) | time / base time |")
+    print("|---|---|---:|---:|")
+    for group, impl, ms, ratio, is_base in timings(data):
+        print(f"| {group} | {impl}{' (base)' if is_base else ''} | {ms:.2f} | {ratio:.2f}x |")
+    rows = notes(data)
+    if rows:
+        print("\n| benchmark | measure | values |\n|---|---|---|")
+        for group, what, value in rows:
+            print(f"| {group} | {what} | {value} |")
 
 
 if __name__ == "__main__":
