@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["atomic_write", "load", "load_weights", "save"]
+
 FORMAT = "gpunn-checkpoint-1"
 
 

@@ -19,11 +19,14 @@ from .nn.module import Module, backward
 from .nn.regularization import decayed, l2_penalty, l2_penalty_gradient
 from .validation import check_int, check_number
 
+__all__ = ["GradCheck", "check_expression", "check_layer", "check_loss", "check_model", "check_sparse",
+           "numerical_gradient", "rel_error"]
+
 FLOAT64 = np.dtype(np.float64)
 
 
 def rel_error(a, b) -> float:
-    """max |a - b| / max(max |a|, max |b|, 1e-8): the error relative to the gradients' scale."""
+    """``max |a - b| / max(max |a|, max |b|, 1e-8)``: the error relative to the gradients' scale."""
     return joint_rel_error([(a, b)])
 
 

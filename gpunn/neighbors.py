@@ -26,6 +26,8 @@ from .knn_search import (METRICS, PRECISIONS, WEIGHTS, kneighbors_of, pairwise_d
                          vote)
 from .validation import check_choice, check_int
 
+__all__ = ["CrossValidation", "KNeighborsClassifier", "cross_validate_k", "pairwise_distances"]
+
 
 
 class KNeighborsClassifier(DeviceClassifier):

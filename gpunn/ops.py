@@ -19,3 +19,5 @@ from .kernels.optimizers import (adagrad_hyper, adagrad_step, adam_hyper, adam_s
                                  rmsprop_step, sgd_hyper, sgd_step)
 from .kernels.padding import pad_images  # noqa: F401
 from .kernels.pooling import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward  # noqa: F401
+
+__all__ = sorted(name for name in dir() if not name.startswith("_"))  # every op imported above

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from .history import History
 
+__all__ = ["PlotExtraMissing", "matplotlib_available", "plot_history"]
+
 
 def matplotlib_available() -> bool:
     try:

@@ -19,6 +19,8 @@ from .devices import array_module, device_of
 from .estimator import check_matrix, check_X, keeps_state_on_failure, on_input_device
 from .validation import check_int, check_number
 
+__all__ = ["MeanSubtraction", "PCAWhitening", "Standardize"]
+
 
 def _mover(X):
     """A function putting a fitted statistic on X's device, in X's dtype (a no-op where it already is)."""
@@ -42,7 +44,7 @@ class Transform(TransformerMixin, BaseEstimator):
 
 
 class MeanSubtraction(OneToOneFeatureMixin, Transform):
-    """X - mean_, the per-feature mean of the training data."""
+    """``X - mean_``, the per-feature mean of the training data."""
 
     @keeps_state_on_failure
     @on_input_device
@@ -59,7 +61,7 @@ class MeanSubtraction(OneToOneFeatureMixin, Transform):
 
 
 class Standardize(OneToOneFeatureMixin, Transform):
-    """(X - mean_) / std_ per feature; constant features keep std_ = 1 (they map to 0)."""
+    """``(X - mean_) / std_`` per feature; constant features keep ``std_ = 1`` (they map to 0)."""
 
     @keeps_state_on_failure
     @on_input_device
@@ -79,13 +81,13 @@ class Standardize(OneToOneFeatureMixin, Transform):
 
     @on_input_device
     def inverse_transform(self, X):
-        """Undo :meth:`transform`: X * std_ + mean_."""
+        """Undo :meth:`transform`: ``X * std_ + mean_``."""
         X, here = self._checked(X)
         return X * here(self.std_) + here(self.mean_)
 
 
 class PCAWhitening(ClassNamePrefixFeaturesOutMixin, Transform):
-    """Decorrelate and scale to unit variance: Z = (X - mean_) U / sqrt(S + eps).
+    """Decorrelate and scale to unit variance: ``Z = (X - mean_) U / sqrt(S + eps)``.
 
     U are the principal directions (``components_``, (n_features, n_components), one
     direction per column, by decreasing variance) and S the variances along them

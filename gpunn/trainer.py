@@ -78,7 +78,7 @@ class Trainer:
 
     No host round-trips in a step: labels are checked once per ``fit`` (the loss's own per-call
     checks are off while training), the finiteness check is a flag on the device that the update
-    kernels read (:mod:`gpunn.divergence`), and losses and correct counts add up on the device.
+    kernels read (``gpunn/divergence.py``), and losses and correct counts add up on the device.
     The host reads them every ``log_every`` steps (the progress bar) and at the end of each epoch.
     """
 
@@ -115,7 +115,7 @@ class Trainer:
     def fit(self, X, y, val=None, resume=None, checkpoint_path=None, on_epoch=None) -> History:
         """Train until ``epochs`` epochs are done; returns the :class:`History`.
 
-        ``val``: (X_val, y_val). ``resume``: a checkpoint to continue from (:mod:`gpunn.resume`).
+        ``val``: (X_val, y_val). ``resume``: a checkpoint to continue from (the rules are in ``gpunn/resume.py``).
         ``checkpoint_path``: where to write a checkpoint after every epoch.
         ``on_epoch``: called with each epoch's record (a dict, see :class:`History`).
         """

@@ -26,7 +26,7 @@ from .op import op
 
 @op
 def l1_distances(A, B):
-    """(Q, N) matrix of sum_k |A[i, k] - B[j, k]| for A (Q, D) and B (N, D), in A's dtype.
+    """(Q, N) matrix of ``sum_k |A[i, k] - B[j, k]|`` for A (Q, D) and B (N, D), in A's dtype.
 
     The reference broadcasts in query chunks of about 64 MB of temporaries.
     """

@@ -15,6 +15,8 @@ import importlib
 import sys
 from pathlib import Path
 
+__all__ = ["LESSONS", "describe", "lesson", "run"]
+
 LESSONS = {  # name -> module (imported when run)
     "gates": "gpunn.lessons.gates",
     "loss-landscape": "gpunn.lessons.loss_landscape",

@@ -46,7 +46,7 @@ class Linear(Module):
 
     # ------------------------------------------------------------------ fused with the activation after it
     def forward_fused(self, x, act):
-        """``act``(x W + b) for the activation gate that follows: the bias and f share one pass over x W.
+        """``act(x W + b)`` for the activation gate that follows: the bias and f share one pass over x W.
 
         The result equals ``act.forward(self.forward(x))``; each gate still keeps what its own backward needs.
         """

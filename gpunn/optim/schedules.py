@@ -9,7 +9,7 @@ from .optimizer import Optimizer
 
 
 class LRSchedule:
-    """Sets ``optimizer.lr`` from the epoch count; call :meth:`step` at the end of each epoch."""
+    """Sets ``optimizer.lr`` from the epoch count; call :meth:`~LRSchedule.step` at the end of each epoch."""
 
     def __init__(self, optimizer: Optimizer):
         if not isinstance(optimizer, Optimizer):

@@ -1,0 +1,84 @@
+"""The API reference's rules: every public name documented, ops read as functions, private bases skipped.
+
+- A public module's public names are its ``__all__``; every one that is not itself a module must be
+  documented (autosummary, autofunction, ...) under the public module's path, e.g. ``gpunn.nn.Linear``,
+  or the build fails.
+- gpunn's ops (:class:`gpunn.kernels.op.Op` instances) are documented as the functions they wrap.
+- A class's bases are shown as its nearest documented ones (``Linear``: ``Module``, not a private helper
+  class), and scikit-learn's generated ``set_*_request`` methods are left to scikit-learn's documentation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+
+from sphinx.ext.autodoc import FunctionDocumenter
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+PUBLIC_MODULES = ["gpunn", "gpunn.nn", "gpunn.optim", "gpunn.autograd", "gpunn.data", "gpunn.distributed",
+                  "gpunn.checkpoint", "gpunn.gradcheck", "gpunn.lessons", "gpunn.neighbors", "gpunn.ops",
+                  "gpunn.plots", "gpunn.preprocessing"]
+
+
+def public_names() -> list[str]:
+    """Every public name, by its documented path ("gpunn.nn.Linear"); a module without ``__all__`` is an error."""
+    names = []
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        exported = getattr(module, "__all__", None)
+        if exported is None:
+            logger.warning(f"{module_name} has no __all__: say which of its names are public")
+            continue
+        names += [f"{module_name}.{n}" for n in exported if not isinstance(getattr(module, n), types.ModuleType)]
+    return names
+
+
+def check(app, env):
+    documented = set(env.get_domain("py").objects)
+    for name in public_names():
+        if name not in documented:
+            logger.warning(f"public name {name} is not in the API reference (docs/api/)")
+
+
+class OpDocumenter(FunctionDocumenter):
+    """An op (``gpunn.ops.activation``, ...) reads as the function it wraps: its reference's signature and docstring."""
+
+    objtype = "op"
+    directivetype = "function"
+    priority = FunctionDocumenter.priority + 1
+
+    @classmethod
+    def can_document_member(cls, member, membername, isattr, parent):
+        from gpunn.kernels.op import Op
+
+        return isinstance(member, Op)
+
+
+def public_bases(app, name, obj, options, bases: list) -> None:
+    """Replace each base that is gpunn's but private (``gpunn.estimator.DeviceClassifier``) by its own bases."""
+    documented = set(public_names())
+    shown = []
+    for base in bases:
+        if base.__module__.startswith("gpunn") and not any(d.endswith("." + base.__name__) for d in documented):
+            public_bases(app, name, base, options, more := [b for b in base.__bases__ if b is not object])
+            shown += [b for b in more if b not in shown]
+        elif base not in shown:
+            shown.append(base)
+    bases[:] = shown
+
+
+def skip_member(app, what, name, obj, skip, options):
+    if name.startswith("set_") and name.endswith("_request"):  # scikit-learn's metadata routing, generated
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("env-check-consistency", check)
+    app.connect("autodoc-process-bases", public_bases)
+    app.connect("autodoc-skip-member", skip_member)
+    app.add_autodocumenter(OpDocumenter)
+    return {"parallel_read_safe": True}

@@ -1,0 +1,78 @@
+"""Sphinx configuration of gpunn's documentation (build it with ``python docs/build.py``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import gpunn
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "_ext"))
+# the pages run ``gpunn ...`` commands (sphinxcontrib-programoutput): the one installed beside this Python
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+project = "gpunn"
+author = "the gpunn contributors"
+copyright = "gpunn contributors"
+release = version = gpunn.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.doctest",  # every example on the pages runs: python docs/build.py runs the doctest builder first
+    "numpydoc",  # the docstrings are numpydoc's sections (Parameters, Returns, ...)
+    "sphinxcontrib.programoutput",  # `gpunn ...` commands run while the docs build; their output is shown
+    "lesson_pictures",  # .. lesson:: NAME runs the lesson and shows its pictures
+    "api_reference",  # every public name is in the API reference, or the build fails
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "_generated", "performance"]  # performance/*.rst are included by the guide
+root_doc = "index"
+default_role = "code"  # `x` is code, as in the docstrings
+
+# Broken references are errors (python docs/build.py passes -n -W). The inventories of NumPy, Python and
+# scikit-learn are not fetched (intersphinx needs their sites; the build must work offline), so references
+# to their names are not checked; every reference to a gpunn name is.
+nitpicky = True
+nitpick_ignore_regex = [
+    (r"py:.*", r"(numpy|np|cupy|cp|sklearn|scipy|dask|da|pathlib|os|collections|typing|numba|tqdm|mpi4py)(\..*)?"),
+    (r"py:class", r"(Path|Callable|Iterable|Iterator|Sequence|Mapping|NamedTuple|array[_-]like|ndarray|optional)"),
+    (r"py:class", r"(np\.)?(float32|float64|dtype|Generator|random\.Generator)"),
+]
+
+autosummary_generate = True
+autosummary_imported_members = False
+autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": True}
+autodoc_typehints = "signature"
+autodoc_preserve_defaults = True
+autodoc_member_order = "groupwise"
+numpydoc_show_class_members = False  # the class template lists members itself
+numpydoc_xref_param_type = False
+numpydoc_validation_checks: set = set()
+
+doctest_global_setup = """
+import numpy as np
+import gpunn as gn
+np.set_printoptions(precision=4, suppress=True)
+"""
+doctest_default_flags = (__import__("doctest").ELLIPSIS | __import__("doctest").NORMALIZE_WHITESPACE)
+trim_doctest_flags = True
+
+html_theme = "pydata_sphinx_theme"
+html_title = f"gpunn {version}"
+html_static_path = ["_static"]
+html_css_files = ["gpunn.css"]
+html_show_sourcelink = False
+html_theme_options = {
+    "navigation_depth": 2,
+    "show_toc_level": 2,
+    "header_links_before_dropdown": 6,
+    "secondary_sidebar_items": ["page-toc"],
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
+}
+html_context = {"default_mode": "light"}
