@@ -12,3 +12,12 @@ def test_quickstart_trains_the_spiral():
                          text=True, check=True, timeout=300)
     accuracy = float(run.stdout.split("training accuracy ")[1].rstrip("%\n")) / 100
     assert accuracy > 0.95
+
+
+def test_the_readme_example_runs_and_learns():
+    """README.md's Python example, as printed: its last line prints the MLPClassifier's test accuracy."""
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600,
+                         cwd=EXAMPLES.parent)
+    assert float(run.stdout.split()[-1]) > 0.95
