@@ -2,7 +2,7 @@
 
 Usage: python docs/build.py            (from the repository's root or anywhere)
 
-1. ``sphinx -b doctest``, from a fresh environment (``-E``): reads every page (this runs the
+1. ``sphinx -b doctest``, from scratch (``docs/_build`` is removed first): reads every page (this runs the
    ``gpunn`` commands shown on the pages and the lessons that draw the pictures) and runs every
    Python example, checking its printed output.
 2. ``sphinx -b html`` on the environment step 1 read: the site, in ``docs/_build/html``.
@@ -13,6 +13,7 @@ fails the build (exit status 1), after every problem has been reported.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ BUILD = DOCS / "_build"
 
 
 def main() -> int:
+    shutil.rmtree(BUILD, ignore_errors=True)  # no page of an earlier build left behind
     common = ["-W", "--keep-going", "-n", "-q", "-d", str(BUILD / "doctrees")]
     for builder, fresh in (("doctest", ["-E"]), ("html", [])):
         start = time.perf_counter()

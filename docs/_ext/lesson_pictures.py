@@ -35,7 +35,10 @@ class LessonDirective(SphinxDirective):
         name = self.arguments[0]
         out = Path(self.env.srcdir) / "_generated" / "lessons" / name
         start = time.perf_counter()
-        result = gn.lessons.run(name, out, device="cpu", seed=0)
+        try:
+            result = gn.lessons.run(name, out, device="cpu", seed=0)
+        except Exception as e:  # reported where the page asks for it; -W then fails the build
+            raise self.error(f"lesson {name!r} failed: {type(e).__name__}: {e}") from e
         seconds = time.perf_counter() - start
         made = []
         for path in map(Path, result["files"]):
