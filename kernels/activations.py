@@ -273,13 +273,17 @@ def numpy_tanh_forward(z, kind: str, out=None):
     return y
 
 
-@activation.kernel("cpu", "cuda")
-def _activation(x, kind, alpha=0.0):
-    gate = spec(kind)
-    if gate.code == IDENTITY:
-        return NotImplemented
-    if gate.code in HOST_TANH and isinstance(x, np.ndarray):
+@activation.kernel("cpu")
+def _activation_cpu(x, kind, alpha=0.0):
+    if spec(kind).code in HOST_TANH:
         return numpy_tanh_forward(x, kind)
+    return _activation(x, kind, alpha)
+
+
+@activation.kernel("cuda")
+def _activation(x, kind, alpha=0.0):
+    if spec(kind).code == IDENTITY:
+        return NotImplemented
     x = contiguous(x)
     out = empty(x, x.shape, same_arrays("activation", x))
     run(FORWARD, x.size, flat(x), flat(out), *constants(kind, alpha, x.dtype))
@@ -296,18 +300,29 @@ def _activation_backward(dout, saved, kind, alpha=0.0):
     return out
 
 
-@bias_activation.kernel("cpu", "cuda")
-def _bias_activation(z, b, kind, alpha=0.0):
-    gate = spec(kind)
-    if z.ndim != 2 or not z.flags.c_contiguous:
-        return NotImplemented
+@bias_activation.kernel("cpu")
+def _bias_activation_cpu(z, b, kind, alpha=0.0):
+    if spec(kind).code in HOST_TANH and z.ndim == 2:
+        z += _bias(z, b)
+        return numpy_tanh_forward(z, kind, out=z)
+    return _bias_activation(z, b, kind, alpha)
+
+
+def _bias(z, b):
+    """b, checked to be z's dtype and as long as z's rows."""
     dt = same_arrays("bias_activation", z)
     b = contiguous(b)
     if b.shape != (z.shape[1],) or b.dtype != dt:
         raise ValueError(f"bias_activation: b must be {dt} of shape ({z.shape[1]},), got {b.dtype} {tuple(b.shape)}")
-    if gate.code in HOST_TANH and isinstance(z, np.ndarray):
-        z += b
-        return numpy_tanh_forward(z, kind, out=z)
+    return b
+
+
+@bias_activation.kernel("cuda")
+def _bias_activation(z, b, kind, alpha=0.0):
+    gate = spec(kind)
+    if z.ndim != 2 or not z.flags.c_contiguous:
+        return NotImplemented
+    b, dt = _bias(z, b), z.dtype
     keep = gate.backward_from == "input"
     out = empty(z, z.shape, dt) if keep else z  # in place: z is the GEMM's fresh output
     run(BIAS_FORWARD, z.size, z, b, out, keep, *constants(kind, alpha, dt), grid=z.shape)

@@ -10,7 +10,6 @@ whole rows through 1-D views with a loop per activation kind, which vectorises; 
 from __future__ import annotations
 
 import numba
-import numpy as np
 from numba import cuda, prange
 
 from .activations import (HOST_TANH, IDENTITY, RELU, activation, activation_backward, backward_device,
@@ -158,7 +157,15 @@ EPILOGUE, EPILOGUE_BACKWARD = Kernels(epilogue_cpu, epilogue_cuda), Kernels(epil
                                                                             epilogue_backward_cuda)
 
 
-@conv_bias_activation.kernel("cpu", "cuda")
+@conv_bias_activation.kernel("cpu")
+def _conv_bias_activation_cpu(z, b, out, kind, alpha=0.0):
+    if spec(kind).code not in HOST_TANH:
+        return _conv_bias_activation(z, b, out, kind, alpha)
+    _conv_bias_activation(z, b, out, "identity", alpha)  # the bias and the layout in the kernel, then tanh by NumPy
+    return numpy_tanh_forward(out, kind, out=out)
+
+
+@conv_bias_activation.kernel("cuda")
 def _conv_bias_activation(z, b, out, kind, alpha=0.0):
     _output_based("conv_bias_activation", kind)
     z = contiguous(z)
@@ -171,13 +178,11 @@ def _conv_bias_activation(z, b, out, kind, alpha=0.0):
     bias = contiguous(b) if has_bias else z[:, 0]  # any F values of the dtype stand in for a missing b
     if bias.shape != (f,) or bias.dtype != dt:
         raise ValueError(f"conv_bias_activation: b must be {dt} of shape ({f},), got {bias.dtype} {tuple(bias.shape)}")
-    host_tanh = spec(kind).code in HOST_TANH and isinstance(z, np.ndarray)
-    rule = constants("identity" if host_tanh else kind, alpha, dt)
-    run(EPILOGUE, out.size, z, bias, out, has_bias, *rule, grid=(f, n, plane))
-    return numpy_tanh_forward(out, kind, out=out) if host_tanh else out
+    run(EPILOGUE, out.size, z, bias, out, has_bias, *constants(kind, alpha, dt), grid=(f, n, plane))
+    return out
 
 
-@conv_bias_activation_backward.kernel("cpu", "cuda")
+@conv_bias_activation_backward.kernel("cpu")
 def _conv_bias_activation_backward(dout, y, kind, alpha=0.0, out=None):
     _output_based("conv_bias_activation_backward", kind)
     dout = contiguous(dout)
@@ -186,6 +191,10 @@ def _conv_bias_activation_backward(dout, y, kind, alpha=0.0, out=None):
     n, f, plane = dout.shape
     dz, db = out_array(out, dout, (f, n * plane), dt, "conv_bias_activation_backward"), empty(dout, (f,), dt)
     run(EPILOGUE_BACKWARD, dout.size, dout, y, dz, db, *constants(kind, alpha, dt), grid=(f, n, plane))
-    if not isinstance(dz, np.ndarray):  # the CUDA kernel leaves db: CuPy's row reduction spreads over the GPU
-        db = dz.sum(axis=1)
     return dz, db
+
+
+@conv_bias_activation_backward.kernel("cuda")
+def _conv_bias_activation_backward_cuda(dout, y, kind, alpha=0.0, out=None):
+    dz, _ = _conv_bias_activation_backward(dout, y, kind, alpha, out)
+    return dz, dz.sum(axis=1)  # the CUDA kernel leaves db: CuPy's row reduction spreads over the whole GPU
