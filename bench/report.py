@@ -47,20 +47,22 @@ def timings(data: dict) -> list[tuple[str, str, float, float, bool]]:
     return rows
 
 
-def show(value) -> str:
-    """A note's value as text: a share as a percentage, a {mean, min, max} as 'mean (min-max)'."""
+def show(value, key: str = "") -> str:
+    """A note's value as text: shares as percentages, {mean, min, max} as 'mean (min-max)', dicts item by item."""
     if isinstance(value, dict) and set(value) == {"mean", "min", "max"}:
         return f"{value['mean']:.3f} ({value['min']:.3f}-{value['max']:.3f})"
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {show(v)}" for k, v in value.items())
+        return ", ".join(f"{k}: {show(v, k)}" for k, v in value.items())
+    if isinstance(value, float) and ("share" in key or "fraction" in key):
+        return f"{value:.0%}"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
     return str(value)
 
 
 def notes(data: dict) -> list[tuple[str, str, str]]:
     """(benchmark, what, value as text) for the extra_info entries listed in :data:`NOTES`."""
-    return [(b["group"], NOTES[key], show(value)) for b in data["benchmarks"]
+    return [(b["group"], NOTES[key], show(value, key)) for b in data["benchmarks"]
             for key, value in b["extra_info"].items() if key in NOTES]
 
 

@@ -103,7 +103,7 @@ def table(suite: str, data: dict) -> str:
     """The reStructuredText the performance page includes for one suite."""
     rows, last = [], None
     for group, impl, ms, ratio, is_base in report.timings(data):
-        rows.append([f"{group}" if group != last else "", f"**{impl}**" if is_base else impl, f"{ms:.3g}",
+        rows.append([f"{group}" if group != last else "", f"**{impl}**" if is_base else impl, report.show(ms),
                      "" if is_base else f"{ratio:.2f}"])
         last = group
     lines = [f".. Written by bench/tables.py from json/{suite}.json: do not edit.", "", describe(data), ""]
