@@ -45,7 +45,9 @@ class LessonDirective(SphinxDirective):
             if path.suffix != ".png":
                 continue
             rel = "/" + path.resolve().relative_to(Path(self.env.srcdir).resolve()).as_posix()
-            image = nodes.image(uri=rel, alt=f"gpunn lesson {name}: {path.stem}", width=self.options.get("width", "100%"))
+            image = nodes.image(uri=rel, alt=f"gpunn lesson {name}: {path.stem}")
+            if "width" in self.options:  # else its own size, at most the column's (the theme's max-width)
+                image["width"] = self.options["width"]
             self.env.note_dependency(str(path))
             made.append(nodes.figure("", image))
         summary = nodes.literal_block(result["summary"], result["summary"])
