@@ -14,7 +14,7 @@ from . import checkpoint, ops
 from .classifiers import ACTIVATIONS, build_mlp
 from .data.by_name import DATASETS, FILE_DATASETS, IMAGE_SHAPES, load_dataset
 from .devices import _cuda_device_count, cuda_unavailable_reason, device
-from .knn_search import parse_memory
+from .knn import parse_memory
 from .lessons import add_parser as add_lesson_parser, command as lesson
 from .nn.losses import SoftmaxCrossEntropy
 from .optim.by_name import OPTIMIZERS, make_optimizer

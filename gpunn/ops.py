@@ -26,8 +26,7 @@ from .devices import array_module, device_of
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "elu", "sigmoid", "tanh")
 KERNEL_OPS = ("activation", "activation_backward", "bias_activation", "bias_activation_backward", "dropout_forward",
-              "sgd_step", "adagrad_step", "rmsprop_step", "adam_step", "l1_distances",
-              "l2_epilogue")  # those gpunn.kernels accelerates
+              "sgd_step", "adagrad_step", "rmsprop_step", "adam_step")  # those gpunn.kernels accelerates
 
 _KERNELS: dict[tuple[str, str], Callable] = {}
 _ENABLED = [True]
@@ -342,42 +341,6 @@ def adam_step(
     bc1 = 1 - beta1**t
     bc2 = 1 - beta2**t
     w -= (lr / bc1) * m / (xp.sqrt(v / bc2) + eps)
-
-
-# --------------------------------------------------------------------------- distances (k-nearest neighbours)
-
-
-@_op
-def l1_distances(A, B):
-    """(Q, N) matrix of sum_k |A[i, k] - B[j, k]| for A (Q, D) and B (N, D), in A's dtype.
-
-    The reference broadcasts in query chunks of about 64 MB of temporaries.
-    """
-    xp = array_module(A)
-    out = xp.empty((A.shape[0], B.shape[0]), dtype=A.dtype)
-    chunk = max(1, (64 << 20) // max(1, B.shape[0] * A.shape[1] * A.itemsize))
-    for i in range(0, A.shape[0], chunk):
-        out[i:i + chunk] = xp.abs(A[i:i + chunk, None, :] - B[None, :, :]).sum(axis=2)
-    return out
-
-
-L2_FLOOR_ULPS = 16
-
-
-@_op
-def l2_epilogue(G, a_sq, b_sq, take_sqrt: bool):
-    """From G = A B^T and the squared row norms: a_sq[i] + b_sq[j] - 2 G[i, j], square-rooted if asked.
-
-    May reuse G's memory. The formula cancels: its rounding error is about eps (a_sq + b_sq).
-    Values below ``L2_FLOOR_ULPS * eps * (a_sq + b_sq)`` cannot be told from 0 and are reported
-    as 0, so duplicate rows are exactly 0 apart (and tie), and rounding never gives a negative.
-    """
-    xp = array_module(G)
-    total = a_sq[:, None] + b_sq[None, :]
-    d = total - (G + G)
-    floor = total * G.dtype.type(L2_FLOOR_ULPS * np.finfo(G.dtype).eps)
-    d = xp.where(d > floor, d, 0).astype(G.dtype, copy=False)
-    return xp.sqrt(d) if take_sqrt else d
 
 
 # --------------------------------------------------------------------------- convolution and pooling (NCHW)

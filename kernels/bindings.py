@@ -22,13 +22,12 @@ import numpy as np
 
 from gpunn.devices import array_module, device_of
 from gpunn import ops as hyper_of  # the *_hyper functions: one definition of each rule's kernel scalars
-from gpunn.ops import L2_FLOOR_ULPS, dropout_threshold, pooled_size, winograd_buffer, winograd_tiles
+from gpunn.ops import dropout_threshold, pooled_size, winograd_buffer, winograd_tiles
 
 from . import activations as act
 from . import blas_pool
 from . import conv
 from . import conv_direct
-from . import distances as dist
 from . import dropout as drop
 from . import optimizers as opt
 from . import winograd
@@ -255,46 +254,10 @@ def make_bindings(target: Target, references: dict, min_size: int = 0) -> dict:
         h = _hyper(hyper, w, hyper_of.adam_hyper(lr, beta1, beta2, eps, t, weight_decay, decoupled), "adam_step")
         target.run(target.kernel(opt, "adam"), w.size, _flat(w), _flat(g), _flat(m), _flat(v), h, _skip_flag(skip, w))
 
-    def l1_distances(A, B):
-        A, B = _contiguous(A), _contiguous(B)
-        if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[1]:
-            raise ValueError(f"l1_distances: A and B must be (Q, D) and (N, D), got {tuple(A.shape)} and {tuple(B.shape)}")
-        dt = _check("l1_distances", A)
-        if B.dtype != dt:
-            raise ValueError(f"l1_distances: B has dtype {B.dtype}, expected {dt}")
-        out = array_module(A).empty((A.shape[0], B.shape[0]), dt)
-        if target.name == "cpu":
-            with cpu_threads(A.shape[0] * B.shape[0] * A.shape[1]):  # compute-bound: every core pays
-                dist.l1_cpu(A, B, out)
-        elif dt == np.float32:
-            grid = (math.ceil(B.shape[0] / dist.TILE), math.ceil(A.shape[0] / dist.TILE))
-            dist.l1_cuda[grid, (dist.TILE, dist.TILE), target._stream()](A, B, out)
-        else:  # the shared-memory CUDA kernel is float32; float64 runs the reference
-            return references["l1_distances"](A, B)
-        return out
-
-    def l2_epilogue(G, a_sq, b_sq, take_sqrt):
-        if small(G):
-            return references["l2_epilogue"](G, a_sq, b_sq, take_sqrt)
-        dt = _check("l2_epilogue", G)
-        a_sq, b_sq = a_sq.astype(dt, copy=False), b_sq.astype(dt, copy=False)
-        if a_sq.shape != (G.shape[0],) or b_sq.shape != (G.shape[1],):
-            raise ValueError(f"l2_epilogue: norms of shapes {tuple(a_sq.shape)}, {tuple(b_sq.shape)} "
-                             f"do not fit G {tuple(G.shape)}")
-        floor = dt.type(L2_FLOOR_ULPS * np.finfo(dt).eps)
-        a_sq, b_sq = _contiguous(a_sq), _contiguous(b_sq)
-        if target.name == "cpu":
-            target.run(dist.l2_epilogue_cpu, G.size, G, a_sq, b_sq, bool(take_sqrt), floor)
-        else:
-            target.run_2d(dist.l2_epilogue_cuda, G.shape[0], G.shape[1], G, a_sq, b_sq, bool(take_sqrt), floor,
-                          dt.type(0))
-        return G
-
     bindings = {
         "activation": activation, "activation_backward": activation_backward, "bias_activation": bias_activation,
         "bias_activation_backward": bias_activation_backward, "dropout_forward": dropout_forward,
         "sgd_step": sgd_step, "adagrad_step": adagrad_step, "rmsprop_step": rmsprop_step, "adam_step": adam_step,
-        "l1_distances": l1_distances, "l2_epilogue": l2_epilogue,
     }
     bindings.update(conv_bindings(target, references, min_size))
     bindings.update(winograd_bindings(target, references, min_size))

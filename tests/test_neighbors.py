@@ -1,3 +1,4 @@
+import re
 import tracemalloc
 import warnings
 
@@ -155,11 +156,14 @@ def test_cli_knn_prints_the_table_and_test_accuracy(capsys):
 def test_a_limit_beyond_the_device_falls_back_to_smaller_tiles(rng, monkeypatch):
     X, Xq, y = rng.standard_normal((600, 8)), rng.standard_normal((90, 8)), rng.integers(0, 3, 600)
     expected = gn.KNeighborsClassifier(k=4, device="cpu").fit(X, y).kneighbors(Xq)
-    monkeypatch.setattr(gn.Device, "free_memory", lambda self: 200_000)  # a nearly full device
+    monkeypatch.setattr(gn.Device, "free_memory", lambda self: 20_000)  # a nearly full device
     knn = gn.KNeighborsClassifier(k=4, device="cpu", memory_limit="1TB").fit(X, y)
-    assert knn._settings()[1] == 100_000  # half of what is free, not the terabyte asked for
-    with pytest.warns(UserWarning, match=r"allows only 5 x 600 distances per tile: this query runs 18 tiles"):
+    assert knn._settings()[1] == 10_000  # half of what is free, not the terabyte asked for
+    with pytest.warns(UserWarning, match=r"memory_limit of 10000 bytes allows only (\d+) x (\d+) distances per tile: "
+                                         r"this query runs (\d+) tiles") as caught:
         got = knn.kneighbors(Xq)
+    queries, rows, tiles = map(int, re.search(r"only (\d+) x (\d+) .* runs (\d+) tiles", str(caught[0].message)).groups())
+    assert queries * rows * 4 < 10_000 and tiles == -(-90 // queries) * -(-600 // rows) > 1
     np.testing.assert_array_equal(got[1], expected[1])
 
 

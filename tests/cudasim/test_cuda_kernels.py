@@ -115,22 +115,3 @@ def test_optimizer_kernels(case, skip, rng):
                 np.testing.assert_array_equal(a, b)
     else:
         assert not np.array_equal(wk, w)
-
-
-def test_distance_kernels(rng):
-    from gpunn.kernels import distances as dist
-
-    A, B = rng.standard_normal((19, 37)).astype(np.float32), rng.standard_normal((23, 37)).astype(np.float32)
-    out = np.full((19, 23), np.nan, np.float32)
-    grid = ((23 + dist.TILE - 1) // dist.TILE, (19 + dist.TILE - 1) // dist.TILE)
-    dist.l1_cuda[grid, (dist.TILE, dist.TILE)](A, B, out)
-    np.testing.assert_allclose(out, ops.l1_distances.reference(A, B), rtol=1e-5)
-    G = A @ B.T
-    a_sq, b_sq = (A * A).sum(axis=1), (B * B).sum(axis=1)
-    ref = ops.l2_epilogue.reference(G.copy(), a_sq, b_sq, True)
-    floor = np.float32(ops.L2_FLOOR_ULPS * np.finfo(np.float32).eps)
-    dist.l2_epilogue_cuda[(1, 2), (16, 4)](G, a_sq, b_sq, True, floor, np.float32(0))  # a grid smaller than G
-    np.testing.assert_allclose(G, ref, rtol=1e-5)
-    G = A @ B.T
-    np.testing.assert_allclose(CUDA["l2_epilogue"](G, a_sq, b_sq, True), ref, rtol=1e-5)
-    np.testing.assert_allclose(CUDA["l1_distances"](A, B), ops.l1_distances.reference(A, B), rtol=1e-5)
