@@ -3,7 +3,9 @@
 One file per family, CPU (``numba.njit(parallel=True)``) and CUDA (``numba.cuda.jit``)
 versions side by side: ``activations.py`` (forward, backward, bias + activation),
 ``dropout.py``, ``optimizers.py``. ``bindings.py`` wraps them in the signatures of
-:mod:`gpunn.ops`, and :func:`install` registers them there by device type.
+:mod:`gpunn.ops`, and :func:`install` registers them there by device type. k-nearest
+neighbours' kernels (``knn_l2.py``, ``knn_l1.py``, ``knn_ivf.py``, ``topk.py``) hold their own
+reference, CPU and CUDA kernels and launch each, and :mod:`gpunn.knn` calls them directly.
 """
 
 from __future__ import annotations

@@ -216,12 +216,15 @@ def candidates_cuda(A, a_sq, rows, row_sq, ids, starts, probes, width, metric, f
     n_probe = probes.shape[1]
     r0 = cuda.blockIdx.x * CANDIDATE_THREADS + cuda.threadIdx.x
     step = cuda.gridDim.x * CANDIDATE_THREADS
-    for i in range(cuda.blockIdx.z, q, cuda.gridDim.z):
-        for p in range(cuda.blockIdx.y, n_probe, cuda.gridDim.y):
+    i = cuda.blockIdx.z
+    while i < q:  # grid-stride on every axis (while loops: range with a variable step divides)
+        p = cuda.blockIdx.y
+        while p < n_probe:
             c = probes[i, p]
             first = starts[c]
             length = starts[c + 1] - first
-            for r in range(r0, width, step):
+            r = r0
+            while r < width:
                 col = p * width + r
                 if r < length:
                     j = first + r
@@ -242,6 +245,9 @@ def candidates_cuda(A, a_sq, rows, row_sq, ids, starts, probes, width, metric, f
                 else:
                     out[i, col] = inf
                     out_ids[i, col] = NO_INDEX
+                r += step
+            p += cuda.gridDim.y
+        i += cuda.gridDim.z
 
 
 def _scan_cuda(A, a_sq, lists, probes, k: int, metric: str):
@@ -250,7 +256,7 @@ def _scan_cuda(A, a_sq, lists, probes, k: int, metric: str):
     rows, row_sq, ids, starts, width = lists
     xp = array_module(A)
     q, n_probe = probes.shape
-    best = Best(xp, 1, q, k, A.dtype)
+    best = Best(xp, 1, q, k, A.dtype, cuda=True)
     if q == 0 or width == 0:
         return best.result()
     out = xp.empty((q, n_probe * width), A.dtype)

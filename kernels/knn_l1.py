@@ -191,8 +191,10 @@ def _distances_kernel(dtype):
         tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
         q, d = A.shape
         n = B.shape[0]
-        for i0 in range(cuda.blockIdx.y * CUDA_TILE, q, cuda.gridDim.y * CUDA_TILE):
-            for j0 in range(cuda.blockIdx.x * CUDA_TILE, n, cuda.gridDim.x * CUDA_TILE):
+        i0 = cuda.blockIdx.y * CUDA_TILE
+        while i0 < q:  # grid-stride over both axes (while loops: range with a variable step divides)
+            j0 = cuda.blockIdx.x * CUDA_TILE
+            while j0 < n:
                 s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
                 s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
                 for k0 in range(0, d, CUDA_STEP):
@@ -227,6 +229,8 @@ def _distances_kernel(dtype):
                 _put4(out, i0 + ty + 16, j0 + tx, s10, s11, s12, s13)
                 _put4(out, i0 + ty + 32, j0 + tx, s20, s21, s22, s23)
                 _put4(out, i0 + ty + 48, j0 + tx, s30, s31, s32, s33)
+                j0 += cuda.gridDim.x * CUDA_TILE
+            i0 += cuda.gridDim.y * CUDA_TILE
 
     return distances
 

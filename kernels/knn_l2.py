@@ -109,16 +109,19 @@ def select_cpu(G, a_sq, b_sq, col0, take_sqrt, floor, zero, keys, raws, idx):
 
 @cuda.jit
 def distances_cuda(G, a_sq, b_sq, take_sqrt, floor, zero):
-    """In place on G: a 2-D grid-stride loop (x over columns, y over rows); ``zero`` in G's dtype keeps float32 in float32."""
-    j0, i0 = cuda.grid(2)
-    js, is_ = cuda.gridsize(2)
+    """In place on G: x covers the columns (one each; the grid's x reaches 2^31 blocks), y strides over the rows.
+
+    ``zero`` in G's dtype keeps float32 in float32.
+    """
+    j, i = cuda.grid(2)
     q, n = G.shape
-    for i in range(i0, q, is_):
-        for j in range(j0, n, js):
+    if j < n:
+        while i < q:  # a while loop: range with a variable step divides
             total = a_sq[i] + b_sq[j]
             d = total - (G[i, j] + G[i, j])
             d = d if d > total * floor else zero
             G[i, j] = math.sqrt(d) if take_sqrt else d
+            i += cuda.gridDim.y * cuda.blockDim.y
 
 
 def _launch_distances(G, a_sq, b_sq, take_sqrt: bool) -> None:

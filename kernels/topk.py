@@ -1,23 +1,22 @@
 """k-selection: each query's k smallest distances, ties by the lower training index.
 
 The reference (:func:`smallest_k`) is a stable sort of each row. The kernels never sort a row: they keep
-each query's k best so far, sorted by (distance, index), and let a new distance in only when it beats
-the worst of them.
+each query's k best so far (:class:`Best`) and let a new distance in only when it beats the worst of them.
 
-CPU: :func:`push` inserts one candidate into a query's sorted list (a threshold test first, then
-insertion); the distance kernels (kernels/knn_l1.py, kernels/knn_l2.py) call it from their fused
-passes, on the few distances that pass a vector compare against the list's worst. A list also keeps
-each entry's *raw* value, what the distance kernel compares before its last monotone step (L2's square
-root): the vector compare works on raw values, and the order on final ones, so that two distances whose
-square roots round to the same value still tie by index. A query's columns may be split into parts
-(when there are few queries, to keep every thread busy); each part keeps its own list and
-:func:`merge_parts_cpu` joins them.
+CPU: one max-heap per query under the order (distance, index), its worst at the root. The distance
+kernels (kernels/knn_l1.py, knn_l2.py, knn_ivf.py) compare a whole vector of distances with the root
+and :func:`push` only the few lanes below it (replace the root, sift down). A heap also keeps each
+entry's *raw* value, what the distance kernel compares before its last monotone step (L2's square root):
+the vector compare works on raw values and the order on final ones, so that two distances whose square
+roots round to the same value still tie by index. A query's columns may be split into parts (with few
+queries, to keep every thread busy; in an IVF scan, one per task), each with its own heap;
+:func:`finish_cpu` merges them and sorts.
 
-CUDA: :func:`select_cuda` merges a block of distances (one tile of the search) into the running k best:
-one thread block per query row; the row's candidates below the current k-th pass a threshold test and
-are appended to a shared-memory buffer, and a full buffer is merged into the list by one bitonic sort of
-list and buffer together in shared memory. It keeps up to :data:`CUDA_MAX_K` neighbours; beyond that,
-:func:`select` falls back to a stable sort of the list and the tile (CuPy's sort), slower but exact.
+CUDA: :func:`select_cuda` merges a block of distances into the running k best, kept sorted: one thread
+block per query row. Candidates that beat the list's k-th are appended to a shared-memory waiting area;
+when it could overflow, or at the row's end, list and candidates are sorted together (a bitonic sort in
+shared memory) and the first k kept. Up to :data:`CUDA_MAX_K` neighbours; beyond, a stable sort of the
+lists and the block together (CuPy's sort), slower but exact.
 """
 
 from __future__ import annotations
@@ -36,10 +35,13 @@ def smallest_k(d, k: int, offset: int = 0):
 
     Sorted by (distance, index): a stable sort keeps equal distances in column order.
     """
-    xp = array_module(d)
-    order = xp.argsort(d, axis=1, kind="stable") if xp is np else xp.argsort(d, axis=1)  # CuPy's sort is stable
-    order = order[:, :k]
-    return xp.take_along_axis(d, order, axis=1), order + offset
+    order = _stable_argsort(array_module(d), d)[:, :k]
+    return array_module(d).take_along_axis(d, order, axis=1), order + offset
+
+
+def _stable_argsort(xp, a):
+    """Row-wise argsort keeping equal values in their column order (CuPy's sort is always stable)."""
+    return xp.argsort(a, axis=1, kind="stable") if xp is np else xp.argsort(a, axis=1)
 
 
 class Best:
@@ -50,8 +52,8 @@ class Best:
     :meth:`result` gives each query's k best sorted, the parts merged.
     """
 
-    def __init__(self, xp, parts: int, queries: int, k: int, dtype):
-        self.on_cpu = xp is np
+    def __init__(self, xp, parts: int, queries: int, k: int, dtype, cuda: bool | None = None):
+        self.on_cpu = xp is np if cuda is None else not cuda  # cuda=True: CUDA lists (NumPy under the simulator)
         if not self.on_cpu and parts != 1:
             raise ValueError(f"Best: CUDA lists have one part, got parts={parts}")
         self.keys = xp.full((parts, queries, k), np.inf, dtype)
@@ -170,7 +172,8 @@ def _select_kernel(dtype, gathered: bool):
         tid = cuda.threadIdx.x
         k = keys.shape[1]
         n = d.shape[1]
-        for row in range(cuda.blockIdx.x, d.shape[0], cuda.gridDim.x):
+        row = cuda.blockIdx.x
+        while row < d.shape[0]:  # grid-stride (a while loop: range with a variable step divides)
             for s in range(tid, SORT_SIZE, SELECT_THREADS):
                 if s < k:
                     sd[s] = keys[row, s]
@@ -207,6 +210,7 @@ def _select_kernel(dtype, gathered: bool):
                 keys[row, s] = sd[s]
                 idx[row, s] = si[s]
             cuda.syncthreads()
+            row += cuda.gridDim.x
 
     return select
 
@@ -248,8 +252,8 @@ def _select_by_sorting(d, best: Best, col0: int, ids) -> None:
     cols = ids if ids is not None else xp.broadcast_to(xp.arange(col0, col0 + d.shape[1], dtype=np.int64), d.shape)
     all_d = xp.concatenate([keys, d], axis=1)
     all_i = xp.concatenate([idx, cols], axis=1)
-    by_index = xp.argsort(all_i, axis=1)  # CuPy's sorts are stable
+    by_index = _stable_argsort(xp, all_i)
     all_d, all_i = xp.take_along_axis(all_d, by_index, axis=1), xp.take_along_axis(all_i, by_index, axis=1)
-    order = xp.argsort(all_d, axis=1)[:, :best.k]
+    order = _stable_argsort(xp, all_d)[:, :best.k]
     keys[...] = xp.take_along_axis(all_d, order, axis=1)
     idx[...] = xp.take_along_axis(all_i, order, axis=1)
