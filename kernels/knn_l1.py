@@ -28,7 +28,7 @@ from gpunn.devices import array_module, device_of
 
 from . import blas_pool
 from .simd import lanes, vabs, vadd, vbroadcast, vlane, vload, vmask_le, vmask_lt, vstore, vsub, vzeros
-from .topk import NO_INDEX, Best, push, select_cuda
+from .topk import NO_INDEX, Best, push, select_cuda, sort_heap
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 QUERIES = 4  # CPU register block: queries ...
@@ -63,9 +63,9 @@ def pack_cpu(X, P):
     L = lanes(X)
     for p in prange(P.shape[0]):
         row = P[p]
-        for lane in range(L):
-            j = p * L + lane
-            for k in range(d):
+        for k in range(d):  # writes in order; the panel's L rows of X stay in cache
+            for lane in range(L):
+                j = p * L + lane
                 row[k * L + lane] = X[j, k] if j < n else 0
 
 
@@ -143,11 +143,12 @@ def distances_cpu(A, P, chunk, out):
 
 
 @numba.njit(parallel=True, cache=True)
-def select_cpu(A, P, n, col0, chunk, keys, idx):
+def select_cpu(A, P, n, col0, chunk, last, keys, idx):
     """Push the L1 distances of A (Q, D) to the n packed rows P (rows col0 ..) into the heaps keys/idx (parts, Q, k).
 
     Task (t, p) takes query blocks t chunk .. and the p-th share of the panels; its columns come in
     increasing order, so a distance equal to a heap's worst never enters (except into empty slots).
+    ``last``: the queries' last block; with one part, each task then sorts its queries' heaps.
     """
     q, d = A.shape
     parts = keys.shape[0]
@@ -171,6 +172,9 @@ def select_cpu(A, P, n, col0, chunk, keys, idx):
                         kb, ib = keys[p, i0 + r], idx[p, i0 + r]
                         _take(s[2 * r], col, end, kb, ib)
                         _take(s[2 * r + 1], col + L, end, kb, ib)
+        if last and parts == 1:
+            for i in range(t * chunk * QUERIES, min(q, (t + 1) * chunk * QUERIES)):
+                sort_heap(keys[0, i], keys[0, i], idx[0, i])
 
 
 # --------------------------------------------------------------------------- CUDA
@@ -305,10 +309,11 @@ def l1_distances(A, B):
     return out
 
 
-def l1_select(A, B, col0: int, best: Best) -> None:
+def l1_select(A, B, col0: int, best: Best, last: bool = False) -> None:
     """Merge the L1 distances of A (Q, D) to the block B (n, D) of training rows col0 .. into ``best``.
 
     CPU: packs B, then one fused pass. CUDA: the distance block, then the selection kernel.
+    ``last``: no later block comes for these queries (the CPU kernel may then sort the heaps).
     """
     _check("l1_select", A, B)
     if best.keys.shape[1] != A.shape[0] or best.keys.dtype != A.dtype:
@@ -319,6 +324,7 @@ def l1_select(A, B, col0: int, best: Best) -> None:
         _launch_distances(A, B, out)
         select_cuda(out, best, col0)
     elif A.shape[0] and B.shape[0]:
-        select_cpu(A, pack(B), B.shape[0], np.int64(col0), _chunk(A.shape[0], best.keys.shape[0]), best.keys,
-                   best.idx)
+        select_cpu(A, pack(B), B.shape[0], np.int64(col0), _chunk(A.shape[0], best.keys.shape[0]), bool(last),
+                   best.keys, best.idx)
+        best.sorted = bool(last) and best.keys.shape[0] == 1
         blas_pool.parallel_kernel_ran()

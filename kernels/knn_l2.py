@@ -24,7 +24,7 @@ from gpunn.devices import array_module, device_of
 
 from . import blas_pool
 from .simd import lanes, vabove, vadd, vlane, vload, vmask_le, vmask_lt, vmul, vsplat, vsub, vzeros
-from .topk import NO_INDEX, Best, push, select_cuda
+from .topk import NO_INDEX, Best, push, select_cuda, sort_heap
 
 L2_FLOOR_ULPS = 16
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -60,14 +60,15 @@ def distances_cpu(G, a_sq, b_sq, take_sqrt, floor, zero):
 
 
 @numba.njit(parallel=True, cache=True)
-def select_cpu(G, a_sq, b_sq, col0, take_sqrt, floor, zero, keys, raws, idx):
+def select_cpu(G, a_sq, b_sq, col0, take_sqrt, floor, zero, last, keys, raws, idx):
     """Push the distances of G (Q, n) (columns col0 ..) into each query's heap keys/raws/idx (parts, Q, k).
 
     ``floor`` and ``zero`` in G's dtype (a float32 kernel computes in float32 throughout).
     Part p of a query takes the p-th share of the columns (in whole vectors). A vector of raw distances
     (before the square root) is compared with the heap's worst raw value; the lanes below it are pushed.
     Columns come in increasing order within a part, so a distance equal to the worst never enters,
-    except into a heap with empty slots.
+    except into a heap with empty slots. ``last``: this is the queries' last block, and with one part
+    each heap is sorted once its row is done (no separate pass over the heaps).
     """
     q, n = G.shape
     parts = keys.shape[0]
@@ -102,6 +103,8 @@ def select_cpu(G, a_sq, b_sq, col0, take_sqrt, floor, zero, keys, raws, idx):
             r = r if r > total * floor else zero
             push(kb, rb, ib, np.sqrt(r) if take_sqrt else r, r, col0 + j)
             j += 1
+        if last and parts == 1:
+            sort_heap(kb, rb, ib)
 
 
 # --------------------------------------------------------------------------- CUDA
@@ -160,10 +163,11 @@ def l2_distances(G, a_sq, b_sq, take_sqrt: bool):
     return G
 
 
-def l2_select(G, a_sq, b_sq, col0: int, take_sqrt: bool, best: Best) -> None:
+def l2_select(G, a_sq, b_sq, col0: int, take_sqrt: bool, best: Best, last: bool = False) -> None:
     """Merge the distances of the block G = A B^T (Q, n), columns col0 .., into ``best`` (kernels/topk.py).
 
     CPU: one fused pass (G is left as it was). CUDA: G becomes the distances, then the selection kernel.
+    ``last``: no later block comes for these queries (the CPU kernel may then sort the heaps).
     """
     _check("l2_select", G, a_sq, b_sq)
     if best.keys.shape[1] != G.shape[0] or best.keys.dtype != G.dtype:
@@ -173,6 +177,7 @@ def l2_select(G, a_sq, b_sq, col0: int, take_sqrt: bool, best: Best) -> None:
         _launch_distances(G, a_sq, b_sq, take_sqrt)
         select_cuda(G, best, col0)
     elif G.size:
-        select_cpu(G, a_sq, b_sq, np.int64(col0), bool(take_sqrt), floor_ulps(G.dtype), G.dtype.type(0), best.keys,
-                   best.raws, best.idx)
+        select_cpu(G, a_sq, b_sq, np.int64(col0), bool(take_sqrt), floor_ulps(G.dtype), G.dtype.type(0), bool(last),
+                   best.keys, best.raws, best.idx)
+        best.sorted = bool(last) and best.keys.shape[0] == 1
         blas_pool.parallel_kernel_ran()

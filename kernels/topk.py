@@ -59,6 +59,7 @@ class Best:
         self.keys = xp.full((parts, queries, k), np.inf, dtype)
         self.raws = xp.full((parts, queries, k), np.inf, dtype) if self.on_cpu else None
         self.idx = xp.full((parts, queries, k), NO_INDEX, np.int64)
+        self.sorted = False  # set by a kernel that sorted the (single-part) heaps at the end of its last block
 
     @property
     def k(self) -> int:
@@ -66,8 +67,9 @@ class Best:
 
     def result(self):
         """(distances, indices), each (Q, k), sorted by (distance, index)."""
-        if self.on_cpu:
+        if self.on_cpu and not self.sorted:
             finish_cpu(self.keys, self.raws, self.idx)
+            self.sorted = True
         return self.keys[0], self.idx[0]
 
 
@@ -111,6 +113,15 @@ def push(keys, raws, idx, key, raw, j):
         _sift_down(keys, raws, idx, key, raw, j, 0, keys.shape[0])
 
 
+@numba.njit(inline="always")
+def sort_heap(keys, raws, idx):
+    """One query's heap (1-D views) sorted in place by (key, index): the worst left goes to the end, in turn."""
+    for end in range(keys.shape[0] - 1, 0, -1):
+        key, raw, j = keys[end], raws[end], idx[end]
+        keys[end], raws[end], idx[end] = keys[0], raws[0], idx[0]
+        _sift_down(keys, raws, idx, key, raw, j, 0, end)
+
+
 @numba.njit(parallel=True, cache=True)
 def finish_cpu(keys, raws, idx):
     """Merge the heaps of parts 1.. into part 0's (arrays (parts, Q, k)), then sort part 0's lists, in place."""
@@ -120,10 +131,7 @@ def finish_cpu(keys, raws, idx):
         for p in range(1, parts):
             for s in range(k):
                 push(kb, rb, ib, keys[p, i, s], raws[p, i, s], idx[p, i, s])
-        for end in range(k - 1, 0, -1):  # heap sort: the worst left goes to the end
-            key, raw, j = kb[end], rb[end], ib[end]
-            kb[end], rb[end], ib[end] = kb[0], rb[0], ib[0]
-            _sift_down(kb, rb, ib, key, raw, j, 0, end)
+        sort_heap(kb, rb, ib)
 
 
 # --------------------------------------------------------------------------- CUDA: one thread block per query

@@ -15,7 +15,7 @@ numba = pytest.importorskip("numba")
 cuda = pytest.importorskip("numba.cuda")
 nvjitlink = pytest.importorskip("cuda.bindings.nvjitlink")
 
-from gpunn.kernels import knn_ivf, knn_l1, knn_l2, topk  # noqa: E402
+from gpunn.kernels import cluster_sums, knn_ivf, knn_l1, knn_l2, topk  # noqa: E402
 
 
 def signatures():
@@ -29,6 +29,7 @@ def signatures():
                    (A2, I2, i64, A2, I2, dt), str(dt))
         yield "knn_l1.distances", knn_l1.DISTANCES_CUDA[host], (A2, A2, A2, dt), str(dt)
         yield "knn_l2.distances", knn_l2.distances_cuda, (A2, A1, A1, numba.boolean, dt, dt), str(dt)
+        yield "cluster_sums.sums", cluster_sums.sums_cuda, (A2, I1, A2), str(dt)
         yield ("knn_ivf.candidates", knn_ivf.candidates_cuda, (A2, A1, A2, A1, I1, I1, I2, i64, i64, dt, dt, dt, A2, I2),
                str(dt))
 
@@ -68,6 +69,6 @@ def test_kernel_compiles_without_spills(name, kernel, sig, dtype, cc):
     assert divisions <= DIVISIONS.get(name, 0), f"{divisions} 64-bit integer divisions"
 
 
-# knn_l2.distances strides over rows with a variable step: LLVM divides once per thread, for the trip count,
-# before the loop (behind a 32-bit fast path); nothing divides inside a loop.
-DIVISIONS = {"knn_l2.distances": 1}
+# knn_l2.distances and cluster_sums.sums stride over rows with a variable step: LLVM divides once per thread,
+# for the trip count, before the loop (behind a 32-bit fast path); nothing divides inside a loop.
+DIVISIONS = {"knn_l2.distances": 1, "cluster_sums.sums": 1}

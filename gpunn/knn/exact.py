@@ -119,8 +119,8 @@ def plan(q: int, n: int, d: int, k: int, dtype, metric: str, limit: int, on_cpu:
     entry = k * (2 * size + 8) if on_cpu else k * (size + 8)  # one query's k best: keys, raws (CPU), indices
     threads = numba.get_num_threads() if on_cpu else 1
     packed_l1 = on_cpu and metric == "l1"
-    if on_cpu:
-        qb = min(q, CPU_QUERY_BLOCK) if not packed_l1 else q
+    if on_cpu:  # few rows (k-means' centroids): more queries per block, fewer blocks
+        qb = min(q, max(CPU_QUERY_BLOCK, CPU_PRODUCT_ELEMENTS // max(n, 1))) if not packed_l1 else q
         nb = min(n, max(256, CPU_PRODUCT_ELEMENTS // max(qb, 1))) if not packed_l1 else \
             min(n, max(knn_l1.PANELS * 64 // size, CPU_PACK_BYTES // (d * size)))
     else:
@@ -137,13 +137,18 @@ def plan(q: int, n: int, d: int, k: int, dtype, metric: str, limit: int, on_cpu:
         block = nb * d * size if packed_l1 else qb * nb * size
         return (block + parts_of(qb, nb) * qb * entry) * 4 // 3
 
+    def evened(qb, nb):  # the same count of blocks, of even sizes
+        return -(-q // -(-q // qb)), -(-n // -(-n // nb))
+
+    wanted = math.prod(evened(qb, nb))
     budget = limit * 3 // 4  # the rest for the output and small temporaries (norms, index arrays)
     while qb > 1 and parts_of(qb, nb) * qb * entry > budget // 2:  # the k best take at most half
         qb = max(1, qb // 2)
     room = budget - parts_of(qb, nb) * qb * entry
     nb = max(1, min(nb, room // (d * size if packed_l1 else qb * size)))
+    qb, nb = evened(qb, nb)
     result = Plan(qb, nb, parts_of(qb, nb))
-    if qb * nb < min(SMALL_TILE, q * n):
+    if qb * nb < min(SMALL_TILE, wanted):  # the limit, not the data, made the blocks this small
         warnings.warn(f"memory_limit of {limit} bytes allows only {qb} x {nb} distances per tile: this query runs "
                       f"{result.blocks(q, n)} tiles and will be slow; allow at least "
                       f"{math.ceil(need(min(q, 128), min(n, 128)) / 1024)} KiB", stacklevel=3)
@@ -156,10 +161,11 @@ def plan(q: int, n: int, d: int, k: int, dtype, metric: str, limit: int, on_cpu:
 def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None):
     """(distances, indices) of the k nearest rows of X (N, D) for each row of Xq (Q, D), each (Q, k), on their device.
 
-    Both C-contiguous float matrices of one dtype on one device, finite, k <= N. ``x_sq``: the squared
-    row norms of X (L2), when known. Sorted by (distance, index).
+    Float matrices of one dtype on one device, finite, k <= N (C-contiguous, or they are copied).
+    ``x_sq``: the squared row norms of X (L2), when known. Sorted by (distance, index).
     """
     xp = array_module(Xq)
+    Xq, X = xp.ascontiguousarray(Xq), xp.ascontiguousarray(X)  # no copy when they are (the estimator's are)
     q, n = Xq.shape[0], X.shape[0]
     dtype = Xq.dtype
     p = plan(q, n, X.shape[1], k, dtype, metric, limit, xp is np)
@@ -173,12 +179,13 @@ def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None):
         a_sq = (A * A).sum(axis=1) if metric != "l1" else None
         for n0 in range(0, n, p.rows):
             B = X[n0:n0 + p.rows]
+            last = n0 + p.rows >= n
             if metric == "l1":
-                knn_l1.l1_select(A, B, n0, best)
+                knn_l1.l1_select(A, B, n0, best, last)
             else:
                 G = product[:A.shape[0] * B.shape[0]].reshape(A.shape[0], B.shape[0])
                 ops.matmul(A, B.T, out=G)
-                knn_l2.l2_select(G, a_sq, x_sq[n0:n0 + p.rows], n0, metric == "l2", best)
+                knn_l2.l2_select(G, a_sq, x_sq[n0:n0 + p.rows], n0, metric == "l2", best, last)
         out_d[q0:q0 + p.queries], out_i[q0:q0 + p.queries] = best.result()
     return out_d, out_i
 

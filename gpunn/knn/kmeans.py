@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..devices import array_module, to_numpy
+from ..kernels.cluster_sums import cluster_sums
 from . import exact
 
 N_ITER = 10  # FAISS's IVF training runs 10 iterations as well
@@ -25,17 +26,21 @@ def assign(X, centroids, metric: str, limit: int):
 
 
 def kmeans(X, n_clusters: int, metric: str = "l2", n_iter: int = N_ITER, max_points_per_cluster: int = MAX_POINTS_PER_CLUSTER,
-           random_state=None, limit: int = 1 << 30):
+           random_state=None, limit: int = 1 << 30, init=None):
     """(n_clusters, D) centroids of the rows of X (N, D), C-contiguous, on X's device and in its dtype.
 
     n_clusters <= N. The same ``random_state`` (an int or a ``np.random.Generator``) gives the same centroids.
+    ``init``: the first centroids (n_clusters, D); by default distinct rows drawn at random (as FAISS does;
+    k-means++ would spread them better, at the cost of n_clusters passes over the rows).
     """
     xp = array_module(X)
     rng = np.random.default_rng(random_state)
     n = X.shape[0]
     if n > max_points_per_cluster * n_clusters:
         X = X[xp.asarray(np.sort(rng.choice(n, max_points_per_cluster * n_clusters, replace=False)))]
-    centroids = xp.ascontiguousarray(X[xp.asarray(np.sort(rng.choice(X.shape[0], n_clusters, replace=False)))])
+    if init is None:
+        init = X[xp.asarray(np.sort(rng.choice(X.shape[0], n_clusters, replace=False)))]
+    centroids = xp.ascontiguousarray(xp.asarray(init, dtype=X.dtype))
     for _ in range(n_iter):
         labels = assign(X, centroids, metric, limit)
         counts = xp.bincount(labels, minlength=n_clusters)
@@ -48,8 +53,7 @@ def _centres(X, labels, counts, previous, metric: str):
     """Each cluster's centre (mean for L2, median for L1); a cluster with no rows keeps its previous centroid."""
     xp = array_module(X)
     if metric != "l1":
-        sums = xp.zeros(previous.shape, X.dtype)
-        xp.add.at(sums, labels, X)
+        sums = cluster_sums(X, labels, previous.shape[0])
         filled = counts > 0
         return xp.ascontiguousarray(xp.where(filled[:, None], sums / xp.maximum(counts, 1)[:, None].astype(X.dtype),
                                              previous).astype(X.dtype))

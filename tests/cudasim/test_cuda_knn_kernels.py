@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") != "1", reason="needs NUMBA_ENABLE_CUDASIM=1")
 
-from gpunn.kernels import knn_ivf, knn_l1, knn_l2, topk  # noqa: E402
+from gpunn.kernels import cluster_sums, knn_ivf, knn_l1, knn_l2, topk  # noqa: E402
 from gpunn.kernels.topk import CUDA_MAX_K, Best  # noqa: E402
 
 
@@ -121,3 +121,16 @@ def test_ivf_scan_with_the_cuda_kernels(metric, dtype, rng):
     ref_d, ref_i = knn_ivf.reference(A, rows, ids, starts, probes, 5, metric)
     np.testing.assert_array_equal(got_i, ref_i)
     np.testing.assert_allclose(got_d, ref_d, rtol=4 * np.finfo(dtype).eps)
+
+
+def test_cluster_sums_kernel(rng):
+    for dtype in (np.float32, np.float64):
+        X, labels = rng.standard_normal((70, 40)).astype(dtype), rng.integers(0, 4, 70)
+        sums = np.zeros((4, 40), dtype)
+        cluster_sums.sums_cuda[(1, 2), (32, 8)](X, labels, sums)  # x covers 32 of 40 features: a second block
+        np.testing.assert_allclose(sums[:, :32], cluster_sums.reference(X, labels, 4)[:, :32],
+                                   rtol=100 * np.finfo(dtype).eps, atol=1000 * np.finfo(dtype).eps)
+        sums = np.zeros((4, 40), dtype)
+        cluster_sums.sums_cuda[(2, 2), (32, 8)](X, labels, sums)  # 16 rows per pass over 70: the y stride
+        np.testing.assert_allclose(sums, cluster_sums.reference(X, labels, 4), rtol=100 * np.finfo(dtype).eps,
+                                   atol=1000 * np.finfo(dtype).eps)
