@@ -37,10 +37,14 @@ PRECISIONS = ("float32", "float64")
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
-# Block sizes, measured on 2 cores (bench/test_knn.py, 2000 x 100000 x 128): an L2 product block of
-# 1024 x 2048 float32 (8 MB) keeps BLAS near its full speed and stays in cache for the pass that follows.
+# L2 block sizes, measured on 2 cores against FAISS in one interleaved run (k=5, float32): a product block
+# of 1024 x 4096 took 236 ms at 2000 x 100000 x 128 (1024 x 2048: 257, 512 x 2048: 282; FAISS 356) and
+# 385 ms at 10000 x 50000 x 64 (1024 x 2048: 438; FAISS 597). With many features the training block is
+# held to about 1024 rows, as FAISS's is: at 500 x 5000 x 3072, 500 x 1000 blocks took 63 ms, one
+# 500 x 5000 block 84 ms (FAISS 64; the GEMM alone 54).
 CPU_QUERY_BLOCK = 1024
-CPU_PRODUCT_ELEMENTS = 1 << 21
+CPU_PRODUCT_ELEMENTS = 1 << 22
+CPU_ROW_BLOCK_BYTES = 4 << 20  # L2: training rows per block at most this many bytes (or 1024 rows)
 CPU_PACK_BYTES = 8 << 20  # L1: training rows packed per kernel call
 CUDA_QUERY_BLOCK = 8192
 CUDA_BLOCK_ELEMENTS = 1 << 26  # a CUDA distance block: 256 MB of float32 at most
@@ -121,8 +125,8 @@ def plan(q: int, n: int, d: int, k: int, dtype, metric: str, limit: int, on_cpu:
     packed_l1 = on_cpu and metric == "l1"
     if on_cpu:  # few rows (k-means' centroids): more queries per block, fewer blocks
         qb = min(q, max(CPU_QUERY_BLOCK, CPU_PRODUCT_ELEMENTS // max(n, 1))) if not packed_l1 else q
-        nb = min(n, max(256, CPU_PRODUCT_ELEMENTS // max(qb, 1))) if not packed_l1 else \
-            min(n, max(knn_l1.PANELS * 64 // size, CPU_PACK_BYTES // (d * size)))
+        nb = min(n, max(256, CPU_PRODUCT_ELEMENTS // max(qb, 1)), max(1024, CPU_ROW_BLOCK_BYTES // (d * size))) \
+            if not packed_l1 else min(n, max(knn_l1.PANELS * 64 // size, CPU_PACK_BYTES // (d * size)))
     else:
         qb = min(q, CUDA_QUERY_BLOCK)
         nb = min(n, max(1024, CUDA_BLOCK_ELEMENTS // max(qb, 1)))
