@@ -11,6 +11,13 @@ import argparse
 import json
 
 
+NOTES = {  # extra_info entries printed below the timings, with what they mean
+    "same_neighbours": "share of queries whose neighbours equal the peer's",
+    "recall_at_10": "recall@10 against exact search",
+    "build_seconds": "index build (s)",
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("json_file")
@@ -33,6 +40,13 @@ def main() -> None:
         if "fraction_of_copy_bandwidth" in b["extra_info"]:
             print(f"| {b['group']} | {base}: fraction of np.copyto bandwidth | | "
                   f"{b['extra_info']['fraction_of_copy_bandwidth']:.0%} |")
+    notes = [(b["group"], key, value) for b in data["benchmarks"] for key, value in b["extra_info"].items()
+             if key in NOTES]
+    if notes:
+        print("\n| benchmark | measure | values |\n|---|---|---|")
+        for group, key, value in notes:
+            shown = ", ".join(f"{impl} {v:.4g}" for impl, v in value.items()) if isinstance(value, dict) else f"{value:.4g}"
+            print(f"| {group} | {NOTES[key]} | {shown} |")
 
 
 if __name__ == "__main__":

@@ -96,6 +96,10 @@ def test_recall_at_k_counts_the_shared_rows():
     (lambda X: IVFIndex(n_lists=5).fit(X).search(X, 3, 6), "n_probe=6 is more than n_lists=5"),
     (lambda X: IVFIndex(n_lists=5, metric="cosine").fit(X), "unknown metric 'cosine'"),
     (lambda X: IVFIndex(n_lists=5).fit(X).search(X.astype(np.float64), 3, 1), "must have the index's dtype"),
+    (lambda X: IVFIndex(n_lists=5).fit(np.where(X > 1, np.nan, X)), "X contains NaN"),
+    (lambda X: IVFIndex(n_lists=5).fit(X).search(np.where(X > 1, np.inf, X), 3, 1), "Xq contains NaN or infinite"),
+    (lambda X: IVFIndex(n_lists=5).fit(X).search(X[:, :2].copy(), 3, 1), "Xq has 2 features, the index 3"),
+    (lambda X: IVFIndex(n_lists=5).fit(X.astype(int)), "X must be a non-empty 2-D float32 or float64 array"),
 ])
 def test_bad_input(call, match, rng):
     X = rng.standard_normal((50, 3)).astype(np.float32)

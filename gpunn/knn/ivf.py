@@ -21,9 +21,17 @@ import numpy as np
 
 from ..devices import array_module, device_of, to_numpy
 from ..kernels import knn_ivf
-from ..validation import check_choice, check_int
+from ..validation import check_choice, check_finite, check_int
 from . import exact
 from .kmeans import MAX_POINTS_PER_CLUSTER, N_ITER, assign, kmeans
+
+
+def _check_rows(name: str, X) -> None:
+    """X must be a non-empty 2-D float32/float64 array of finite values (NumPy or CuPy)."""
+    if getattr(X, "ndim", 0) != 2 or X.shape[0] == 0 or X.shape[1] == 0 or X.dtype not in (np.float32, np.float64):
+        raise ValueError(f"{name} must be a non-empty 2-D float32 or float64 array, got "
+                         f"{getattr(X, 'dtype', type(X).__name__)} of shape {getattr(X, 'shape', None)}")
+    check_finite(name, X)
 
 
 def default_n_lists(n_rows: int) -> int:
@@ -59,6 +67,7 @@ class IVFIndex:
     def fit(self, X) -> "IVFIndex":
         """Build the index of X (N, D): a C-contiguous, finite float32/float64 matrix on its device."""
         check_choice("metric", self.metric, exact.METRICS)
+        _check_rows("X", X)
         n = X.shape[0]
         n_lists = default_n_lists(n) if self.n_lists is None else check_int("n_lists", self.n_lists, low=1)
         if n_lists > n:
@@ -104,9 +113,12 @@ class IVFIndex:
         if n_probe > self.n_lists_:
             raise ValueError(f"n_probe={n_probe} is more than n_lists={self.n_lists_}: a query cannot probe more "
                              "lists than the index has")
+        _check_rows("Xq", Xq)
         if Xq.dtype != self.centroids_.dtype or device_of(Xq) != device_of(self.centroids_):
             raise ValueError(f"the queries ({Xq.dtype} on {device_of(Xq)}) must have the index's dtype and device "
                              f"({self.centroids_.dtype} on {device_of(self.centroids_)})")
+        if Xq.shape[1] != self.centroids_.shape[1]:
+            raise ValueError(f"Xq has {Xq.shape[1]} features, the index {self.centroids_.shape[1]}")
         probes = self.probes(Xq, n_probe, limit)
         found = self.list_sizes_[to_numpy(probes)].sum(axis=1)
         short = np.flatnonzero(found < k)

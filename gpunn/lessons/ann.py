@@ -51,16 +51,22 @@ def run(out_dir, device="auto", data_dir=None, seed=0) -> dict:
     start = time.perf_counter()
     ivf = KNeighborsClassifier(K, device=device, algorithm="ivf", n_lists=n_lists, n_probe=1, random_state=seed).fit(X, y)
     build_seconds = time.perf_counter() - start
-    recall, qps = [], []
-    for p in probes:
+    recall, qps, refused = [], [], []
+    for p in list(probes):
         ivf.set_params(n_probe=p)
-        recall.append(ivf.recall_at_k(Q, n_queries=QUERIES, random_state=seed))
+        try:
+            recall.append(ivf.recall_at_k(Q, n_queries=QUERIES, random_state=seed))
+        except ValueError:  # a query's p nearest lists hold fewer than K rows: the index refuses to guess
+            probes.remove(p)
+            refused.append(p)
+            continue
         qps.append(_queries_per_second(ivf, Q))
     files = [_draw(Path(out_dir), probes, recall, qps, exact_qps, n_lists)]
     lines = [f"IVF index of {ROWS:,} rows x {DIMS} (n_lists={n_lists}, built in {build_seconds:.2f} s), "
              f"{QUERIES:,} queries, k={K}; exact search: {exact_qps:,.0f} queries/s"]
     lines += [f"n_probe={p:>4}: recall@10 {r:.3f}, {s:,.0f} queries/s ({s / exact_qps:.1f}x exact)"
               for p, r, s in zip(probes, recall, qps)]
+    lines += [f"n_probe={p:>4}: refused, a query's nearest lists hold fewer than {K} rows" for p in refused]
     return {"files": files, "summary": "\n".join(lines), "n_probe": probes, "recall": recall, "qps": qps,
             "exact_qps": exact_qps, "n_lists": n_lists, "build_seconds": build_seconds}
 
