@@ -197,8 +197,9 @@ def _scan_cpu(A, a_sq, lists, probes, k: int, metric: str):
     best = Best(np, task_starts.shape[0] - 1, A.shape[0], k, A.dtype)
     floor = A.dtype.type(L2_FLOOR_ULPS * np.finfo(A.dtype).eps)
     a_sq = a_sq if a_sq is not None else np.zeros(A.shape[0], A.dtype)
-    scan_cpu(A, a_sq, P, p_sq, p_ids, panel_starts, query_starts, queries, task_starts, METRIC_CODES[metric], floor,
-             best.keys, best.raws, best.idx)
+    with numba.parallel_chunksize(1):  # tasks handed out as threads free up
+        scan_cpu(A, a_sq, P, p_sq, p_ids, panel_starts, query_starts, queries, task_starts, METRIC_CODES[metric],
+                 floor, best.keys, best.raws, best.idx)
     blas_pool.parallel_kernel_ran()
     return best.result()
 

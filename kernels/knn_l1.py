@@ -304,7 +304,9 @@ def l1_distances(A, B):
     if device_of(A).type == "cuda":
         _launch_distances(A, B, out)
     elif out.size:
-        distances_cpu(A, pack(B), _chunk(A.shape[0], 1), out)
+        packed = pack(B)
+        with numba.parallel_chunksize(1):
+            distances_cpu(A, packed, _chunk(A.shape[0], 1), out)
         blas_pool.parallel_kernel_ran()
     return out
 
@@ -324,7 +326,9 @@ def l1_select(A, B, col0: int, best: Best, last: bool = False) -> None:
         _launch_distances(A, B, out)
         select_cuda(out, best, col0)
     elif A.shape[0] and B.shape[0]:
-        select_cpu(A, pack(B), B.shape[0], np.int64(col0), _chunk(A.shape[0], best.keys.shape[0]), bool(last),
-                   best.keys, best.idx)
+        packed = pack(B)
+        with numba.parallel_chunksize(1):  # tasks handed out as threads free up (about four per thread)
+            select_cpu(A, packed, B.shape[0], np.int64(col0), _chunk(A.shape[0], best.keys.shape[0]), bool(last),
+                       best.keys, best.idx)
         best.sorted = bool(last) and best.keys.shape[0] == 1
         blas_pool.parallel_kernel_ran()

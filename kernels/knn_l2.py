@@ -28,6 +28,9 @@ from .topk import NO_INDEX, Best, push, select_cuda, sort_heap
 
 L2_FLOOR_ULPS = 16
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# The selection pass hands out its rows 16 at a time as threads free up, not in fixed halves: a thread that
+# shares its core (another process, or a BLAS thread still spinning) then holds the others up little.
+DYNAMIC_ROWS = 16
 
 
 def reference(G, a_sq, b_sq, take_sqrt: bool):
@@ -177,7 +180,8 @@ def l2_select(G, a_sq, b_sq, col0: int, take_sqrt: bool, best: Best, last: bool 
         _launch_distances(G, a_sq, b_sq, take_sqrt)
         select_cuda(G, best, col0)
     elif G.size:
-        select_cpu(G, a_sq, b_sq, np.int64(col0), bool(take_sqrt), floor_ulps(G.dtype), G.dtype.type(0), bool(last),
-                   best.keys, best.raws, best.idx)
+        with numba.parallel_chunksize(DYNAMIC_ROWS):  # rows handed out as threads free up (see DYNAMIC_ROWS)
+            select_cpu(G, a_sq, b_sq, np.int64(col0), bool(take_sqrt), floor_ulps(G.dtype), G.dtype.type(0),
+                       bool(last), best.keys, best.raws, best.idx)
         best.sorted = bool(last) and best.keys.shape[0] == 1
         blas_pool.parallel_kernel_ran()
