@@ -163,7 +163,12 @@ def test_knn_gpu(benchmark, interleaved, case, metric):
     X, Xq = rng.standard_normal((n, d)).astype(np.float32), rng.standard_normal((q, d)).astype(np.float32)
     knn = gn.KNeighborsClassifier(10, metric, device="cuda", memory_limit="8GB").fit(X, rng.integers(0, 10, n))
     Xq_dev = gn.device("cuda").asarray(Xq)
-    candidates = {"gpunn": lambda: knn.kneighbors(Xq_dev)}
+
+    def ours():
+        knn.kneighbors(Xq_dev)
+        sync()
+
+    candidates = {"gpunn": ours}
     try:
         import faiss
 
@@ -177,3 +182,43 @@ def test_knn_gpu(benchmark, interleaved, case, metric):
     medians = interleaved(candidates, primary="gpunn", rounds=5, block=1)
     benchmark.extra_info["queries_per_second"] = {k: q / v for k, v in medians.items()}
     benchmark.extra_info["flops"] = (2 if metric == "l2" else 3) * q * n * d
+
+
+@pytest.mark.parametrize("n_probe", [1, 8, 32])
+def test_ivf_gpu(benchmark, interleaved, n_probe):
+    """IVF search on the GPU (400,000 x 128 clustered rows, 10,000 queries, k=10, as bench/test_knn.py on the CPU)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_knn import IVF_K, clustered
+
+    Q, X = clustered()
+    n_lists = gn.knn.default_n_lists(len(X))
+    knn = gn.KNeighborsClassifier(IVF_K, device="cuda", algorithm="ivf", n_lists=n_lists, n_probe=n_probe,
+                                  random_state=0, memory_limit="8GB").fit(X, np.zeros(len(X), int))
+    Q_dev = gn.device("cuda").asarray(Q)
+
+    def ours():
+        knn.kneighbors(Q_dev)
+        sync()
+
+    candidates = {"gpunn": ours}
+    exact = gn.KNeighborsClassifier(IVF_K, device="cuda", memory_limit="8GB").fit(X, np.zeros(len(X), int))
+    truth = gn.to_numpy(exact.kneighbors(Q_dev)[1])
+    recall = {"gpunn": gn.knn.recall_at_k(gn.to_numpy(knn.kneighbors(Q_dev)[1]), truth)}
+    try:
+        import faiss
+
+        res = faiss.StandardGpuResources()
+        index = faiss.GpuIndexIVFFlat(res, X.shape[1], n_lists, faiss.METRIC_L2)
+        index.train(X)
+        index.add(X)
+        index.nprobe = n_probe
+        candidates["faiss GpuIndexIVFFlat"] = lambda: index.search(Q, IVF_K)
+        recall["faiss GpuIndexIVFFlat"] = gn.knn.recall_at_k(index.search(Q, IVF_K)[1], truth)
+    except (ImportError, AttributeError):
+        pass
+    benchmark.group = f"GPU IVF kNN l2 k=10 400000x128 n_lists={n_lists} n_probe={n_probe}"
+    benchmark.extra_info["recall_at_10"] = recall
+    interleaved(candidates, primary="gpunn", rounds=5, block=1)

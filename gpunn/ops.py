@@ -10,7 +10,6 @@ from .kernels.activations import (ACTIVATIONS, activation, activation_backward, 
                                   bias_activation_backward)
 from .kernels.conv_direct import conv_algorithm, conv_direct, conv_direct_param_grads  # noqa: F401
 from .kernels.conv_epilogue import conv_bias_activation, conv_bias_activation_backward  # noqa: F401
-from .kernels.distances import L2_FLOOR_ULPS, l1_distances, l2_epilogue  # noqa: F401
 from .kernels.dropout import dropout_backward, dropout_forward, dropout_keep, dropout_threshold  # noqa: F401
 from .kernels.im2col import col2im, im2col, output_size  # noqa: F401
 from .kernels.matmul import matmul  # noqa: F401

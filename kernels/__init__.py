@@ -9,8 +9,10 @@ check, allocate and launch:
 - ``optimizers.py``: SGD, Adagrad, RMSProp, Adam/AdamW updates in one pass per parameter;
 - ``matmul.py``: every layer's matrix product (NumPy's BLAS on Numba's threads: ``blas_pool.py``);
 - ``im2col.py``, ``conv_epilogue.py``, ``conv_direct.py``, ``padding.py``, ``pooling.py``: convolution
-  and pooling of NCHW images (``simd.py``: the 16-lane vectors of the direct convolution);
-- ``distances.py``: k-nearest neighbours' distance blocks.
+  and pooling of NCHW images ;
+- ``knn_l2.py``, ``knn_l1.py``, ``knn_ivf.py``, ``topk.py``, ``cluster_sums.py``: k-nearest neighbours'
+  distances fused with each query's k-best selection, exact and through an inverted-file index
+  (``simd.py`` holds the vectors these and the direct convolution share).
 
 The mechanism is shared: ``op.py`` (an op and the one place that picks reference or kernel, by device
 and size), ``launch.py`` (threads on the CPU, grids and streams on CUDA), ``checks.py`` (argument checks
@@ -18,8 +20,10 @@ and allocation), ``arrays.py`` (the one door back into gpunn: an array's namespa
 ``GPUNN_KERNELS=0`` (or ``use_kernels(False)``) runs every op's reference.
 """
 
-from . import activations, conv_direct, conv_epilogue, distances, dropout, im2col, matmul, optimizers, padding, pooling
+from . import (activations, cluster_sums, conv_direct, conv_epilogue, dropout, im2col, knn_ivf, knn_l1, knn_l2, matmul,
+               optimizers, padding, pooling, topk)
 from .op import REGISTRY, active_kernels, has_kernel, use_kernels
 
-__all__ = ["REGISTRY", "activations", "active_kernels", "conv_direct", "conv_epilogue", "distances", "dropout",
-           "has_kernel", "im2col", "matmul", "optimizers", "padding", "pooling", "use_kernels"]
+__all__ = ["REGISTRY", "activations", "active_kernels", "cluster_sums", "conv_direct", "conv_epilogue", "dropout",
+           "has_kernel", "im2col", "knn_ivf", "knn_l1", "knn_l2", "matmul", "optimizers", "padding", "pooling", "topk",
+           "use_kernels"]

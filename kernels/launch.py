@@ -64,6 +64,15 @@ def run_cuda(kernel, blocks, threads, *args) -> None:
     kernel[blocks, threads, current_stream()](*args)
 
 
+def clamped_grid(*blocks: int) -> tuple:
+    """Block counts for :func:`run_cuda` within CUDA's limits (x < 2^31, y and z <= 65535), at least 1 each.
+
+    For kernels whose loops cover what a clamped grid leaves out (kNN's, which size their own grids).
+    """
+    limits = (2**31 - 1, MAX_BLOCKS, MAX_BLOCKS)
+    return tuple(max(1, min(limit, int(b))) for b, limit in zip(blocks, limits))
+
+
 def _blocks(extent: int, per_block: int) -> int:
     """Blocks covering ``extent`` at ``per_block`` each: at least 1 (CUDA refuses an empty grid), at most the cap."""
     return max(1, min(GRID_STRIDE_BLOCKS, MAX_BLOCKS, math.ceil(extent / per_block)))

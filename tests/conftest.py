@@ -62,6 +62,14 @@ def gpu(request) -> gn.Device:
         yield dev
 
 
+@pytest.fixture(params=GPUS[:1])
+def one_gpu(request) -> gn.Device:
+    """cuda:0 (real or simulated), for kernel-level tests whose launches do not depend on which device runs them
+    (the device context is tested where the library enters it): simulated barriers are slow."""
+    with on(request.param) as dev:
+        yield dev
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A generator with a fresh seed each run; the seed is printed so a failure can be replayed.

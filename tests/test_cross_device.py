@@ -98,7 +98,7 @@ def test_fused_kernels_agree_with_the_cpu(kind, rng, gpu):
 @pytest.mark.parametrize("metric", ["l1", "l2"])
 def test_knn_queries_agree(metric, rng, gpu):
     # sizes the simulated GPU runs in seconds (its threads are Python threads) and still above the kernels' tiles
-    X, Xq, y = rng.standard_normal((300, 40)), rng.standard_normal((37, 40)), rng.integers(0, 5, 300)
+    X, Xq, y = rng.standard_normal((300, 40)), rng.standard_normal((9, 40)), rng.integers(0, 5, 300)
     cpu = gn.KNeighborsClassifier(8, metric, device="cpu").fit(X, y)
     on_gpu = gn.KNeighborsClassifier(8, metric, device=gpu).fit(X, y)
     d_cpu, i_cpu = cpu.kneighbors(Xq)
@@ -106,6 +106,24 @@ def test_knn_queries_agree(metric, rng, gpu):
     np.testing.assert_allclose(d_gpu, d_cpu, rtol=1e-4)
     np.testing.assert_array_equal(i_gpu, i_cpu)
     np.testing.assert_array_equal(on_gpu.predict(Xq), cpu.predict(Xq))
+
+
+@pytest.mark.parametrize("metric,k", [("l1", 7), ("l2", 130)])  # within the CUDA selection kernel's 128, and beyond
+def test_knn_ties_and_ivf_agree(metric, k, rng, one_gpu):
+    # few queries: the simulated GPU runs a block of Python threads per query
+    X = rng.integers(-3, 4, (600, 6)).astype(np.float32)  # exact distances, ties everywhere
+    Xq, y = rng.integers(-3, 4, (8, 6)).astype(np.float32), rng.integers(0, 5, 600)
+    for params in ({}, {"algorithm": "ivf", "n_lists": 12, "n_probe": 12, "random_state": 0},
+                   {"algorithm": "ivf", "n_lists": 12, "n_probe": 4, "random_state": 0}):
+        cpu = gn.KNeighborsClassifier(k, metric, device="cpu", **params).fit(X, y)
+        on_gpu = gn.KNeighborsClassifier(k, metric, device=one_gpu, **params).fit(X, y)
+        d_cpu, i_cpu = cpu.kneighbors(Xq)
+        d_gpu, i_gpu = on_gpu.kneighbors(Xq)
+        if params.get("n_probe", 12) == 12:  # exact: the same answer on both, ties by the lower index
+            np.testing.assert_array_equal(i_gpu, i_cpu)
+            np.testing.assert_array_equal(d_gpu, d_cpu)
+        else:  # k-means runs on each device (atomic sums on CUDA): the indexes may differ a little
+            assert gn.knn.recall_at_k(i_gpu, i_cpu) > 0.8
 
 
 def test_training_run_agrees(rng, gpu):

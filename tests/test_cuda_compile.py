@@ -35,16 +35,17 @@ def _needs_launches():
 
 
 def _cuda_kernels() -> dict:
-    """{(module, qualname): kernel} for every @cuda.jit kernel (not device function) in gpunn.kernels."""
+    """{(module, locator): kernel} for every @cuda.jit kernel (not device function) in gpunn.kernels."""
     import gpunn.kernels
 
     found = {}
     for info in pkgutil.iter_modules(gpunn.kernels.__path__, "gpunn.kernels."):
         module = importlib.import_module(info.name)
         for value in vars(module).values():
-            fn = getattr(value, "fn", None)
-            if fn is not None and hasattr(value, "_device") and not value._device and fn.__module__ == info.name:
-                found[(fn.__module__, fn.__qualname__)] = value
+            for kernel in value.values() if isinstance(value, dict) else (value,):  # factory-made kernels by dtype
+                fn = getattr(kernel, "fn", None)
+                if fn is not None and hasattr(kernel, "_device") and not kernel._device and fn.__module__ == info.name:
+                    found[(fn.__module__, kernel_launches.locator(kernel))] = kernel
     return found
 
 

@@ -246,3 +246,19 @@ def test_templates_on_cifar_files_draw_colour_images(tmp_path, rng):
     r = lessons.run("templates", tmp_path / "out", device="cpu", data_dir=tmp_path / "cifar")
     assert r["W"].shape == (3072, 10) and r["class_names"][0] == "plane"
     assert r["files"][0].read_bytes()[:4] == b"\x89PNG"
+
+
+@needs_matplotlib
+def test_ann_recall_curve_is_the_index_recall(ran):
+    from gpunn.knn import IVFIndex, index_recall
+    from gpunn.lessons.ann import QUERIES, K, embeddings
+
+    out, r = ran("ann")
+    _check_files(out, r, [".png"])
+    probes, recall = r["n_probe"], r["recall"]
+    assert probes[-1] == r["n_lists"] and recall[-1] == 1.0  # every list probed: exact search's answer
+    assert all(a <= b for a, b in zip(recall, recall[1:]))  # more lists, a superset of candidates
+    assert recall[0] < 0.9 and min(r["qps"]) > 0 and r["exact_qps"] > 0
+    X, Q = embeddings(0)
+    index = IVFIndex(r["n_lists"], random_state=0).fit(X)
+    assert index_recall(index, X, Q, K, probes[3], n_queries=QUERIES, random_state=0) == pytest.approx(recall[3])

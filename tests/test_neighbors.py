@@ -1,3 +1,4 @@
+import re
 import tracemalloc
 import warnings
 
@@ -21,6 +22,8 @@ SKLEARN = {"l1": "manhattan", "l2": "euclidean"}
 @pytest.mark.parametrize("metric", list(SCIPY))
 @pytest.mark.parametrize("shape", [(1, 1, 1), (7, 33, 5), (64, 301, 130)])
 def test_distances_match_scipy(metric, shape, device, rng):
+    if device.type == "cuda" and shape[0] > 1:  # simulated barriers are slow: past one 64 x 64 tile is enough
+        shape = (7, 70, 40)
     q, n, d = shape
     A, B = rng.standard_normal((q, d)), rng.standard_normal((n, d))
     got = gn.to_numpy(pairwise_distances(A, B, metric, device=device))
@@ -39,7 +42,8 @@ def test_l2_of_identical_rows_is_exactly_zero(rng):
 
 @pytest.mark.parametrize("metric", ["l1", "l2"])
 def test_kneighbors_match_argsort(metric, device, rng):
-    X, Xq = rng.standard_normal((400, 12)), rng.standard_normal((30, 12))
+    q = 30 if device.type == "cpu" else 3  # a CUDA block per query, with barriers: slow when simulated
+    X, Xq = rng.standard_normal((400, 12)), rng.standard_normal((q, 12))
     dist, idx = gn.KNeighborsClassifier(k=9, metric=metric, device=device).fit(X, rng.integers(0, 3, 400)).kneighbors(Xq)
     ref = cdist(Xq, X, SCIPY[metric])
     np.testing.assert_array_equal(idx, np.argsort(ref, axis=1)[:, :9])
@@ -155,11 +159,14 @@ def test_cli_knn_prints_the_table_and_test_accuracy(capsys):
 def test_a_limit_beyond_the_device_falls_back_to_smaller_tiles(rng, monkeypatch):
     X, Xq, y = rng.standard_normal((600, 8)), rng.standard_normal((90, 8)), rng.integers(0, 3, 600)
     expected = gn.KNeighborsClassifier(k=4, device="cpu").fit(X, y).kneighbors(Xq)
-    monkeypatch.setattr(gn.Device, "free_memory", lambda self: 200_000)  # a nearly full device
+    monkeypatch.setattr(gn.Device, "free_memory", lambda self: 20_000)  # a nearly full device
     knn = gn.KNeighborsClassifier(k=4, device="cpu", memory_limit="1TB").fit(X, y)
-    assert knn._settings()[1] == 100_000  # half of what is free, not the terabyte asked for
-    with pytest.warns(UserWarning, match=r"allows only 5 x 600 distances per tile: this query runs 18 tiles"):
+    assert knn._settings()[1] == 10_000  # half of what is free, not the terabyte asked for
+    with pytest.warns(UserWarning, match=r"memory_limit of 10000 bytes allows only (\d+) x (\d+) distances per tile: "
+                                         r"this query runs (\d+) tiles") as caught:
         got = knn.kneighbors(Xq)
+    queries, rows, tiles = map(int, re.search(r"only (\d+) x (\d+) .* runs (\d+) tiles", str(caught[0].message)).groups())
+    assert queries * rows * 4 < 10_000 and tiles == -(-90 // queries) * -(-600 // rows) > 1
     np.testing.assert_array_equal(got[1], expected[1])
 
 
@@ -200,3 +207,104 @@ def test_cross_validation_shuffles_with_scikit_learns_kfold(rng):
     for row, k in enumerate([1, 5]):
         ref = cross_val_score(SklearnKNN(k, algorithm="brute"), X, y, cv=KFold(3, shuffle=True, random_state=7))
         np.testing.assert_allclose(cv.fold_accuracies[row], ref)
+
+
+# --------------------------------------------------------------------------- approximate search: algorithm="ivf"
+
+
+def blobs(rng, n, queries, d=12, clusters=20):
+    centres = rng.standard_normal((clusters, d)) * 4
+    pick = rng.integers(0, clusters, n + queries)
+    X = centres[pick] + rng.standard_normal((n + queries, d)) * 0.5
+    return X[:n], pick[:n] % 3, X[n:]
+
+
+def test_ivf_probing_every_list_answers_as_brute_force(rng):
+    X = rng.integers(-3, 4, (400, 5)).astype(float)  # ties everywhere
+    y, Xq = rng.integers(0, 3, 400), rng.integers(-3, 4, (60, 5)).astype(float)
+    for metric in ("l1", "l2"):
+        brute = gn.KNeighborsClassifier(k=7, metric=metric, device="cpu").fit(X, y)
+        ivf = gn.KNeighborsClassifier(k=7, metric=metric, device="cpu", algorithm="ivf", n_lists=12, n_probe=12,
+                                      random_state=0).fit(X, y)
+        assert ivf.n_lists_ == 12 and ivf.index_.n_lists_ == 12
+        for a, b in zip(ivf.kneighbors(Xq), brute.kneighbors(Xq)):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ivf.predict(Xq), brute.predict(Xq))
+        np.testing.assert_array_equal(ivf.predict_proba(Xq), brute.predict_proba(Xq))
+
+
+def test_ivf_recall_grows_with_n_probe_and_brute_force_has_all(rng):
+    X, y, Xq = blobs(rng, 5000, 300)
+    knn = gn.KNeighborsClassifier(k=10, device="cpu", algorithm="ivf", random_state=0).fit(X, y)
+    assert knn.n_lists_ == 71  # about sqrt(5000)
+    assert knn.recall_at_k(Xq, n_queries=300, random_state=0) >= 0.95  # the defaults: n_probe=8
+    knn = gn.KNeighborsClassifier(k=10, device="cpu", algorithm="ivf", n_lists=30, random_state=0).fit(X, y)
+    recalls = []
+    for n_probe in (2, 8, 30):  # lists of about 170 rows: two hold the 10 neighbours asked for
+        knn.set_params(n_probe=n_probe)  # n_probe takes effect at query time
+        recalls.append(knn.recall_at_k(Xq, n_queries=300, random_state=0))
+    assert recalls[0] <= recalls[1] <= recalls[2] == 1.0 and recalls[0] < 1.0
+    brute = gn.KNeighborsClassifier(k=10, device="cpu").fit(X, y)
+    assert brute.recall_at_k(Xq, n_queries=50) == 1.0
+
+
+def test_ivf_follows_scikit_learns_conventions(rng):
+    import pickle
+
+    from sklearn.base import clone
+
+    X, y, Xq = blobs(rng, 1200, 100)
+    knn = gn.KNeighborsClassifier(k=3, device="cpu", algorithm="ivf", n_lists=20, n_probe=4, random_state=3)
+    params = knn.get_params()
+    assert {k: params[k] for k in ("algorithm", "n_lists", "n_probe", "random_state")} == \
+        {"algorithm": "ivf", "n_lists": 20, "n_probe": 4, "random_state": 3}
+    twin = clone(knn).fit(X, y)
+    knn.fit(X, y)
+    np.testing.assert_array_equal(twin.index_.centroids_, knn.index_.centroids_)  # same seed, same index
+    again = pickle.loads(pickle.dumps(knn))
+    np.testing.assert_array_equal(again.predict(Xq), knn.predict(Xq))
+    np.testing.assert_array_equal(again.kneighbors(Xq)[1], knn.kneighbors(Xq)[1])
+    search = GridSearchCV(gn.KNeighborsClassifier(k=3, device="cpu", algorithm="ivf", n_lists=10, random_state=0),
+                          {"n_probe": [1, 3, 10]}, cv=3).fit(X, y)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isfinite(scores).all() and scores[2] >= scores[0] - 0.02
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda X, y: gn.KNeighborsClassifier(algorithm="kdtree").fit(X, y), "unknown algorithm 'kdtree'; expected one "
+         "of 'brute', 'ivf'"),
+        (lambda X, y: gn.KNeighborsClassifier(algorithm="ivf", n_lists=4, n_probe=5).fit(X, y),
+         "n_probe=5 is more than n_lists=4: a query cannot probe more lists than the index has"),
+        (lambda X, y: gn.KNeighborsClassifier(algorithm="ivf", n_lists=41).fit(X, y),
+         "n_lists=41 is more than the number of training rows, n_samples=40"),
+        (lambda X, y: gn.KNeighborsClassifier(algorithm="ivf", n_probe=0).fit(X, y), "n_probe must be >= 1, got 0"),
+        (lambda X, y: gn.KNeighborsClassifier(algorithm="ivf", n_lists=0).fit(X, y), "n_lists must be >= 1, got 0"),
+        (lambda X, y: gn.KNeighborsClassifier(algorithm="ivf", n_lists=4, n_probe=2).fit(np.where(X > 1.5, np.nan, X),
+                                                                                         y), "X contains NaN"),
+        (lambda X, y: gn.KNeighborsClassifier(algorithm="ivf", n_lists=4, n_probe=2).fit(X, y).predict(
+            np.where(X > 1.5, np.nan, X)), "X contains NaN"),
+        (lambda X, y: gn.KNeighborsClassifier(algorithm="ivf", n_lists=4, n_probe=2).fit(X, y).set_params(
+            n_probe=5).predict(X), "n_probe=5 is more than n_lists=4"),
+    ],
+)
+def test_ivf_bad_input(call, match, rng):
+    X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+    with pytest.raises(ValueError, match=match):
+        call(X, y)
+
+
+def test_ivf_refuses_k_beyond_the_probed_rows_and_a_failed_fit_changes_nothing(rng):
+    X = np.concatenate([np.zeros((3, 2)), np.full((40, 2), 10.0)])
+    y = np.arange(43) % 2
+    knn = gn.KNeighborsClassifier(k=5, device="cpu", algorithm="ivf", n_lists=2, n_probe=1, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"k=5 is more than the 3 rows in the n_probe=1 lists probed for query 0"):
+        knn.kneighbors([[0.0, 0.0]])
+    assert knn.kneighbors([[0.0, 0.0]], k=3)[1].tolist() == [[0, 1, 2]]
+    before = dict(knn.__dict__)
+    with pytest.raises(ValueError, match="n_lists=50 is more than the number of training rows, n_samples=43"):
+        knn.set_params(n_lists=50).fit(X, y)
+    knn.set_params(n_lists=2)
+    assert knn.__dict__.keys() == before.keys() and all(knn.__dict__[k] is v for k, v in before.items()
+                                                        if k != "n_lists")

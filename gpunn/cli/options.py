@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..knn_search import parse_memory
+from ..knn import parse_memory
 
 
 def number(kind, low=None, high=None, low_open=False, high_open=False):

@@ -2,7 +2,7 @@
 
 The training rows are a row-chunked dask array kept on the workers (``persist``). A query set is
 taken in tiles; for each tile every chunk's task finds the chunk's k best rows with gpunn's own
-tiled kernels (:func:`gpunn.knn_search.kneighbors_of`) on the worker's device (its GPU under
+blocked exact search (:func:`gpunn.knn.exact.kneighbors`) on the worker's device (its GPU under
 ``dask-cuda``), within ``memory_limit``, and returns k distances and k global row indices per
 query. The client merges the chunks' answers.
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from ..devices import device as make_device
 from ..devices import to_numpy
-from ..knn_search import kneighbors_of, merge_best
+from ..knn import exact
 
 QUERY_TILE_BYTES = 64 << 20  # a query tile sent to the workers: at most this many bytes of queries
 
@@ -88,7 +88,7 @@ def _chunk_best(queries, rows, k: int, metric: str, limit: int, device: str, dty
         A, B = dev.asarray(queries, dtype=dtype), dev.asarray(rows, dtype=dtype)
         x_sq = None if metric == "l1" else (B * B).sum(axis=1)
         limit = min(limit, dev.free_memory() // 2)
-        d, i = kneighbors_of(A, B, min(k, B.shape[0]), metric, limit, x_sq)
+        d, i = exact.kneighbors(A, B, min(k, B.shape[0]), metric, limit, x_sq)
         return to_numpy(d), to_numpy(i) + offset
 
 
@@ -106,7 +106,7 @@ def kneighbors(X, offsets, queries, k: int, metric: str, limit: int, device: str
         shared = dask.delayed(part, pure=True)  # one key: sent once to each worker that needs it
         tasks = [dask.delayed(_chunk_best, pure=True)(shared, block, k, metric, limit, device, dtype, int(offset))
                  for block, offset in zip(blocks, offsets)]
-        d, i = merge_best(dask.compute(*tasks), k)
+        d, i = exact.merge_best(dask.compute(*tasks), k)
         out_d.append(d)
         out_i.append(i)
     return np.concatenate(out_d), np.concatenate(out_i)

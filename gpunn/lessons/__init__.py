@@ -24,6 +24,7 @@ LESSONS = {  # name -> module (imported when run)
     "optimizers": "gpunn.lessons.optimizers",
     "regularization": "gpunn.lessons.regularization",
     "knn-k": "gpunn.lessons.knn_k",
+    "ann": "gpunn.lessons.ann",
     "search-strategies": "gpunn.lessons.search_strategies",
     "hyperparameter-search": "gpunn.lessons.hyperparameter_search",
     "filters": "gpunn.lessons.filters",

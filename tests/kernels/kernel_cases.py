@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 import gpunn as gn
-from gpunn.kernels import (activations, checks, conv_direct, conv_epilogue, distances, dropout, im2col, optimizers,
-                           padding, pooling)
+from gpunn.kernels import activations, checks, conv_direct, conv_epilogue, dropout, im2col, optimizers, padding, pooling
 from gpunn.kernels.arrays import array_module
 
-FAMILIES = (checks, activations, conv_direct, conv_epilogue, distances, dropout, im2col, optimizers, padding, pooling)
+FAMILIES = (checks, activations, conv_direct, conv_epilogue, dropout, im2col, optimizers, padding, pooling)
 
 
 @pytest.fixture(autouse=True)

@@ -50,9 +50,13 @@ def numba_type(desc):
 
 
 def kernel_function(module: str, qualname: str):
+    """The Python function of a kernel, from the locator kernel_launches recorded (``a.b``, ``NAME[i]``)."""
     obj = importlib.import_module(module)
-    for part in qualname.split("."):
+    name, _, index = qualname.partition("[")
+    for part in name.split("."):
         obj = getattr(obj, part)
+    if index:
+        obj = list(obj.values())[int(index.rstrip("]"))]
     return obj.py_func
 
 

@@ -1,0 +1,96 @@
+"""k-means on the rows' device, with gpunn's own exact search for the assignments: an IVF index's coarse centroids.
+
+Lloyd's iterations, seeded (``random_state``): at most ``max_points_per_cluster`` x n_clusters rows are
+sampled (as FAISS does, 256 per centroid by default), the first centroids are distinct sampled rows, and
+each iteration assigns every sampled row to its nearest centroid (:func:`gpunn.knn.exact.kneighbors`,
+k = 1, ties to the lower centroid) and moves each centroid to its rows' centre: the mean for L2, the
+coordinate-wise median for L1 (the point that minimises the sum of L1 distances). A centroid left with
+no rows restarts at a random row of the largest cluster, so every list gets rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..devices import array_module, to_numpy
+from ..kernels.cluster_sums import cluster_sums
+from . import exact
+
+N_ITER = 10  # FAISS's IVF training runs 10 iterations as well
+MAX_POINTS_PER_CLUSTER = 256
+
+
+def assign(X, centroids, metric: str, limit: int):
+    """(N,) int64: the nearest centroid of each row of X (ties to the lower centroid), on X's device."""
+    xp = array_module(X)
+    if xp is np:
+        return exact.kneighbors(X, centroids, 1, metric, limit)[1][:, 0]
+    # CUDA: an argmin over each block of distances (a reduction; its first minimum is the lower centroid).
+    # The selection kernel would give each row a block of threads to keep a list of one.
+    rows = max(1, limit // max(1, 2 * centroids.shape[0] * X.itemsize))
+    c_sq = None if metric == "l1" else (centroids * centroids).sum(axis=1)
+    labels = xp.empty(X.shape[0], np.int64)
+    for r0 in range(0, X.shape[0], rows):
+        labels[r0:r0 + rows] = xp.argmin(exact.distances(X[r0:r0 + rows], centroids, metric, c_sq), axis=1)
+    return labels
+
+
+def kmeans(X, n_clusters: int, metric: str = "l2", n_iter: int = N_ITER, max_points_per_cluster: int = MAX_POINTS_PER_CLUSTER,
+           random_state=None, limit: int = 1 << 30, init=None):
+    """(n_clusters, D) centroids of the rows of X (N, D), C-contiguous, on X's device and in its dtype.
+
+    n_clusters <= N. The same ``random_state`` (an int or a ``np.random.Generator``) gives the same centroids.
+    ``init``: the first centroids (n_clusters, D); by default distinct rows drawn at random (as FAISS does;
+    k-means++ would spread them better, at the cost of n_clusters passes over the rows).
+    """
+    xp = array_module(X)
+    rng = np.random.default_rng(random_state)
+    n = X.shape[0]
+    if n > max_points_per_cluster * n_clusters:
+        X = X[xp.asarray(np.sort(rng.choice(n, max_points_per_cluster * n_clusters, replace=False)))]
+    if init is None:
+        init = X[xp.asarray(np.sort(rng.choice(X.shape[0], n_clusters, replace=False)))]
+    centroids = xp.ascontiguousarray(xp.asarray(init, dtype=X.dtype))
+    for _ in range(n_iter):
+        labels = assign(X, centroids, metric, limit)
+        counts = xp.bincount(labels, minlength=n_clusters)
+        centroids = _centres(X, labels, counts, centroids, metric)
+        _restart_empty(X, labels, counts, centroids, rng)
+    return centroids
+
+
+def _centres(X, labels, counts, previous, metric: str):
+    """Each cluster's centre (mean for L2, median for L1); a cluster with no rows keeps its previous centroid."""
+    xp = array_module(X)
+    if metric != "l1":
+        sums = cluster_sums(X, labels, previous.shape[0])
+        filled = counts > 0
+        return xp.ascontiguousarray(xp.where(filled[:, None], sums / xp.maximum(counts, 1)[:, None].astype(X.dtype),
+                                             previous).astype(X.dtype))
+    order = xp.argsort(labels, kind="stable") if xp is np else xp.argsort(labels)
+    rows = X[order]
+    ends = np.cumsum(to_numpy(counts))
+    out = previous.copy()
+    start = 0
+    for c, end in enumerate(ends.tolist()):
+        if end > start:
+            out[c] = xp.median(rows[start:end], axis=0)
+        start = end
+    return out
+
+
+def _restart_empty(X, labels, counts, centroids, rng) -> None:
+    """In place: each centroid with no rows moves to a random row of the largest cluster."""
+    empty = np.flatnonzero(to_numpy(counts) == 0)
+    if len(empty) == 0:
+        return
+    host_labels = to_numpy(labels).copy()
+    sizes = np.bincount(host_labels, minlength=centroids.shape[0])
+    for c in empty.tolist():
+        largest = int(np.argmax(sizes))
+        members = np.flatnonzero(host_labels == largest)
+        pick = int(rng.choice(members))
+        centroids[c] = X[pick]
+        host_labels[pick] = c  # the row moves with it, so the next empty centroid picks another
+        sizes[largest] -= 1
+        sizes[c] += 1

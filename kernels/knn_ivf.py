@@ -1,0 +1,298 @@
+"""Scanning an inverted-file index: each query's k best among the rows of the lists it probes.
+
+The index (gpunn/knn/ivf.py) keeps its rows list by list. :func:`reference` is the definition: for each
+query, the distances to the rows of its probed lists, and the k smallest by (distance, row id).
+
+CPU: list-major. The lists are shared out between tasks by their work (rows x probing queries); a task
+takes each of its lists in turn with the queries that probe it, four at a time, over the list's rows
+packed in panels (kernels/knn_l1.py's layout, each list padded to whole register blocks), and pushes the
+distances that beat a heap's worst into that task's heap for the query (kernels/topk.py); the tasks'
+heaps are merged at the end. L2 is the dot-product form of kernels/knn_l2.py (||a||^2 + ||b||^2 - 2 a.b
+with the same rounding floor), its dot products in 4 x 2 register blocks of fused multiply-adds; L1 is
+kernels/knn_l1.py's register block. Row ids do not come in increasing order here, so a distance equal to
+a heap's worst is tested exactly (it enters when its row id is lower).
+
+CUDA: one thread per (query, probed list, row of the list) writes the distance and the row id into a
+candidate block (queries x n_probe x the longest list), padding with (inf, no row); the selection kernel
+(kernels/topk.py) then keeps the k best of each row of the block.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import cuda, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
+
+from . import blas_pool
+from .arrays import array_module, device_of
+from .knn_l1 import PANELS, QUERIES
+from .knn_l1 import block as l1_block
+from .launch import clamped_grid as grid
+from .launch import run_cuda
+from .simd import lanes, vabove, vadd, vbroadcast, vfma, vlane, vload, vmask_le, vmul, vsplat, vsub, vzeros
+from .topk import NO_INDEX, Best, push, select_cuda
+
+L2_FLOOR_ULPS = 16  # as kernels/knn_l2.py
+
+
+def reference(A, rows, ids, starts, probes, k: int, metric: str):
+    """The definition (xp, slow): (distances, row ids), each (Q, k), of each query's k best in its probed lists.
+
+    ``rows`` (N, D) are stored list by list, list c at rows[starts[c]:starts[c + 1]], with original row ids
+    ``ids``; ``probes`` (Q, n_probe) the lists each query scans. Sorted by (distance, row id); where the
+    probed lists hold fewer than k rows, the rest is (inf, -1).
+    """
+    xp = array_module(A)
+    out_d = xp.full((A.shape[0], k), np.inf, A.dtype)
+    out_i = xp.full((A.shape[0], k), -1, np.int64)
+    for i in range(A.shape[0]):
+        members = xp.concatenate([xp.arange(int(starts[c]), int(starts[c + 1])) for c in probes[i].tolist()])
+        B = rows[members]
+        if metric == "l1":
+            d = xp.abs(A[i][None, :] - B).sum(axis=1)
+        else:
+            total = (A[i] * A[i]).sum() + (B * B).sum(axis=1)
+            d = total - 2 * (B @ A[i])
+            d = xp.where(d > total * A.dtype.type(L2_FLOOR_ULPS * np.finfo(A.dtype).eps), d, 0).astype(A.dtype)
+            d = xp.sqrt(d) if metric == "l2" else d
+        found = ids[members]
+        order = xp.lexsort(xp.stack([found, d]))[:k]
+        out_d[i, :len(order)], out_i[i, :len(order)] = d[order], found[order]
+    return out_d, out_i
+
+
+# --------------------------------------------------------------------------- CPU
+
+
+@numba.njit(inline="always")
+def _dot_block(a0, a1, a2, a3, d, pa, pb, L):
+    """The 4 x 2 register block of dot products of the queries a0 .. a3 (D,) with the rows of panels pa, pb."""
+    s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = vzeros(a0)
+    for k in range(d):
+        b = vload(pa, k * L)
+        e = vload(pb, k * L)
+        x = vbroadcast(a0, k)
+        s00 = vfma(x, b, s00)
+        s01 = vfma(x, e, s01)
+        x = vbroadcast(a1, k)
+        s10 = vfma(x, b, s10)
+        s11 = vfma(x, e, s11)
+        x = vbroadcast(a2, k)
+        s20 = vfma(x, b, s20)
+        s21 = vfma(x, e, s21)
+        x = vbroadcast(a3, k)
+        s30 = vfma(x, b, s30)
+        s31 = vfma(x, e, s31)
+    return s00, s01, s10, s11, s20, s21, s30, s31
+
+
+@numba.njit(inline="always")
+def _take(v, at, ids, kb, rb, ib, take_sqrt):
+    """Push the lanes of v (raw distances of packed rows at .. at + lanes - 1) that may beat the heap's worst."""
+    mask = vmask_le(v, rb[0])  # <=: row ids are not in increasing order here, push decides a tie
+    while mask:
+        lane = trailing_zeros(mask)
+        mask &= mask - 1
+        j = ids[at + lane]
+        if j != NO_INDEX:
+            r = vlane(v, lane)
+            push(kb, rb, ib, np.sqrt(r) if take_sqrt else r, r, j)
+
+
+@numba.njit(parallel=True, cache=True)
+def scan_cpu(A, a_sq, P, p_sq, ids, panel_starts, query_starts, queries, task_starts, metric, floor, keys, raws,
+             idx):
+    """Push each probing query's distances to the rows of each list into the heaps keys/raws/idx (tasks, Q, k).
+
+    P (panels, D L): the lists' rows packed, list c in panels panel_starts[c] .. panel_starts[c + 1];
+    p_sq and ids: each packed row's squared norm and row id (NO_INDEX for padding). The queries that
+    probe list c are queries[query_starts[c]:query_starts[c + 1]]. Task t scans lists task_starts[t] ..
+    task_starts[t + 1] - 1 into heap part t. ``metric``: 0 L1, 1 L2, 2 squared L2.
+    """
+    d = A.shape[1]
+    L = lanes(A)
+    lanes_like = vzeros(A)
+    vfloor = vsplat(lanes_like, floor)
+    take_sqrt = metric == 1
+    for t in prange(task_starts.shape[0] - 1):
+        kt, rt, it = keys[t], raws[t], idx[t]
+        chosen = np.empty(QUERIES, np.int64)
+        for c in range(task_starts[t], task_starts[t + 1]):
+            q0, q1 = query_starts[c], query_starts[c + 1]
+            for g in range(q0, q1, QUERIES):
+                count = min(QUERIES, q1 - g)
+                for r in range(QUERIES):
+                    chosen[r] = queries[g + min(r, count - 1)]
+                for pn in range(panel_starts[c], panel_starts[c + 1], PANELS):
+                    at = pn * L
+                    a0, a1, a2, a3 = A[chosen[0]], A[chosen[1]], A[chosen[2]], A[chosen[3]]
+                    if metric == 0:
+                        s = l1_block(a0, a1, a2, a3, d, P[pn], P[pn + 1], L)
+                        for r in range(count):
+                            i = chosen[r]
+                            _take(s[2 * r], at, ids, kt[i], rt[i], it[i], False)
+                            _take(s[2 * r + 1], at + L, ids, kt[i], rt[i], it[i], False)
+                    else:
+                        s = _dot_block(a0, a1, a2, a3, d, P[pn], P[pn + 1], L)
+                        sq0, sq1 = vload(p_sq, at), vload(p_sq, at + L)
+                        for r in range(count):
+                            i = chosen[r]
+                            vq = vsplat(lanes_like, a_sq[i])
+                            t0, t1 = vadd(vq, sq0), vadd(vq, sq1)
+                            d0 = vabove(vsub(t0, vadd(s[2 * r], s[2 * r])), vmul(t0, vfloor))
+                            d1 = vabove(vsub(t1, vadd(s[2 * r + 1], s[2 * r + 1])), vmul(t1, vfloor))
+                            _take(d0, at, ids, kt[i], rt[i], it[i], take_sqrt)
+                            _take(d1, at + L, ids, kt[i], rt[i], it[i], take_sqrt)
+
+
+def pack_lists(rows, row_sq, ids, starts):
+    """The CPU layout of lists stored row by row: (P, p_sq, p_ids, panel_starts), each list in whole register blocks.
+
+    rows (N, D) list by list (list c at starts[c] .. starts[c + 1]), row_sq (N,) their squared norms (or
+    None), ids (N,) their row ids. Padding rows are zeros with the id NO_INDEX.
+    """
+    L = 64 // rows.itemsize
+    unit = L * PANELS
+    sizes = np.diff(starts)
+    panels = -(-sizes // unit) * PANELS
+    panel_starts = np.concatenate([[0], np.cumsum(panels)]).astype(np.int64)
+    padded = np.zeros((int(panel_starts[-1]) * L, rows.shape[1]), rows.dtype)
+    p_sq = np.zeros(padded.shape[0], rows.dtype)
+    p_ids = np.full(padded.shape[0], NO_INDEX, np.int64)
+    at = panel_starts[:-1] * L
+    for c in np.flatnonzero(sizes):  # one copy per list: lists are few (about sqrt(N))
+        a, b, n = int(at[c]), int(starts[c]), int(sizes[c])
+        padded[a:a + n] = rows[b:b + n]
+        p_ids[a:a + n] = ids[b:b + n]
+        if row_sq is not None:
+            p_sq[a:a + n] = row_sq[b:b + n]
+    from .knn_l1 import pack
+
+    return pack(padded), p_sq, p_ids, panel_starts
+
+
+METRIC_CODES = {"l1": 0, "l2": 1, "sqeuclidean": 2}
+TASKS_PER_THREAD = 4  # list groups per thread: enough for a slow thread to hold the others up little
+
+
+def _tasks(work, tasks: int):
+    """task_starts: the lists cut into at most ``tasks`` consecutive groups of about equal ``work``."""
+    total = np.cumsum(work)
+    if total[-1] == 0:
+        return np.array([0, len(work)], np.int64)
+    cuts = np.searchsorted(total, total[-1] * np.arange(1, tasks) / tasks, side="left") + 1
+    return np.unique(np.concatenate([[0], cuts, [len(work)]])).astype(np.int64)
+
+
+def _scan_cpu(A, a_sq, lists, probes, k: int, metric: str):
+    P, p_sq, p_ids, panel_starts = lists
+    n_lists = panel_starts.shape[0] - 1
+    flat = probes.reshape(-1)
+    order = np.argsort(flat, kind="stable")
+    queries = (order // probes.shape[1]).astype(np.int64)  # the probing queries, list by list
+    query_starts = np.searchsorted(flat[order], np.arange(n_lists + 1)).astype(np.int64)
+    work = np.diff(query_starts) * np.diff(panel_starts)
+    task_starts = _tasks(work, TASKS_PER_THREAD * numba.get_num_threads())
+    best = Best(np, task_starts.shape[0] - 1, A.shape[0], k, A.dtype)
+    floor = A.dtype.type(L2_FLOOR_ULPS * np.finfo(A.dtype).eps)
+    a_sq = a_sq if a_sq is not None else np.zeros(A.shape[0], A.dtype)
+    with numba.parallel_chunksize(1):  # tasks handed out as threads free up
+        scan_cpu(A, a_sq, P, p_sq, p_ids, panel_starts, query_starts, queries, task_starts, METRIC_CODES[metric],
+                 floor, best.keys, best.raws, best.idx)
+    blas_pool.parallel_kernel_ran()
+    return best.result()
+
+
+# --------------------------------------------------------------------------- CUDA
+
+CANDIDATE_THREADS = 128
+
+
+@cuda.jit
+def candidates_cuda(A, a_sq, rows, row_sq, ids, starts, probes, width, metric, floor, zero, inf, out, out_ids):
+    """out[i, p width + r], out_ids[...]: distance and row id of row r of query i's p-th probed list ((inf, NO_INDEX) past
+    the list's end). Grid: x over r, y over p, z over queries, each grid-stride."""
+    q, d = A.shape
+    n_probe = probes.shape[1]
+    r0 = cuda.blockIdx.x * CANDIDATE_THREADS + cuda.threadIdx.x
+    step = cuda.gridDim.x * CANDIDATE_THREADS
+    i = cuda.blockIdx.z
+    while i < q:  # grid-stride on every axis (while loops: range with a variable step divides)
+        p = cuda.blockIdx.y
+        while p < n_probe:
+            c = probes[i, p]
+            first = starts[c]
+            length = starts[c + 1] - first
+            r = r0
+            while r < width:
+                col = p * width + r
+                if r < length:
+                    j = first + r
+                    acc = zero
+                    if metric == 0:
+                        for kk in range(d):
+                            acc += abs(A[i, kk] - rows[j, kk])
+                    else:
+                        for kk in range(d):
+                            acc += A[i, kk] * rows[j, kk]
+                        total = a_sq[i] + row_sq[j]
+                        acc = total - (acc + acc)
+                        acc = acc if acc > total * floor else zero
+                        if metric == 1:
+                            acc = math.sqrt(acc)
+                    out[i, col] = acc
+                    out_ids[i, col] = ids[j]
+                else:
+                    out[i, col] = inf
+                    out_ids[i, col] = NO_INDEX
+                r += step
+            p += cuda.gridDim.y
+        i += cuda.gridDim.z
+
+
+def _scan_cuda(A, a_sq, lists, probes, k: int, metric: str):
+    rows, row_sq, ids, starts, width = lists
+    xp = array_module(A)
+    q, n_probe = probes.shape
+    best = Best(xp, 1, q, k, A.dtype)
+    if q == 0 or width == 0:
+        return best.result()
+    out = xp.empty((q, n_probe * width), A.dtype)
+    out_ids = xp.empty((q, n_probe * width), np.int64)
+    dt = A.dtype.type
+    a_sq = a_sq if a_sq is not None else xp.zeros(q, A.dtype)
+    row_sq = row_sq if row_sq is not None else xp.zeros(rows.shape[0], A.dtype)
+    run_cuda(candidates_cuda, grid(-(-width // CANDIDATE_THREADS), n_probe, q), (CANDIDATE_THREADS,), A, a_sq, rows,
+             row_sq, ids, starts, probes, np.int64(width), METRIC_CODES[metric], dt(L2_FLOOR_ULPS * np.finfo(A.dtype).eps),
+             dt(0), dt(np.inf), out, out_ids)
+    select_cuda(out, best, ids=out_ids)
+    return best.result()
+
+
+# --------------------------------------------------------------------------- launch
+
+
+def scan(A, a_sq, lists, probes, k: int, metric: str):
+    """(distances, row ids), each (Q, k) sorted by (distance, row id): each query's k best in its probed lists.
+
+    A (Q, D) C-contiguous queries; a_sq (Q,) their squared norms (L2; None for L1); probes (Q, n_probe)
+    int64 list numbers; ``lists``: the CPU layout of :func:`pack_lists`, or on CUDA (rows, row_sq, ids,
+    starts, longest list). Where the probed lists hold fewer than k rows the rest is (inf, NO_INDEX).
+    """
+    if metric not in METRIC_CODES:
+        raise ValueError(f"scan: unknown metric {metric!r}; expected one of {', '.join(map(repr, METRIC_CODES))}")
+    if getattr(A, "ndim", 0) != 2 or A.dtype not in (np.float32, np.float64) or not A.flags.c_contiguous:
+        raise ValueError(f"scan: A must be a C-contiguous float32 or float64 matrix, got "
+                         f"{getattr(A, 'dtype', type(A).__name__)} of shape {getattr(A, 'shape', None)}")
+    if getattr(probes, "ndim", 0) != 2 or probes.shape[0] != A.shape[0] or probes.dtype != np.int64:
+        raise ValueError(f"scan: probes must be int64 (Q, n_probe) with Q={A.shape[0]}, got "
+                         f"{getattr(probes, 'dtype', None)} of shape {getattr(probes, 'shape', None)}")
+    if lists[0].dtype != A.dtype or device_of(lists[0]) != device_of(A):
+        raise ValueError(f"scan: the lists ({lists[0].dtype} on {device_of(lists[0])}) and the queries ({A.dtype} "
+                         f"on {device_of(A)}) must share a dtype and a device")
+    if device_of(A).type == "cuda":
+        return _scan_cuda(A, a_sq, lists, probes, k, metric)
+    return _scan_cpu(A, a_sq, lists, probes, k, metric)

@@ -1,0 +1,267 @@
+"""k-selection: each query's k smallest distances, ties by the lower training index.
+
+The reference (:func:`smallest_k`) is a stable sort of each row. The kernels never sort a row: they keep
+each query's k best so far (:class:`Best`) and let a new distance in only when it beats the worst of them.
+
+CPU: one max-heap per query under the order (distance, index), its worst at the root. The distance
+kernels (kernels/knn_l1.py, knn_l2.py, knn_ivf.py) compare a whole vector of distances with the root
+and :func:`push` only the few lanes below it (replace the root, sift down). A heap also keeps each
+entry's *raw* value, what the distance kernel compares before its last monotone step (L2's square root):
+the vector compare works on raw values and the order on final ones, so that two distances whose square
+roots round to the same value still tie by index. A query's columns may be split into parts (with few
+queries, to keep every thread busy; in an IVF scan, one per task), each with its own heap;
+:func:`finish_cpu` merges them and sorts.
+
+CUDA: :func:`select_cuda` merges a block of distances into the running k best, kept sorted: one thread
+block per query row. Candidates that beat the list's k-th are appended to a shared-memory waiting area;
+when it could overflow, or at the row's end, list and candidates are sorted together (a bitonic sort in
+shared memory) and the first k kept. Up to :data:`CUDA_MAX_K` neighbours; beyond, a stable sort of the
+lists and the block together (CuPy's sort), slower but exact.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import cuda, prange
+
+from .arrays import array_module
+from .launch import clamped_grid as grid
+from .launch import run_cuda
+
+NO_INDEX = np.iinfo(np.int64).max  # the index of an empty slot: any real row beats it, even at an equal distance
+
+
+def smallest_k(d, k: int, offset: int = 0):
+    """The reference: (distances, indices + offset), each (Q, k), of the k smallest of each row of d (Q, N).
+
+    Sorted by (distance, index): a stable sort keeps equal distances in column order.
+    """
+    order = _stable_argsort(array_module(d), d)[:, :k]
+    return array_module(d).take_along_axis(d, order, axis=1), order + offset
+
+
+def _stable_argsort(xp, a):
+    """Row-wise argsort keeping equal values in their column order (CuPy's sort is always stable)."""
+    return xp.argsort(a, axis=1, kind="stable") if xp is np else xp.argsort(a, axis=1)
+
+
+class Best:
+    """Each query's k best so far, on the queries' device: ``keys`` (parts, Q, k) distances, ``idx`` their rows.
+
+    On the CPU every list is a max-heap under (key, index) (the worst at 0) and ``raws`` holds each entry's
+    raw value; on CUDA (one part) a list sorted by (key, index). Empty slots hold (inf, :data:`NO_INDEX`).
+    :meth:`result` gives each query's k best sorted, the parts merged.
+    """
+
+    def __init__(self, xp, parts: int, queries: int, k: int, dtype):
+        self.on_cpu = xp is np
+        if not self.on_cpu and parts != 1:
+            raise ValueError(f"Best: CUDA lists have one part, got parts={parts}")
+        self.keys = xp.full((parts, queries, k), np.inf, dtype)
+        self.raws = xp.full((parts, queries, k), np.inf, dtype) if self.on_cpu else None
+        self.idx = xp.full((parts, queries, k), NO_INDEX, np.int64)
+        self.sorted = False  # set by a kernel that sorted the (single-part) heaps at the end of its last block
+
+    @property
+    def k(self) -> int:
+        return self.keys.shape[2]
+
+    def result(self):
+        """(distances, indices), each (Q, k), sorted by (distance, index)."""
+        if self.on_cpu and not self.sorted:
+            finish_cpu(self.keys, self.raws, self.idx)
+            self.sorted = True
+        return self.keys[0], self.idx[0]
+
+
+# --------------------------------------------------------------------------- CPU: one heap per query
+
+
+@numba.njit(inline="always")
+def before(d1, i1, d2, i2):
+    """(d1, i1) comes before (d2, i2): a smaller distance, or an equal one at a lower index."""
+    return d1 < d2 or (d1 == d2 and i1 < i2)
+
+
+@numba.njit(inline="always")
+def _sift_down(keys, raws, idx, key, raw, j, p, size):
+    """Place (key, raw, j) at heap position p of keys[:size], moving later entries up past it."""
+    while True:
+        c = 2 * p + 1
+        if c >= size:
+            break
+        if c + 1 < size and before(keys[c], idx[c], keys[c + 1], idx[c + 1]):
+            c += 1
+        if not before(key, j, keys[c], idx[c]):
+            break
+        keys[p] = keys[c]
+        raws[p] = raws[c]
+        idx[p] = idx[c]
+        p = c
+    keys[p] = key
+    raws[p] = raw
+    idx[p] = j
+
+
+@numba.njit(inline="always")
+def push(keys, raws, idx, key, raw, j):
+    """Put (key, j) into one query's heap (1-D views, the worst at 0) in place of the worst, when it is better.
+
+    ``raw`` is the value before the distance's last monotone step (L2's square root); the heap's
+    worst raw value, ``raws[0]``, is what the kernels' vector compares test against.
+    """
+    if before(key, j, keys[0], idx[0]):
+        _sift_down(keys, raws, idx, key, raw, j, 0, keys.shape[0])
+
+
+@numba.njit(inline="always")
+def sort_heap(keys, raws, idx):
+    """One query's heap (1-D views) sorted in place by (key, index): the worst left goes to the end, in turn."""
+    for end in range(keys.shape[0] - 1, 0, -1):
+        key, raw, j = keys[end], raws[end], idx[end]
+        keys[end], raws[end], idx[end] = keys[0], raws[0], idx[0]
+        _sift_down(keys, raws, idx, key, raw, j, 0, end)
+
+
+@numba.njit(parallel=True, cache=True)
+def finish_cpu(keys, raws, idx):
+    """Merge the heaps of parts 1.. into part 0's (arrays (parts, Q, k)), then sort part 0's lists, in place."""
+    parts, q, k = keys.shape
+    for i in prange(q):
+        kb, rb, ib = keys[0, i], raws[0, i], idx[0, i]
+        for p in range(1, parts):
+            for s in range(k):
+                push(kb, rb, ib, keys[p, i, s], raws[p, i, s], idx[p, i, s])
+        sort_heap(kb, rb, ib)
+
+
+# --------------------------------------------------------------------------- CUDA: one thread block per query
+
+CUDA_MAX_K = 128  # neighbours the selection kernel keeps; more go to the sorting fallback
+SELECT_THREADS = 128
+SORT_SIZE = 512  # shared-memory entries: the list (CUDA_MAX_K) and the candidates waiting to join it
+FLUSH_AT = SORT_SIZE - CUDA_MAX_K - SELECT_THREADS  # waiting candidates past which one more round could overflow
+
+
+@cuda.jit(device=True, inline=True)
+def _before_cuda(d1, i1, d2, i2):
+    return d1 < d2 or (d1 == d2 and i1 < i2)
+
+
+@cuda.jit(device=True, inline=True)
+def _bitonic_sort(sd, si, tid):
+    """Sort the SORT_SIZE shared entries (sd, si) by (distance, index), all threads of the block together."""
+    size = 2
+    while size <= SORT_SIZE:
+        stride = size >> 1
+        while stride > 0:
+            for i in range(tid, SORT_SIZE, SELECT_THREADS):
+                other = i ^ stride
+                if other > i and _before_cuda(sd[other], si[other], sd[i], si[i]) == ((i & size) == 0):
+                    sd[i], sd[other] = sd[other], sd[i]
+                    si[i], si[other] = si[other], si[i]
+            cuda.syncthreads()
+            stride >>= 1
+        size <<= 1
+
+
+def _select_kernel(dtype, gathered: bool):
+    """The selection kernel for distances of Numba type ``dtype``; ``gathered``: column j of row r is row ids[r, j]."""
+
+    @cuda.jit
+    def select(d, ids, col0, keys, idx, inf):
+        """Merge each row of d (Q, n) into its sorted list keys/idx (Q, k): one block of SELECT_THREADS per row.
+
+        Candidates that beat the list's k-th wait in shared memory; a full waiting area, or the row's end,
+        sorts list and candidates together (bitonic) and keeps the first k.
+        """
+        sd = cuda.shared.array(SORT_SIZE, dtype)
+        si = cuda.shared.array(SORT_SIZE, numba.int64)
+        waiting = cuda.shared.array(1, numba.int32)
+        tid = cuda.threadIdx.x
+        k = keys.shape[1]
+        n = d.shape[1]
+        row = cuda.blockIdx.x
+        while row < d.shape[0]:  # grid-stride (a while loop: range with a variable step divides)
+            for s in range(tid, SORT_SIZE, SELECT_THREADS):
+                if s < k:
+                    sd[s] = keys[row, s]
+                    si[s] = idx[row, s]
+                else:
+                    sd[s] = inf
+                    si[s] = NO_INDEX
+            if tid == 0:
+                waiting[0] = 0
+            cuda.syncthreads()
+            worst_d, worst_i = sd[k - 1], si[k - 1]
+            for base in range(0, n, SELECT_THREADS):
+                j = base + tid
+                if j < n:
+                    v = d[row, j]
+                    c = ids[row, j] if gathered else col0 + j
+                    if _before_cuda(v, c, worst_d, worst_i):
+                        at = CUDA_MAX_K + cuda.atomic.add(waiting, 0, 1)
+                        sd[at] = v
+                        si[at] = c
+                cuda.syncthreads()
+                count = waiting[0]
+                cuda.syncthreads()  # everyone has read the count before anyone changes it
+                if count > FLUSH_AT or (count > 0 and base + SELECT_THREADS >= n):
+                    _bitonic_sort(sd, si, tid)
+                    for s in range(k + tid, SORT_SIZE, SELECT_THREADS):
+                        sd[s] = inf
+                        si[s] = NO_INDEX
+                    if tid == 0:
+                        waiting[0] = 0
+                    cuda.syncthreads()
+                    worst_d, worst_i = sd[k - 1], si[k - 1]
+            for s in range(tid, k, SELECT_THREADS):
+                keys[row, s] = sd[s]
+                idx[row, s] = si[s]
+            cuda.syncthreads()
+            row += cuda.gridDim.x
+
+    return select
+
+
+SELECT_CUDA = {(np.dtype(np.float32), False): _select_kernel(numba.float32, False),
+               (np.dtype(np.float64), False): _select_kernel(numba.float64, False),
+               (np.dtype(np.float32), True): _select_kernel(numba.float32, True),
+               (np.dtype(np.float64), True): _select_kernel(numba.float64, True)}
+
+
+def select_cuda(d, best: Best, col0: int = 0, ids=None) -> None:
+    """Merge the CUDA distance block d (Q, n) into ``best``: column j is row col0 + j, or ids[:, j] where given.
+
+    Within ``CUDA_MAX_K`` neighbours the selection kernel runs; beyond, a stable sort of the lists and
+    the block together (:func:`_select_by_sorting`). Rows with the index :data:`NO_INDEX` never enter.
+    """
+    q, n = d.shape
+    if q == 0 or n == 0:
+        return
+    keys, idx = best.keys[0], best.idx[0]
+    if d.dtype != keys.dtype or d.shape[0] != keys.shape[0] or (ids is not None and ids.shape != d.shape):
+        raise ValueError(f"select_cuda: the block ({d.dtype} {tuple(d.shape)}) does not fit the lists "
+                         f"({keys.dtype} {tuple(keys.shape)})" + ("" if ids is None else f" or ids {tuple(ids.shape)}"))
+    if best.k > CUDA_MAX_K:
+        _select_by_sorting(d, best, col0, ids)
+        return
+    gathered = ids is not None
+    ids = ids if gathered else idx[:1, :1]  # unread: the kernel without ids never touches it
+    run_cuda(SELECT_CUDA[(np.dtype(d.dtype), gathered)], grid(q), (SELECT_THREADS,), d, ids, np.int64(col0), keys,
+             idx, d.dtype.type(np.inf))
+
+
+def _select_by_sorting(d, best: Best, col0: int, ids) -> None:
+    """The fallback beyond CUDA_MAX_K: lists and block sorted together by (distance, index), two stable sorts."""
+    xp = array_module(d)
+    keys, idx = best.keys[0], best.idx[0]
+    cols = ids if ids is not None else xp.broadcast_to(xp.arange(col0, col0 + d.shape[1], dtype=np.int64), d.shape)
+    all_d = xp.concatenate([keys, d], axis=1)
+    all_i = xp.concatenate([idx, cols], axis=1)
+    by_index = _stable_argsort(xp, all_i)
+    all_d, all_i = xp.take_along_axis(all_d, by_index, axis=1), xp.take_along_axis(all_i, by_index, axis=1)
+    order = _stable_argsort(xp, all_d)[:, :best.k]
+    keys[...] = xp.take_along_axis(all_d, order, axis=1)
+    idx[...] = xp.take_along_axis(all_i, order, axis=1)

@@ -1,0 +1,140 @@
+"""kNN's CUDA kernels on the GPU (real or simulated), launched directly, against their references.
+
+The CPU side of these kernels is tested through the search (tests/test_knn_exact.py, test_knn_ivf.py);
+here each CUDA kernel is fed fresh random data with ties, on grids smaller than the data, so that every
+grid-stride loop takes several steps. ``run_cuda`` launches where and how the library does: in the
+device's context, on CuPy's current stream.
+"""
+
+import numpy as np
+import pytest
+
+import gpunn as gn
+from gpunn.kernels import cluster_sums, knn_ivf, knn_l1, knn_l2, topk
+from gpunn.kernels.launch import run_cuda
+from gpunn.kernels.topk import CUDA_MAX_K, Best
+
+
+def tied(rng, shape, dtype):
+    """Small integers: exact distances, with many ties."""
+    return rng.integers(-2, 3, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("k,dtype", [(1, np.float32), (7, np.float64), (CUDA_MAX_K, np.float32),
+                                     (CUDA_MAX_K + 3, np.float64)])  # the kernel's limit, and the sorting fallback
+def test_selection_over_several_blocks_equals_a_stable_sort(k, dtype, rng, one_gpu):
+    q, widths = 2, [150, 3, 140]  # three blocks, one narrower than k
+    d = rng.integers(0, 20, (q, sum(widths))).astype(dtype)  # many ties
+    with one_gpu:
+        best = Best(one_gpu.xp, 1, q, k, dtype)
+        col = 0
+        for w in widths:
+            topk.select_cuda(one_gpu.asarray(np.ascontiguousarray(d[:, col:col + w])), best, col)
+            col += w
+        got_d, got_i = (gn.to_numpy(a) for a in best.result())
+    ref_d, ref_i = topk.smallest_k(d, k)
+    np.testing.assert_array_equal(got_i, ref_i)
+    np.testing.assert_array_equal(got_d, ref_d)
+
+
+def test_selection_kernel_strides_over_rows_and_takes_gathered_ids(rng, one_gpu):
+    q, n, k = 3, 90, 6
+    d = rng.integers(0, 9, (q, n)).astype(np.float32)
+    ids = np.stack([rng.permutation(1000)[:n] for _ in range(q)]).astype(np.int64)
+    ids[:, -10:] = topk.NO_INDEX  # padding: never taken
+    d[:, -10:] = np.inf
+    with one_gpu:
+        best = Best(one_gpu.xp, 1, q, k, np.float32)
+        kernel = topk.SELECT_CUDA[(np.dtype(np.float32), True)]
+        run_cuda(kernel, (2,), (topk.SELECT_THREADS,), one_gpu.asarray(d), one_gpu.asarray(ids), np.int64(0), best.keys[0],
+                 best.idx[0], np.float32(np.inf))  # 2 blocks < 3 rows
+        keys, idx = gn.to_numpy(best.keys[0]), gn.to_numpy(best.idx[0])
+    for r in range(q):
+        order = np.lexsort((ids[r], d[r]))[:k]
+        np.testing.assert_array_equal(idx[r], ids[r, order])
+        np.testing.assert_array_equal(keys[r], d[r, order])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_l1_distance_kernel(dtype, rng, one_gpu):
+    A, B = rng.standard_normal((40, 21)).astype(dtype), rng.standard_normal((45, 21)).astype(dtype)
+    with one_gpu:
+        out = one_gpu.xp.full((40, 45), np.nan, dtype)
+        run_cuda(knn_l1.DISTANCES_CUDA[np.dtype(dtype)], (1, 1), (16, 16), one_gpu.asarray(A), one_gpu.asarray(B), out,
+                 dtype(0))  # one block of 16 x 16 threads over a 40 x 45 output: strides both ways
+        got = gn.to_numpy(out)
+    np.testing.assert_allclose(got, knn_l1.reference(A, B), rtol=8 * np.finfo(dtype).eps * 21)
+
+
+@pytest.mark.parametrize("metric", ["l1", "l2", "sqeuclidean"])
+def test_exact_search_with_the_cuda_kernels(metric, rng, one_gpu):
+    """The CUDA branches of l1_select / l2_select, block after block, equal the reference search, ties included."""
+    dtype = np.float32
+    A, X = tied(rng, (2, 5), dtype), tied(rng, (110, 5), dtype)
+    k, block = 7, 50
+    a_sq, x_sq = (A * A).sum(1), (X * X).sum(1)
+    with one_gpu:
+        best = Best(one_gpu.xp, 1, A.shape[0], k, dtype)
+        for n0 in range(0, X.shape[0], block):
+            B = X[n0:n0 + block]
+            if metric == "l1":
+                out = one_gpu.xp.empty((A.shape[0], B.shape[0]), dtype)
+                knn_l1._launch_distances(one_gpu.asarray(A), one_gpu.asarray(np.ascontiguousarray(B)), out)
+            else:
+                out = one_gpu.asarray(np.ascontiguousarray(A @ B.T))
+                knn_l2._launch_distances(out, one_gpu.asarray(a_sq), one_gpu.asarray(x_sq[n0:n0 + block]), metric == "l2")
+            topk.select_cuda(out, best, n0)
+        got_d, got_i = (gn.to_numpy(a) for a in best.result())
+    full = knn_l1.reference(A, X) if metric == "l1" else knn_l2.reference(A @ X.T, a_sq, x_sq, metric == "l2")
+    ref_d, ref_i = topk.smallest_k(full, k)
+    np.testing.assert_array_equal(got_i, ref_i)
+    np.testing.assert_array_equal(got_d, ref_d)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_l2_distance_kernel_strides_over_rows(dtype, rng, one_gpu):
+    A, B = rng.standard_normal((19, 37)).astype(dtype), rng.standard_normal((23, 37)).astype(dtype)
+    G = A @ B.T
+    a_sq, b_sq = (A * A).sum(1), (B * B).sum(1)
+    ref = knn_l2.reference(G.copy(), a_sq, b_sq, True)
+    with one_gpu:
+        G_dev = one_gpu.asarray(G)
+        run_cuda(knn_l2.distances_cuda, (1, 2), (32, 4), G_dev, one_gpu.asarray(a_sq), one_gpu.asarray(b_sq), True,
+                 knn_l2.floor_ulps(dtype), dtype(0))
+        got = gn.to_numpy(G_dev)
+    np.testing.assert_allclose(got, ref, rtol=4 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("metric", ["l1", "l2"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ivf_scan_with_the_cuda_kernels(metric, dtype, rng, one_gpu):
+    X, A = tied(rng, (60, 4), dtype), tied(rng, (3, 4), dtype)
+    labels = rng.integers(0, 5, 60)
+    order = np.argsort(labels, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=5))]).astype(np.int64)
+    rows, ids = np.ascontiguousarray(X[order]), order.astype(np.int64)
+    probes = np.stack([rng.permutation(5)[:3] for _ in range(3)]).astype(np.int64)
+    row_sq = (rows * rows).sum(1) if metric != "l1" else None
+    a_sq = (A * A).sum(1) if metric != "l1" else None
+    up = lambda a: None if a is None else one_gpu.asarray(a)  # noqa: E731
+    with one_gpu:
+        lists = (up(rows), up(row_sq), up(ids), up(starts), int(np.diff(starts).max()))
+        got_d, got_i = (gn.to_numpy(a) for a in knn_ivf._scan_cuda(up(A), up(a_sq), lists, up(probes), 5, metric))
+    ref_d, ref_i = knn_ivf.reference(A, rows, ids, starts, probes, 5, metric)
+    np.testing.assert_array_equal(got_i, ref_i)
+    np.testing.assert_allclose(got_d, ref_d, rtol=4 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cluster_sums_kernel(dtype, rng, one_gpu):
+    X, labels = rng.standard_normal((70, 40)).astype(dtype), rng.integers(0, 4, 70)
+    ref = cluster_sums.reference(X, labels, 4)
+    tol = dict(rtol=100 * np.finfo(dtype).eps, atol=1000 * np.finfo(dtype).eps)
+    with one_gpu:
+        X_dev, labels_dev = one_gpu.asarray(X), one_gpu.asarray(labels.astype(np.int64))
+        sums = one_gpu.xp.zeros((4, 40), dtype)
+        run_cuda(cluster_sums.sums_cuda, (1, 2), (32, 8), X_dev, labels_dev, sums)  # x covers 32 of 40 features
+        np.testing.assert_allclose(gn.to_numpy(sums)[:, :32], ref[:, :32], **tol)
+        sums = one_gpu.xp.zeros((4, 40), dtype)
+        run_cuda(cluster_sums.sums_cuda, (2, 2), (32, 8), X_dev, labels_dev, sums)  # 16 rows per pass over 70
+        np.testing.assert_allclose(gn.to_numpy(sums), ref, **tol)
