@@ -2,7 +2,7 @@
 
 The search itself is in :mod:`gpunn.knn`: exact (blocked, bounded memory, each query's k best kept as
 the distances are made) or approximate (an inverted-file index, ``algorithm="ivf"``); for training rows
-given as a dask array the exact search runs on the cluster (:mod:`gpunn.distributed.dask_knn`), each
+given as a dask array the exact search runs on the cluster (``gpunn.distributed.dask_knn``), each
 chunk where it lives. Neighbours come sorted by distance, ties broken by the lower training index; vote
 ties go to the smallest label, as ``np.bincount(...).argmax()``.
 """

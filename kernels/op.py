@@ -16,7 +16,7 @@ and given kernels where they are written, next to it::
 A kernel's binding may return ``NotImplemented`` for inputs it does not take (a dtype, a layout): the
 reference runs instead. Calling the op (:meth:`Op.__call__`) picks, for its first array's device, the
 binding where one is registered and the input is large enough to pay for a launch, else the reference;
-on a GPU it runs with that GPU current. Every op declared so lands in :data:`REGISTRY`.
+on a GPU it runs with that GPU current. Every op declared so lands in ``REGISTRY``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""k-nearest-neighbour search: exact (blocked, bounded memory) and approximate (an inverted-file index).
+"""k-nearest-neighbour search: exact (blocked, bounded memory) and approximate (an inverted-file index)::
 
     from gpunn import knn
     d, i = knn.kneighbors(queries, rows, 10, "l2", limit)     # exact: sorted, ties by the lower row
@@ -8,8 +8,8 @@
 
 The arrays are C-contiguous float matrices on one device (NumPy or CuPy); the scikit-learn estimator
 :class:`gpunn.neighbors.KNeighborsClassifier` checks and converts any input, and is the easier door.
-Rooms: :mod:`~gpunn.knn.exact` (the blocked exact search and ``memory_limit``), :mod:`~gpunn.knn.ivf`
-(the index), :mod:`~gpunn.knn.kmeans` (its coarse centroids), :mod:`~gpunn.knn.recall` (recall@k).
+Rooms: ``exact.py`` (the blocked exact search and ``memory_limit``), ``ivf.py`` (the index),
+``kmeans.py`` (its coarse centroids), ``recall.py`` (recall@k).
 The kernels are gpunn.kernels' knn_l2, knn_l1, knn_ivf and topk.
 """
 

@@ -51,8 +51,19 @@ class IVFIndex:
         Seeds k-means (its sample of rows and first centroids): the same seed gives the same index.
     memory_limit : int
         Bytes of temporaries a search may hold (query blocks are sized to fit).
+    n_iter : int
+        k-means iterations.
+    max_points_per_list : int
+        k-means trains on at most this many sampled rows per list (FAISS's rule).
 
-    Fitted: ``centroids_`` (n_lists, D), ``list_sizes_`` (n_lists,) int64 on the host, ``n_rows_``.
+    Attributes
+    ----------
+    centroids_ : array (n_lists, D)
+        The lists' centroids, on the rows' device.
+    list_sizes_ : numpy.ndarray (n_lists,) int64
+        Rows per list, on the host.
+    n_rows_ : int
+        Rows indexed.
     """
 
     def __init__(self, n_lists=None, metric: str = "l2", random_state=None, memory_limit: int = 1 << 30,
