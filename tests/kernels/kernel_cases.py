@@ -66,3 +66,11 @@ def assert_close(got, expected, rtol, what):
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=f"{what}: NaN pattern")
     finite = ~np.isnan(expected)
     np.testing.assert_allclose(got[finite], expected[finite], rtol=rtol, atol=rtol, err_msg=what)
+
+
+def assert_refused_unchanged(call, x, match):
+    """``call(x)`` raises a ValueError matching ``match`` and leaves x as it was (a refused call writes nothing)."""
+    before = x.copy()
+    with pytest.raises(ValueError, match=match):
+        call(x)
+    np.testing.assert_array_equal(x, before)
