@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from kernel_cases import DTYPES, OPTIMIZER_CASES, assert_close, assert_refused_unchanged, poisoned_outputs, sizes  # noqa: F401
+from kernel_cases import (DTYPES, OPTIMIZER_CASES, assert_close, assert_refused_unchanged,  # noqa: F401
+                          poisoned_outputs, sizes)
 
 import gpunn as gn
 from gpunn import ops
