@@ -90,7 +90,7 @@ def _draw(out_dir: Path, probes, recall, qps, exact_qps, n_lists) -> Path:
     right.axhline(exact_qps, color="C3", ls="--", lw=1)
     right.set(yscale="log", xlabel="recall@10", ylabel="queries per second (log scale)",
               title="...and cost time: the speed/accuracy trade-off")
-    right.legend(loc="upper right")
+    right.legend(loc="lower left")
     fig.suptitle(f"Approximate nearest neighbours: an IVF index with n_lists={n_lists} on {ROWS:,} rows x {DIMS}, "
                  f"{QUERIES:,} queries")
     fig.tight_layout()
