@@ -16,6 +16,7 @@ from gpunn import ops
 
 pytestmark = pytest.mark.skipif(not gn.cuda_available(), reason="needs a usable CUDA GPU (CuPy and a device)")
 
+RELU = gn.nn.ReLU()
 NETS = {"784-512-512-10 b256": (784, (512, 512), 10, 256), "3072-4096-4096-10 b1024": (3072, (4096, 4096), 10, 1024)}
 
 
@@ -111,12 +112,12 @@ def test_activation_bandwidth_gpu(benchmark, interleaved):
     g, dst = cupy.ones_like(x), cupy.empty_like(x)
 
     def fused():
-        ops.activation_backward(g, ops.activation(x, "relu"), "relu")
+        ops.activation_backward(g, ops.activation(x, RELU), RELU)
         sync()
 
     def expressions():
         with ops.use_kernels(False):
-            ops.activation_backward(g, ops.activation(x, "relu"), "relu")
+            ops.activation_backward(g, ops.activation(x, RELU), RELU)
         sync()
 
     def copy():
@@ -136,11 +137,11 @@ def test_launch_latency_gpu(benchmark, interleaved):
     x = gn.device("cuda").asarray(np.random.default_rng(0).standard_normal(1024).astype(np.float32))
     relu = cupy.ElementwiseKernel("float32 x", "float32 y", "y = x > 0 ? x : 0", "gpunn_bench_relu")
     with ops.use_kernels(True):
-        ops.activation(x, "relu")
+        ops.activation(x, RELU)
 
     def ours():
         for _ in range(1000):
-            ops.activation(x, "relu")
+            ops.activation(x, RELU)
         sync()
 
     def cupy_kernel():

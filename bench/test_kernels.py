@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import gpunn as gn
 from gpunn import ops
 
 N = 16 * 2**20
@@ -24,15 +25,19 @@ def arrays():
 
 
 def fused(kind, x, g):
+    gate = gn.nn.ACTIVATIONS[kind]()
+
     def run():
-        ops.activation_backward(g, ops.activation(x, kind), kind)
+        ops.activation_backward(g, ops.activation(x, gate), gate)
     return run
 
 
 def references(kind, x, g):
+    gate = gn.nn.ACTIVATIONS[kind]()
+
     def run():
         with ops.use_kernels(False):
-            ops.activation_backward(g, ops.activation(x, kind), kind)
+            ops.activation_backward(g, ops.activation(x, gate), gate)
     return run
 
 

@@ -6,7 +6,7 @@ together); calling it runs the fused kernel for its first array's device where o
 reference (``op.reference``, what the kernels are tested against). ``active_kernels()`` says which.
 """
 
-from .kernels.activations import (ACTIVATIONS, activation, activation_backward, bias_activation,  # noqa: F401
+from .kernels.activations import (activation, activation_backward, bias_activation,  # noqa: F401
                                   bias_activation_backward)
 from .kernels.conv_direct import conv_algorithm, conv_direct, conv_direct_param_grads  # noqa: F401
 from .kernels.conv_epilogue import conv_bias_activation, conv_bias_activation_backward  # noqa: F401

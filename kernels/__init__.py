@@ -20,10 +20,11 @@ and allocation), ``arrays.py`` (the one door back into gpunn: an array's namespa
 ``GPUNN_KERNELS=0`` (or ``use_kernels(False)``) runs every op's reference.
 """
 
-from . import (activations, cluster_sums, conv_direct, conv_epilogue, dropout, im2col, knn_ivf, knn_l1, knn_l2, matmul,
-               optimizers, padding, pooling, topk)
+from . import (activations, cluster_sums, conv_direct, conv_epilogue, dropout, elementwise, im2col, knn_ivf, knn_l1,
+               knn_l2, matmul, optimizers, padding, pooling, topk)
 from .op import REGISTRY, active_kernels, has_kernel, use_kernels
 
 __all__ = ["REGISTRY", "activations", "active_kernels", "cluster_sums", "conv_direct", "conv_epilogue", "dropout",
+           "elementwise",
            "has_kernel", "im2col", "knn_ivf", "knn_l1", "knn_l2", "matmul", "optimizers", "padding", "pooling", "topk",
            "use_kernels"]

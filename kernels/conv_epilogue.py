@@ -1,173 +1,145 @@
 """The convolution's epilogue: bias, activation and the move from the GEMM's layout to NCHW, in one pass.
 
 The im2col GEMM gives z (F, N P), channels first; the layer's output is (N, F, P). The epilogue adds
-the bias and applies the activation (any gate whose backward reads its output: ``ACTIVATIONS[kind]``)
-on the way; its backward gives dz (F, N P) for the GEMMs and the bias gradient. The CPU kernels copy
-whole rows through 1-D views with a loop per activation kind, which vectorises; the CUDA kernels run on
-3-D grids (pixels, images, channels).
+the bias and applies the activation on the way (a gate whose backward reads its output; the layer runs
+one that reads its input as a gate of its own); its backward gives dz (F, N P) for the GEMMs and the
+bias gradient. Like every fused gate kernel, these are made per gate from its scalar rules
+(:func:`epilogue_kernels`, by ``kernels/elementwise.py``'s factory). The CPU kernels copy whole rows
+through 1-D views; the CUDA kernels run on 3-D grids (pixels, images, channels).
 """
 
 from __future__ import annotations
 
-import numba
 from numba import cuda, prange
 
-from .activations import (HOST_TANH, IDENTITY, RELU, activation, activation_backward, backward_device,
-                          backward_scalar, constants, forward_device, forward_scalar, numpy_tanh_forward, spec)
 from .arrays import array_module
 from .checks import contiguous, empty, into, out_array, same_arrays
-from .launch import Kernels, run
+from .elementwise import family
+from .launch import run
 from .op import op
 
 
-def _output_based(op_name: str, kind: str) -> None:
-    if spec(kind).backward_from != "output":
-        raise ValueError(f"{op_name}: the epilogue's backward reads the activation's output; {kind!r} needs its input "
-                         "(run it as its own gate)")
+def _output_based(op_name: str, gate) -> None:
+    if gate.backward_from != "output":
+        raise ValueError(f"{op_name}: the epilogue's backward reads the activation's output; {gate!r} needs its "
+                         "input (run it as its own gate)")
 
 
 @op
-def conv_bias_activation(z, b, out, kind: str, alpha: float = 0.0):
+def conv_bias_activation(z, b, out, gate):
     """out (N, F, P) = f(z + b) for the GEMM's output z (F, N P); returns ``out``. ``b`` is (F,) or None."""
-    _output_based("conv_bias_activation", kind)
+    _output_based("conv_bias_activation", gate)
     f, n = z.shape[0], out.shape[0]
     z3 = z.reshape(f, n, -1)
     if b is not None:
         z3 = z3 + b[:, None, None]
-    out[...] = activation(z3, kind, alpha).transpose(1, 0, 2)
+    out[...] = gate.f(z3).transpose(1, 0, 2)
     return out
 
 
 @op
-def conv_bias_activation_backward(dout, y, kind: str, alpha: float = 0.0, out=None):
+def conv_bias_activation_backward(dout, y, gate, out=None):
     """(dz (F, N P), db (F,)) for y = f(z + b) laid out (N, F, P): dz = dout f'(z + b), channels first.
 
-    ``y`` is the saved output (ignored for ``"identity"``); ``out``: a C-contiguous array for dz.
+    ``y`` is the saved output (ignored by the identity gate); ``out``: a C-contiguous array for dz.
     """
-    _output_based("conv_bias_activation_backward", kind)
+    _output_based("conv_bias_activation_backward", gate)
     xp = array_module(dout)
     n, f, _ = dout.shape
-    d = dout if kind == "identity" else activation_backward(dout, y, kind, alpha)
+    d = gate.df(dout, y)
     return into(out, xp.ascontiguousarray(d.transpose(1, 0, 2)).reshape(f, -1)), d.sum(axis=(0, 2))
 
 
-# --------------------------------------------------------------------------- CPU kernels
+# --------------------------------------------------------------------------- the kernels, made per gate
 
-@numba.njit(inline="always", cache=True)
-def bias_activation_row(src, dst, count, bias, kind, a, b, zero, half):
-    """dst[:count] = f(src[:count] + bias); ReLU and identity get loops of their own, which vectorise."""
-    if kind == RELU:
-        for p in range(count):
-            dst[p] = forward_scalar(RELU, src[p] + bias, a, b, zero, half)
-    elif kind == IDENTITY:
-        for p in range(count):
-            dst[p] = src[p] + bias
-    else:
-        for p in range(count):
-            dst[p] = forward_scalar(kind, src[p] + bias, a, b, zero, half)
+@family
+def epilogue_kernels(made) -> dict:
+    """The epilogue forward and backward for a gate whose backward reads its output (none for the others)."""
+    if made.backward_from != "output":
+        return {}
+    f, df, f_dev, df_dev = made.f, made.df, made.f_device, made.df_device
 
+    def epilogue_cpu(z, bias, out, has_bias, k):
+        """out[n, f, p] = f(z[f, n P + p] + bias[f]): bias, activation and the move to NCHW in one pass.
 
-@numba.njit(inline="always", cache=True)
-def activation_grad_row(g, y, d, count, kind, a, b, zero, half):
-    """d[:count] = g f'(y), the upstream gradient through the activation; returns the sum of d[:count]."""
-    if kind == RELU:
-        for p in range(count):
-            d[p] = backward_scalar(RELU, g[p], y[p], a, b, zero, half)
-    elif kind == IDENTITY:
-        for p in range(count):
-            d[p] = g[p]
-    else:
-        for p in range(count):
-            d[p] = backward_scalar(kind, g[p], y[p], a, b, zero, half)
-    acc = zero
-    for p in range(count):
-        acc += d[p]
-    return acc
+        Each task copies one image's row of z into one (image, channel) plane through 1-D views, a loop
+        that vectorises: written with 3-D indexing, the ReLU epilogue took 9.4 ms for 64 x 64 planes of
+        32x32 float32 on one thread; so, 0.9 ms.
+        """
+        n, nf, plane = out.shape
+        for t in prange(n * nf):
+            img, ch = t // nf, t % nf
+            src, dst = z[ch, img * plane:(img + 1) * plane], out[img, ch]
+            add = bias[ch] if has_bias else k.zero
+            for p in range(plane):
+                dst[p] = f(src[p] + add, k)
 
+    def epilogue_backward_cpu(g, y, dz, db, k):
+        """dz[f, n P + p] = g[n, f, p] f'(y[n, f, p]) and db[f] = sum of dz[f], one channel per task."""
+        n, nf, plane = g.shape
+        for ch in prange(nf):
+            acc = k.zero
+            for img in range(n):
+                gr, yr, d = g[img, ch], y[img, ch], dz[ch, img * plane:(img + 1) * plane]
+                for p in range(plane):
+                    d[p] = df(gr[p], yr[p], k)
+                for p in range(plane):
+                    acc += d[p]
+            db[ch] = acc
 
-@numba.njit(parallel=True, cache=True)
-def epilogue_cpu(z, bias, out, has_bias, kind, a, b, zero, half):
-    """out[n, f, p] = f(z[f, n P + p] + bias[f]): bias, activation and the move to NCHW in one pass.
+    def epilogue_cuda(z, bias, out, has_bias, k):
+        """out[img, ch, p] = f(z[ch, img P + p] + bias[ch]): x over p, y over images, z over channels."""
+        n, nf, plane = out.shape
+        x0, y0, z0 = cuda.grid(3)
+        xs, ys, zs = cuda.gridsize(3)
+        ch = z0
+        while ch < nf:
+            add = bias[ch] if has_bias else k.zero
+            img = y0
+            while img < n:
+                p = x0
+                while p < plane:
+                    out[img, ch, p] = f_dev(z[ch, img * plane + p] + add, k)
+                    p += xs
+                img += ys
+            ch += zs
 
-    Each task copies one image's row of z into one (image, channel) plane through 1-D views, and ReLU
-    and identity get loops of their own: written with 3-D indexing and ``kind`` decided inside the
-    loop, the ReLU epilogue took 9.4 ms for 64 x 64 planes of 32x32 float32 on one thread; so, 0.9 ms.
-    """
-    n, f, plane = out.shape
-    for t in prange(n * f):
-        img, ch = t // f, t % f
-        bias_activation_row(z[ch, img * plane:(img + 1) * plane], out[img, ch], plane, bias[ch] if has_bias else zero,
-                            kind, a, b, zero, half)
+    def epilogue_backward_cuda(g, y, dz, db, k):
+        """dz[ch, img P + p] = g f'(y) at [img, ch, p] (``db`` is unused: the binding sums dz's rows with CuPy)."""
+        n, nf, plane = g.shape
+        x0, y0, z0 = cuda.grid(3)
+        xs, ys, zs = cuda.gridsize(3)
+        ch = z0
+        while ch < nf:
+            img = y0
+            while img < n:
+                p = x0
+                while p < plane:
+                    dz[ch, img * plane + p] = df_dev(g[img, ch, p], y[img, ch, p], k)
+                    p += xs
+                img += ys
+            ch += zs
 
-
-# reassoc lets the bias gradient's sum vectorise (4x faster: 2.8 ms against 11.1 ms for the
-# shapes above); it changes only the order of that sum, as any parallel reduction does.
-@numba.njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
-def epilogue_backward_cpu(g, y, dz, db, kind, a, b, zero, half):
-    """dz[f, n P + p] = g[n, f, p] f'(y[n, f, p]) and db[f] = sum of dz[f], one channel per task."""
-    n, f, plane = g.shape
-    for ch in prange(f):
-        acc = zero
-        for img in range(n):
-            acc += activation_grad_row(g[img, ch], y[img, ch], dz[ch, img * plane:(img + 1) * plane], plane, kind,
-                                       a, b, zero, half)
-        db[ch] = acc
-
-
-# --------------------------------------------------------------------------- CUDA kernels
-
-@cuda.jit
-def epilogue_cuda(z, bias, out, has_bias, kind, a, b, zero, half):
-    """out[img, ch, p] = f(z[ch, img P + p] + bias[ch]): x over p, y over images, z over channels."""
-    n, f, plane = out.shape
-    x0, y0, z0 = cuda.grid(3)
-    xs, ys, zs = cuda.gridsize(3)
-    ch = z0
-    while ch < f:
-        add = bias[ch] if has_bias else zero
-        img = y0
-        while img < n:
-            p = x0
-            while p < plane:
-                out[img, ch, p] = forward_device(kind, z[ch, img * plane + p] + add, a, b, zero, half)
-                p += xs
-            img += ys
-        ch += zs
-
-
-@cuda.jit
-def epilogue_backward_cuda(g, y, dz, db, kind, a, b, zero, half):
-    """dz[ch, img P + p] = g f'(y) at [img, ch, p] (``db`` is unused: the binding sums dz's rows with CuPy)."""
-    n, f, plane = g.shape
-    x0, y0, z0 = cuda.grid(3)
-    xs, ys, zs = cuda.gridsize(3)
-    ch = z0
-    while ch < f:
-        img = y0
-        while img < n:
-            p = x0
-            while p < plane:
-                dz[ch, img * plane + p] = backward_device(kind, g[img, ch, p], y[img, ch, p], a, b, zero, half)
-                p += xs
-            img += ys
-        ch += zs
-
-
-EPILOGUE, EPILOGUE_BACKWARD = Kernels(epilogue_cpu, epilogue_cuda), Kernels(epilogue_backward_cpu,
-                                                                            epilogue_backward_cuda)
+    # reassoc lets the bias gradient's sum vectorise (4x faster: 2.8 ms against 11.1 ms for the shapes above);
+    # it changes only the order of that sum, as any parallel reduction does
+    return {"epilogue": made.both(epilogue_cpu, epilogue_cuda),
+            "epilogue_backward": made.both(epilogue_backward_cpu, epilogue_backward_cuda,
+                                           fastmath={"reassoc", "nsz"})}
 
 
 @conv_bias_activation.kernel("cpu")
-def _conv_bias_activation_cpu(z, b, out, kind, alpha=0.0):
-    if spec(kind).code not in HOST_TANH:
-        return _conv_bias_activation(z, b, out, kind, alpha)
-    _conv_bias_activation(z, b, out, "identity", alpha)  # the bias and the layout in the kernel, then tanh by NumPy
-    return numpy_tanh_forward(out, kind, out=out)
+def _conv_bias_activation_cpu(z, b, out, gate):
+    if gate.xp_forward_on_cpu:
+        return NotImplemented  # the reference runs NumPy's SIMD tanh
+    return _conv_bias_activation(z, b, out, gate)
 
 
 @conv_bias_activation.kernel("cuda")
-def _conv_bias_activation(z, b, out, kind, alpha=0.0):
-    _output_based("conv_bias_activation", kind)
+def _conv_bias_activation(z, b, out, gate):
+    _output_based("conv_bias_activation", gate)
+    made = gate.kernels
+    if made is None:
+        return NotImplemented
     z = contiguous(z)
     dt = same_arrays("conv_bias_activation", z)
     n, f, plane = out.shape
@@ -178,23 +150,28 @@ def _conv_bias_activation(z, b, out, kind, alpha=0.0):
     bias = contiguous(b) if has_bias else z[:, 0]  # any F values of the dtype stand in for a missing b
     if bias.shape != (f,) or bias.dtype != dt:
         raise ValueError(f"conv_bias_activation: b must be {dt} of shape ({f},), got {bias.dtype} {tuple(bias.shape)}")
-    run(EPILOGUE, out.size, z, bias, out, has_bias, *constants(kind, alpha, dt), grid=(f, n, plane))
+    run(made.epilogue, out.size, z, bias, out, has_bias, gate.kernel_numbers(dt), grid=(f, n, plane))
     return out
 
 
 @conv_bias_activation_backward.kernel("cpu")
-def _conv_bias_activation_backward(dout, y, kind, alpha=0.0, out=None):
-    _output_based("conv_bias_activation_backward", kind)
+def _conv_bias_activation_backward(dout, y, gate, out=None):
+    _output_based("conv_bias_activation_backward", gate)
+    made = gate.kernels
+    if made is None:
+        return NotImplemented
     dout = contiguous(dout)
-    y = dout if kind == "identity" else contiguous(y)
+    y = dout if y is None else contiguous(y)  # the identity gate reads no y
     dt = same_arrays("conv_bias_activation_backward", dout, y=y)
     n, f, plane = dout.shape
     dz, db = out_array(out, dout, (f, n * plane), dt, "conv_bias_activation_backward"), empty(dout, (f,), dt)
-    run(EPILOGUE_BACKWARD, dout.size, dout, y, dz, db, *constants(kind, alpha, dt), grid=(f, n, plane))
+    run(made.epilogue_backward, dout.size, dout, y, dz, db, gate.kernel_numbers(dt), grid=(f, n, plane))
     return dz, db
 
 
 @conv_bias_activation_backward.kernel("cuda")
-def _conv_bias_activation_backward_cuda(dout, y, kind, alpha=0.0, out=None):
-    dz, _ = _conv_bias_activation_backward(dout, y, kind, alpha, out)
-    return dz, dz.sum(axis=1)  # the CUDA kernel leaves db: CuPy's row reduction spreads over the whole GPU
+def _conv_bias_activation_backward_cuda(dout, y, gate, out=None):
+    got = _conv_bias_activation_backward(dout, y, gate, out)
+    if got is NotImplemented:
+        return NotImplemented
+    return got[0], got[0].sum(axis=1)  # the CUDA kernel leaves db: CuPy's row reduction spreads over the whole GPU

@@ -16,9 +16,10 @@ import math
 from typing import Callable, NamedTuple
 
 import numba
+import numpy as np
+from numba import cuda
 
 from . import blas_pool
-from .arrays import device_of
 
 THREADS = 256  # threads per block of a 1-D grid-stride launch
 TILE_2D = (32, 8)  # threads per block of 2-D and 3-D launches: x along a row (coalesced), y across rows
@@ -34,10 +35,16 @@ PARALLEL_MIN_SIZE = 1 << 25
 
 
 class Kernels(NamedTuple):
-    """One kernel compiled for both targets: ``numba.njit`` for the CPU and ``numba.cuda.jit`` for CUDA."""
+    """One kernel compiled for both targets: ``numba.njit`` for the CPU and ``numba.cuda.jit`` for CUDA.
+
+    With ``cpu_parallel`` (the same loop compiled with ``parallel=True``), ``cpu`` is the one-thread
+    build, which small work calls directly: no thread-pool calls at all. Without it, ``cpu`` is a
+    parallel build whose thread count :func:`cpu_threads` sets.
+    """
 
     cpu: Callable
     cuda: Callable
+    cpu_parallel: Callable | None = None
 
 
 def run(kernels: Kernels, work: int, *args, grid: tuple | None = None) -> None:
@@ -46,22 +53,51 @@ def run(kernels: Kernels, work: int, *args, grid: tuple | None = None) -> None:
     ``work``: elements of work, which sets the CPU's thread count and a 1-D CUDA grid; ``grid``: the
     CUDA kernel's axes instead, (rows, cols) or (depth, rows, cols), each covered by grid-stride loops.
     """
-    if device_of(args[0]).type == "cpu":
-        with cpu_threads(work):
+    if isinstance(args[0], np.ndarray):
+        if kernels.cpu_parallel is None:
+            with cpu_threads(work):
+                kernels.cpu(*args)
+        elif work < PARALLEL_MIN_SIZE:
             kernels.cpu(*args)
+        else:
+            with cpu_threads(work):
+                kernels.cpu_parallel(*args)
         return
+    configured(kernels.cuda, *grid_for(work, grid))(*args)
+
+
+def grid_for(work: int, grid: tuple | None = None) -> tuple:
+    """(blocks, threads per block) of a grid-stride launch: 1-D over ``work`` elements, or 2-D / 3-D over ``grid``."""
     if grid is None:
-        config = (_blocks(work, THREADS), THREADS)
-    elif len(grid) == 2:
-        config = ((_blocks(grid[1], TILE_2D[0]), _blocks(grid[0], TILE_2D[1])), TILE_2D)
-    else:
-        config = ((_blocks(grid[2], TILE_2D[0]), _blocks(grid[1], TILE_2D[1]), _blocks(grid[0], 1)), (*TILE_2D, 1))
-    kernels.cuda[config[0], config[1], current_stream()](*args)
+        return _blocks(work, THREADS), THREADS
+    if len(grid) == 2:
+        return (_blocks(grid[1], TILE_2D[0]), _blocks(grid[0], TILE_2D[1])), TILE_2D
+    return (_blocks(grid[2], TILE_2D[0]), _blocks(grid[1], TILE_2D[1]), _blocks(grid[0], 1)), (*TILE_2D, 1)
 
 
 def run_cuda(kernel, blocks, threads, *args) -> None:
     """Launch a CUDA kernel with a grid of its own (a tiled kernel whose block shape is part of its design)."""
-    kernel[blocks, threads, current_stream()](*args)
+    configured(kernel, blocks, threads)(*args)
+
+
+_CONFIGURED: dict = {}  # (kernel, blocks, threads, stream) -> the kernel configured for that launch
+
+
+def configured(kernel, blocks, threads):
+    """``kernel[blocks, threads, stream]`` on CuPy's current stream, made once per configuration and kept.
+
+    A launch then costs one dictionary lookup before numba-cuda's own argument handling. The number of
+    configurations a training run uses is small (one per layer shape and batch size); the table is
+    emptied if it ever grows past a few thousand.
+    """
+    stream = current_stream()
+    key = (kernel, blocks, threads, stream)
+    launcher = _CONFIGURED.get(key)
+    if launcher is None:
+        if len(_CONFIGURED) > 4096:
+            _CONFIGURED.clear()
+        launcher = _CONFIGURED[key] = kernel[blocks, threads, stream]
+    return launcher
 
 
 def clamped_grid(*blocks: int) -> tuple:
@@ -76,6 +112,46 @@ def clamped_grid(*blocks: int) -> tuple:
 def _blocks(extent: int, per_block: int) -> int:
     """Blocks covering ``extent`` at ``per_block`` each: at least 1 (CUDA refuses an empty grid), at most the cap."""
     return max(1, min(GRID_STRIDE_BLOCKS, MAX_BLOCKS, math.ceil(extent / per_block)))
+
+
+def clamped_blocks(extent: int, per_block: int, cap: int = MAX_BLOCKS) -> int:
+    """Blocks along one axis of a grid-stride launch: covering ``extent`` at ``per_block`` each, at most ``cap``."""
+    return min(cap, _blocks(extent, per_block))
+
+
+# --------------------------------------------------------------------------- reductions that end in their launch
+
+@cuda.jit(device=True)
+def finished_last(counter, i, total) -> bool:
+    """True in the one thread, of the ``total`` threads that call this for ``counter[i]``, that calls it last.
+
+    Each caller has written its part before calling; the fence makes those writes visible to every
+    thread before the count includes it, so the last thread may read all the parts and finish the
+    reduction in the same launch, in a fixed order (deterministic, unlike atomic float adds). It puts
+    ``counter[i]`` back to 0 for the next launch. No block barrier: threads never wait for each other.
+    """
+    cuda.threadfence()
+    if cuda.atomic.add(counter, i, 1) == total - 1:
+        counter[i] = 0
+        return True
+    return False
+
+
+_COUNTERS: dict = {}  # (device, stream) -> int32 zeros for finished_last, grown as needed
+
+
+def counters(like, n: int):
+    """``n`` zeroed int32 counters on ``like``'s device for :func:`finished_last`, one set per stream.
+
+    Kernels on one stream run one after another, and each leaves its counters at 0: the set is reused.
+    """
+    key = (like.device.id, current_stream())
+    held = _COUNTERS.get(key)
+    if held is None or held.size < n:
+        import cupy
+
+        held = _COUNTERS[key] = cupy.zeros(max(n, 1024), np.int32)
+    return held
 
 
 _STREAMS: dict = {}  # CuPy stream pointer -> Numba's handle on it: a launch then makes no new object

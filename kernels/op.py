@@ -35,15 +35,40 @@ REGISTRY: dict[str, "Op"] = {}
 _ENABLED = [os.environ.get("GPUNN_KERNELS", "1") != "0"]  # GPUNN_KERNELS=0: every op runs its reference
 
 
+class _Bindings(dict):
+    """An op's bindings by device type; any change forgets the op's resolved dispatch (it is made again)."""
+
+    __slots__ = ("op",)
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self.op._resolved.clear()
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self.op._resolved.clear()
+
+    def update(self, *args, **kwargs):
+        super().update(*args, **kwargs)
+        self.op._resolved.clear()
+
+
 class Op:
-    """An operation: ``reference`` (xp code), and bindings of fused kernels per device type ("cpu", "cuda")."""
+    """An operation: ``reference`` (xp code), and bindings of fused kernels per device type ("cpu", "cuda").
+
+    The choice is made once per array type (NumPy's, CuPy's), not per call: the first call with a new
+    type resolves a small function that checks the size and the switch and calls the binding or the
+    reference, and later calls go straight to it.
+    """
 
     def __init__(self, reference: Callable, size: Callable | None = None, min_size: dict | None = None):
         functools.update_wrapper(self, reference)
         self.reference = reference
         self.name = reference.__name__
-        self.bindings: dict[str, Callable] = {}
-        self._size = size or (lambda first, *args, **kwargs: first.size)
+        self._resolved: dict = {}  # array type -> the function that runs this op on such arrays
+        self.bindings = _Bindings()
+        self.bindings.op = self
+        self._size = size
         self._min_size = MIN_SIZE if min_size is None else {**MIN_SIZE, **min_size}
         REGISTRY[self.name] = self
 
@@ -60,28 +85,39 @@ class Op:
         return register
 
     def __call__(self, *args, **kwargs):
-        return self._run(args, kwargs, sized=True)
+        run = self._resolved.get(type(args[0]))
+        if run is None:
+            run = self._resolve(args[0], sized=True)
+        return run(*args, **kwargs)
 
     def with_kernel(self, *args, **kwargs):
         """Run the kernel whatever the input's size (the reference only where the binding declines): for tests."""
-        return self._run(args, kwargs, sized=False)
+        return self._resolve(args[0], sized=False)(*args, **kwargs)
 
-    def _run(self, args, kwargs, sized: bool):
-        dev = device_of(args[0])
-        binding = self.bindings.get(dev.type) if _ENABLED[0] or not sized else None
-        if binding is not None and sized and self._size(*args, **kwargs) < self._min_size[dev.type]:
-            binding = None
-        if dev.type == "cpu":
-            return self._either(binding, args, kwargs)
-        with dev:  # CuPy and the kernels compute on the arrays' own GPU
-            return self._either(binding, args, kwargs)
+    def _resolve(self, first, sized: bool):
+        """The function that runs this op on arrays like ``first``: its binding where one applies, else the reference."""
+        dev = device_of(first)
+        binding, reference = self.bindings.get(dev.type), self.reference
+        minimum, size = self._min_size[dev.type] if sized else 0, self._size
 
-    def _either(self, binding, args, kwargs):
-        if binding is not None:
-            result = binding(*args, **kwargs)
-            if result is not NotImplemented:
-                return result
-        return self.reference(*args, **kwargs)
+        def run(*args, **kwargs):
+            if binding is not None and (_ENABLED[0] or not sized) and (
+                    minimum == 0 or (args[0].size if size is None else size(*args, **kwargs)) >= minimum):
+                result = binding(*args, **kwargs)
+                if result is not NotImplemented:
+                    return result
+            return reference(*args, **kwargs)
+
+        if dev.type == "cuda":  # CuPy and the kernels compute on the arrays' own GPU
+            on_cpu = run
+
+            def run(*args, **kwargs):
+                with device_of(args[0]):
+                    return on_cpu(*args, **kwargs)
+
+        if sized:
+            self._resolved[type(first)] = run
+        return run
 
     def has_kernel(self, device_type: str) -> bool:
         return _ENABLED[0] and device_type in self.bindings

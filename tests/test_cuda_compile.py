@@ -37,6 +37,7 @@ def _needs_launches():
 def _cuda_kernels() -> dict:
     """{(module, locator): kernel} for every @cuda.jit kernel (not device function) in gpunn.kernels."""
     import gpunn.kernels
+    from gpunn.kernels import elementwise
 
     found = {}
     for info in pkgutil.iter_modules(gpunn.kernels.__path__, "gpunn.kernels."):
@@ -45,7 +46,9 @@ def _cuda_kernels() -> dict:
             for kernel in value.values() if isinstance(value, dict) else (value,):  # factory-made kernels by dtype
                 fn = getattr(kernel, "fn", None)
                 if fn is not None and hasattr(kernel, "_device") and not kernel._device and fn.__module__ == info.name:
-                    found[(fn.__module__, kernel_launches.locator(kernel))] = kernel
+                    found[kernel_launches.locator(kernel)] = kernel
+    for kernel in elementwise.BUILT.values():  # every gate's kernels, made by the factory when the gate was defined
+        found[kernel_launches.locator(kernel)] = kernel
     return found
 
 
@@ -58,7 +61,7 @@ def test_every_kernel_ran_on_the_simulated_gpu_in_both_dtypes():
             missing.append(".".join(key))
             continue
         # a kernel made per dtype by a factory (NAME[i]) counts with its siblings: together they cover both
-        family = (key[0], key[1].split("[")[0])
+        family = key if "['" in key[1] else (key[0], key[1].split("[")[0])
         dtypes.setdefault(family, set()).update(
             d[1] for sig in signatures for d in sig if d[0] == "array" and d[1].startswith("float"))
     one_dtype = [f"{'.'.join(family)} ({', '.join(sorted(found))} only)" for family, found in dtypes.items()

@@ -124,23 +124,27 @@ def test_host_reads_are_refused_when_synchronising_is():
 def test_launches_are_checked_as_a_gpu_would():
     from numba import cuda
 
-    from gpunn.kernels import activations as act
+    import gpunn as gn
 
     cp = strict_cupy._MODULE
+    relu = gn.nn.ReLU()
+    forward_cuda = relu.kernels.forward.cuda
     with strict_cupy.visible():
         x = cp.ones(8, np.float32)
         y = cp.empty(8, np.float32)
-        args = (x, y, act.RELU, np.float32(0), np.float32(0), np.float32(0), np.float32(0.5))
+        args = (x, y, relu.kernel_numbers(np.dtype(np.float32)))
         with cuda.gpus[0]:
-            act.forward_cuda[1, 32, cuda.default_stream()](*args)
+            forward_cuda[1, 32, cuda.default_stream()](*args)
             assert y.get().tolist() == [1.0] * 8
             with pytest.raises(kernel_launches.LaunchError, match="outside the hardware's limits"):
-                act.forward_cuda[0, 32, cuda.default_stream()](*args)
+                forward_cuda[0, 32, cuda.default_stream()](*args)
             with pytest.raises(kernel_launches.LaunchError, match="stream"):
-                act.forward_cuda[1, 32](*args)
+                forward_cuda[1, 32](*args)
             with pytest.raises(kernel_launches.LaunchError, match="NumPy array"):
-                act.forward_cuda[1, 32, cuda.default_stream()](x, np.empty(8, np.float32), *args[2:])
+                forward_cuda[1, 32, cuda.default_stream()](x, np.empty(8, np.float32), *args[2:])
+            with pytest.raises(kernel_launches.LaunchError, match="NumPy array"):  # inside a tuple of arrays too
+                forward_cuda[1, 32, cuda.default_stream()](x, y, (x, np.empty(8, np.float32)))
         with strict_cupy.Device(1):
             z = cp.ones(8, np.float32)
         with cuda.gpus[0], pytest.raises(kernel_launches.LaunchError, match="context of device 0"):
-            act.forward_cuda[1, 32, cuda.default_stream()](z, z, *args[2:])
+            forward_cuda[1, 32, cuda.default_stream()](z, z, *args[2:])

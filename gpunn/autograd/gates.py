@@ -10,6 +10,7 @@ from __future__ import annotations
 import numbers
 
 from ..devices import array_module
+from ..nn import activations
 from .core import Gate, Tensor, tensor
 from .shape_gates import GetItem, Max, Mean, Reshape, Sum, Transpose
 
@@ -153,45 +154,35 @@ class Maximum(Gate):
         return xp.where(self.x_wins, gy, zero), xp.where(self.x_wins, zero, gy)
 
 
-class ReLU(Gate):
-    """max(0, x): the gradient passes where x > 0 and stops elsewhere."""
+class _Elementwise(Gate):
+    """An activation of ``gpunn.nn`` as an autograd gate: its own rules, f forward and df backward from the output."""
 
-    label = "relu"
+    rule = None  # the gpunn.nn activation whose f and df this gate runs
 
     def forward(self, x):
-        xp = array_module(x)
-        self.passes = x > 0
-        return xp.where(self.passes, x, x.dtype.type(0))
+        self.y = self.rule.f(x.reshape(-1)).reshape(x.shape)  # as 1-D: the rules work in place on whole arrays
+        return self.y
 
     def backward(self, gy):
-        return (array_module(gy).where(self.passes, gy, gy.dtype.type(0)),)
+        return (self.rule.df(gy.reshape(-1), self.y.reshape(-1)).reshape(gy.shape),)
 
 
-class Sigmoid(Gate):
+class ReLU(_Elementwise):
+    """max(0, x): the gradient passes where the output is positive and stops elsewhere."""
+
+    label, rule = "relu", activations.ReLU()
+
+
+class Sigmoid(_Elementwise):
     """1 / (1 + e^-x): d/dx = y (1 - y), from the output."""
 
-    label = "sigmoid"
-
-    def forward(self, x):
-        half = x.dtype.type(0.5)
-        self.y = half * array_module(x).tanh(half * x) + half  # the tanh form never overflows
-        return self.y
-
-    def backward(self, gy):
-        return (gy * self.y * (1 - self.y),)
+    label, rule = "sigmoid", activations.Sigmoid()
 
 
-class Tanh(Gate):
+class Tanh(_Elementwise):
     """tanh x: d/dx = 1 - y^2, from the output."""
 
-    label = "tanh"
-
-    def forward(self, x):
-        self.y = array_module(x).tanh(x)
-        return self.y
-
-    def backward(self, gy):
-        return (gy * (1 - self.y * self.y),)
+    label, rule = "tanh", activations.Tanh()
 
 
 # --------------------------------------------------------------------------- gates as functions

@@ -1,80 +1,101 @@
 """Elementwise activation gates: y = f(x), and the local gradient that backward multiplies in.
 
-Each gate shows its two rules in plain ``xp`` code: ``f`` (forward) and ``df`` (backward: the upstream
-gradient times f'(x), from what forward saved). They are the definition: what runs where no fused kernel
-does, and what the kernels are tested against. ``forward`` and ``backward`` are one call each to the ops
-``activation`` and ``activation_backward``, which run a fused kernel (the same rule one element at a time,
-``kernels/activations.py``, by the gate's ``code``) where one applies, else ``f`` and ``df``.
+Each gate is defined once, in its class, by two pairs of rules:
 
-Most gates save their output: its sign (ReLU family), y (1 - y) (sigmoid) or 1 - y^2 (tanh) give f'.
-GELU's f' needs the input, so it saves x (``backward_from = "input"``). Every gate here is registered
-in :data:`ACTIVATIONS` (name -> gate), read by the layers, the classifiers and the command line; its
-``init`` is the weight initialisation that suits it ("he" for the ReLU family).
+- ``f(x)`` and ``df(dout, saved)`` in plain ``xp`` code on whole arrays: what a student reads, what runs
+  where no fused kernel does, and what the kernels are tested against;
+- ``f_scalar(x, k)`` and ``df_scalar(g, s, k)``, the same rules for one element. The fused CPU and CUDA
+  kernels (the gate alone, and fused into the affine layer's and the convolution's bias add) are made
+  from them when the class is defined (``gpunn/kernels/elementwise.py``) and cached on disk. ``k``
+  holds the rule's numbers in the array's dtype (``k.zero``, ``k.half``, ``k.one``, and those the gate
+  lists in ``numbers``, e.g. ``k.alpha``), so a float32 kernel computes in float32 throughout.
+
+``forward`` and ``backward`` are one call each to the ops ``activation`` and ``activation_backward``,
+which pass the gate itself to its kernels. Most gates save their output: its sign (ReLU family),
+y (1 - y) (sigmoid) or 1 - y^2 (tanh) give f'. GELU's and SiLU's f' need the input, so they save x
+(``backward_from = "input"``). Every gate with a ``name`` is registered in :data:`ACTIVATIONS`
+(name -> class), read by the classifiers and the command line; ``init`` is the weight initialisation
+that suits it ("he" for the ReLU family).
+
+A subclass that overrides ``forward`` or ``backward`` computes something of its own: it always runs its
+own code and is never fused into the layer before it. A subclass that changes ``f`` or ``df`` without
+its scalar twin runs its ``xp`` rules (no kernel would compute what it says).
 """
 
 from __future__ import annotations
 
-from ..devices import array_module
-from ..kernels import activations as kernels
-from ..kernels.activations import ACTIVATIONS
+import math
+
 from .. import ops
+from ..devices import array_module
+from ..kernels.elementwise import GateKernels, defines_its_rules
 from ..validation import check_number
 from .module import Module
 
 __all__ = ["ACTIVATIONS", "ELU", "GELU", "Activation", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Tanh",
            "activation_layer"]
 
+ACTIVATIONS: dict[str, type] = {}  # name -> gate class, filled as each gate is defined
+
 
 class Activation(Module):
-    """y = f(x) elementwise. Subclasses give ``name``, ``code``, ``f`` and ``df`` (and ``init``, ``constants``).
+    """y = f(x) elementwise. A subclass gives ``f``, ``df`` and their scalar twins (and ``name``, ``init``, ...)."""
 
-    A subclass that overrides :meth:`forward` or :meth:`backward` computes something of its own: it
-    always runs its own code, and is never fused into the Linear before it.
-    """
-
-    name = "identity"
-    code = kernels.IDENTITY
     init = "xavier"
-    backward_from = "output"
+    backward_from = "output"  # what df reads: "output" (y) or "input" (x)
+    numbers: tuple[str, ...] = ()  # the gate's own numbers the scalar rules read, as k.<name>
+    xp_forward_on_cpu = False  # True where NumPy's SIMD math beats a Numba loop (tanh)
+    kernels = None  # its fused kernels (GateKernels), made from its scalar rules
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        cls.kernels = GateKernels(cls) if defines_its_rules(cls) else None
         if "name" in cls.__dict__:
-            kernels.register(cls)
+            ACTIVATIONS[cls.name] = cls
 
-    def __init__(self, alpha: float = 0.0):
-        super().__init__()
-        self.alpha = alpha
-
-    @staticmethod
-    def f(x, alpha):
+    # ------------------------------------------------------------------ the rules (identity here)
+    def f(self, x):
+        """y = f(x) on a whole array."""
         return x
 
-    @staticmethod
-    def df(dout, saved, alpha):
+    def df(self, dout, saved):
+        """dout * f'(x), from what forward saved (y, or x where ``backward_from == "input"``)."""
         return dout
 
     @staticmethod
-    def constants(alpha) -> tuple:
-        """The two numbers the kernels' rule reads (a, b): the gate's parameter where it has one."""
-        return alpha, 0.0
+    def f_scalar(x, k):
+        """f for one element; ``k`` holds the numbers in x's dtype."""
+        return x
 
+    @staticmethod
+    def df_scalar(g, s, k):
+        """g * f'(x) for one element, from the saved s."""
+        return g
+
+    # ------------------------------------------------------------------ the gate
     def forward(self, x):
         x = self._input(x)
-        y = ops.activation(x, self.name, self.alpha)  # f(x): a fused kernel where one applies
+        y = ops.activation(x, self)  # f(x): a fused kernel where one applies
         self._cache = y if self.backward_from == "output" else x
         return y
 
     def backward(self, dout, input_grad: bool = True):
         saved = self._saved()
         dout = self._upstream(dout, saved.shape)
-        return ops.activation_backward(dout, saved, self.name, self.alpha)  # df(dout, saved)
+        return ops.activation_backward(dout, saved, self)  # df(dout, saved)
+
+    def kernel_numbers(self, dtype):
+        """``k`` for this gate's kernels on arrays of ``dtype``: 0, 1/2, 1 and the gate's ``numbers``."""
+        return self.kernels.numbers(dtype, tuple([getattr(self, name) for name in self.numbers]))
 
     @property
     def fusable(self) -> bool:
-        """True when this gate is exactly ``ops.activation(x, name)``: forward and backward are Activation's own."""
+        """True when this gate is exactly ``ops.activation(x, gate)``: forward and backward are Activation's own."""
         cls = type(self)
-        return cls.forward is Activation.forward and cls.backward is Activation.backward and self.name in ACTIVATIONS
+        return cls.forward is Activation.forward and cls.backward is Activation.backward and self.kernels is not None
+
+    def extra_repr(self):
+        return ", ".join(f"{name}={getattr(self, name)}" for name in self.numbers if name in vars(self))
 
 
 class Identity(Activation):
@@ -82,79 +103,84 @@ class Identity(Activation):
 
     name = "identity"
 
-    def __init__(self):
-        super().__init__()
-
 
 class ReLU(Activation):
     """max(0, x)."""
 
-    name, code, init = "relu", kernels.RELU, "he"
+    name, init = "relu", "he"
 
-    def __init__(self):
-        super().__init__()
-
-    @staticmethod
-    def f(x, alpha):
+    def f(self, x):
         return array_module(x).maximum(x, 0)
 
-    @staticmethod
-    def df(dout, y, alpha):
+    def df(self, dout, y):
         return dout * (y > 0)  # 1 where the output is positive, 0 elsewhere
+
+    @staticmethod
+    def f_scalar(x, k):
+        return k.zero if x <= k.zero else x  # NaN stays NaN, -inf becomes 0, as np.maximum(x, 0)
+
+    @staticmethod
+    def df_scalar(g, y, k):
+        return g * (k.one if y > k.zero else k.zero)  # as dout * (y > 0): NaN * 0 stays NaN
 
 
 class LeakyReLU(Activation):
     """x for x > 0, alpha x otherwise (alpha in [0, 1))."""
 
-    name, code, init = "leaky_relu", kernels.LEAKY_RELU, "he"
+    name, init, numbers = "leaky_relu", "he", ("alpha",)
 
     def __init__(self, alpha: float = 0.01):
-        super().__init__(check_number("alpha", alpha, low=0, high=1, high_open=True))
+        super().__init__()
+        self.alpha = check_number("alpha", alpha, low=0, high=1, high_open=True)
+
+    def f(self, x):
+        return array_module(x).maximum(x, x * x.dtype.type(self.alpha))  # for 0 <= alpha < 1
+
+    def df(self, dout, y):
+        return array_module(dout).where(y > 0, dout, dout * dout.dtype.type(self.alpha))
 
     @staticmethod
-    def f(x, alpha):
-        return array_module(x).maximum(x, x * x.dtype.type(alpha))  # for 0 <= alpha < 1
+    def f_scalar(x, k):
+        return x if x > k.zero else x * k.alpha
 
     @staticmethod
-    def df(dout, y, alpha):
-        return array_module(dout).where(y > 0, dout, dout * dout.dtype.type(alpha))
-
-    def extra_repr(self):
-        return f"alpha={self.alpha}"
+    def df_scalar(g, y, k):
+        return g if y > k.zero else g * k.alpha
 
 
 class ELU(Activation):
     """x for x > 0, alpha (e^x - 1) otherwise (alpha > 0)."""
 
-    name, code, init = "elu", kernels.ELU, "he"
+    name, init, numbers = "elu", "he", ("alpha",)
 
     def __init__(self, alpha: float = 1.0):
-        super().__init__(check_number("alpha", alpha, low=0, low_open=True))
+        super().__init__()
+        self.alpha = check_number("alpha", alpha, low=0, low_open=True)
 
-    @staticmethod
-    def f(x, alpha):
+    def f(self, x):
         xp = array_module(x)
-        return xp.where(x > 0, x, xp.expm1(xp.minimum(x, 0)) * x.dtype.type(alpha))
+        return xp.where(x > 0, x, xp.expm1(xp.minimum(x, 0)) * x.dtype.type(self.alpha))
+
+    def df(self, dout, y):
+        # for x <= 0, y = alpha (e^x - 1), so f'(x) = alpha e^x = y + alpha
+        return array_module(dout).where(y > 0, dout, dout * (y + y.dtype.type(self.alpha)))
 
     @staticmethod
-    def df(dout, y, alpha):
-        # for x <= 0, y = alpha (e^x - 1), so f'(x) = alpha e^x = y + alpha
-        return array_module(dout).where(y > 0, dout, dout * (y + y.dtype.type(alpha)))
+    def f_scalar(x, k):
+        return x if x > k.zero else math.expm1(x) * k.alpha
 
-    def extra_repr(self):
-        return f"alpha={self.alpha}"
+    @staticmethod
+    def df_scalar(g, y, k):
+        return g if y > k.zero else g * (y + k.alpha)
 
 
 class Sigmoid(Activation):
     """1 / (1 + e^-x)."""
 
-    name, code = "sigmoid", kernels.SIGMOID
+    name = "sigmoid"
+    xp_forward_on_cpu = True
 
-    def __init__(self):
-        super().__init__()
-
-    @staticmethod
-    def f(x, alpha):
+    def f(self, x):
         # the tanh form, tanh(x / 2) / 2 + 1/2, never overflows (1 / (1 + exp(-x)) does for large negative x);
         # each step in place on one buffer
         half = x.dtype.type(0.5)
@@ -164,60 +190,73 @@ class Sigmoid(Activation):
         y += half
         return y
 
-    @staticmethod
-    def df(dout, y, alpha):
+    def df(self, dout, y):
         dx = 1 - y  # (1 - y) y dout, in place on one buffer
         dx *= y
         dx *= dout
         return dx
 
+    @staticmethod
+    def f_scalar(x, k):
+        return k.half * math.tanh(x * k.half) + k.half
+
+    @staticmethod
+    def df_scalar(g, y, k):
+        return (k.one - y) * y * g  # the xp rule's order of products
+
 
 class Tanh(Activation):
     """tanh(x)."""
 
-    name, code = "tanh", kernels.TANH
+    name = "tanh"
+    xp_forward_on_cpu = True
 
-    def __init__(self):
-        super().__init__()
-
-    @staticmethod
-    def f(x, alpha):
+    def f(self, x):
         return array_module(x).tanh(x)
 
-    @staticmethod
-    def df(dout, y, alpha):
+    def df(self, dout, y):
         dx = y * y  # (1 - y^2) dout, in place on one buffer
         array_module(dout).subtract(1, dx, out=dx)
         dx *= dout
         return dx
 
+    @staticmethod
+    def f_scalar(x, k):
+        return math.tanh(x)
+
+    @staticmethod
+    def df_scalar(g, y, k):
+        return g * (k.one - y * y)
+
 
 class GELU(Activation):
-    """x Phi(x), in the tanh form: x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (PyTorch's approximate="tanh")."""
+    """x Phi(x), in the tanh form: x/2 (1 + tanh(c0 (x + c1 x^3))), c0 = sqrt(2/pi), c1 = 0.044715.
 
-    name, code, init = "gelu", kernels.GELU, "he"
+    PyTorch's ``approximate="tanh"``.
+    """
+
+    name, init, numbers = "gelu", "he", ("c0", "c1")
     backward_from = "input"  # f' needs x: it cannot be recovered from y
+    c0, c1 = 0.7978845608028654, 0.044715  # sqrt(2 / pi), and the cubic's coefficient
 
-    C0, C1 = 0.7978845608028654, 0.044715  # sqrt(2 / pi), and the cubic's coefficient
-
-    def __init__(self):
-        super().__init__()
-
-    @staticmethod
-    def constants(alpha) -> tuple:
-        return GELU.C0, GELU.C1
-
-    @staticmethod
-    def f(x, alpha):
-        c0, c1, half = x.dtype.type(GELU.C0), x.dtype.type(GELU.C1), x.dtype.type(0.5)
+    def f(self, x):
+        c0, c1, half = x.dtype.type(self.c0), x.dtype.type(self.c1), x.dtype.type(0.5)
         return half * x * (1 + array_module(x).tanh(c0 * (x + c1 * x * x * x)))
 
-    @staticmethod
-    def df(dout, x, alpha):
+    def df(self, dout, x):
         # f'(x) = (1 + t) / 2 + x/2 (1 - t^2) c0 (1 + 3 c1 x^2), t = tanh(c0 (x + c1 x^3))
-        c0, c1, half = x.dtype.type(GELU.C0), x.dtype.type(GELU.C1), x.dtype.type(0.5)
+        c0, c1, half = x.dtype.type(self.c0), x.dtype.type(self.c1), x.dtype.type(0.5)
         t = array_module(x).tanh(c0 * (x + c1 * x * x * x))
         return dout * (half * (1 + t) + half * x * (1 - t * t) * c0 * (1 + 3 * c1 * x * x))
+
+    @staticmethod
+    def f_scalar(x, k):
+        return k.half * x * (k.one + math.tanh(k.c0 * (x + k.c1 * x * x * x)))
+
+    @staticmethod
+    def df_scalar(g, x, k):
+        t = math.tanh(k.c0 * (x + k.c1 * x * x * x))
+        return g * (k.half * (k.one + t) + k.half * x * (k.one - t * t) * k.c0 * (k.one + (k.c1 + k.c1 + k.c1) * x * x))
 
 
 def activation_layer(name: str) -> Activation:

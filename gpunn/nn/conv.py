@@ -24,9 +24,12 @@ from .. import ops
 from ..devices import DEFAULT_DTYPE
 from ..kernels.conv_direct import direct_geometry
 from ..validation import arguments_of, check_int
+from .activations import Identity, ReLU
 from .init import as_rng, init_std, normal_weights
 from .module import Module, computes_as
 from .parameter import Parameter
+
+IDENTITY = Identity()  # the epilogue's gate where no activation follows: bias and layout only
 
 # The columns matrix of a chunk of the batch stays under this many bytes: memory is bounded for
 # any batch size, and one chunk is still large enough for an efficient GEMM (bench/test_conv.py).
@@ -135,31 +138,32 @@ class Conv2d(Module):
         if act is not None and act.backward_from != "output":
             return act.forward(self.forward_fused(x, None))
         x = check_images(self, x, self.in_channels, self.kernel_size, self.padding)
-        kind, alpha = ("identity", 0.0) if act is None else (act.name, act.alpha)
+        gate = IDENTITY if act is None else act
         b = None if self.b is None else self.b.data
         algorithm = self.algorithm_for(x.shape)
         if algorithm == "direct":  # the padded input is kept for backward's dW and no chunks are needed
-            (y, kept), chunks = self._direct_forward(x, b, kind, alpha), None
+            (y, kept), chunks = self._direct_forward(x, b, gate), None
         else:
             y = self.device.xp.empty((x.shape[0], self.out_channels, *self.output_shape(*x.shape[2:])),
                                      dtype=self.dtype)
             # in training, a single chunk's columns are kept for backward's dW; with several chunks, or after an
             # evaluation forward (where holding them would only pin memory), backward rebuilds them
             chunks = self._chunks(x)
-            kept = self._im2col_forward(x, b, y, chunks, kind, alpha)
+            kept = self._im2col_forward(x, b, y, chunks, gate)
         self._cache = (x, kept, chunks, algorithm)
         if act is not None:
             act._cache = y
         return y
 
-    def _direct_forward(self, x, b, kind, alpha):
+    def _direct_forward(self, x, b, gate):
         """(y, padded x): y = f(conv(x) + b) by the direct convolution, ReLU in its kernel, another activation after."""
         ph, pw = self.padding
         xpad = ops.pad_images(x, (ph, pw)) if ph or pw else x
-        y = ops.conv_direct(xpad, self.W.data, b, kind == "relu")
-        return (y if kind in ("identity", "relu") else ops.activation(y, kind, alpha)), xpad
+        relu = type(gate) is ReLU
+        y = ops.conv_direct(xpad, self.W.data, b, relu)
+        return (y if relu or type(gate) is Identity else ops.activation(y, gate)), xpad
 
-    def _im2col_forward(self, x, b, y, chunks, kind, alpha):
+    def _im2col_forward(self, x, b, y, chunks, gate):
         """y[part] = f(W cols + b) per chunk; in training with one chunk, returns its columns (kept for dW)."""
         w2, y3 = self.W.data.reshape(self.out_channels, -1), y.reshape(*y.shape[:2], -1)
         keep = len(chunks) == 1 and self.training
@@ -168,7 +172,7 @@ class Conv2d(Module):
             cols = ops.im2col(x[part], *self._geometry(), out=self._buffer("kept" if keep else "cols",
                                                                            self._cols_shape(x[part])))
             z = ops.matmul(w2, cols, out=self._buffer("z", (self.out_channels, cols.shape[1])))
-            ops.conv_bias_activation(z, b, y3[part], kind, alpha)
+            ops.conv_bias_activation(z, b, y3[part], gate)
         return cols if keep else None
 
     def _cols_shape(self, x) -> tuple[int, int]:
@@ -212,18 +216,18 @@ class Conv2d(Module):
         n, f = x.shape[0], self.out_channels
         ho, wo = self.output_shape(*x.shape[2:])
         if act is None:
-            dout, y, kind, alpha = self._upstream(dout, (n, f, ho, wo)), None, "identity", 0.0
+            dout, y, gate = self._upstream(dout, (n, f, ho, wo)), None, IDENTITY
         else:
             y = act._saved()
-            dout, kind, alpha = act._upstream(dout, y.shape), act.name, act.alpha
+            dout, gate = act._upstream(dout, y.shape), act
         run = {"direct": self._direct_backward, "im2col": self._im2col_backward}[algorithm]
-        dw, db, dx = run(x, kept, chunks, dout, y, kind, alpha, input_grad)
+        dw, db, dx = run(x, kept, chunks, dout, y, gate, input_grad)
         self.W.accumulate(dw)
         if self.b is not None:
             self.b.accumulate(db)
         return dx
 
-    def _im2col_backward(self, x, cols, chunks, dout, y, kind, alpha, input_grad):
+    def _im2col_backward(self, x, cols, chunks, dout, y, gate, input_grad):
         """(dW, db, dx): dz per chunk, dW += dz cols^T, dx[part] = col2im(W^T dz)."""
         n, f, xp = x.shape[0], self.out_channels, self.device.xp
         dout, y = dout.reshape(n, f, -1), None if y is None else y.reshape(n, f, -1)
@@ -232,7 +236,7 @@ class Conv2d(Module):
         dw, db = None, None
         for part in chunks:
             shape = self._cols_shape(x[part])
-            dz, db_part = ops.conv_bias_activation_backward(dout[part], None if y is None else y[part], kind, alpha,
+            dz, db_part = ops.conv_bias_activation_backward(dout[part], None if y is None else y[part], gate,
                                                             out=self._buffer("dz", (f, shape[1])))
             part_cols = cols if cols is not None else ops.im2col(x[part], *self._geometry(),
                                                                  out=self._buffer("cols", shape))
@@ -245,10 +249,10 @@ class Conv2d(Module):
                 ops.col2im(dcols, x[part].shape, *self._geometry(), out=dx[part])
         return dw.reshape(self.W.shape), db, dx  # the reshape copies: dw is a transposed view
 
-    def _direct_backward(self, x, xpad, chunks, dout, y, kind, alpha, input_grad):
+    def _direct_backward(self, x, xpad, chunks, dout, y, gate, input_grad):
         """(dW, db, dx): dz, then dW and db by the direct kernel, and dx as the direct convolution of dz (padded by
         k - 1 - p) with the filters flipped and transposed to (C, F, kh, kw)."""
-        dz = dout if kind == "identity" else ops.activation_backward(dout, y, kind, alpha)
+        dz = dout if y is None else ops.activation_backward(dout, y, gate)
         dw, db = ops.conv_direct_param_grads(xpad, dz, self.kernel_size)
         dx = None
         if input_grad:

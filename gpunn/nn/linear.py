@@ -53,9 +53,9 @@ class Linear(Module):
         x = self._checked(x)
         z = ops.matmul(x, self.W.data)
         if self.b is not None:
-            y = ops.bias_activation(z, self.b.data, act.name, act.alpha)  # f(z + b) in one pass; z holds z + b
+            y = ops.bias_activation(z, self.b.data, act)  # f(z + b) in one pass; z holds z + b
         else:
-            y = ops.activation(z, act.name, act.alpha)
+            y = ops.activation(z, act)
         self._cache = x
         act._cache = y if act.backward_from == "output" else z
         return y
@@ -63,7 +63,7 @@ class Linear(Module):
     def backward_fused(self, dout, act, input_grad: bool = True):
         """Backward of f(x W + b) from the gradient w.r.t. its output: dz and db in one pass, then the GEMMs."""
         x, saved = self._saved(), act._saved()
-        dz, db = ops.bias_activation_backward(act._upstream(dout, saved.shape), saved, act.name, act.alpha)
+        dz, db = ops.bias_activation_backward(act._upstream(dout, saved.shape), saved, act)
         self.W.accumulate(ops.matmul(x.T, dz))
         if self.b is not None:
             self.b.accumulate(db)

@@ -8,8 +8,14 @@ import gpunn as gn
 from gpunn import ops
 from gpunn.nn import ACTIVATIONS
 
-KINDS = ["relu", "leaky_relu", "elu", "sigmoid", "tanh", "gelu"]
+KINDS = sorted(name for name in ACTIVATIONS if name != "identity")  # a gate added to the registry is tested here
 LIBM = ("elu", "sigmoid", "tanh", "gelu")
+
+
+def gate_of(kind, alpha=0.2):
+    """A gate of class ``kind``, with ``alpha`` where it takes one."""
+    cls = ACTIVATIONS[kind]
+    return cls(alpha=alpha) if "alpha" in cls.numbers else cls()
 
 
 def tolerance(kind, dtype, device):
@@ -21,20 +27,19 @@ def tolerance(kind, dtype, device):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_activation_forward_and_backward(kind, dtype, device, rng):
-    alpha = 0.1 if kind == "leaky_relu" else 1.3
-    gate = ACTIVATIONS[kind]
+    gate = gate_of(kind, alpha=0.1 if kind == "leaky_relu" else 1.3)
     for n in sizes(device):
         x = data(rng, n, dtype)
         g = data(rng, n, dtype, scale=1.0)[::-1].copy()  # edge values in the upstream gradient too, elsewhere
-        y_ref = ops.activation.reference(x, kind, alpha)
-        y = ops.activation.with_kernel(device.asarray(x), kind, alpha)
+        y_ref = ops.activation.reference(x, gate)
+        y = ops.activation.with_kernel(device.asarray(x), gate)
         assert_close(y, y_ref, tolerance(kind, dtype, device), f"{kind} forward, {n}")
         saved = x if gate.backward_from == "input" else y_ref
-        dx = gn.to_numpy(ops.activation_backward.with_kernel(device.asarray(g), device.asarray(saved), kind, alpha))
+        dx = gn.to_numpy(ops.activation_backward.with_kernel(device.asarray(g), device.asarray(saved), gate))
         if kind == "gelu":
-            assert_gelu_close(dx, ops.activation_backward.reference(g, saved, kind), g, x, dtype, f"backward, {n}")
+            assert_gelu_close(dx, ops.activation_backward.reference(g, saved, gate), g, x, dtype, f"backward, {n}")
         else:
-            assert_close(dx, ops.activation_backward.reference(g, saved, kind, alpha), tolerance(kind, dtype, device),
+            assert_close(dx, ops.activation_backward.reference(g, saved, gate), tolerance(kind, dtype, device),
                          f"{kind} backward, {n}")
 
 
@@ -55,22 +60,23 @@ def assert_gelu_close(got, expected, g, x, dtype, what):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("kind", ["identity"] + KINDS)
 def test_bias_activation_forward_and_backward(kind, dtype, device, rng):
-    shapes = [(1, 1), (7, 31), (257, 129)] if device.type == "cpu" else [(1, 1), (7, 31)]
+    shapes = [(1, 1), (7, 31), (257, 129)] if device.type == "cpu" else [(1, 1), (7, 31), (70, 5)]
+    gate = gate_of(kind)
     for shape in shapes:
         z = rng.standard_normal(shape).astype(dtype) * 2
         b = rng.standard_normal(shape[1]).astype(dtype)
         g = rng.standard_normal(shape).astype(dtype)
         z_ref = z.copy()
-        y_ref = ops.bias_activation.reference(z_ref, b, kind, 0.2)
+        y_ref = ops.bias_activation.reference(z_ref, b, gate)
         z_dev = device.asarray(z)
-        y = ops.bias_activation.with_kernel(z_dev, device.asarray(b), kind, 0.2)
+        y = ops.bias_activation.with_kernel(z_dev, device.asarray(b), gate)
         tol = tolerance(kind, dtype, device)
         assert_close(y, y_ref, tol, f"{kind} bias forward")
-        if ACTIVATIONS[kind].backward_from == "input":
+        if gate.backward_from == "input":
             assert_close(z_dev, z_ref, tol, f"{kind}: z afterwards")  # z + b, which backward reads
-        saved = z_ref if ACTIVATIONS[kind].backward_from == "input" else y_ref
-        dz, db = ops.bias_activation_backward.with_kernel(device.asarray(g), device.asarray(saved), kind, 0.2)
-        dz_ref, db_ref = ops.bias_activation_backward.reference(g, saved, kind, 0.2)
+        saved = z_ref if gate.backward_from == "input" else y_ref
+        dz, db = ops.bias_activation_backward.with_kernel(device.asarray(g), device.asarray(saved), gate)
+        dz_ref, db_ref = ops.bias_activation_backward.reference(g, saved, gate)
         if kind == "gelu":
             assert_gelu_close(dz, dz_ref, g, saved, dtype, "dz")
         else:
@@ -81,17 +87,19 @@ def test_bias_activation_forward_and_backward(kind, dtype, device, rng):
         assert_close(db, sums, shape[0] * 4 * np.finfo(dtype).eps, f"{kind} db")
 
 
+RELU = gn.nn.ReLU()
+
+
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda x: ops.activation_backward.with_kernel(x, x[:-1], "relu"),
+        (lambda x: ops.activation_backward.with_kernel(x, x[:-1], RELU),
          r"activation_backward: saved has shape \(9,\), expected \(10,\)"),
-        (lambda x: ops.activation_backward.with_kernel(x, x.astype(np.float64), "relu"),
+        (lambda x: ops.activation_backward.with_kernel(x, x.astype(np.float64), RELU),
          "saved has dtype float64, expected float32"),
-        (lambda x: ops.activation.with_kernel(x.astype(np.int32), "relu"), "arrays must be float32 or float64, got int32"),
-        (lambda x: ops.bias_activation.with_kernel(x.reshape(2, 5).copy(), x[:4].copy(), "relu"),
+        (lambda x: ops.activation.with_kernel(x.astype(np.int32), RELU), "arrays must be float32 or float64, got int32"),
+        (lambda x: ops.bias_activation.with_kernel(x.reshape(2, 5).copy(), x[:4].copy(), RELU),
          r"bias_activation: b must be float32 of shape \(5,\), got float32 \(4,\)"),
-        (lambda x: ops.activation(x, "softplus"), "unknown activation 'softplus'; expected one of"),
     ],
 )
 def test_bad_arguments_are_named_and_write_nothing(call, match, rng):
@@ -100,4 +108,34 @@ def test_bad_arguments_are_named_and_write_nothing(call, match, rng):
 
 def test_strided_inputs_are_made_contiguous(rng):
     x = rng.standard_normal((40, 30)).astype(np.float32)[:, ::3]
-    np.testing.assert_array_equal(ops.activation.with_kernel(x, "relu"), np.maximum(x, 0))
+    np.testing.assert_array_equal(ops.activation.with_kernel(x, RELU), np.maximum(x, 0))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_parallel_cpu_kernels_equal_the_one_thread_ones(kind, rng, monkeypatch):
+    """Above ``PARALLEL_MIN_SIZE`` the CPU runs each loop on Numba's threads: lowered here, the same results."""
+    from gpunn.kernels import launch
+
+    gate = gate_of(kind)
+    x, g = rng.standard_normal((300, 41)), rng.standard_normal((300, 41))
+    z, b = x.copy(), rng.standard_normal(41)
+    one = [ops.activation.with_kernel(x, gate), ops.activation_backward.with_kernel(g, x, gate),
+           *ops.bias_activation_backward.with_kernel(g, x, gate), ops.bias_activation.with_kernel(z.copy(), b, gate)]
+    monkeypatch.setattr(launch, "PARALLEL_MIN_SIZE", 1)
+    monkeypatch.setattr(gn.kernels.activations, "PARALLEL_MIN_SIZE", 1)
+    many = [ops.activation.with_kernel(x, gate), ops.activation_backward.with_kernel(g, x, gate),
+            *ops.bias_activation_backward.with_kernel(g, x, gate), ops.bias_activation.with_kernel(z.copy(), b, gate)]
+    for a, c, what in zip(one, many, ("forward", "backward", "dz", "db", "bias forward")):
+        np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-12, err_msg=f"{kind} {what}")
+
+
+def test_a_gate_that_changes_f_without_its_scalar_rule_runs_its_xp_rule(rng):
+    """Kernels made from an inherited scalar rule would compute the parent's f: such a gate gets none."""
+
+    class Doubled(gn.nn.ReLU):
+        def f(self, x):
+            return 2 * super().f(x)
+
+    assert Doubled.kernels is None and not Doubled().fusable
+    x = rng.standard_normal(40000).astype(np.float32)
+    np.testing.assert_array_equal(ops.activation(x, Doubled()), 2 * np.maximum(x, 0))

@@ -28,9 +28,9 @@ def test_every_op_is_registered_by_its_definition_with_a_cpu_kernel():
 def test_the_kernel_is_chosen_by_device_and_size_and_can_be_switched_off(rng, monkeypatch):
     calls = []
 
-    def counting(x, kind, alpha=0.0):
+    def counting(x, gate):
         calls.append(x.size)
-        return ops.activation.reference(x, kind, alpha)
+        return ops.activation.reference(x, gate)
 
     monkeypatch.setitem(ops.activation.bindings, "cpu", counting)
     big, small = rng.standard_normal(MIN_SIZE["cpu"]), rng.standard_normal(MIN_SIZE["cpu"] - 1)
@@ -40,13 +40,18 @@ def test_the_kernel_is_chosen_by_device_and_size_and_can_be_switched_off(rng, mo
     with ops.use_kernels(False):
         gn.nn.ReLU().to("float64").forward(big)
     assert calls == [big.size]  # switched off: the reference ran
-    ops.activation.with_kernel(small, "relu")
+    ops.activation.with_kernel(small, gn.nn.ReLU())
     assert calls == [big.size, small.size]
 
 
 def test_a_binding_that_declines_leaves_the_op_to_its_reference(rng):
     x = rng.standard_normal((4, 5)).astype(np.float32)
-    assert ops.activation.with_kernel(x, "identity") is x  # identity: the binding declines, the reference returns x
+
+    class OwnRule(gn.nn.ReLU):  # its f without a scalar twin: no kernels, so the binding declines
+        def f(self, x):
+            return x
+
+    assert ops.activation.with_kernel(x, OwnRule()) is x
 
 
 def test_the_environment_switch_keeps_every_op_on_its_reference():
@@ -64,20 +69,22 @@ def test_a_kernel_for_an_unknown_device_type_is_refused():
 def test_arrays_from_another_device_are_refused(gpu, rng):
     x = rng.standard_normal(10).astype(np.float32)
     with pytest.raises(ValueError, match=f"activation_backward: saved is on {gpu} but x is on cpu: .*share a device"):
-        ops.activation_backward.with_kernel(x, gpu.asarray(x), "relu")
+        ops.activation_backward.with_kernel(x, gpu.asarray(x), gn.nn.ReLU())
 
 
-@pytest.mark.parametrize("kind", ["identity", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "gelu"])
+@pytest.mark.parametrize("kind", sorted(gn.nn.ACTIVATIONS))
 def test_bias_activation_backward_is_activation_backward_plus_bias_sum(kind, device, rng):
     z, b, dout = (device.asarray(a) for a in (rng.standard_normal((6, 5)), rng.standard_normal(5),
                                               rng.standard_normal((6, 5))))
+    cls = gn.nn.ACTIVATIONS[kind]
+    gate = cls(alpha=0.1) if "alpha" in cls.numbers else cls()
     with device:  # z.copy() and z + b are CuPy's own operations: they run on the current device
         zb = z + b
-        y = ops.bias_activation(z.copy(), b, kind, 0.1)
-    np.testing.assert_allclose(gn.to_numpy(y), gn.to_numpy(ops.activation(zb, kind, 0.1)), rtol=1e-12)
-    saved = zb if ops.ACTIVATIONS[kind].backward_from == "input" else y
-    dz, db = ops.bias_activation_backward(dout, saved, kind, 0.1)
-    np.testing.assert_allclose(gn.to_numpy(dz), gn.to_numpy(ops.activation_backward(dout, saved, kind, 0.1)))
+        y = ops.bias_activation(z.copy(), b, gate)
+    np.testing.assert_allclose(gn.to_numpy(y), gn.to_numpy(ops.activation(zb, gate)), rtol=1e-12)
+    saved = zb if gate.backward_from == "input" else y
+    dz, db = ops.bias_activation_backward(dout, saved, gate)
+    np.testing.assert_allclose(gn.to_numpy(dz), gn.to_numpy(ops.activation_backward(dout, saved, gate)))
     np.testing.assert_allclose(gn.to_numpy(db), gn.to_numpy(dz).sum(axis=0), rtol=1e-12)
 
 

@@ -17,6 +17,7 @@ It also records each kernel's argument types as numba-cuda would infer them on a
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 
@@ -32,8 +33,37 @@ MAX_GRID = (2**31 - 1, 65535, 65535)
 _local = threading.local()
 
 
+COUNTS = {"numba": 0}  # Numba kernel launches so far (the simulated GPU's CuPy kernels and BLAS calls count apart)
+
+
 class LaunchError(RuntimeError):
     """A launch a real GPU (or numba-cuda) would refuse or get wrong."""
+
+
+class _Configured:
+    """``kernel[grid, block, stream]``: a launch configuration that keeps its own grid, as numba-cuda's does."""
+
+    __slots__ = ("kernel", "configuration")
+
+    def __init__(self, kernel, configuration):
+        if len(configuration) not in (2, 3, 4):
+            raise ValueError("must specify at least the griddim and blockdim")
+        self.kernel, self.configuration = kernel, tuple(configuration)
+
+    def __call__(self, *args):
+        return self.kernel._gpunn_launch(self.configuration, args)
+
+
+def _simulated(arg):
+    """A launch argument as Numba's simulator takes it: device arrays as its arrays, inside tuples too."""
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+    if isinstance(arg, strict_cupy.ndarray):
+        return FakeCUDAArray(arg._a)
+    if isinstance(arg, tuple) and any(isinstance(a, (strict_cupy.ndarray, tuple)) for a in arg):
+        members = tuple(_simulated(a) for a in arg)
+        return type(arg)(*members) if hasattr(type(arg), "_fields") else members
+    return arg
 
 
 class _Context:
@@ -93,12 +123,36 @@ class _Stream:
 
 
 def describe(arg) -> tuple:
-    """An argument's type as numba-cuda infers it for a launch: ("array", dtype, ndim, layout) or ("scalar", name)."""
-    a = arg._a if isinstance(arg, strict_cupy.ndarray) else arg
-    if isinstance(a, np.ndarray):
-        layout = "C" if a.flags.c_contiguous else "F" if a.flags.f_contiguous else "A"
-        return ("array", a.dtype.name, a.ndim, layout)
-    return ("scalar", str(numba.typeof(a)))
+    """An argument's type as numba-cuda infers it for a launch, by numba-cuda's own ``typeof`` (which reads a
+    device array through ``__dlpack__``, as it does CuPy's): ("array", dtype, ndim, layout), ("scalar", name),
+    or ("tuple", (member descriptions...), "module:Qualified.Name" of a named tuple's class or "")."""
+    if isinstance(arg, tuple):
+        cls = type(arg)
+        name = f"{cls.__module__}:{cls.__qualname__}" if hasattr(cls, "_fields") else ""
+        return ("tuple", tuple(describe(a) for a in arg), name)
+    if isinstance(arg, np.ndarray):
+        layout = "C" if arg.flags.c_contiguous else "F" if arg.flags.f_contiguous else "A"
+        return ("array", arg.dtype.name, arg.ndim, layout)
+    ty = numba_cuda_typeof(arg)
+    if isinstance(ty, numba.types.Array):
+        return ("array", str(ty.dtype), ty.ndim, ty.layout)
+    return ("scalar", str(ty))
+
+
+def numba_cuda_typeof(arg):
+    """numba-cuda's type for a kernel argument (``numba.cuda.typing.typeof``, the launch's own inference)."""
+    from numba.cuda.typing.typeof import Purpose, typeof
+
+    return typeof(arg, Purpose.argument)
+
+
+def _arrays(args):
+    """The device and host arrays among ``args``, inside tuples too."""
+    for a in args:
+        if isinstance(a, tuple):
+            yield from _arrays(a)
+        elif isinstance(a, (strict_cupy.ndarray, np.ndarray)):
+            yield a
 
 
 def check_launch(kernel, grid, block, stream, args) -> None:
@@ -110,10 +164,11 @@ def check_launch(kernel, grid, block, stream, args) -> None:
                               "(or empty: CUDA refuses a zero-size launch)")
     if block[0] * block[1] * block[2] > 1024:
         raise LaunchError(f"{name}: a block of {block} has more than 1024 threads")
-    devices = {a._device for a in args if isinstance(a, strict_cupy.ndarray)}
+    arrays = list(_arrays(args))
+    devices = {a._device for a in arrays if isinstance(a, strict_cupy.ndarray)}
     if not devices:
         return  # a kernel test on NumPy arrays, as Numba's simulator takes them
-    if any(isinstance(a, np.ndarray) for a in args):
+    if any(isinstance(a, np.ndarray) for a in arrays):
         raise LaunchError(f"{name}: a NumPy array among device arrays (numba-cuda would copy it to the GPU and back)")
     if len(devices) > 1:
         raise LaunchError(f"{name}: arrays on devices {sorted(devices)} in one launch")
@@ -130,7 +185,6 @@ def check_launch(kernel, grid, block, stream, args) -> None:
 
 def install() -> None:
     """Patch Numba's simulator (already imported with NUMBA_ENABLE_CUDASIM=1) to run and check device-array launches."""
-    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
     from numba.cuda.simulator.kernel import FakeCUDAKernel
 
     if getattr(FakeCUDAKernel, "_gpunn_checked", False):
@@ -138,25 +192,28 @@ def install() -> None:
     original_getitem, original_call = FakeCUDAKernel.__getitem__, FakeCUDAKernel.__call__
 
     def getitem(self, configuration):
-        self._gpunn_stream = configuration[2] if len(configuration) > 2 else None
-        return original_getitem(self, configuration)
+        """As numba-cuda: a configured launch of its own (the simulator's configures the kernel object itself,
+        so a configuration kept for later would launch with whatever grid was set last)."""
+        return _Configured(self, configuration)
 
     def call(self, *args):
         from numba.cuda.simulator import kernel as sim
 
         if self._device or sim._kernel_context:  # a device function, or a call inside a kernel
             return original_call(self, *args)
-        grid, block = self.grid_dim, self.block_dim
-        grid, block = _dims(grid), _dims(block)
-        check_launch(self, grid, block, getattr(self, "_gpunn_stream", None), args)
-        seen = LAUNCHES.setdefault((self.fn.__module__, locator(self)), {})
+        raise ValueError("kernel launch configuration was not specified (kernel[grid, block, stream](...))")
+
+    def launch(self, configuration, args):
+        original_getitem(self, configuration)
+        grid, block = _dims(self.grid_dim), _dims(self.block_dim)
+        check_launch(self, grid, block, configuration[2] if len(configuration) > 2 else None, args)
+        seen = LAUNCHES.setdefault(locator(self), {})
         signature = tuple(describe(a) for a in args)
         seen[signature] = max(seen.get(signature, 0), block[0] * block[1] * block[2])
-        self._gpunn_stream = None
-        return original_call(self, *(FakeCUDAArray(a._a) if isinstance(a, strict_cupy.ndarray) else a
-                                     for a in args))
+        COUNTS["numba"] += 1
+        return original_call(self, *(_simulated(a) for a in args))
 
-    FakeCUDAKernel.__getitem__, FakeCUDAKernel.__call__ = getitem, call
+    FakeCUDAKernel.__getitem__, FakeCUDAKernel.__call__, FakeCUDAKernel._gpunn_launch = getitem, call, launch
     FakeCUDAKernel._gpunn_checked = True
     _run_blocks_in_one_thread()
     cuda.gpus = _Gpus(strict_cupy.DEVICES)
@@ -183,7 +240,7 @@ def _needs_threads(fn, seen=None) -> bool:
         codes.extend(c for c in code.co_consts if hasattr(c, "co_names"))
     if names & _TOGETHER:
         return True
-    called = (fn.__globals__.get(n) for n in names)
+    called = [fn.__globals__.get(n) for n in names] + [c.cell_contents for c in fn.__closure__ or ()]
     return any(_needs_threads(c.fn, seen) for c in called if hasattr(c, "fn") and hasattr(c, "_device"))
 
 
@@ -213,21 +270,27 @@ def _run_blocks_in_one_thread() -> None:
     BlockManager.run = run
 
 
-def locator(kernel) -> str:
-    """Where the offline compiler finds ``kernel`` in its module: its qualified name, or for a kernel a
-    factory made (one per dtype, say) the module-level name holding it, ``NAME`` or ``NAME[i]`` (the i-th
-    value of a dict)."""
+def locator(kernel) -> tuple[str, str]:
+    """(module, name) where the offline compiler finds ``kernel``: its own module and qualified name, or for a
+    kernel a factory made, the module-level name holding it: ``NAME``, ``NAME[i]`` (the i-th value of a dict)
+    or ``NAME['key']`` (a dict's string key: a gate's kernels, in ``gpunn.kernels.elementwise.BUILT``)."""
+    module = kernel.fn.__module__
     if "<locals>" not in kernel.fn.__qualname__:
-        return kernel.fn.__qualname__
-    for name, value in vars(sys.modules[kernel.fn.__module__]).items():
+        return module, kernel.fn.__qualname__
+    from gpunn.kernels import elementwise
+
+    for key, value in elementwise.BUILT.items():
         if value is kernel:
-            return name
+            return elementwise.__name__, f"BUILT[{key!r}]"
+    for name, value in vars(sys.modules[module]).items():
+        if value is kernel:
+            return module, name
         if isinstance(value, dict):
             for i, v in enumerate(value.values()):
                 if v is kernel:
-                    return f"{name}[{i}]"
-    raise LookupError(f"{kernel.fn.__module__}.{kernel.fn.__qualname__}: a factory-made kernel must be held by a "
-                      "module-level name (or dict) for the offline compiler to find it")
+                    return module, f"{name}[{i}]"
+    raise LookupError(f"{module}.{kernel.fn.__qualname__}: a factory-made kernel must be held by a module-level "
+                      "name (or dict) for the offline compiler to find it")
 
 
 class _Barrier:
@@ -293,7 +356,7 @@ def _run_threads_with_a_barrier(manager, grid_point, *args) -> None:
 
 def launch_list() -> list[dict]:
     """The recorded launches as JSON-ready records: module, qualname, signature, threads per block."""
-    return [{"module": module, "qualname": qualname, "signature": [list(d) for d in signature], "threads": threads}
+    return [{"module": module, "qualname": qualname, "signature": json.loads(json.dumps(signature)), "threads": threads}
             for (module, qualname), seen in sorted(LAUNCHES.items()) for signature, threads in sorted(seen.items())]
 
 

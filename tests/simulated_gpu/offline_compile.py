@@ -40,23 +40,37 @@ SM_LIMITS = {(8, 0): (2048, 64, 32, 65536, 167936), (9, 0): (2048, 64, 32, 65536
 
 
 def numba_type(desc):
+    """The Numba type a launch recorded (simulated_gpu.kernel_launches.describe): arrays, scalars, (named) tuples."""
     import numba
     import numpy as np
 
     if desc[0] == "array":
         _, dtype, ndim, layout = desc
         return numba.types.Array(numba.from_dtype(np.dtype(dtype)), ndim, layout)
+    if desc[0] == "tuple":
+        members = [numba_type(d) for d in desc[1]]
+        if not desc[2]:
+            same = all(m == members[0] for m in members)
+            return numba.types.UniTuple(members[0], len(members)) if same and members else numba.types.Tuple(members)
+        module, qualname = desc[2].split(":")
+        cls = importlib.import_module(module)
+        for part in qualname.split("."):
+            cls = getattr(cls, part)
+        same = all(m == members[0] for m in members)
+        return numba.types.NamedUniTuple(members[0], len(members), cls) if same else numba.types.NamedTuple(members,
+                                                                                                              cls)
     return getattr(numba.types, desc[1])
 
 
 def kernel_function(module: str, qualname: str):
-    """The Python function of a kernel, from the locator kernel_launches recorded (``a.b``, ``NAME[i]``)."""
+    """The Python function of a kernel, from the locator kernel_launches recorded (``a.b``, ``NAME[i]``, ``NAME['k']``)."""
     obj = importlib.import_module(module)
     name, _, index = qualname.partition("[")
     for part in name.split("."):
         obj = getattr(obj, part)
     if index:
-        obj = list(obj.values())[int(index.rstrip("]"))]
+        index = index.rstrip("]")
+        obj = obj[index.strip("'")] if index.startswith("'") else list(obj.values())[int(index)]
     return obj.py_func
 
 
@@ -212,9 +226,18 @@ def compile_one(job: dict) -> dict:
     return report
 
 
+def _flat(signature):
+    """The argument descriptions with tuples' members in place of the tuples."""
+    for d in signature:
+        if d[0] == "tuple":
+            yield from _flat(d[1])
+        else:
+            yield d
+
+
 def float32_variant(signature) -> bool:
     """True when no argument is float64: then no instruction may be."""
-    floats = [d[1] for d in signature if d[1] in ("float32", "float64")]
+    floats = [d[1] for d in _flat(signature) if d[1] in ("float32", "float64")]
     return bool(floats) and "float64" not in floats
 
 
@@ -232,8 +255,15 @@ def problems(report: dict) -> list[str]:
 
 
 def signature_text(report: dict) -> str:
-    return "(" + ", ".join(f"{d[1]}[{d[2]}d{'' if d[3] == 'C' else ',' + d[3]}]" if d[0] == "array" else d[1]
-                           for d in report["signature"]) + ")"
+    return "(" + ", ".join(_arg_text(d) for d in report["signature"]) + ")"
+
+
+def _arg_text(d) -> str:
+    if d[0] == "array":
+        return f"{d[1]}[{d[2]}d{'' if d[3] == 'C' else ',' + d[3]}]"
+    if d[0] == "tuple":
+        return ("k" if d[2] else "") + "(" + ", ".join(_arg_text(m) for m in d[1]) + ")"
+    return d[1]
 
 
 def jobs_for(launches: list[dict]) -> list[dict]:
@@ -260,7 +290,7 @@ def markdown(reports: list[dict]) -> str:
                         " | | | |")
             continue
         dtype = "float32" if float32_variant(r["signature"]) else "float64" if any(
-            d[1] == "float64" for d in r["signature"]) else "-"
+            d[1] == "float64" for d in _flat(r["signature"])) else "-"
         rows.append(f"| `{r['module'].rsplit('.', 1)[-1]}.{r['qualname']}` | {dtype} | sm_{r['cc'][0]}{r['cc'][1]} | "
                     f"{r['registers']} | {r['smem']} | {r['spill_stores'] + r['spill_loads']} | {r['threads']} | "
                     f"{r['occupancy']:.0%} |")

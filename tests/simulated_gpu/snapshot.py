@@ -80,9 +80,42 @@ def describe(obj) -> dict:
     if isinstance(obj, type):
         return {"kind": "type"}
     if callable(obj):
-        kind = "ufunc" if type(obj).__name__ == "ufunc" else "function"
-        return {"kind": kind, "params": parameters(obj)}
+        if type(obj).__name__ == "ufunc":
+            return {"kind": "ufunc", "params": parameters(obj), "methods": ufunc_methods(obj)}
+        return {"kind": "function", "params": parameters(obj)}
     return {"kind": "value"}
+
+
+UFUNC_METHODS = ("reduce", "accumulate", "reduceat", "at", "outer")
+
+
+def ufunc_methods(ufunc) -> list[str]:
+    """The ufunc's methods CuPy takes: those that reach the device on arrays over a dummy pointer.
+
+    The others raise ``NotImplementedError`` ("`cupy_maximum.reduce` is not supported yet") before
+    touching it, which is what the stand-in must do too.
+    """
+    import cupy
+    import numpy as np
+
+    mem = cupy.cuda.UnownedMemory(0x10000, 1024, owner=None, device_id=0)
+    a = cupy.ndarray((4, 2), np.float32, cupy.cuda.MemoryPointer(mem, 0))
+    idx = cupy.ndarray((2,), np.int64, cupy.cuda.MemoryPointer(mem, 0))
+    calls = {"reduce": lambda f: f(a), "accumulate": lambda f: f(a), "reduceat": lambda f: f(a, idx),
+             "at": lambda f: f(a, idx, 1.0), "outer": lambda f: f(a, a)}
+    taken = []
+    for method in UFUNC_METHODS:
+        fn = getattr(ufunc, method, None)
+        if fn is None:
+            continue
+        try:
+            calls[method](fn)
+        except NotImplementedError:
+            continue
+        except Exception:  # noqa: BLE001 (accepted, then no driver: CuPy takes it)
+            pass
+        taken.append(method)
+    return taken
 
 
 def namespace(root, path: str) -> dict:
@@ -106,11 +139,16 @@ def snapshot() -> dict:
     }
 
 
+# Protocols beside the public names: items and length, and the exports numba-cuda reads (DLPack, CUDA Array Interface).
+PROTOCOLS = ("__getitem__", "__setitem__", "__len__", "__iter__", "__dlpack__", "__dlpack_device__",
+             "__cuda_array_interface__")
+
+
 def members(cls) -> dict:
-    """A class's public methods (with parameters) and attributes, plus the item and length protocol."""
+    """A class's public methods (with parameters) and attributes, plus the protocols in :data:`PROTOCOLS`."""
     out = {}
     for name in dir(cls):
-        if name.startswith("_") and name not in ("__getitem__", "__setitem__", "__len__", "__iter__"):
+        if name.startswith("_") and name not in PROTOCOLS:
             continue
         attr = getattr(cls, name)
         out[name] = {"kind": "method", "params": parameters(attr)} if callable(attr) else {"kind": "attribute"}

@@ -154,14 +154,17 @@ def _upload(dev: int, a, dtype=None, *args, copy_default=False, **kwargs):
 
 
 class _Ufunc:
-    """A CuPy ufunc: operands checked, ``out`` must be a device array; ``reduce``/``accumulate``/``at``/``outer``."""
+    """A CuPy ufunc: operands checked (arrays and scalars: no lists), ``out`` must be a device array; its methods
+    (``reduce``, ``accumulate``, ``reduceat``, ``at``, ``outer``) only where CuPy has them for this ufunc."""
 
-    def __init__(self, name: str, params: dict | None):
+    def __init__(self, name: str, spec: dict):
         self.__name__ = self.name = name
-        self._np, self._params = getattr(np, name), params
+        self._np, self._params = getattr(np, name), spec.get("params")
+        self._methods = spec.get("methods", ())
 
     def __call__(self, *args, **kwargs):
         _check_call(self.name, self._params, args, kwargs)
+        _no_sequences(args)
         dev = current_device()
         for o in (kwargs.get("out"),) if not isinstance(kwargs.get("out"), tuple) else kwargs["out"]:
             if o is not None and not isinstance(o, ndarray):
@@ -169,11 +172,14 @@ class _Ufunc:
         return _wrap(dev, self._np(*_on(dev, args), **{k: _on(dev, v) for k, v in kwargs.items()}), _outs(kwargs))
 
     def __getattr__(self, method):
-        if method not in ("reduce", "accumulate", "at", "outer", "reduceat"):
+        if method not in UFUNC_METHODS:
             raise AttributeError(method)
         fn = getattr(self._np, method)
 
         def call(*args, **kwargs):
+            if method not in self._methods:  # CuPy's own words (tests/simulated_gpu/snapshot.py probes which)
+                raise NotImplementedError(f"`cupy_{self.name}.{method}` is not supported yet")
+            _no_sequences(args[:1] if method in ("reduce", "accumulate", "reduceat") else args)
             dev = current_device()
             return _wrap(dev, fn(*_on(dev, args), **{k: _on(dev, v) for k, v in kwargs.items()}), _outs(kwargs))
 
@@ -181,6 +187,16 @@ class _Ufunc:
 
     def __repr__(self):
         return f"<ufunc '{self.name}'>"
+
+
+UFUNC_METHODS = ("reduce", "accumulate", "reduceat", "at", "outer")
+
+
+def _no_sequences(operands) -> None:
+    """CuPy's ufuncs take arrays and scalars only: a list or tuple operand is ``TypeError: Unsupported type``."""
+    for x in operands:
+        if isinstance(x, (list, tuple)):
+            raise TypeError(f"Unsupported type {type(x)}")
 
 
 # --------------------------------------------------------------------------- the array
@@ -222,7 +238,7 @@ class ndarray:  # noqa: N801 (CuPy's name)
         spec = API["cupy"][""].get(ufunc.__name__)
         if spec is None or spec["kind"] != "ufunc":
             return NotImplemented
-        u = _Ufunc(ufunc.__name__, spec["params"])
+        u = _Ufunc(ufunc.__name__, spec)
         return u(*inputs, **kwargs) if method == "__call__" else getattr(u, method)(*inputs, **kwargs)
 
     def __array_function__(self, func, types_, args, kwargs):
@@ -234,11 +250,21 @@ class ndarray:  # noqa: N801 (CuPy's name)
             return NotImplemented
         return fn(*args, **kwargs)
 
+    # ---- the exports numba-cuda reads to type and pass a kernel argument (CuPy 14's signatures, in the snapshot)
     @property
     def __cuda_array_interface__(self):
         contiguous = self._a.flags.c_contiguous
-        return {"shape": self._a.shape, "typestr": self._a.dtype.str, "data": (self._a.ctypes.data, False),
-                "strides": None if contiguous else self._a.strides, "version": 3, "stream": 1}
+        stream = get_current_stream(self._device).ptr or 1  # CuPy names its null stream CUDA's legacy stream, 1
+        return {"shape": self._a.shape, "typestr": self._a.dtype.str, "descr": [("", self._a.dtype.str)],
+                "data": (self._a.ctypes.data, False), "strides": None if contiguous else self._a.strides,
+                "version": 3, "stream": stream}
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """A DLPack capsule of the memory (host memory here, which a consumer typing the argument reads alike)."""
+        return self._a.__dlpack__(max_version=max_version) if max_version else self._a.__dlpack__()
+
+    def __dlpack_device__(self):
+        return 2, self._device  # (kDLCUDA, device id), as CuPy answers
 
     def get(self, stream=None, order="C", out=None, blocking=True):
         _host_read(".get()")
@@ -598,7 +624,7 @@ def _namespace(path: str, numpy_ns, extra: dict) -> types.ModuleType:
         if name in extra:
             setattr(mod, name, extra[name])
         elif spec["kind"] == "ufunc":
-            setattr(mod, name, _Ufunc(name, spec["params"]))
+            setattr(mod, name, _Ufunc(name, spec))
         elif spec["kind"] == "function" and callable(getattr(numpy_ns, name, None)):
             qual = f"{mod.__name__}.{name}"
             setattr(mod, name, _function(name, getattr(numpy_ns, name), spec["params"], qual))

@@ -1,0 +1,167 @@
+"""The one factory for elementwise gates: a gate's scalar rules made into its fused CPU and CUDA kernels.
+
+A gate (``gpunn/nn/activations.py``) writes each rule twice, in its own class: in ``xp`` code on whole
+arrays (what a student reads, and the reference) and for one element, ``f_scalar(x, k)`` and
+``df_scalar(g, s, k)`` (``s``: what the gate saved, its output or its input). :class:`GateKernels` turns
+the scalar pair into the kernels of every op family that fuses a gate: each family registers a builder
+with :func:`family` (``kernels/activations.py``: the gate alone and the affine layer's bias epilogue;
+``kernels/conv_epilogue.py``: the convolution's). The kernels are made when the gate class is defined,
+compiled on first call, and cached on disk (:class:`RuleCache`), so a new process loads them.
+
+``k``: the gate's numbers in the arrays' dtype, a named tuple ``(zero, half, one, <the gate's own>)``,
+e.g. ``k.alpha``. A float literal in a scalar rule would be float64 and pull a float32 kernel into
+float64 arithmetic (on a GPU, at a fraction of the speed): the rules use ``k``'s fields instead.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import inspect
+from typing import Callable
+
+import numba
+import numpy as np
+from numba import cuda
+from numba.core.caching import FunctionCache
+
+from .launch import Kernels
+
+FAMILIES: list[Callable] = []  # builders, (GateKernels) -> {name: Kernels}, registered by the op families
+BUILT: dict[str, object] = {}  # "<Gate>.<kernel>" -> CUDA kernel, for the offline compiler to find (tests/)
+BASE_NUMBERS = ("zero", "half", "one")
+
+
+def family(build: Callable) -> Callable:
+    """Decorator: ``build(made)`` returns an op family's kernels for one gate; every gate defined later gets them."""
+    FAMILIES.append(build)
+    return build
+
+
+class GateKernels:
+    """The fused kernels of one gate class, made from its scalar rules by every registered family.
+
+    ``f`` and ``df`` are the rules compiled for inlining into CPU kernels, ``f_device`` and ``df_device``
+    for CUDA; each family's kernels are attributes (``made.forward``, ``made.epilogue``, ...), each a
+    :class:`Kernels`. ``numbers(dtype, values)`` gives the ``k`` a kernel reads.
+    """
+
+    def __init__(self, gate: type):
+        self.gate = gate
+        self.name = gate.__qualname__
+        self.backward_from = gate.backward_from
+        self.fields = BASE_NUMBERS + tuple(gate.numbers)
+        self.Numbers = gate.Numbers = _numbers_type(gate, self.fields)  # found by name where k is unpickled
+        self.salt = _rules_salt(gate, self.fields)  # None: the rules cannot be read back (no disk cache)
+        self.f = numba.njit(inline="always")(gate.f_scalar)
+        self.df = numba.njit(inline="always")(gate.df_scalar)
+        self.f_device = cuda.jit(device=True)(gate.f_scalar)
+        self.df_device = cuda.jit(device=True)(gate.df_scalar)
+        self._numbers: dict = {}
+        for build in FAMILIES:
+            for name, kernels in build(self).items():
+                setattr(self, name, kernels)
+                BUILT[f"{self.name}.{name}"] = kernels.cuda
+
+    def numbers(self, dtype: np.dtype, values: tuple):
+        """``k`` for arrays of ``dtype``: 0, 1/2, 1 and the gate's own ``values`` (in ``gate.numbers`` order)."""
+        key = (dtype, values)
+        k = self._numbers.get(key)
+        if k is None:
+            cast = dtype.type
+            k = self._numbers[key] = self.Numbers(cast(0), cast(0.5), cast(1), *map(cast, values))
+        return k
+
+    def cpu(self, fn: Callable, parallel: bool = False, fastmath=False):
+        """``fn`` (a kernel body calling ``self.f``/``self.df``) compiled for the CPU, cached by the rules' source."""
+        dispatcher = numba.njit(parallel=parallel, fastmath=fastmath)(fn)
+        if self.salt is not None:
+            dispatcher._cache = RuleCache(dispatcher.py_func, self.salt)
+        return dispatcher
+
+    def cuda(self, fn: Callable):
+        """``fn`` compiled as a CUDA kernel, cached by the rules' source (where numba-cuda caches: on a real GPU)."""
+        kernel = cuda.jit(fn)
+        if self.salt is not None and hasattr(kernel, "enable_caching"):  # Numba's simulator has no cache
+            kernel._cache = _cuda_rule_cache(kernel.py_func, self.salt)
+        return kernel
+
+    def both(self, cpu_fn: Callable, cuda_fn: Callable, fastmath=False) -> Kernels:
+        """The :class:`Kernels` of one op direction: ``cpu_fn`` on one thread and on all, ``cuda_fn`` on a GPU.
+
+        ``cpu_fn`` loops with ``prange``: compiled twice, it runs serially, or on Numba's threads.
+        """
+        return Kernels(self.cpu(cpu_fn, fastmath=fastmath), self.cuda(cuda_fn),
+                       self.cpu(cpu_fn, parallel=True, fastmath=fastmath))
+
+    def __repr__(self):
+        return f"<kernels of {self.name}: {', '.join(n for n in vars(self) if isinstance(getattr(self, n), Kernels))}>"
+
+
+def defines_its_rules(gate: type) -> bool:
+    """True when the class that gives ``gate`` its ``f``/``df`` also gives its scalar rules (and its numbers).
+
+    A subclass that changes ``f`` but inherits ``f_scalar`` would get kernels computing its parent's rule:
+    such a gate runs its ``xp`` rules, never the kernels.
+    """
+    def owner(name):
+        return next(c for c in gate.__mro__ if name in c.__dict__)
+
+    return (owner("f") is owner("f_scalar") and owner("df") is owner("df_scalar")
+            and owner("f") is owner("df") and owner("numbers") in owner("f").__mro__)
+
+
+def _numbers_type(gate: type, fields: tuple) -> type:
+    """The named tuple type of ``k`` for ``gate``, reachable as ``gate.Numbers`` (Numba's disk cache pickles it)."""
+    numbers = collections.namedtuple("Numbers", fields)
+    numbers.__module__, numbers.__qualname__ = gate.__module__, f"{gate.__qualname__}.Numbers"
+    return numbers
+
+
+def _rules_salt(gate: type, fields: tuple) -> str | None:
+    """A digest of the scalar rules' source and the numbers' names: the part of a cached kernel's key that
+    says which gate it computes. None where the source cannot be read or the class cannot be pickled by name."""
+    if "<locals>" in gate.__qualname__ or gate.__module__ == "__main__":
+        return None
+    try:
+        source = inspect.getsource(gate.f_scalar) + inspect.getsource(gate.df_scalar)
+    except (OSError, TypeError):
+        return None
+    return hashlib.sha256(f"{gate.__module__}.{gate.__qualname__}|{fields}|{source}".encode()).hexdigest()
+
+
+class RuleCache(FunctionCache):
+    """Numba's file cache for a kernel made by this factory, keyed by the gate's rules.
+
+    Numba keys a closure's cached code by its bytecode and its pickled cells, and a compiled rule in a cell
+    pickles with a random id (so nothing would ever be found again in a new process). The key here is the
+    kernel's bytecode and a digest of the rules' source: the same gate finds its kernels; a changed rule
+    compiles anew. The factory's own file is the index's source stamp, so a change to it clears them all.
+    """
+
+    def __init__(self, py_func, salt: str):
+        self._salt = salt
+        super().__init__(py_func)
+
+    def _index_key(self, sig, codegen):
+        code = hashlib.sha256(self._py_func.__code__.co_code).hexdigest()
+        return sig, codegen.magic_tuple(), (code, self._salt)
+
+
+def _cuda_rule_cache(py_func, salt: str):
+    """numba-cuda's file cache with :class:`RuleCache`'s key (numba-cuda adds its version and launch config)."""
+    from numba.cuda.dispatcher import CUDACache
+
+    class CUDARuleCache(CUDACache):
+        def __init__(self, fn):
+            self._salt = salt
+            super().__init__(fn)
+
+        def _index_key(self, sig, codegen):
+            import numba_cuda
+
+            code = hashlib.sha256(self._py_func.__code__.co_code).hexdigest()
+            key = (sig, codegen.magic_tuple(), numba_cuda.__version__, (code, self._salt))
+            return key if self._launch_config_key is None else key + (("launch_config", self._launch_config_key),)
+
+    return CUDARuleCache(py_func)
