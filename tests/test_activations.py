@@ -54,3 +54,14 @@ def test_a_gate_whose_backward_needs_its_input_runs_apart_after_a_convolution(rn
     y = conv.forward_fused(x, gelu)
     np.testing.assert_allclose(y, gn.nn.GELU().forward(gn.nn.Conv2d(3, 4, 3, padding=1, rng=1).forward(x)), rtol=1e-6)
     assert conv.backward_fused(np.ones_like(y), gelu).shape == x.shape
+
+
+def test_silu_is_x_sigmoid_x(rng):
+    x = rng.standard_normal(1000) * 6
+    expected = x / (1 + np.exp(-x))
+    gate = gn.nn.SiLU().to("float64")
+    np.testing.assert_allclose(gate.forward(x[None]), expected[None], rtol=1e-13, atol=1e-15)
+    s = 1 / (1 + np.exp(-x))
+    np.testing.assert_allclose(gate.backward(np.ones((1, 1000))), (s * (1 + x * (1 - s)))[None], rtol=1e-12, atol=1e-15)
+    torch = pytest.importorskip("torch")
+    np.testing.assert_allclose(expected, torch.nn.functional.silu(torch.from_numpy(x)).numpy(), rtol=1e-12, atol=1e-15)

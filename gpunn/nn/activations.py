@@ -32,7 +32,7 @@ from ..kernels.elementwise import GateKernels, defines_its_rules
 from ..validation import check_number
 from .module import Module
 
-__all__ = ["ACTIVATIONS", "ELU", "GELU", "Activation", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Tanh",
+__all__ = ["ACTIVATIONS", "ELU", "GELU", "Activation", "Identity", "LeakyReLU", "ReLU", "SiLU", "Sigmoid", "Tanh",
            "activation_layer"]
 
 ACTIVATIONS: dict[str, type] = {}  # name -> gate class, filled as each gate is defined
@@ -257,6 +257,32 @@ class GELU(Activation):
     def df_scalar(g, x, k):
         t = math.tanh(k.c0 * (x + k.c1 * x * x * x))
         return g * (k.half * (k.one + t) + k.half * x * (k.one - t * t) * k.c0 * (k.one + (k.c1 + k.c1 + k.c1) * x * x))
+
+
+class SiLU(Activation):
+    """x sigmoid(x) (also called swish): PyTorch's ``nn.SiLU``."""
+
+    name, init = "silu", "he"
+    backward_from = "input"  # f' needs x
+
+    def f(self, x):
+        half = x.dtype.type(0.5)
+        return x * (half * array_module(x).tanh(half * x) + half)  # sigmoid in its overflow-free tanh form
+
+    def df(self, dout, x):
+        # f'(x) = s + x s (1 - s) = s (1 + x (1 - s)), s = sigmoid(x)
+        half = x.dtype.type(0.5)
+        s = half * array_module(x).tanh(half * x) + half
+        return dout * s * (1 + x * (1 - s))
+
+    @staticmethod
+    def f_scalar(x, k):
+        return x * (k.half * math.tanh(x * k.half) + k.half)
+
+    @staticmethod
+    def df_scalar(g, x, k):
+        s = k.half * math.tanh(x * k.half) + k.half
+        return g * s * (k.one + x * (k.one - s))
 
 
 def activation_layer(name: str) -> Activation:
