@@ -28,7 +28,7 @@ from numba.core.caching import FunctionCache
 from .launch import Kernels
 
 FAMILIES: list[Callable] = []  # builders, (GateKernels) -> {name: Kernels}, registered by the op families
-BUILT: dict[str, object] = {}  # "<Gate>.<kernel>" -> CUDA kernel, for the offline compiler to find (tests/)
+BUILT: dict[str, object] = {}  # "<Class>.<kernel>" -> CUDA kernel, for the offline compiler to find (tests/)
 BASE_NUMBERS = ("zero", "half", "one")
 
 
@@ -38,42 +38,33 @@ def family(build: Callable) -> Callable:
     return build
 
 
-class GateKernels:
-    """The fused kernels of one gate class, made from its scalar rules by every registered family.
+class RuleKernels:
+    """Kernels made from the scalar rules of one class (a gate, an update rule), compiled on first call.
 
-    ``f`` and ``df`` are the rules compiled for inlining into CPU kernels, ``f_device`` and ``df_device``
-    for CUDA; each family's kernels are attributes (``made.forward``, ``made.epilogue``, ...), each a
-    :class:`Kernels`. ``numbers(dtype, values)`` gives the ``k`` a kernel reads.
+    ``numbers(dtype, values)`` gives the named tuple of numbers the rules read (``k``, ``h``): 0, 1/2, 1 and
+    the class's ``numbers`` in the arrays' dtype (a True/False one stays a bool). :meth:`cpu`, :meth:`cuda`
+    and :meth:`both` compile a kernel body, cached on disk by the rules' source.
     """
 
-    def __init__(self, gate: type):
-        self.gate = gate
-        self.name = gate.__qualname__
-        self.backward_from = gate.backward_from
-        self.fields = BASE_NUMBERS + tuple(gate.numbers)
-        self.Numbers = gate.Numbers = _numbers_type(gate, self.fields)  # found by name where k is unpickled
-        self.salt = _rules_salt(gate, self.fields)  # None: the rules cannot be read back (no disk cache)
-        self.f = numba.njit(inline="always")(gate.f_scalar)
-        self.df = numba.njit(inline="always")(gate.df_scalar)
-        self.f_device = cuda.jit(device=True)(gate.f_scalar)
-        self.df_device = cuda.jit(device=True)(gate.df_scalar)
+    def __init__(self, owner: type, rules: tuple):
+        self.owner, self.name = owner, owner.__qualname__
+        self.fields = BASE_NUMBERS + tuple(owner.numbers)
+        self.Numbers = owner.Numbers = _numbers_type(owner, self.fields)  # found by name where it is unpickled
+        self.salt = _rules_salt(owner, self.fields, rules)  # None: the rules cannot be read back (no disk cache)
         self._numbers: dict = {}
-        for build in FAMILIES:
-            for name, kernels in build(self).items():
-                setattr(self, name, kernels)
-                BUILT[f"{self.name}.{name}"] = kernels.cuda
 
     def numbers(self, dtype: np.dtype, values: tuple):
-        """``k`` for arrays of ``dtype``: 0, 1/2, 1 and the gate's own ``values`` (in ``gate.numbers`` order)."""
+        """The rules' numbers for arrays of ``dtype``: 0, 1/2, 1 and ``values`` (in the class's ``numbers`` order)."""
         key = (dtype, values)
         k = self._numbers.get(key)
         if k is None:
             cast = dtype.type
-            k = self._numbers[key] = self.Numbers(cast(0), cast(0.5), cast(1), *map(cast, values))
+            k = self._numbers[key] = self.Numbers(cast(0), cast(0.5), cast(1),
+                                                   *(v if isinstance(v, bool) else cast(v) for v in values))
         return k
 
     def cpu(self, fn: Callable, parallel: bool = False, fastmath=False):
-        """``fn`` (a kernel body calling ``self.f``/``self.df``) compiled for the CPU, cached by the rules' source."""
+        """``fn`` (a kernel body calling the compiled rules) compiled for the CPU, cached by the rules' source."""
         dispatcher = numba.njit(parallel=parallel, fastmath=fastmath)(fn)
         if self.salt is not None:
             dispatcher._cache = RuleCache(dispatcher.py_func, self.salt)
@@ -94,40 +85,65 @@ class GateKernels:
         return Kernels(self.cpu(cpu_fn, fastmath=fastmath), self.cuda(cuda_fn),
                        self.cpu(cpu_fn, parallel=True, fastmath=fastmath))
 
+    def add(self, name: str, kernels: Kernels) -> None:
+        """Keep ``kernels`` as attribute ``name``, and its CUDA kernel where the offline compiler finds it."""
+        setattr(self, name, kernels)
+        BUILT[f"{self.name}.{name}"] = kernels.cuda
+
     def __repr__(self):
         return f"<kernels of {self.name}: {', '.join(n for n in vars(self) if isinstance(getattr(self, n), Kernels))}>"
 
 
-def defines_its_rules(gate: type) -> bool:
-    """True when the class that gives ``gate`` its ``f``/``df`` also gives its scalar rules (and its numbers).
+class GateKernels(RuleKernels):
+    """The fused kernels of one gate class, made from its scalar rules by every registered family.
 
-    A subclass that changes ``f`` but inherits ``f_scalar`` would get kernels computing its parent's rule:
-    such a gate runs its ``xp`` rules, never the kernels.
+    ``f`` and ``df`` are the rules compiled for inlining into CPU kernels, ``f_device`` and ``df_device``
+    for CUDA; each family's kernels are attributes (``made.forward``, ``made.epilogue``, ...), each a
+    :class:`Kernels`. ``numbers(dtype, values)`` gives the ``k`` a kernel reads.
+    """
+
+    def __init__(self, gate: type):
+        super().__init__(gate, (gate.f_scalar, gate.df_scalar))
+        self.backward_from = gate.backward_from
+        self.f = numba.njit(inline="always")(gate.f_scalar)
+        self.df = numba.njit(inline="always")(gate.df_scalar)
+        self.f_device = cuda.jit(device=True)(gate.f_scalar)
+        self.df_device = cuda.jit(device=True)(gate.df_scalar)
+        for build in FAMILIES:
+            for name, kernels in build(self).items():
+                self.add(name, kernels)
+
+
+def defines_its_rules(cls: type, together: tuple) -> bool:
+    """True when each group of names in ``together`` comes from one class of ``cls``'s MRO.
+
+    A gate that changes ``f`` but inherits ``f_scalar`` would get kernels computing its parent's rule: such
+    a class has no kernels, and runs its ``xp`` rules.
     """
     def owner(name):
-        return next(c for c in gate.__mro__ if name in c.__dict__)
+        return next(c for c in cls.__mro__ if name in c.__dict__)
 
-    return (owner("f") is owner("f_scalar") and owner("df") is owner("df_scalar")
-            and owner("f") is owner("df") and owner("numbers") in owner("f").__mro__)
+    return all(len({owner(name) for name in group}) == 1 for group in together)
 
 
-def _numbers_type(gate: type, fields: tuple) -> type:
-    """The named tuple type of ``k`` for ``gate``, reachable as ``gate.Numbers`` (Numba's disk cache pickles it)."""
+def _numbers_type(owner: type, fields: tuple) -> type:
+    """The named tuple type of the rules' numbers for ``owner``, reachable as ``owner.Numbers`` (Numba's disk cache
+    pickles it by name)."""
     numbers = collections.namedtuple("Numbers", fields)
-    numbers.__module__, numbers.__qualname__ = gate.__module__, f"{gate.__qualname__}.Numbers"
+    numbers.__module__, numbers.__qualname__ = owner.__module__, f"{owner.__qualname__}.Numbers"
     return numbers
 
 
-def _rules_salt(gate: type, fields: tuple) -> str | None:
-    """A digest of the scalar rules' source and the numbers' names: the part of a cached kernel's key that
-    says which gate it computes. None where the source cannot be read or the class cannot be pickled by name."""
-    if "<locals>" in gate.__qualname__ or gate.__module__ == "__main__":
+def _rules_salt(owner: type, fields: tuple, rules: tuple) -> str | None:
+    """A digest of the rules' source and the numbers' names: the part of a cached kernel's key that says which
+    rules it computes. None where the source cannot be read or the class cannot be pickled by name."""
+    if "<locals>" in owner.__qualname__ or owner.__module__ == "__main__":
         return None
     try:
-        source = inspect.getsource(gate.f_scalar) + inspect.getsource(gate.df_scalar)
+        source = "".join(inspect.getsource(rule) for rule in rules)
     except (OSError, TypeError):
         return None
-    return hashlib.sha256(f"{gate.__module__}.{gate.__qualname__}|{fields}|{source}".encode()).hexdigest()
+    return hashlib.sha256(f"{owner.__module__}.{owner.__qualname__}|{fields}|{source}".encode()).hexdigest()
 
 
 class RuleCache(FunctionCache):
