@@ -1,18 +1,19 @@
 """The divergence flag: the first step whose loss or gradients were not finite, recorded on the device.
 
-Checking the loss on the host would stop the GPU at every step. Instead each step adds, on
-the device, whether loss + sum of g.g is finite (it is NaN or infinite exactly when the loss
-or a gradient is, or when gradients pass ~1e19 in float32, which is divergence too), and the
-first bad step's number sticks. The update kernels read the same array and change nothing
-from that step on (``Optimizer.step(skip=flag.state)``), as PyTorch's fused optimizers read
-``found_inf``. The host reads the flag only when it chooses: every ``log_every`` steps and at
-the end of each epoch.
+Checking the loss on the host would stop the GPU at every step. Instead each step checks, on
+the device and in one launch over every gradient (``ops.nonfinite_check``), whether the loss and
+each g * g are finite (NaN or infinite exactly when the loss or a gradient is, or when a gradient
+passes ~1e19 in float32, which is divergence too), and the first bad step's number sticks. The
+update kernels read the same array and change nothing from that step on
+(``Optimizer.step(skip=flag.state)``), as PyTorch's fused optimizers read ``found_inf``. The host
+reads the flag only when it chooses: every ``log_every`` steps and at the end of each epoch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import ops
 from .devices import Device
 
 
@@ -29,11 +30,4 @@ class DivergenceFlag:
 
     def check(self, loss, grads) -> None:
         """Count one step; record it if it is the first whose ``loss`` or ``grads`` are not finite. No host read."""
-        xp = self.device.xp
-        total = loss
-        for g in grads:
-            flat = g.reshape(-1)
-            total = total + flat @ flat
-        self.state[1] += 1
-        first = ~xp.isfinite(total) & (self.state[0] == 0)
-        self.state[0] = xp.where(first, self.state[1], self.state[0])
+        ops.nonfinite_check(loss.reshape(1), tuple(grads), self.state)

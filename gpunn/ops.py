@@ -14,8 +14,8 @@ from .kernels.dropout import dropout_backward, dropout_forward, dropout_keep, dr
 from .kernels.im2col import col2im, im2col, output_size  # noqa: F401
 from .kernels.matmul import matmul  # noqa: F401
 from .kernels.op import REGISTRY, active_kernels, has_kernel, use_kernels  # noqa: F401
-from .kernels.optimizers import (adagrad_hyper, adagrad_step, adam_hyper, adam_step, rmsprop_hyper,  # noqa: F401
-                                 rmsprop_step, sgd_hyper, sgd_step)
+from .kernels.multi_tensor import nonfinite_check  # noqa: F401
+from .kernels.optimizers import update_step  # noqa: F401
 from .kernels.padding import pad_images  # noqa: F401
 from .kernels.pooling import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward  # noqa: F401
 

@@ -216,7 +216,6 @@ class Trainer:
         start = time.perf_counter()
         self.model.seed([self.seed, epoch]).train()
         self._flag.reset()
-        steps_before = self.optimizer.steps
         losses, pending, correct = [], [], self.device.xp.zeros((), np.int64)
         first_row = 0  # where this process's rows start in the global batch: random layers draw those rows' part
         order = np.random.default_rng([self.seed, epoch]).permutation(batches.n)
@@ -231,8 +230,7 @@ class Trainer:
                 bad, values = self._read_losses(pending)
                 losses += values
                 pending = []
-                if bad:
-                    self.optimizer.steps = steps_before + bad - 1  # the skipped steps did not happen
+                if bad:  # the update kernels skipped that step and the rest: the step count stopped there too
                     return Diverged(f"training diverged at epoch {epoch}, iteration {bad}: the loss ({losses[bad - 1]}) "
                                     "or a gradient is NaN, infinite or huge (try a smaller lr)",
                                     f"the weights after iteration {bad - 1} of epoch {epoch}" if bad > 1 else None)

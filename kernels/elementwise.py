@@ -114,8 +114,9 @@ class GateKernels(RuleKernels):
                 self.add(name, kernels)
 
 
-def defines_its_rules(cls: type, together: tuple) -> bool:
-    """True when each group of names in ``together`` comes from one class of ``cls``'s MRO.
+def defines_its_rules(cls: type, together: tuple, read: tuple = ()) -> bool:
+    """True when each group of names in ``together`` comes from one class of ``cls``'s MRO, and each name in
+    ``read`` (what the rules read) from that class or one it derives from.
 
     A gate that changes ``f`` but inherits ``f_scalar`` would get kernels computing its parent's rule: such
     a class has no kernels, and runs its ``xp`` rules.
@@ -123,7 +124,10 @@ def defines_its_rules(cls: type, together: tuple) -> bool:
     def owner(name):
         return next(c for c in cls.__mro__ if name in c.__dict__)
 
-    return all(len({owner(name) for name in group}) == 1 for group in together)
+    if not all(len({owner(name) for name in group}) == 1 for group in together):
+        return False
+    rules = owner(together[0][0])
+    return all(owner(name) in rules.__mro__ for name in read)
 
 
 def _numbers_type(owner: type, fields: tuple) -> type:

@@ -37,7 +37,7 @@ __all__ = ["ACTIVATIONS", "ELU", "GELU", "Activation", "Identity", "LeakyReLU", 
 
 ACTIVATIONS: dict[str, type] = {}  # name -> gate class, filled as each gate is defined
 # Defined by one class each, or the kernels (made from the scalar rules) would not compute what f and df say.
-RULES_TOGETHER = (("f", "f_scalar", "df", "df_scalar"), )
+RULES_TOGETHER = (("f", "f_scalar", "df", "df_scalar"),)
 
 
 class Activation(Module):
@@ -51,7 +51,7 @@ class Activation(Module):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls.kernels = GateKernels(cls) if defines_its_rules(cls, RULES_TOGETHER) else None
+        cls.kernels = GateKernels(cls) if defines_its_rules(cls, RULES_TOGETHER, ("numbers",)) else None
         if "name" in cls.__dict__:
             ACTIVATIONS[cls.name] = cls
 

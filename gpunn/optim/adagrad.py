@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .. import ops
+import math
+
+from ..devices import array_module
 from ..validation import check_number
 from .optimizer import Optimizer
 
@@ -11,15 +13,20 @@ class Adagrad(Optimizer):
     """s <- s + g^2; w <- w - lr g / (sqrt(s) + eps). As ``torch.optim.Adagrad`` with lr_decay=0."""
 
     state_names = ("sum_sq",)
+    numbers = ("lr", "eps")
 
     def __init__(self, params, lr: float = 1e-2, eps: float = 1e-10, weight_decay: float = 0.0,
                  decay_biases: bool = False):
         super().__init__(params, lr, weight_decay, decay_biases)
         self.eps = check_number("eps", eps, low=0, low_open=True)
 
-    def _update(self, p, state, lr, weight_decay, skip=None):
-        hyper = self._hyper(p, ops.adagrad_hyper(lr, self.eps, weight_decay), bool(weight_decay))
-        ops.adagrad_step(p.data, p.grad, state["sum_sq"], lr, self.eps, weight_decay, skip=skip, hyper=hyper)
+    def update(self, w, g, sum_sq, h, s, wd):
+        g = g + wd * w
+        sum_sq += g * g
+        w -= h.lr * g / (array_module(w).sqrt(sum_sq) + h.eps)
 
-    def hyperparameters(self):
-        return {**super().hyperparameters(), "eps": self.eps}
+    @staticmethod
+    def rule(w, g, sum_sq, h, s, wd):
+        g = g + wd * w
+        sum_sq = sum_sq + g * g
+        return w - h.lr * g / (math.sqrt(sum_sq) + h.eps), sum_sq

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .. import ops
+import math
+
+from ..devices import array_module
 from ..validation import check_number
 from .optimizer import Optimizer
 
@@ -15,6 +17,7 @@ class Adam(Optimizer):
     """
 
     state_names = ("m", "v")
+    numbers = ("lr", "beta1", "beta2", "eps", "decoupled")
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, decay_biases: bool = False):
@@ -27,15 +30,35 @@ class Adam(Optimizer):
         )
         self.eps = check_number("eps", eps, low=0, low_open=True)
 
-    def _update(self, p, state, lr, weight_decay, skip=None):
-        b1, b2 = self.betas
-        hyper = self._hyper(p, ops.adam_hyper(lr, b1, b2, self.eps, self.steps, weight_decay, self.decoupled),
-                            bool(weight_decay))
-        ops.adam_step(p.data, p.grad, state["m"], state["v"], lr, b1, b2, self.eps, self.steps,
-                      weight_decay, self.decoupled, skip=skip, hyper=hyper)
+    beta1 = property(lambda self: self.betas[0])
+    beta2 = property(lambda self: self.betas[1])
 
-    def hyperparameters(self):
-        return {**super().hyperparameters(), "betas": self.betas, "eps": self.eps}
+    @staticmethod
+    def per_step(h, t):
+        """(lr / (1 - b1^t), 1 - b2^t): the bias corrections of step t, once per step."""
+        return h.lr / (h.one - h.beta1 ** t), h.one - h.beta2 ** t
+
+    def update(self, w, g, m, v, h, s, wd):
+        if h.decoupled:
+            w *= 1 - h.lr * wd  # AdamW: the weights shrink, the gradient is left alone
+        else:
+            g = g + wd * w
+        m *= h.beta1
+        m += (1 - h.beta1) * g
+        v *= h.beta2
+        v += (1 - h.beta2) * g * g
+        lr_t, bc2 = s
+        w -= lr_t * m / (array_module(w).sqrt(v / bc2) + h.eps)
+
+    @staticmethod
+    def rule(w, g, m, v, h, s, wd):
+        if h.decoupled:
+            w = w * (h.one - h.lr * wd)
+        else:
+            g = g + wd * w
+        m = h.beta1 * m + (h.one - h.beta1) * g
+        v = h.beta2 * v + (h.one - h.beta2) * g * g
+        return w - s[0] * m / (math.sqrt(v / s[1]) + h.eps), m, v
 
 
 class AdamW(Adam):

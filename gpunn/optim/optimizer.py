@@ -1,19 +1,35 @@
 """Optimizer: the base of the first-order update rules.
 
-An optimizer holds a list of :class:`~gpunn.nn.Parameter`, its hyperparameters,
-and per-parameter state arrays (momentum buffers, moment estimates) created on
-the parameter's device at the first step. Subclasses define ``_update`` in terms
-of one op from :mod:`gpunn.ops`, which updates weights and state in place.
+An optimizer holds a list of :class:`~gpunn.nn.Parameter`, its hyperparameters, and per-parameter state
+arrays (momentum buffers, moment estimates) made on the parameter's device at the first step. A rule is
+defined once, in its class: ``update`` in ``xp`` code on whole arrays (the lecture's formula) and ``rule``,
+the same for one element, from which the kernels are made when the class is defined
+(``gpunn/kernels/optimizers.py``). Its hyperparameters and their defaults are written once, in
+``__init__``'s signature; ``numbers`` names those the rule reads (as ``h.<name>``).
+
+:meth:`Optimizer.step` updates every parameter with one call of the op ``update_step``: one launch on a
+GPU, one pass on the CPU, however many parameters there are. The step count lives on the parameters'
+device and the kernels advance it, so a step makes no host-to-device write and no host read.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
+from .. import ops
 from ..devices import device_of, to_numpy
+from ..kernels.elementwise import defines_its_rules
+from ..kernels.optimizers import UpdateKernels
 from ..nn.parameter import Parameter
 from ..nn.regularization import l2_penalty, l2_penalty_array
 from ..validation import check_number
+
+# A rule's scalar twin must come from the class that gives its xp formula (else the kernels would compute
+# another rule); what the rule reads (its numbers, state and per-step numbers) from that class or above it.
+RULES_TOGETHER = (("update", "rule"),)
+RULES_READ = ("numbers", "state_names", "per_step")
 
 
 class Optimizer:
@@ -24,7 +40,18 @@ class Optimizer:
     """
 
     state_names: tuple[str, ...] = ()
+    numbers: tuple[str, ...] = ("lr",)  # the hyperparameters the scalar rule reads, as h.<name>
     decoupled = False  # True where weight decay shrinks the weights directly rather than adding lambda w to g
+    kernels = None  # its multi-tensor update kernels (UpdateKernels), made from its scalar rule
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not defines_its_rules(cls, RULES_TOGETHER, RULES_READ) or cls.rule is Optimizer.rule:
+            cls.kernels = None
+        elif "rule" not in cls.__dict__ and all(n not in cls.__dict__ for n in RULES_READ):
+            cls.kernels = next(c for c in cls.__mro__ if "rule" in c.__dict__).kernels  # its parent's rule, unchanged
+        else:
+            cls.kernels = UpdateKernels(cls)
 
     def __init__(self, params, lr: float, weight_decay: float = 0.0, decay_biases: bool = False):
         if isinstance(params, Parameter) or not hasattr(params, "__iter__"):
@@ -39,10 +66,30 @@ class Optimizer:
         self.lr = check_number("lr", lr, low=0, low_open=True)
         self.weight_decay = check_number("weight_decay", weight_decay, low=0)
         self.decay_biases = bool(decay_biases)
-        self.steps = 0
         self.state: list[dict] = [{} for _ in params]
-        self._hypers: dict = {}  # (device, dtype, decayed) -> [values, array on the device]
+        self._counts: dict = {}  # (device, dtype) -> the step count there (1 element, on the device)
+        self._decays: dict = {}  # (device, dtype, which params, strength) -> their L2 strengths, on the device
 
+    # ------------------------------------------------------------------ the rule (a subclass's)
+    def update(self, w, g, *state, h, s, wd) -> None:
+        """The rule on whole arrays, in place: ``w`` and the ``state`` arrays from the gradient ``g``.
+
+        ``h``: the hyperparameters named in ``numbers`` (and 0, 1/2, 1) in w's dtype; ``s``: what
+        :meth:`per_step` gives for this step; ``wd``: this parameter's L2 strength (0 if it is not decayed).
+        """
+        raise NotImplementedError
+
+    @staticmethod
+    def rule(w, g, *state_and_numbers):
+        """The same rule for one element: returns the new w (and new state values)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def per_step(h, t):
+        """Numbers of the t-th step (t = 1, 2, ...) that every element shares, computed once per step."""
+        return ()
+
+    # ------------------------------------------------------------------ training
     def check_trains(self, model) -> None:
         """Every parameter this optimizer updates must be one of ``model``'s (else training changes nothing in it).
 
@@ -59,7 +106,7 @@ class Optimizer:
     def zero_grad(self) -> None:
         """Forget every parameter's gradient (the next backward pass starts afresh)."""
         for p in self.params:
-            p.zero_grad()
+            p.grad = None
 
     def penalty(self) -> float:
         """The L2 term this optimizer's weight decay adds to the objective: (lambda / 2) sum ||w||^2.
@@ -78,43 +125,73 @@ class Optimizer:
         ``lr`` may be 0 here (a schedule such as cosine annealing can reach it: the step then
         changes nothing); a user-given ``lr`` must be > 0 when the optimizer is made.
         ``skip``: an int64 array on the parameters' device (the Trainer's divergence flag); where
-        skip[0] != 0 the update kernels change nothing. It is read on the device, not here, so the
-        host never waits for the GPU; ``steps`` still counts the call (the Trainer corrects it).
+        skip[0] != 0 the update changes nothing and the step count stays. It is read on the device,
+        not here, so the host never waits for the GPU.
         """
-        lr = check_number("lr", self.lr, low=0)
-        todo = []
+        check_number("lr", self.lr, low=0)
+        groups: dict = {}
         for i, p in enumerate(self.params):
-            if p.grad is None:
+            g = p.grad
+            if g is None:
                 continue
-            if tuple(p.grad.shape) != p.shape:
-                raise ValueError(f"params[{i}].grad has shape {tuple(p.grad.shape)}, its data {p.shape}")
-            if device_of(p.grad) != device_of(p.data):
-                raise ValueError(f"params[{i}].grad is on {device_of(p.grad)}, its data on {device_of(p.data)}")
-            todo.append(i)
-        self.steps += 1
-        for i in todo:
-            p = self.params[i]
-            decay = self.weight_decay if (p.decay or self.decay_biases) else 0.0
-            with device_of(p.data):  # its state arrays are made, and its update runs, on its own GPU
-                self._update(p, self._state_arrays(i), lr, decay, skip)
+            if g.shape != p.data.shape:
+                raise ValueError(f"params[{i}].grad has shape {tuple(g.shape)}, its data {p.shape}")
+            if type(g) is not type(p.data) or device_of(g) != device_of(p.data):
+                raise ValueError(f"params[{i}].grad is on {device_of(g)}, its data on {device_of(p.data)}")
+            if not (p.data.flags.c_contiguous and g.flags.c_contiguous) or g.dtype != p.data.dtype:
+                p.grad = g = _like(g, p.data)
+            groups.setdefault((device_of(p.data), p.data.dtype), []).append(i)
+        for (dev, dt), which in groups.items():
+            with dev:  # its state arrays are made, and its update runs, on its own GPU
+                self._step_group(dev, dt, which, skip)
 
-    def _update(self, p: Parameter, state: dict, lr: float, weight_decay: float, skip=None) -> None:
-        raise NotImplementedError
+    def _step_group(self, dev, dt, which: list, skip) -> None:
+        params, names = self.params, self.state_names
+        states = [self._state_arrays(i) for i in which]
+        ops.update_step(self._count(dev, dt), self, tuple([params[i].data for i in which]),
+                        tuple([params[i].grad for i in which]), tuple([tuple([s[n] for s in states]) for n in names]),
+                        self.kernels_numbers(dt), self._decay(dev, dt, which), skip)
 
-    def _hyper(self, p: Parameter, values: tuple, decayed: bool):
-        """The step's kernel scalars (``gpunn.ops.*_hyper``) in an array kept on p's device, refilled when they change.
+    def kernels_numbers(self, dtype):
+        """``h`` for arrays of ``dtype``: 0, 1/2, 1 and this optimizer's ``numbers`` (hyperparameters), cast."""
+        values = tuple([getattr(self, name) for name in self.numbers])
+        if self.kernels is None:
+            cast = np.dtype(dtype).type
+            return _Numbers(cast(0), cast(0.5), cast(1), dict(zip(self.numbers, values)))
+        return self.kernels.numbers(np.dtype(dtype), values)
 
-        The fused kernels read their learning rate and bias corrections from it, not from launch
-        arguments: a CUDA graph captured around a step replays with each step's values.
-        """
-        key = (device_of(p.data), p.dtype, decayed)
-        held = self._hypers.get(key)
+    def _count(self, dev, dt):
+        """The step count on ``dev`` in ``dt`` (made at 0, or at the count the other groups keep)."""
+        count = self._counts.get((dev, dt))
+        if count is None:
+            count = self._counts[(dev, dt)] = dev.asarray(np.full(1, self._host_steps(), dt))
+        return count
+
+    def _host_steps(self) -> int:
+        held = getattr(self, "_loaded_steps", 0)
+        return int(to_numpy(next(iter(self._counts.values())))[0]) if self._counts else held
+
+    @property
+    def steps(self) -> int:
+        """Steps taken: updates that ran (a skipped one does not count). Read from the device."""
+        return self._host_steps()
+
+    @steps.setter
+    def steps(self, value: int) -> None:
+        self._loaded_steps = int(value)
+        for (dev, dt), count in self._counts.items():
+            dev.write(count, np.full(1, value, dt))
+
+    def _decay(self, dev, dt, which: list):
+        """The L2 strength of each parameter in ``which`` (0 where it is not decayed), on ``dev``, kept."""
+        strengths = tuple([self.weight_decay if (self.params[i].decay or self.decay_biases) else 0.0 for i in which])
+        key = (dev, dt, strengths)
+        held = self._decays.get(key)
         if held is None:
-            held = self._hypers[key] = [values, device_of(p.data).asarray(np.array(values, dtype=p.dtype))]
-        elif held[0] != values:
-            device_of(p.data).write(held[1], np.asarray(values, dtype=p.dtype))  # queued in order on the device
-            held[0] = values
-        return held[1]
+            if len(self._decays) > 16:
+                self._decays.clear()
+            held = self._decays[key] = dev.asarray(np.array(strengths, dt))
+        return held
 
     def _state_arrays(self, i: int) -> dict:
         """Parameter i's state arrays, made as zeros on first use and kept on the parameter's device."""
@@ -130,7 +207,9 @@ class Optimizer:
 
     # ---------------------------------------------------------------- saving and loading
     def hyperparameters(self) -> dict:
-        return {"lr": self.lr, "weight_decay": self.weight_decay, "decay_biases": self.decay_biases}
+        """Every argument of ``__init__`` but the parameters, as this optimizer holds it now."""
+        names = list(inspect.signature(type(self).__init__).parameters)[2:]
+        return {name: getattr(self, name) for name in names}
 
     def state_dict(self) -> dict:
         """Hyperparameters, step count and state arrays (NumPy copies on the host)."""
@@ -167,19 +246,36 @@ class Optimizer:
         check_number("lr", hyper.get("lr", self.lr), low=0)  # 0 where a schedule had reached it
         for k, v in hyper.items():
             setattr(self, k, tuple(v) if isinstance(v, list) else v)
-        self.steps = int(sd["steps"])
         self.state = new_state
+        self.steps = int(sd["steps"])
         return self
 
     def device_state(self) -> dict:
-        """Step count, learning rate and copies of the state arrays on their device (no host transfer)."""
-        return {"steps": self.steps, "lr": self.lr, "state": [{k: v.copy() for k, v in s.items()} for s in self.state]}
+        """Step counts, learning rate and copies of the state arrays on their device (no host transfer)."""
+        return {"counts": {k: v.copy() for k, v in self._counts.items()}, "lr": self.lr,
+                "loaded": getattr(self, "_loaded_steps", 0),
+                "state": [{k: v.copy() for k, v in s.items()} for s in self.state]}
 
     def load_device_state(self, saved: dict) -> None:
         """Put back what :meth:`device_state` took from this same optimizer."""
-        self.steps, self.lr = saved["steps"], saved["lr"]
+        self._counts = {k: v.copy() for k, v in saved["counts"].items()}
+        self.lr, self._loaded_steps = saved["lr"], saved["loaded"]
         self.state = [{k: v.copy() for k, v in s.items()} for s in saved["state"]]
 
     def __repr__(self):
         hp = ", ".join(f"{k}={v}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({hp})"
+
+
+class _Numbers:
+    """The numbers of an optimizer without kernels (its own rule in xp code only), as attributes."""
+
+    def __init__(self, zero, half, one, named: dict):
+        self.zero, self.half, self.one = zero, half, one
+        self.__dict__.update(named)
+
+
+def _like(g, w):
+    """The gradient ``g`` as a C-contiguous array of ``w``'s dtype (a user's strided or other-dtype gradient)."""
+    xp = device_of(w).xp
+    return xp.ascontiguousarray(g, dtype=w.dtype)

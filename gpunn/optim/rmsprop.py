@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .. import ops
+import math
+
+from ..devices import array_module
 from ..validation import check_number
 from .optimizer import Optimizer
 
@@ -11,6 +13,7 @@ class RMSProp(Optimizer):
     """v <- alpha v + (1 - alpha) g^2; w <- w - lr g / (sqrt(v) + eps). As ``torch.optim.RMSprop``."""
 
     state_names = ("sq_avg",)
+    numbers = ("lr", "alpha", "eps")
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, decay_biases: bool = False):
@@ -18,10 +21,14 @@ class RMSProp(Optimizer):
         self.alpha = check_number("alpha", alpha, low=0, high=1, high_open=True)
         self.eps = check_number("eps", eps, low=0, low_open=True)
 
-    def _update(self, p, state, lr, weight_decay, skip=None):
-        hyper = self._hyper(p, ops.rmsprop_hyper(lr, self.alpha, self.eps, weight_decay), bool(weight_decay))
-        ops.rmsprop_step(p.data, p.grad, state["sq_avg"], lr, self.alpha, self.eps, weight_decay, skip=skip,
-                         hyper=hyper)
+    def update(self, w, g, sq_avg, h, s, wd):
+        g = g + wd * w
+        sq_avg *= h.alpha
+        sq_avg += (1 - h.alpha) * g * g
+        w -= h.lr * g / (array_module(w).sqrt(sq_avg) + h.eps)
 
-    def hyperparameters(self):
-        return {**super().hyperparameters(), "alpha": self.alpha, "eps": self.eps}
+    @staticmethod
+    def rule(w, g, sq_avg, h, s, wd):
+        g = g + wd * w
+        sq_avg = h.alpha * sq_avg + (h.one - h.alpha) * g * g
+        return w - h.lr * g / (math.sqrt(sq_avg) + h.eps), sq_avg

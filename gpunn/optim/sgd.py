@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .. import ops
 from ..validation import check_number
 from .optimizer import Optimizer
 
@@ -10,8 +9,12 @@ from .optimizer import Optimizer
 class SGD(Optimizer):
     """w <- w - lr g; with momentum mu: v <- mu v + g, w <- w - lr v; Nesterov: w <- w - lr (g + mu v).
 
-    The same definition as ``torch.optim.SGD`` (no dampening). ``momentum`` in [0, 1).
+    The same definition as ``torch.optim.SGD`` (no dampening). ``momentum`` in [0, 1). Weight decay adds
+    lambda w to g. Without momentum there is no buffer (``state_names`` is empty).
     """
+
+    state_names = ("velocity",)
+    numbers = ("lr", "momentum", "nesterov")
 
     def __init__(self, params, lr: float = 1e-2, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, decay_biases: bool = False):
@@ -20,12 +23,25 @@ class SGD(Optimizer):
         if nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
         self.nesterov = bool(nesterov)
-        self.state_names = ("velocity",) if self.momentum else ()
+        if not self.momentum:
+            self.state_names = ()
 
-    def _update(self, p, state, lr, weight_decay, skip=None):
-        hyper = self._hyper(p, ops.sgd_hyper(lr, self.momentum, weight_decay), bool(weight_decay))
-        ops.sgd_step(p.data, p.grad, state.get("velocity"), lr, self.momentum, self.nesterov, weight_decay,
-                     skip=skip, hyper=hyper)
+    def update(self, w, g, *velocity, h, s, wd):
+        g = g + wd * w  # L2: lambda w added to the gradient
+        if not velocity:
+            w -= h.lr * g
+            return
+        (v,) = velocity
+        v *= h.momentum
+        v += g
+        w -= h.lr * (g + h.momentum * v if h.nesterov else v)
 
-    def hyperparameters(self):
-        return {**super().hyperparameters(), "momentum": self.momentum, "nesterov": self.nesterov}
+    @staticmethod
+    def rule(w, g, v, h, s, wd):
+        g = g + wd * w
+        v = h.momentum * v + g
+        return w - h.lr * (g + h.momentum * v if h.nesterov else v), v
+
+    @staticmethod
+    def rule_without_state(w, g, h, s, wd):
+        return w - h.lr * (g + wd * w)

@@ -27,15 +27,15 @@ def poisoned_outputs(monkeypatch):
 DTYPES = [np.float32, np.float64]
 EDGES = [0.0, -0.0, 1e-30, -1e-30, 40.0, -40.0, 1e4, -1e4, np.nan, np.inf, -np.inf]
 
-# {case: (op name, number of state arrays, arguments after the arrays)}
+# {case: (optimizer class, its arguments)}
 OPTIMIZER_CASES = {
-    "sgd": ("sgd_step", 1, (0.1, 0.0, False, 0.01)),
-    "momentum": ("sgd_step", 1, (0.1, 0.9, False, 0.01)),
-    "nesterov": ("sgd_step", 1, (0.05, 0.8, True, 0.0)),
-    "adagrad": ("adagrad_step", 1, (0.1, 1e-10, 0.01)),
-    "rmsprop": ("rmsprop_step", 1, (0.01, 0.9, 1e-8, 0.01)),
-    "adam": ("adam_step", 2, (0.01, 0.9, 0.999, 1e-8, 7, 0.01, False)),
-    "adamw": ("adam_step", 2, (0.01, 0.9, 0.999, 1e-8, 7, 0.05, True)),
+    "sgd": (gn.optim.SGD, dict(lr=0.1, weight_decay=0.01)),
+    "momentum": (gn.optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
+    "nesterov": (gn.optim.SGD, dict(lr=0.05, momentum=0.8, nesterov=True)),
+    "adagrad": (gn.optim.Adagrad, dict(lr=0.1, weight_decay=0.01)),
+    "rmsprop": (gn.optim.RMSProp, dict(lr=0.01, alpha=0.9, weight_decay=0.01)),
+    "adam": (gn.optim.Adam, dict(lr=0.01, weight_decay=0.01)),
+    "adamw": (gn.optim.AdamW, dict(lr=0.01, weight_decay=0.05)),
 }
 
 
