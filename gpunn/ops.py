@@ -12,6 +12,7 @@ from .kernels.conv_direct import conv_algorithm, conv_direct, conv_direct_param_
 from .kernels.conv_epilogue import conv_bias_activation, conv_bias_activation_backward  # noqa: F401
 from .kernels.dropout import dropout_backward, dropout_forward, dropout_keep, dropout_threshold  # noqa: F401
 from .kernels.im2col import col2im, im2col, output_size  # noqa: F401
+from .kernels.losses import fused_loss  # noqa: F401
 from .kernels.matmul import matmul  # noqa: F401
 from .kernels.op import REGISTRY, active_kernels, has_kernel, use_kernels  # noqa: F401
 from .kernels.multi_tensor import nonfinite_check  # noqa: F401

@@ -216,15 +216,16 @@ class Trainer:
         start = time.perf_counter()
         self.model.seed([self.seed, epoch]).train()
         self._flag.reset()
-        losses, pending, correct = [], [], self.device.xp.zeros((), np.int64)
+        losses, pending, counted = [], [], []
         first_row = 0  # where this process's rows start in the global batch: random layers draw those rows' part
         order = np.random.default_rng([self.seed, epoch]).permutation(batches.n)
         for it, batch in enumerate(batches.epoch(order), start=1):
             if batch.first_row != first_row:
                 first_row = batch.first_row
                 self.model.rows_from(first_row)
-            value, correct = self._step(batch, correct)
+            value, correct = self._step(batch)
             pending.append(value)
+            counted.append(correct)
             bar.update(1)
             if it % self.log_every == 0 or it == len(batches):
                 bad, values = self._read_losses(pending)
@@ -238,33 +239,42 @@ class Trainer:
         if first_row:
             self.model.rows_from(0)  # outside training the model sees whole batches again
         self.history.iteration_loss.extend(losses)
+        correct = self.device.read(self.device.xp.stack(counted).sum())  # one read: the epoch's correct rows
         return {
             "epoch": epoch, "train_loss": float(np.mean(losses)),
-            "train_accuracy": self.parallel.total(float(self.device.read(correct))) / batches.n,
+            "train_accuracy": self.parallel.total(float(correct)) / batches.n,
             "val_loss": None, "val_accuracy": None, "lr": self.optimizer.lr, "seconds": time.perf_counter() - start,
         }
 
-    def _step(self, batch, correct):
-        """One update on ``batch``: (the global batch's loss, on the device; the running count of correct rows)."""
+    def _step(self, batch):
+        """One update on ``batch``: (the global batch's loss, and this process's correct rows, on the device)."""
         xp, params = self.device.xp, self.optimizer.params
         self.optimizer.zero_grad()
         if batch.share:
             scores = self.model.forward(batch.x)
             value = self.loss.forward(scores, batch.y)
             backward(self.model, self.loss.backward(batch.share), input_grad=False)  # X is data: no gradient wanted
-            correct = correct + correct_count(scores, batch.y)
+            correct = self._correct(scores, batch.y)
             if not self._gradients_looked_at:
                 self._gradients_looked_at = True
                 self._warn_of_parameters_without_gradient()
         else:  # more processes than rows in this batch: this one adds nothing
-            value = xp.zeros((), self.model.dtype)
+            value, correct = xp.zeros((), self.model.dtype), xp.zeros((), np.int64)
             for p in params:
                 p.grad = xp.zeros_like(p.data)
         grads = [p.grad for p in params if p.grad is not None]
-        value = self.parallel.reduce(value * value.dtype.type(batch.share), grads)  # the batch's loss and gradients
+        if batch.share != 1:  # this process's share of the global batch's mean loss
+            value = value * value.dtype.type(batch.share)
+        value = self.parallel.reduce(value, grads)  # the batch's loss and gradients
         self._flag.check(value, grads)
         self.optimizer.step(skip=self._flag.state)  # the kernels read the flag: no update from the first bad step on
         return value, correct
+
+    def _correct(self, scores, y):
+        """The rows of ``scores`` whose top score is their label (0-d, on the device), after ``loss.forward``:
+        a classification loss counts them in the same pass (``loss.correct``); another loss's are counted here."""
+        counted = getattr(self.loss, "correct", None)
+        return correct_count(scores, y) if counted is None else counted
 
     def _warn_of_parameters_without_gradient(self) -> None:
         """Name the optimizer's parameters that a backward pass left without a gradient (host-side: no device read).
@@ -345,7 +355,7 @@ class Trainer:
                 xb, yb = X[lo:lo + bs], self.device.asarray(y[lo:lo + bs])
                 scores = self.model.forward(xb)
                 total = total + self.loss.forward(scores, yb).astype(np.float64) * xb.shape[0]
-                correct = correct + correct_count(scores, yb)
+                correct = correct + self._correct(scores, yb)
         penalty = self.optimizer.penalty_array()
         parts = [total, correct.astype(np.float64)] + ([] if penalty is None else [penalty.astype(np.float64)])
         values = self.device.read(xp.stack(parts))

@@ -21,10 +21,10 @@ and allocation), ``arrays.py`` (the one door back into gpunn: an array's namespa
 """
 
 from . import (activations, cluster_sums, conv_direct, conv_epilogue, dropout, elementwise, im2col, knn_ivf, knn_l1,
-               knn_l2, matmul, optimizers, padding, pooling, topk)
+               knn_l2, losses, matmul, multi_tensor, optimizers, padding, pooling, topk)
 from .op import REGISTRY, active_kernels, has_kernel, use_kernels
 
 __all__ = ["REGISTRY", "activations", "active_kernels", "cluster_sums", "conv_direct", "conv_epilogue", "dropout",
-           "elementwise",
+           "elementwise", "losses", "multi_tensor",
            "has_kernel", "im2col", "knn_ivf", "knn_l1", "knn_l2", "matmul", "optimizers", "padding", "pooling", "topk",
            "use_kernels"]

@@ -12,7 +12,9 @@ import contextlib
 
 import numpy as np
 
+from .. import ops
 from ..devices import DEFAULT_DTYPE, adopt, array_module, device_of, on_device
+from ..kernels import losses as loss_kernels
 from ..validation import check_finite, check_labels, check_number
 
 
@@ -93,52 +95,73 @@ class Loss:
         return f"{type(self).__name__}()"
 
 
-class SoftmaxCrossEntropy(Loss):
-    """Mean of -log softmax(s)_y over the batch; scores (N, C), integer labels y (N,)."""
+class _ClassScores(Loss):
+    """A loss on class scores (N, C) and integer labels, computed with its gradient and the correct count in one
+    pass: ``value_and_grad`` is the formula in ``xp`` code, ``kernels`` the same in one kernel per batch
+    (``gpunn/kernels/losses.py``). After ``forward``, ``correct`` holds how many rows' top score (the first, on
+    ties) is their label, a 0-d int64 array on the scores' device (the Trainer's accuracy, with no extra pass)."""
+
+    kernels = None
 
     def forward(self, scores, y):
         s = self._scores(scores, "(N, C)", lambda sh: len(sh) == 2 and sh[1] >= 1)
         y = self._labels(y, s, s.shape[1])
+        loss, grad, self.correct = ops.fused_loss(s, y, self)
+        self._cache = (grad,)
+        return loss
+
+    def _grad(self):
+        return self._cache[0]
+
+    def kernel_numbers(self, dtype) -> tuple:
+        """The loss's own numbers its kernel reads, in ``dtype`` (none here)."""
+        return ()
+
+    @staticmethod
+    def _correct(scores, y):
+        return (scores.argmax(axis=1) == y).sum()
+
+
+class SoftmaxCrossEntropy(_ClassScores):
+    """Mean of -log softmax(s)_y over the batch; scores (N, C), integer labels y (N,)."""
+
+    kernels = loss_kernels.SOFTMAX_CROSS_ENTROPY
+
+    def value_and_grad(self, s, y):
+        """(mean loss, its gradient (softmax(s) - onehot(y)) / N, correct count), in xp code."""
         xp = array_module(s)
         shifted = s - s.max(axis=1, keepdims=True)  # the largest score becomes 0: exp never overflows
         log_z = xp.log(xp.exp(shifted).sum(axis=1))
         rows = xp.arange(s.shape[0])
         loss = (log_z - shifted[rows, y]).mean()
-        self._cache = (xp.exp(shifted - log_z[:, None]), y)
-        return loss
-
-    def _grad(self):
-        probs, y = self._cache
-        xp = array_module(probs)
-        d = probs.copy()
-        d[xp.arange(d.shape[0]), y] -= 1
-        return d / d.dtype.type(d.shape[0])
+        d = xp.exp(shifted - log_z[:, None])  # the probabilities
+        d[rows, y] -= 1
+        return loss, d / d.dtype.type(d.shape[0]), self._correct(s, y)
 
 
-class MulticlassHinge(Loss):
+class MulticlassHinge(_ClassScores):
     """Multiclass SVM loss: mean over the batch of sum_{j != y} max(0, s_j - s_y + delta)."""
+
+    kernels = loss_kernels.MULTICLASS_HINGE
 
     def __init__(self, delta: float = 1.0):
         super().__init__()
         self.delta = check_number("delta", delta, low=0)
 
-    def forward(self, scores, y):
-        s = self._scores(scores, "(N, C)", lambda sh: len(sh) == 2 and sh[1] >= 1)
-        y = self._labels(y, s, s.shape[1])
+    def value_and_grad(self, s, y):
+        """(mean loss, its gradient, correct count), in xp code: each violating class j gets +1 / N, the label
+        -1 / N for each of them."""
         xp = array_module(s)
         rows = xp.arange(s.shape[0])
         margins = xp.maximum(0, s - s[rows, y][:, None] + s.dtype.type(self.delta))
         margins[rows, y] = 0
-        self._cache = (margins, y)
-        return margins.sum() / s.dtype.type(s.shape[0])
-
-    def _grad(self):
-        margins, y = self._cache
-        xp = array_module(margins)
         d = (margins > 0).astype(margins.dtype)
-        rows = xp.arange(d.shape[0])
         d[rows, y] = -d.sum(axis=1)  # the correct class is pushed once for each violating class
-        return d / d.dtype.type(d.shape[0])
+        n = s.dtype.type(s.shape[0])
+        return margins.sum() / n, d / n, self._correct(s, y)
+
+    def kernel_numbers(self, dtype) -> tuple:
+        return (dtype.type(self.delta),)
 
     def __repr__(self):
         return f"MulticlassHinge(delta={self.delta})"

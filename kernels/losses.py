@@ -1,0 +1,197 @@
+"""Fused losses: a classification loss, its gradient and the count of correct rows, in one pass over the scores.
+
+A loss class (``gpunn/nn/losses.py``) holds its formula in ``xp`` code (``value_and_grad``: the reference);
+the kernels here compute the same for one row at a time, per row: the mean loss's share, the row of the
+gradient of the mean loss, and whether the row's top score (the first, on ties) is its label. On the CPU
+one loop over the rows; on CUDA one launch, a thread per row (classes are few: each walks its row), whose
+partial sums the last thread to finish adds up in order (:func:`~gpunn.kernels.launch.finished_last`),
+so the loss does not depend on which thread ran when. The loss a kernel returns is a 1-element array of
+the scores' dtype and the count a 1-element int64 array, both on the scores' device: nothing is read on
+the host.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import cuda
+
+from .arrays import array_module
+from .checks import contiguous, empty
+from .launch import Kernels, clamped_blocks, configured, counters, finished_last
+from .op import op
+
+THREADS = 128  # threads per block of a loss launch: a thread per row, a few rows each
+
+
+# --------------------------------------------------------------------------- one row at a time
+
+@numba.njit(inline="always", cache=True)
+def _softmax_row(s, grad, r, label, n_f, zero, one):
+    """Row r: its loss -log softmax(s_r)[label], its gradient row (p - onehot) / n (``n_f``: the rows, in the
+    dtype), and whether argmax == label."""
+    cols = s.shape[1]
+    top, best = s[r, 0], 0
+    for j in range(1, cols):
+        if s[r, j] > top:
+            top, best = s[r, j], j
+    total = zero
+    for j in range(cols):
+        total += math.exp(s[r, j] - top)
+    log_z = math.log(total)
+    for j in range(cols):
+        p = math.exp(s[r, j] - top - log_z)
+        grad[r, j] = (p - one if j == label else p) / n_f
+    return log_z - (s[r, label] - top), best == label
+
+
+_softmax_row_device = cuda.jit(device=True)(_softmax_row.py_func)
+
+
+@numba.njit(inline="always", cache=True)
+def _hinge_row(s, grad, r, label, delta, n_f, zero, one):
+    """Row r: sum over j != label of max(0, s_j - s_label + delta), its gradient row / n, and argmax == label."""
+    cols = s.shape[1]
+    top, best = s[r, 0], 0
+    for j in range(1, cols):
+        if s[r, j] > top:
+            top, best = s[r, j], j
+    correct_score = s[r, label]
+    total, count = zero, zero
+    for j in range(cols):
+        margin = s[r, j] - correct_score + delta
+        if j != label and margin > zero:
+            total += margin
+            count += one
+            grad[r, j] = one / n_f
+        else:
+            grad[r, j] = zero
+    grad[r, label] = -count / n_f  # the correct class is pushed once for each violating class
+    return total, best == label
+
+
+_hinge_row_device = cuda.jit(device=True)(_hinge_row.py_func)
+
+
+# --------------------------------------------------------------------------- the kernels
+
+@numba.njit(cache=True)
+def softmax_cross_entropy_cpu(s, y, grad, loss, correct, n_f, zero, one):
+    total, right = zero, 0
+    for r in range(s.shape[0]):
+        value, hit = _softmax_row(s, grad, r, y[r], n_f, zero, one)
+        total += value
+        right += hit
+    loss[0] = total / n_f
+    correct[0] = right
+
+
+@numba.njit(cache=True)
+def multiclass_hinge_cpu(s, y, grad, loss, correct, delta, n_f, zero, one):
+    total, right = zero, 0
+    for r in range(s.shape[0]):
+        value, hit = _hinge_row(s, grad, r, y[r], delta, n_f, zero, one)
+        total += value
+        right += hit
+    loss[0] = total / n_f
+    correct[0] = right
+
+
+@cuda.jit(cache=True)
+def softmax_cross_entropy_cuda(s, y, grad, loss, correct, parts, hits, done, n_f, zero, one):
+    """Thread t takes rows t, t + T, ...; parts[t] and hits[t] hold its sums; the last thread adds them up."""
+    t, stride = cuda.grid(1), cuda.gridsize(1)
+    n = s.shape[0]
+    total, right = zero, 0
+    r = t
+    while r < n:
+        value, hit = _softmax_row_device(s, grad, r, y[r], n_f, zero, one)
+        total += value
+        right += hit
+        r += stride
+    parts[t], hits[t] = total, right
+    if finished_last(done, 0, stride):
+        total, right = zero, 0
+        for i in range(stride):
+            total += parts[i]
+            right += hits[i]
+        loss[0] = total / n_f
+        correct[0] = right
+
+
+@cuda.jit(cache=True)
+def multiclass_hinge_cuda(s, y, grad, loss, correct, parts, hits, done, delta, n_f, zero, one):
+    t, stride = cuda.grid(1), cuda.gridsize(1)
+    n = s.shape[0]
+    total, right = zero, 0
+    r = t
+    while r < n:
+        value, hit = _hinge_row_device(s, grad, r, y[r], delta, n_f, zero, one)
+        total += value
+        right += hit
+        r += stride
+    parts[t], hits[t] = total, right
+    if finished_last(done, 0, stride):
+        total, right = zero, 0
+        for i in range(stride):
+            total += parts[i]
+            right += hits[i]
+        loss[0] = total / n_f
+        correct[0] = right
+
+
+SOFTMAX_CROSS_ENTROPY = Kernels(softmax_cross_entropy_cpu, softmax_cross_entropy_cuda)
+MULTICLASS_HINGE = Kernels(multiclass_hinge_cpu, multiclass_hinge_cuda)
+
+
+# --------------------------------------------------------------------------- the op
+
+@op(min_size={"cpu": 0})
+def fused_loss(scores, y, loss):
+    """(mean loss (0-d), its gradient w.r.t. ``scores``, the number of rows whose top score is their label (0-d)).
+
+    ``loss``: the loss object, whose ``value_and_grad`` is the reference and whose ``kernels`` (a
+    :class:`~gpunn.kernels.launch.Kernels` pair from this file) compute the same in one pass.
+    """
+    return loss.value_and_grad(scores, y)
+
+
+def _outputs(scores, y):
+    dt = scores.dtype
+    if dt not in (np.float32, np.float64) or scores.ndim != 2 or y.shape != (scores.shape[0],) or y.dtype.kind not in "iu":
+        return None
+    return dt, empty(scores, scores.shape, dt), empty(scores, (1,), dt), empty(scores, (1,), np.int64)
+
+
+def _numbers(scores) -> tuple:
+    """(n, 0, 1) in the scores' dtype: the rows as a float divides the sums, as the reference's mean does."""
+    cast = scores.dtype.type
+    return cast(scores.shape[0]), cast(0), cast(1)
+
+
+@fused_loss.kernel("cpu")
+def _fused_loss_cpu(scores, y, loss):
+    scores, y = contiguous(scores), contiguous(y)
+    made = _outputs(scores, y)
+    if loss.kernels is None or made is None:
+        return NotImplemented
+    dt, grad, value, correct = made
+    loss.kernels.cpu(scores, y, grad, value, correct, *loss.kernel_numbers(dt), *_numbers(scores))
+    return value.reshape(()), grad, correct.reshape(())
+
+
+@fused_loss.kernel("cuda")
+def _fused_loss_cuda(scores, y, loss):
+    scores, y = contiguous(scores), contiguous(y)
+    made = _outputs(scores, y)
+    if loss.kernels is None or made is None:
+        return NotImplemented
+    dt, grad, value, correct = made
+    blocks = clamped_blocks(scores.shape[0], 4 * THREADS, cap=64)  # about four rows per thread
+    xp = array_module(scores)
+    parts, hits = xp.empty(blocks * THREADS, dt), xp.empty(blocks * THREADS, np.int64)
+    configured(loss.kernels.cuda, blocks, THREADS)(scores, y, grad, value, correct, parts, hits, counters(scores, 1),
+                                                   *loss.kernel_numbers(dt), *_numbers(scores))
+    return value.reshape(()), grad, correct.reshape(())
