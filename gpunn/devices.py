@@ -272,6 +272,23 @@ def on_device(where):
     return decorate
 
 
+def on_own_device(method):
+    """Decorator for a method of an object with a ``device`` (a layer): it runs on that device.
+
+    :func:`on_device` for the commonest case, a single call on the CPU (a layer's pass runs it every step).
+    """
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        dev = self.device
+        if dev.index is None:
+            return method(self, *args, **kwargs)
+        with dev:
+            return method(self, *args, **kwargs)
+
+    return run
+
+
 def device(spec: str | Device | None = "auto", verbose: bool | None = None) -> Device:
     """A :class:`Device` from ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
 
@@ -318,6 +335,8 @@ def _is_cupy_array(a) -> bool:
 
 def device_of(a) -> Device:
     """The device an array lives on (NumPy arrays, scalars and lists are on the CPU)."""
+    if type(a) is np.ndarray:  # first: a training step asks this dozens of times
+        return _CPU
     if _is_cupy_array(a):
         return Device("cuda", a.device.id)
     return _CPU
@@ -370,7 +389,7 @@ def adopt(a, dev: Device, name, dtype=None):
         return a if dtype is None or a.dtype == dtype else a.astype(dtype)
     name = name() if callable(name) else name
     src = device_of(a)
-    if src != dev and src.type != "cpu":
+    if src is not dev and src != dev and src.type != "cpu":
         raise ValueError(f"{name} is on {src} but the computation is on {dev}; move it with .to() or gn.to_numpy() first")
     if dev.type == "cpu" and not isinstance(a, np.ndarray):
         try:
@@ -379,6 +398,6 @@ def adopt(a, dev: Device, name, dtype=None):
             raise TypeError(f"{name} must be an array, got {type(a).__name__} ({e})") from None
     if a.dtype == object or a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
-    if src != dev:
+    if src is not dev and src != dev:
         return dev.asarray(a, dtype=dtype)
     return a if dtype is None or a.dtype == dtype else a.astype(dtype)

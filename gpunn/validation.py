@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from .devices import array_module, device_of, on_device
+from .devices import array_module, device_of
 
 
 @contextlib.contextmanager
@@ -28,7 +28,7 @@ def arguments_of(owner: str):
 
 def check_number(name: str, value, *, low=None, high=None, low_open=False, high_open=False) -> float:
     """``value`` as a float, checked to lie in the interval from ``low`` to ``high``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if type(value) is not float and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     value = float(value)
     bad_low = low is not None and (value <= low if low_open else value < low)
@@ -61,11 +61,14 @@ class NonFiniteError(ValueError):
     """An array that must be finite holds NaN or infinity."""
 
 
-@on_device(lambda name, a: device_of(a))
 def check_finite(name: str, a) -> None:
     """Refuse arrays holding NaN or infinity (with :class:`NonFiniteError`, a ``ValueError``)."""
-    xp = array_module(a)
-    if not bool(xp.isfinite(a).all()):
+    if type(a) is np.ndarray:
+        finite = np.isfinite(a).all()
+    else:
+        with device_of(a):  # CuPy computes on the array's own GPU
+            finite = array_module(a).isfinite(a).all()
+    if not bool(finite):
         raise NonFiniteError(f"{name} contains NaN or infinite values")
 
 

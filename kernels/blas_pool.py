@@ -271,17 +271,17 @@ def _openblas() -> _OpenBLAS:
 # OpenBLAS's idle threads spin for about 0.1 s (2^28 cycles) after a call: sharing pays where a parallel
 # Numba kernel falls in that window, and in a training loop the last step says whether one will.
 BUSY_S = 0.2
-_LAST_PARALLEL = [-1.0]
+LAST_PARALLEL = [-1.0]
 
 
 def parallel_kernel_ran() -> None:
     """Note that a Numba kernel just ran on all of Numba's threads (kernels/bindings.py's ``cpu_threads``)."""
-    _LAST_PARALLEL[0] = time.monotonic()
+    LAST_PARALLEL[0] = time.monotonic()
 
 
 def numba_busy() -> bool:
     """True when a Numba kernel ran on all threads within the last :data:`BUSY_S` seconds."""
-    return time.monotonic() - _LAST_PARALLEL[0] < BUSY_S
+    return time.monotonic() - LAST_PARALLEL[0] < BUSY_S
 
 
 def shared_threads():

@@ -16,19 +16,20 @@ FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 def same_arrays(op: str, first, **others) -> np.dtype:
     """All arrays of ``first``'s shape and float dtype, C-contiguous, on one device; returns the dtype."""
-    arrays = {"x": first, **others}
-    dt = first.dtype
+    dt, kind, shape = first.dtype, type(first), first.shape
     if dt not in FLOATS:
         raise ValueError(f"{op}: arrays must be float32 or float64, got {dt}")
-    home = device_of(first)
-    for name, a in arrays.items():
-        if not isinstance(a, array_module(a).ndarray):
-            raise ValueError(f"{op}: {name} must be a NumPy or CuPy array, got {type(a).__name__}")
-        if device_of(a) != home:
-            raise ValueError(f"{op}: {name} is on {device_of(a)} but x is on {home}: "
+    for name, a in (("x", first), *others.items()):
+        if type(a) is not kind:
+            if not isinstance(a, array_module(a).ndarray):
+                raise ValueError(f"{op}: {name} must be a NumPy or CuPy array, got {type(a).__name__}")
+            raise ValueError(f"{op}: {name} is on {device_of(a)} but x is on {device_of(first)}: "
                              "all arrays of one call must share a device")
-        if a.shape != first.shape:
-            raise ValueError(f"{op}: {name} has shape {tuple(a.shape)}, expected {tuple(first.shape)}")
+        if kind is not np.ndarray and a.device != first.device:
+            raise ValueError(f"{op}: {name} is on {device_of(a)} but x is on {device_of(first)}: "
+                             "all arrays of one call must share a device")
+        if a.shape != shape:
+            raise ValueError(f"{op}: {name} has shape {tuple(a.shape)}, expected {tuple(shape)}")
         if a.dtype != dt:
             raise ValueError(f"{op}: {name} has dtype {a.dtype}, expected {dt}")
         if not a.flags.c_contiguous:
@@ -47,7 +48,7 @@ def flat(a):
 
 def empty(like, shape, dtype):
     """An uninitialised array in ``like``'s namespace, on its device (the kernel writes every element)."""
-    return array_module(like).empty(shape, dtype)
+    return (np if type(like) is np.ndarray else array_module(like)).empty(shape, dtype)
 
 
 def out_array(out, like, shape, dtype, op: str):

@@ -9,6 +9,8 @@ partition, so the result is NumPy's bit for bit.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from . import blas_pool
@@ -24,7 +26,7 @@ def matmul(a, b, out=None):
 
 @matmul.kernel("cpu")
 def _shared_pool_matmul(a, b, out=None):
-    if not blas_pool.numba_busy():
+    if time.monotonic() - blas_pool.LAST_PARALLEL[0] >= blas_pool.BUSY_S:  # blas_pool.numba_busy(), inline: per GEMM
         return np.matmul(a, b, out=out)
     with blas_pool.shared_threads():
         return np.matmul(a, b, out=out)

@@ -15,6 +15,7 @@ last records the answer (:func:`~gpunn.kernels.launch.finished_last`), so the ho
 from __future__ import annotations
 
 import math
+from operator import attrgetter, methodcaller
 
 import numba
 import numpy as np
@@ -39,7 +40,7 @@ _TABLES: dict = {}  # (array type, device, chunk, sizes) -> the chunk table on t
 def chunk_table(arrays: tuple):
     """The chunk table of ``arrays`` (flat), on their device: made the first time these sizes are seen, then kept."""
     first = arrays[0]
-    key = (type(first), getattr(first, "device", None), CHUNK, tuple([a.size for a in arrays]))
+    key = (type(first), getattr(first, "device", None), CHUNK, tuple(map(_SIZE, arrays)))
     table = _TABLES.get(key)
     if table is None:
         rows = table_rows(key[3])
@@ -47,9 +48,12 @@ def chunk_table(arrays: tuple):
     return table
 
 
+_FLAT, _SIZE = methodcaller("reshape", -1), attrgetter("size")  # C callables: mapped, they run no Python frame
+
+
 def flat_arrays(arrays) -> tuple:
     """Each array as a flat view (they are C-contiguous: a view, never a copy)."""
-    return tuple([a.reshape(-1) for a in arrays])
+    return tuple(map(_FLAT, arrays))
 
 
 def grid(table) -> tuple:
@@ -130,7 +134,7 @@ def _check_cuda(grads, table, loss, state, scratch):
 def _nonfinite_check_cpu(loss, grads, state):
     grads, loss = flat_arrays(grads), loss.reshape(-1)
     table = chunk_table(grads)
-    if sum([g.size for g in grads]) < PARALLEL_MIN_SIZE:
+    if sum(map(_SIZE, grads)) < PARALLEL_MIN_SIZE:
         _check_cpu(grads, table, loss, state)
     else:
         _check_cpu_parallel(grads, table, loss, state)

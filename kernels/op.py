@@ -85,39 +85,45 @@ class Op:
         return register
 
     def __call__(self, *args, **kwargs):
-        run = self._resolved.get(type(args[0]))
-        if run is None:
-            run = self._resolve(args[0], sized=True)
-        return run(*args, **kwargs)
+        # the choice for this array type, made once (_resolve); per call only the size and the switch are read
+        first = args[0]
+        plan = self._resolved.get(type(first))
+        if plan is None:
+            plan = self._resolve(first)
+        binding, minimum, cuda = plan
+        if cuda:  # CuPy and the kernels compute on the arrays' own GPU
+            with device_of(first):
+                return self._run(binding, minimum, args, kwargs)
+        if binding is not None and _ENABLED[0] and (
+                minimum == 0 or (first.size if self._size is None else self._size(*args, **kwargs)) >= minimum):
+            result = binding(*args, **kwargs)
+            if result is not NotImplemented:
+                return result
+        return self.reference(*args, **kwargs)
+
+    def _run(self, binding, minimum, args, kwargs, always: bool = False):
+        if binding is not None and (_ENABLED[0] or always) and (
+                minimum == 0 or (args[0].size if self._size is None else self._size(*args, **kwargs)) >= minimum):
+            result = binding(*args, **kwargs)
+            if result is not NotImplemented:
+                return result
+        return self.reference(*args, **kwargs)
 
     def with_kernel(self, *args, **kwargs):
         """Run the kernel whatever the input's size (the reference only where the binding declines): for tests."""
-        return self._resolve(args[0], sized=False)(*args, **kwargs)
+        binding, _, cuda = self._resolve(args[0], keep=False)
+        if not cuda:
+            return self._run(binding, 0, args, kwargs, always=True)
+        with device_of(args[0]):
+            return self._run(binding, 0, args, kwargs, always=True)
 
-    def _resolve(self, first, sized: bool):
-        """The function that runs this op on arrays like ``first``: its binding where one applies, else the reference."""
+    def _resolve(self, first, keep: bool = True) -> tuple:
+        """(binding or None, the size from which it runs, whether on a GPU) for arrays like ``first``, kept by type."""
         dev = device_of(first)
-        binding, reference = self.bindings.get(dev.type), self.reference
-        minimum, size = self._min_size[dev.type] if sized else 0, self._size
-
-        def run(*args, **kwargs):
-            if binding is not None and (_ENABLED[0] or not sized) and (
-                    minimum == 0 or (args[0].size if size is None else size(*args, **kwargs)) >= minimum):
-                result = binding(*args, **kwargs)
-                if result is not NotImplemented:
-                    return result
-            return reference(*args, **kwargs)
-
-        if dev.type == "cuda":  # CuPy and the kernels compute on the arrays' own GPU
-            on_cpu = run
-
-            def run(*args, **kwargs):
-                with device_of(args[0]):
-                    return on_cpu(*args, **kwargs)
-
-        if sized:
-            self._resolved[type(first)] = run
-        return run
+        plan = (self.bindings.get(dev.type), self._min_size[dev.type], dev.type == "cuda")
+        if keep:
+            self._resolved[type(first)] = plan
+        return plan
 
     def has_kernel(self, device_type: str) -> bool:
         return _ENABLED[0] and device_type in self.bindings

@@ -17,6 +17,8 @@ advances the count (:func:`~gpunn.kernels.launch.finished_last`).
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 import numba
 import numpy as np
 from numba import cuda, prange
@@ -24,7 +26,7 @@ from numba import cuda, prange
 from .arrays import array_module
 from .elementwise import RuleKernels
 from .launch import PARALLEL_MIN_SIZE, Kernels, configured, counters, cpu_threads, finished_last
-from .multi_tensor import chunk_table, flat_arrays, grid
+from .multi_tensor import _SIZE, chunk_table, flat_arrays, grid
 from .op import op
 
 
@@ -205,18 +207,20 @@ def _arguments(steps, optimizer, ws, gs, states, decay, skip):
 
 
 def _check(steps, optimizer, ws, gs, states, decay, skip) -> None:
-    dt = steps.dtype
+    dt, kind = steps.dtype, type(steps)
     if len(states) not in optimizer.kernels.by_states:
         raise ValueError(f"update_step: {type(optimizer).__name__} keeps {optimizer.state_names} state arrays, "
                          f"got {len(states)}")
-    shapes = [w.shape for w in ws]
-    for name, arrays in (("gs", gs), *((f"states[{i}]", a) for i, a in enumerate(states))):
-        if len(arrays) != len(ws) or [a.shape for a in arrays] != shapes:
+    shapes = list(map(_SHAPE, ws))
+    for name, arrays in (("gs", gs), *zip([f"states[{i}]" for i in range(len(states))], states)):
+        if len(arrays) != len(ws) or list(map(_SHAPE, arrays)) != shapes:
             got = [tuple(a.shape) for a in arrays]
             raise ValueError(f"update_step: {name} must be {len(ws)} arrays shaped like ws {shapes}, got {got}")
-    every = [*ws, *gs, *(a for arrays in states for a in arrays)]
-    if any([a.dtype != dt or not a.flags.c_contiguous or type(a) is not type(steps) for a in every]):
-        raise ValueError(f"update_step: every array must be a C-contiguous {dt} array of the same kind as steps")
+    for arrays in (ws, gs, *states):
+        for a in arrays:
+            if a.dtype != dt or type(a) is not kind or not a.flags.c_contiguous:
+                raise ValueError(f"update_step: every array must be a C-contiguous {dt} array of the same kind as "
+                                 f"steps, got a {a.dtype} {type(a).__name__}")
     if decay.shape != (len(ws),) or decay.dtype != dt or steps.shape != (1,):
         raise ValueError(f"update_step: decay must be {dt} of shape ({len(ws)},) and steps of shape (1,), got "
                          f"{decay.dtype} {tuple(decay.shape)} and {tuple(steps.shape)}")
@@ -225,6 +229,7 @@ def _check(steps, optimizer, ws, gs, states, decay, skip) -> None:
                          f"{tuple(skip.shape)}")
 
 
+_SHAPE = attrgetter("shape")
 _NO_SKIP: dict = {}  # (array type, device) -> a 1-element int64 zero there, for updates called without a flag
 
 
@@ -240,7 +245,7 @@ def _update_step_cpu(steps, optimizer, ws, gs, states, h, decay, skip=None):
     if optimizer.kernels is None:
         return NotImplemented
     kernels, arrays, skip = _arguments(steps, optimizer, ws, gs, states, decay, skip)
-    if sum([w.size for w in ws]) < PARALLEL_MIN_SIZE:
+    if sum(map(_SIZE, ws)) < PARALLEL_MIN_SIZE:
         kernels.cpu(*arrays, h, steps, skip)
     else:
         with cpu_threads(PARALLEL_MIN_SIZE):

@@ -188,7 +188,7 @@ def test_ops_matmul_shares_only_while_numbas_threads_are_busy():
     marks Numba's pool busy, and the GEMMs after it share that pool."""
     rng = np.random.default_rng()
     a = rng.standard_normal((300, 400)).astype(np.float32)
-    blas_pool._LAST_PARALLEL[0] = -1.0
+    blas_pool.LAST_PARALLEL[0] = -1.0
     before = blas_pool.calls()
     expected = ops.matmul(a, a.T)
     assert blas_pool.calls() == before and not blas_pool.numba_busy()

@@ -25,6 +25,7 @@ its scalar twin runs its ``xp`` rules (no kernel would compute what it says).
 from __future__ import annotations
 
 import math
+from itertools import repeat
 
 from .. import ops
 from ..devices import array_module
@@ -88,7 +89,7 @@ class Activation(Module):
 
     def kernel_numbers(self, dtype):
         """``k`` for this gate's kernels on arrays of ``dtype``: 0, 1/2, 1 and the gate's ``numbers``."""
-        return self.kernels.numbers(dtype, tuple([getattr(self, name) for name in self.numbers]))
+        return self.kernels.numbers(dtype, tuple(map(getattr, repeat(self), self.numbers)))
 
     @property
     def fusable(self) -> bool:

@@ -9,13 +9,41 @@ All are written in numerically stable form: no exponential of a large positive n
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 
 from .. import ops
-from ..devices import DEFAULT_DTYPE, adopt, array_module, device_of, on_device
+from ..devices import DEFAULT_DTYPE, adopt, array_module, device_of
 from ..kernels import losses as loss_kernels
 from ..validation import check_finite, check_labels, check_number
+
+
+def _on_scores_device(forward):
+    """``forward(self, scores, ...)`` run on the scores' device: :func:`~gpunn.devices.on_device`, one call on
+    the CPU (a loss runs every step)."""
+
+    @functools.wraps(forward)
+    def run(self, scores, *args, **kwargs):
+        if type(scores) is np.ndarray:
+            return forward(self, scores, *args, **kwargs)
+        with device_of(scores):
+            return forward(self, scores, *args, **kwargs)
+
+    return run
+
+
+def _on_cache_device(grad):
+    """``_grad(self)`` run on the device of what forward kept (``self._cache[0]``), one call on the CPU."""
+
+    @functools.wraps(grad)
+    def run(self):
+        if type(self._cache[0]) is np.ndarray:
+            return grad(self)
+        with device_of(self._cache[0]):
+            return grad(self)
+
+    return run
 
 
 class Loss:
@@ -32,9 +60,9 @@ class Loss:
         """A loss computes on its scores' device (see :func:`gpunn.devices.on_device`)."""
         super().__init_subclass__(**kwargs)
         if "forward" in cls.__dict__:
-            cls.forward = on_device(lambda self, scores, *rest: device_of(scores))(cls.__dict__["forward"])
+            cls.forward = _on_scores_device(cls.__dict__["forward"])
         if "_grad" in cls.__dict__:
-            cls._grad = on_device(lambda self: device_of(self._cache[0]))(cls.__dict__["_grad"])
+            cls._grad = _on_cache_device(cls.__dict__["_grad"])
 
     def __init__(self):
         self._cache = None
@@ -71,7 +99,8 @@ class Loss:
         """Float scores on their own device, non-empty, finite (where ``checks``), and of a shape ``ok`` accepts."""
         if not hasattr(scores, "shape"):
             raise TypeError(f"scores must be an array of shape {shape_desc}, got {type(scores).__name__}")
-        scores = adopt(scores, device_of(scores), "scores")
+        if type(scores) is not np.ndarray or scores.dtype.kind != "f":
+            scores = adopt(scores, device_of(scores), "scores")
         if scores.dtype.kind != "f":
             scores = scores.astype(DEFAULT_DTYPE)
         if not ok(scores.shape):
@@ -89,6 +118,8 @@ class Loss:
         if not hasattr(y, "dtype"):
             y = np.asarray(y)  # a list of labels: checked on the host, then moved
         check_labels(name, y, scores.shape[0], classes if self.checks else None)  # on y's device: host labels, no sync
+        if type(y) is np.ndarray and type(scores) is np.ndarray:
+            return y
         return adopt(y, device_of(scores), name)
 
     def __repr__(self):

@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..devices import DEFAULT_DTYPE, Device, adopt, as_float_dtype, on_device, to_numpy
+from ..devices import DEFAULT_DTYPE, Device, adopt, as_float_dtype, on_own_device, to_numpy
 from ..devices import device as make_device
 from ..metrics import labels_from_scores
 from ..validation import check_finite, check_int
@@ -24,7 +24,6 @@ from .parameter import Parameter
 
 _FLOAT_NAMES = ("float32", "float64")
 PASSES = ("forward", "backward", "forward_fused", "backward_fused")
-_own_device = on_device(lambda self, *args: self.device)
 
 
 class Module:
@@ -46,7 +45,7 @@ class Module:
         super().__init_subclass__(**kwargs)
         for name in PASSES:
             if name in cls.__dict__:
-                setattr(cls, name, _own_device(cls.__dict__[name]))
+                setattr(cls, name, on_own_device(cls.__dict__[name]))
 
     def __init__(self):
         self.training = True
@@ -258,7 +257,8 @@ class Module:
     # ------------------------------------------------------------------ helpers for subclasses
     def _input(self, x, ndim: int | None = None):
         """``x`` on this module's device in its dtype, with a non-empty batch (and ``ndim`` dims)."""
-        x = adopt(x, self.device, lambda: f"input to {self!r}", self.dtype)
+        if type(x) is not np.ndarray or x.dtype != self.dtype or self.device.index is not None:
+            x = adopt(x, self.device, lambda: f"input to {self!r}", self.dtype)
         if x.ndim == 0 or x.shape[0] == 0:
             raise ValueError(f"{self!r} got an empty batch (input shape {tuple(x.shape)})")
         if ndim is not None and x.ndim != ndim:
@@ -273,7 +273,8 @@ class Module:
 
     def _upstream(self, dout, shape: tuple):
         """The upstream gradient on this device, checked against the forward output's ``shape``."""
-        dout = adopt(dout, self.device, lambda: f"upstream gradient of {self!r}", self.dtype)
+        if type(dout) is not np.ndarray or dout.dtype != self.dtype or self.device.index is not None:
+            dout = adopt(dout, self.device, lambda: f"upstream gradient of {self!r}", self.dtype)
         if tuple(dout.shape) != tuple(shape):
             raise ValueError(f"{self!r}: upstream gradient has shape {tuple(dout.shape)}, its output had {tuple(shape)}")
         return dout

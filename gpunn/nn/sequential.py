@@ -40,7 +40,13 @@ class Sequential(Module):
         return self
 
     def _steps(self):
-        """(index, layer, activation fused into it or None), in order."""
+        """(index, layer, activation fused into it or None), in order: worked out once per list of layers."""
+        key = (self.fuse, *map(id, self.layers))
+        if getattr(self, "_plan", (None,))[0] != key:
+            self._plan = (key, self._fused_steps())
+        return self._plan[1]
+
+    def _fused_steps(self):
         steps, i = [], 0
         while i < len(self.layers):
             layer, nxt = self.layers[i], self.layers[i + 1] if i + 1 < len(self.layers) else None
@@ -57,7 +63,10 @@ class Sequential(Module):
             raise ValueError("Sequential has no layers")
         steps = self._steps()
         for i, layer, act in steps:
-            x = _located(i, layer.forward, x) if act is None else _located(i, layer.forward_fused, x, act)
+            try:
+                x = layer.forward(x) if act is None else layer.forward_fused(x, act)
+            except (ValueError, TypeError) as e:
+                raise _located(i, e) from e
         self._cache = steps
         return x
 
@@ -65,10 +74,10 @@ class Sequential(Module):
         """Backpropagate through every layer; the gradient w.r.t. the input only with ``input_grad=True``."""
         for i, layer, act in reversed(self._saved()):
             wanted = input_grad or i > 0
-            if act is None:
-                dout = _located(i, backward, layer, dout, wanted)
-            else:
-                dout = _located(i, layer.backward_fused, dout, act, wanted)
+            try:
+                dout = backward(layer, dout, wanted) if act is None else layer.backward_fused(dout, act, wanted)
+            except (ValueError, TypeError) as e:
+                raise _located(i, e) from e
         return dout
 
     def __getitem__(self, i):
@@ -89,9 +98,6 @@ class Sequential(Module):
         return f"Sequential({inner}\n)" if inner else "Sequential()"
 
 
-def _located(i: int, fn, *args):
-    """Call ``fn(*args)``, prefixing a bad-input error with the layer's position."""
-    try:
-        return fn(*args)
-    except (ValueError, TypeError) as e:
-        raise type(e)(f"layer {i}: {e}") from e
+def _located(i: int, error: Exception) -> Exception:
+    """A bad-input error of layer ``i``, its message prefixed with the layer's position."""
+    return type(error)(f"layer {i}: {error}")

@@ -15,6 +15,7 @@ device and the kernels advance it, so a step makes no host-to-device write and n
 from __future__ import annotations
 
 import inspect
+from operator import attrgetter, itemgetter
 
 import numpy as np
 
@@ -30,6 +31,8 @@ from ..validation import check_number
 # another rule); what the rule reads (its numbers, state and per-step numbers) from that class or above it.
 RULES_TOGETHER = (("update", "rule"),)
 RULES_READ = ("numbers", "state_names", "per_step")
+# C callables: mapped over the parameters, they run no Python frame each
+_DATA, _GRAD, _CONTIGUOUS = attrgetter("data"), attrgetter("grad"), attrgetter("data.flags.c_contiguous")
 
 
 class Optimizer:
@@ -67,7 +70,7 @@ class Optimizer:
         self.weight_decay = check_number("weight_decay", weight_decay, low=0)
         self.decay_biases = bool(decay_biases)
         self.state: list[dict] = [{} for _ in params]
-        self._counts: dict = {}  # (device, dtype) -> the step count there (1 element, on the device)
+        self._counts: dict = {}  # (device index, dtype) -> the step count there (1 element, on the device)
         self._decays: dict = {}  # (device, dtype, which params, strength) -> their L2 strengths, on the device
 
     # ------------------------------------------------------------------ the rule (a subclass's)
@@ -131,26 +134,38 @@ class Optimizer:
         check_number("lr", self.lr, low=0)
         groups: dict = {}
         for i, p in enumerate(self.params):
-            g = p.grad
+            g, w = p.grad, p.data
             if g is None:
                 continue
-            if g.shape != p.data.shape:
+            if g.shape != w.shape:
                 raise ValueError(f"params[{i}].grad has shape {tuple(g.shape)}, its data {p.shape}")
-            if type(g) is not type(p.data) or device_of(g) != device_of(p.data):
-                raise ValueError(f"params[{i}].grad is on {device_of(g)}, its data on {device_of(p.data)}")
-            if not (p.data.flags.c_contiguous and g.flags.c_contiguous) or g.dtype != p.data.dtype:
-                p.grad = g = _like(g, p.data)
-            groups.setdefault((device_of(p.data), p.data.dtype), []).append(i)
-        for (dev, dt), which in groups.items():
+            if type(g) is not type(w) or (type(w) is not np.ndarray and g.device != w.device):
+                raise ValueError(f"params[{i}].grad is on {device_of(g)}, its data on {device_of(w)}")
+            if g.dtype != w.dtype or not g.flags.c_contiguous:
+                p.grad = _like(g, w)
+            groups.setdefault((type(w), getattr(w, "device", None), w.dtype), []).append(i)
+        for which in groups.values():
+            dev = device_of(self.params[which[0]].data)
             with dev:  # its state arrays are made, and its update runs, on its own GPU
-                self._step_group(dev, dt, which, skip)
+                self._step_group(dev, which, skip)
 
-    def _step_group(self, dev, dt, which: list, skip) -> None:
-        params, names = self.params, self.state_names
-        states = [self._state_arrays(i) for i in which]
-        ops.update_step(self._count(dev, dt), self, tuple([params[i].data for i in which]),
-                        tuple([params[i].grad for i in which]), tuple([tuple([s[n] for s in states]) for n in names]),
-                        self.kernels_numbers(dt), self._decay(dev, dt, which), skip)
+    def _step_group(self, dev, which: list, skip) -> None:
+        params = list(map(self.params.__getitem__, which))
+        w0 = params[0].data
+        if not all(map(_CONTIGUOUS, params)):  # a user's strided view: the xp rule updates it
+            ops.update_step.reference(self._count(dev, w0.dtype), self, *self._arrays(which, params, dev),
+                                      self.kernels_numbers(w0.dtype), self._decay(dev, w0.dtype, which), skip)
+            return
+        ops.update_step(self._count(dev, w0.dtype), self, *self._arrays(which, params, dev),
+                        self.kernels_numbers(w0.dtype), self._decay(dev, w0.dtype, which), skip)
+
+    def _arrays(self, which: list, params: list, dev) -> tuple:
+        """(weights, gradients, state arrays by name) of the parameters ``which``, as ``update_step`` takes them."""
+        states = [self.state[i] for i in which]
+        if self.state_names and not all(states):
+            states = [self._state_arrays(i) for i in which]  # the first step: zeros on the parameters' device
+        return (tuple(map(_DATA, params)), tuple(map(_GRAD, params)),
+                tuple([tuple(map(itemgetter(name), states)) for name in self.state_names]))
 
     def kernels_numbers(self, dtype):
         """``h`` for arrays of ``dtype``: 0, 1/2, 1 and this optimizer's ``numbers`` (hyperparameters), cast."""
@@ -162,9 +177,9 @@ class Optimizer:
 
     def _count(self, dev, dt):
         """The step count on ``dev`` in ``dt`` (made at 0, or at the count the other groups keep)."""
-        count = self._counts.get((dev, dt))
+        count = self._counts.get((dev.index, dt))
         if count is None:
-            count = self._counts[(dev, dt)] = dev.asarray(np.full(1, self._host_steps(), dt))
+            count = self._counts[(dev.index, dt)] = dev.asarray(np.full(1, self._host_steps(), dt))
         return count
 
     def _host_steps(self) -> int:
@@ -179,18 +194,19 @@ class Optimizer:
     @steps.setter
     def steps(self, value: int) -> None:
         self._loaded_steps = int(value)
-        for (dev, dt), count in self._counts.items():
-            dev.write(count, np.full(1, value, dt))
+        for (_, dt), count in self._counts.items():
+            device_of(count).write(count, np.full(1, value, dt))
 
     def _decay(self, dev, dt, which: list):
         """The L2 strength of each parameter in ``which`` (0 where it is not decayed), on ``dev``, kept."""
-        strengths = tuple([self.weight_decay if (self.params[i].decay or self.decay_biases) else 0.0 for i in which])
-        key = (dev, dt, strengths)
+        key = (dev.index, dt, self.weight_decay, self.decay_biases, *which)
         held = self._decays.get(key)
-        if held is None:
-            if len(self._decays) > 16:
-                self._decays.clear()
-            held = self._decays[key] = dev.asarray(np.array(strengths, dt))
+        if held is not None:
+            return held
+        strengths = [self.weight_decay if (self.params[i].decay or self.decay_biases) else 0.0 for i in which]
+        if len(self._decays) > 16:
+            self._decays.clear()
+        held = self._decays[key] = dev.asarray(np.array(strengths, dt))
         return held
 
     def _state_arrays(self, i: int) -> dict:
@@ -201,8 +217,8 @@ class Optimizer:
             a = state.get(name)
             if a is None:
                 state[name] = dev.xp.zeros_like(p.data)
-            elif device_of(a) != dev or a.dtype != p.dtype:
-                state[name] = dev.asarray(a, dtype=p.dtype)  # the model was moved after the last step
+            elif device_of(a) != dev or a.dtype != p.data.dtype:
+                state[name] = dev.asarray(a, dtype=p.data.dtype)  # the model was moved after the last step
         return state
 
     # ---------------------------------------------------------------- saving and loading

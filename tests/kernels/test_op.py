@@ -15,8 +15,8 @@ from gpunn.kernels.op import MIN_SIZE, REGISTRY
 
 
 def test_every_op_is_registered_by_its_definition_with_a_cpu_kernel():
-    assert {"activation", "bias_activation", "dropout_forward", "adam_step", "im2col", "conv_direct", "matmul",
-            "max_pool_forward"} <= set(REGISTRY)
+    assert {"activation", "bias_activation", "dropout_forward", "update_step", "nonfinite_check", "fused_loss",
+            "im2col", "conv_direct", "matmul", "max_pool_forward"} <= set(REGISTRY)
     no_kernel = {"dropout_backward", "avg_pool_forward", "avg_pool_backward"}  # their references are the fast way
     for name, op in REGISTRY.items():
         assert op.reference.__name__ == name

@@ -53,6 +53,27 @@ class CUDARuntimeError(RuntimeError):
         self.status = status
 
 
+# --------------------------------------------------------------------------- what a GPU would launch
+# Each operation is counted as real CuPy would run it: a kernel of its own ("cupy"), a cuBLAS call ("cublas"),
+# or no kernel at all: a view (reshape, transpose, a slice), an allocation (empty), a memset (zeros) or a
+# copy between buffers (copy, get, set, uploads), counted apart as "memset" and "memcpy". Anything not
+# named here computes on the device, so it counts as a kernel: the count errs high, never low.
+LAUNCHES = {"cupy": 0, "cublas": 0, "memset": 0, "memcpy": 0}
+VIEWS = {"reshape", "ravel", "view", "transpose", "swapaxes", "squeeze", "expand_dims", "broadcast_to", "empty",
+         "empty_like", "ndim", "shape", "atleast_1d", "atleast_2d", "moveaxis", "diagonal"}
+MEMSETS = {"zeros", "zeros_like"}
+COPIES = {"copy", "get", "set", "asarray", "array", "asanyarray", "asnumpy"}
+BLAS = {"matmul", "dot", "tensordot", "vdot", "inner", "outer_product"}
+
+
+def launched(name: str) -> None:
+    """Count the operation ``name`` as the GPU would run it (:data:`LAUNCHES`)."""
+    kind = ("cublas" if name in BLAS else "memset" if name in MEMSETS else "memcpy" if name in COPIES
+            else None if name in VIEWS else "cupy")
+    if kind is not None:
+        LAUNCHES[kind] += 1
+
+
 def _host_read(what: str) -> None:
     if STRICT[0]:
         raise DeviceSynchronized(f"host synchronisation on a device array: {what}")
@@ -135,7 +156,11 @@ def _function(name: str, numpy_fn, params: dict | None, qualname: str):
             return _upload(dev, *args, copy_default=name == "array", **kwargs)
         outs = _outs(kwargs)
         kwargs = {**kwargs, "kind": "stable"} if name in STABLE else kwargs
-        return _wrap(dev, numpy_fn(*_on(dev, args), **{k: _on(dev, v) for k, v in kwargs.items()}), outs)
+        result = _wrap(dev, numpy_fn(*_on(dev, args), **{k: _on(dev, v) for k, v in kwargs.items()}), outs)
+        if name == "ascontiguousarray" and args and isinstance(args[0], ndarray) and args[0]._a.flags.c_contiguous:
+            return result  # already contiguous (and of its dtype): CuPy returns it as it is
+        launched(name)
+        return result
 
     return call
 
@@ -147,7 +172,9 @@ def _upload(dev: int, a, dtype=None, *args, copy_default=False, **kwargs):
         copy = copy_default if copy is None else copy
         if a._device == dev and (dtype is None or np.dtype(dtype) == a.dtype) and not copy:
             return a
+        launched("copy" if dtype is None or np.dtype(dtype) == a.dtype else "astype")
         return ndarray._of(np.array(a._a, dtype=dtype, copy=True), dev)
+    launched("asarray")
     if isinstance(a, (list, tuple)) and any(isinstance(i, ndarray) for i in a):
         return ndarray._of(np.array([_on(dev, i) for i in a], dtype=dtype), dev)
     return ndarray._of(np.array(a, dtype=dtype, copy=True), dev)
@@ -169,6 +196,7 @@ class _Ufunc:
         for o in (kwargs.get("out"),) if not isinstance(kwargs.get("out"), tuple) else kwargs["out"]:
             if o is not None and not isinstance(o, ndarray):
                 raise TypeError(f"Output arguments must be cupy.ndarray, got {type(o)}")
+        launched(self.name)
         return _wrap(dev, self._np(*_on(dev, args), **{k: _on(dev, v) for k, v in kwargs.items()}), _outs(kwargs))
 
     def __getattr__(self, method):
@@ -181,6 +209,7 @@ class _Ufunc:
                 raise NotImplementedError(f"`cupy_{self.name}.{method}` is not supported yet")
             _no_sequences(args[:1] if method in ("reduce", "accumulate", "reduceat") else args)
             dev = current_device()
+            launched(f"{self.name}.{method}")
             return _wrap(dev, fn(*_on(dev, args), **{k: _on(dev, v) for k, v in kwargs.items()}), _outs(kwargs))
 
         return call
@@ -268,12 +297,14 @@ class ndarray:  # noqa: N801 (CuPy's name)
 
     def get(self, stream=None, order="C", out=None, blocking=True):
         _host_read(".get()")
+        launched("get")
         if out is not None:
             out[...] = self._a
             return out
         return np.array(self._a, order=order, copy=True)
 
     def set(self, arr, stream=None):
+        launched("set")
         if not isinstance(arr, np.ndarray):
             raise TypeError("Only numpy.ndarray can be set to cupy.ndarray")
         if self.dtype != arr.dtype:
@@ -360,13 +391,17 @@ class ndarray:  # noqa: N801 (CuPy's name)
             if name in SYNCING:
                 _host_read(f"ndarray.{name}()")
             kwargs = {**kwargs, "kind": "stable"} if name in STABLE else kwargs
-            return _wrap(dev, fn(*_on(dev, args), **{k: _on(dev, v) for k, v in kwargs.items()}), _outs(kwargs))
+            result = _wrap(dev, fn(*_on(dev, args), **{k: _on(dev, v) for k, v in kwargs.items()}), _outs(kwargs))
+            if not (name == "astype" and result is self):  # astype to its own dtype with copy=False: no kernel
+                launched(name)
+            return result
 
         return method
 
     def fill(self, value):
         if isinstance(value, np.ndarray) and value.shape != ():
             raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
+        launched("fill")
         self._a.fill(_on(self._device, value) if isinstance(value, ndarray) else value)
 
     # ---- indexing
@@ -385,6 +420,8 @@ class ndarray:  # noqa: N801 (CuPy's name)
 
     def __getitem__(self, key):
         _same_device(self)
+        if any(isinstance(k, (ndarray, np.ndarray, list)) for k in (key if isinstance(key, tuple) else (key,))):
+            launched("take")  # an index array gathers in a kernel; integers and slices make a view
         key = self._key(key)
         got = self._a[key]
         if not isinstance(got, np.ndarray):  # an element: CuPy gives a 0-d view of it, as NumPy's a[i, ...] does
@@ -395,6 +432,7 @@ class ndarray:  # noqa: N801 (CuPy's name)
         _same_device(self)
         if isinstance(value, (np.ndarray, list)) and np.asarray(value).shape != ():
             raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
+        launched("setitem")
         self._a[self._key(key)] = _on(current_device(), value)
 
     # ---- arithmetic: through the ufuncs, with their operand rules
@@ -583,6 +621,7 @@ def zeros_pinned(shape, dtype=float, order="C"):
 def _scatter(ufunc):
     def scatter(a, slices, value):
         dev = current_device()
+        launched(f"scatter_{ufunc.__name__}")
         _same_device(a)
         ufunc.at(a._a, a._key(slices), _on(dev, value))  # indices as in a[slices]: NumPy index arrays uploaded
 
