@@ -88,7 +88,7 @@ def dropout_cpu(x, out, mask, draw, threshold, scale, zero):
         out[i] = x[i] * m
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def dropout_cuda(x, out, mask, draw, threshold, scale, zero):
     seed, offset = draw[0], draw[1]
     start, stride = cuda.grid(1), cuda.gridsize(1)

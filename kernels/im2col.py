@@ -138,7 +138,7 @@ def col2im_cpu(cols, dx, kh, kw, sh, sw, ph, pw, ho, wo, zero):
 
 # --------------------------------------------------------------------------- CUDA kernels
 
-@cuda.jit
+@cuda.jit(cache=True)
 def im2col_cuda(x, cols, kh, kw, sh, sw, ph, pw, ho, wo, zero):
     """cols[(c kh + i) kw + j, (n Ho + oh) Wo + ow] = x[n, c, oh sh - ph + i, ow sw - pw + j], 0 in the padding."""
     n, c, h, w = x.shape
@@ -163,7 +163,7 @@ def im2col_cuda(x, cols, kh, kw, sh, sw, ph, pw, ho, wo, zero):
         row += zs
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def col2im_cuda(cols, dx, kh, kw, sh, sw, ph, pw, ho, wo, zero):
     """Each pixel (a, b) gathers what the columns took from it: taps i = a + ph - oh sh, j = b + pw - ow sw.
 

@@ -12,7 +12,9 @@ device and launches:
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import warnings
 from typing import Callable, NamedTuple
 
 import numba
@@ -96,8 +98,20 @@ def configured(kernel, blocks, threads):
     if launcher is None:
         if len(_CONFIGURED) > 4096:
             _CONFIGURED.clear()
-        launcher = _CONFIGURED[key] = kernel[blocks, threads, stream]
+        with warnings.catch_warnings():
+            # numba-cuda warns of any grid under 128 blocks. gpunn sizes each grid to its work: a small layer's
+            # kernel is a few blocks because its tensor is small, and more blocks would only idle (the
+            # warning is for a grid too small for its work, not for small work). Other code's kernels keep it.
+            warnings.simplefilter("ignore", _performance_warning())
+            launcher = _CONFIGURED[key] = kernel[blocks, threads, stream]
     return launcher
+
+
+@functools.cache
+def _performance_warning() -> type:
+    from numba.cuda.core.errors import NumbaPerformanceWarning
+
+    return NumbaPerformanceWarning
 
 
 def clamped_grid(*blocks: int) -> tuple:

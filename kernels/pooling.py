@@ -166,7 +166,7 @@ def max_pool_backward_cpu(g, arg, dx, kh, kw, sh, sw, zero):
 
 # --------------------------------------------------------------------------- CUDA kernels
 
-@cuda.jit
+@cuda.jit(cache=True)
 def max_pool_cuda(x, out, arg, kh, kw, sh, sw):
     """Per window: its first maximum (or last NaN) and its tap i kw + j; x over ow, y over oh, z over planes."""
     planes, ho, wo = out.shape
@@ -184,7 +184,7 @@ def max_pool_cuda(x, out, arg, kh, kw, sh, sw):
         t += zs
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def max_pool_backward_cuda(g, arg, dx, kh, kw, sh, sw, zero):
     """Each pixel (a, b) sums the gradients of the windows that cover it and chose it.
 

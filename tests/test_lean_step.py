@@ -99,3 +99,18 @@ def _logging(launched, log):
         log.append(name)
         return launched(name)
     return run
+
+
+@pytest.mark.parametrize("gpu_spec", [pytest.param("cuda:0", marks=GPU_MARKS)])
+def test_gpunn_train_on_a_gpu_prints_no_numba_performance_warning(gpu_spec, tmp_path, capsys):
+    import warnings
+
+    from numba.cuda.core.errors import NumbaPerformanceWarning
+
+    from gpunn.cli import main
+
+    with on(gpu_spec), warnings.catch_warnings():
+        warnings.simplefilter("error", NumbaPerformanceWarning)  # as numba-cuda makes it: a grid under 128 blocks
+        assert main(["train", "--device", gpu_spec, "--dataset", "spiral", "--hidden", "16", "--epochs", "2",
+                     "--out", str(tmp_path), "--no-progress"]) == 0
+    assert "Warning" not in capsys.readouterr().err

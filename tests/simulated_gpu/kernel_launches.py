@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import warnings
 
 import numba
 import numpy as np
@@ -49,9 +50,21 @@ class _Configured:
         if len(configuration) not in (2, 3, 4):
             raise ValueError("must specify at least the griddim and blockdim")
         self.kernel, self.configuration = kernel, tuple(configuration)
+        _low_occupancy_warning(_dims(configuration[0]))
 
     def __call__(self, *args):
         return self.kernel._gpunn_launch(self.configuration, args)
+
+
+def _low_occupancy_warning(grid) -> None:
+    """numba-cuda's warning as it makes a launch configuration (0.30: under 128 blocks, unless switched off)."""
+    from numba.cuda.core import config, errors
+
+    if config.CUDA_LOW_OCCUPANCY_WARNINGS and not config.DISABLE_PERFORMANCE_WARNINGS:
+        blocks = grid[0] * grid[1] * grid[2]
+        if blocks < 128:
+            warnings.warn(errors.NumbaPerformanceWarning(
+                f"Grid size {blocks} will likely result in GPU under-utilization due to low occupancy."))
 
 
 def _simulated(arg):

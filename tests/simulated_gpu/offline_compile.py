@@ -64,6 +64,11 @@ def numba_type(desc):
 
 def kernel_function(module: str, qualname: str):
     """The Python function of a kernel, from the locator kernel_launches recorded (``a.b``, ``NAME[i]``, ``NAME['k']``)."""
+    return kernel_dispatcher(module, qualname).py_func
+
+
+def kernel_dispatcher(module: str, qualname: str):
+    """The kernel's numba-cuda dispatcher, from the locator kernel_launches recorded."""
     obj = importlib.import_module(module)
     name, _, index = qualname.partition("[")
     for part in name.split("."):
@@ -71,7 +76,7 @@ def kernel_function(module: str, qualname: str):
     if index:
         index = index.rstrip("]")
         obj = obj[index.strip("'")] if index.startswith("'") else list(obj.values())[int(index)]
-    return obj.py_func
+    return obj
 
 
 def _ptx_for(fn, signature, cc) -> str:
@@ -210,7 +215,10 @@ def compile_one(job: dict) -> dict:
         return json.loads(cached.read_text())
     report = {**job}
     try:
-        ptx = _ptx_for(kernel_function(job["module"], job["qualname"]), job["signature"], cc)
+        dispatcher = kernel_dispatcher(job["module"], job["qualname"])
+        # on disk where numba-cuda caches kernels: a new process loads them instead of compiling again
+        report["disk_cache"] = any(c.__name__ == "CUDACache" for c in type(dispatcher._cache).__mro__)
+        ptx = _ptx_for(dispatcher.py_func, job["signature"], cc)
         log = _link(ptx, cc)
     except Exception as e:  # the kernel does not compile: that is the finding
         report["error"] = f"{type(e).__name__}: {str(e).strip()[:2000]}"
@@ -246,6 +254,8 @@ def problems(report: dict) -> list[str]:
     if "error" in report:
         return [f"{where}: does not compile: {report['error']}"]
     found = [f"{where}: {report[k]} bytes of {k}" for k in ("spill_stores", "spill_loads", "stack", "lmem") if report[k]]
+    if not report.get("disk_cache"):
+        found.append(f"{where}: not cached on disk (numba-cuda would compile it again in every process)")
     if report["float64"] and float32_variant(report["signature"]):
         found.append(f"{where}: {report['float64']} float64 instructions in a float32 variant")
     if report["div64_in_loops"]:
