@@ -63,7 +63,14 @@ def torch_sgd_step(model, X, y, lr: float):
     """One PyTorch training step as a user writes it: SGD, cross-entropy, on NumPy data (X, y) turned into tensors."""
     import torch
 
-    opt, loss = torch.optim.SGD(model.parameters(), lr=lr), torch.nn.CrossEntropyLoss()
+    return torch_train_step(model, X, y, torch.optim.SGD(model.parameters(), lr=lr))
+
+
+def torch_train_step(model, X, y, opt):
+    """One PyTorch training step with the optimizer ``opt``: cross-entropy, NumPy data (X, y) turned into tensors."""
+    import torch
+
+    loss = torch.nn.CrossEntropyLoss()
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
 
     def step():

@@ -70,6 +70,8 @@ def _compare(where: str, ours: dict, real: dict) -> list[str]:
         theirs = real.get(name)
         if theirs is None:
             wrong.append(f"{where}.{name}: not in CuPy")
+        elif set(spec.get("methods", ())) - set(theirs.get("methods", ())):
+            wrong.append(f"{where}.{name}: takes methods {spec['methods']}, CuPy {theirs.get('methods')}")
         elif spec.get("params") and theirs.get("params"):
             p, q = spec["params"], theirs["params"]
             extra = set(p["keywords"]) - set(q["keywords"]) if not q["varkw"] else set()
@@ -119,6 +121,34 @@ def test_host_reads_are_refused_when_synchronising_is():
     before = strict_cupy.READS[0]
     float(a[0])
     assert strict_cupy.READS[0] == before + 1
+
+
+def test_numba_cuda_types_device_arrays_through_their_dlpack_export():
+    """A launch's argument types come from numba-cuda's own ``typeof``, which reads CuPy's arrays by DLPack."""
+    cp = strict_cupy._MODULE
+    with strict_cupy.visible():
+        a = cp.zeros((3, 4), np.float32)
+        assert kernel_launches.describe(a) == ("array", "float32", 2, "C")
+        assert kernel_launches.describe(a.T) == ("array", "float32", 2, "F")
+        assert kernel_launches.describe(a[:, ::2]) == ("array", "float32", 2, "A")
+        assert kernel_launches.describe((a, a))[:2] == ("tuple", (("array", "float32", 2, "C"),) * 2)
+        assert a.__dlpack_device__() == (2, 0)  # (kDLCUDA, device): as CuPy answers
+        cai = a.__cuda_array_interface__
+        assert cai["version"] == 3 and cai["shape"] == (3, 4) and cai["strides"] is None and cai["stream"] == 1
+
+
+def test_ufunc_methods_and_list_operands_are_refused_as_cupy_refuses_them():
+    cp = strict_cupy._MODULE
+    with strict_cupy.visible():
+        a = cp.arange(4, dtype=np.float32)
+        for call in (lambda: cp.maximum.reduce(a), lambda: cp.minimum.accumulate(a),
+                     lambda: cp.multiply.at(a, cp.arange(2), 2.0)):
+            with pytest.raises(NotImplementedError, match="is not supported yet"):
+                call()
+        assert float(cp.add.reduce(a)) == 6.0  # what CuPy does have
+        for call in (lambda: a[:2] + [1.0, 2.0], lambda: cp.maximum(a, [0.0] * 4)):
+            with pytest.raises(TypeError, match="Unsupported type <class 'list'>"):
+                call()
 
 
 def test_launches_are_checked_as_a_gpu_would():

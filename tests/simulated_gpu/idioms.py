@@ -44,6 +44,13 @@ IDIOMS = {
     "a.ptp": lambda xp, make: make((4,)).ptp,
     "a.__index__": lambda xp, make: make((), np.int64).__index__,
     "a.__imatmul__": lambda xp, make: make((2, 2)).__imatmul__,
+    "xp.maximum.reduce(a)": lambda xp, make: xp.maximum.reduce(make((4,))),
+    "xp.minimum.accumulate(a)": lambda xp, make: xp.minimum.accumulate(make((4,))),
+    "xp.multiply.at(a, idx, 2)": lambda xp, make: xp.multiply.at(make((4,)), make((2,), np.int64), 2.0),
+    "xp.add.reduce(a)": lambda xp, make: xp.add.reduce(make((4,))),
+    "a + list": lambda xp, make: make((2,)) + [1.0, 2.0],
+    "a.__dlpack__(stream=None, max_version=(1, 0))": lambda xp, make: make((4,)).__dlpack__(stream=None,
+                                                                                            max_version=(1, 0)),
 }
 
 
