@@ -28,7 +28,8 @@ from numba.core.caching import FunctionCache
 from .launch import Kernels
 
 FAMILIES: list[Callable] = []  # builders, (GateKernels) -> {name: Kernels}, registered by the op families
-BUILT: dict[str, object] = {}  # "<Class>.<kernel>" -> CUDA kernel, for the offline compiler to find (tests/)
+BUILT: dict[str, object] = {}  # "<Class>.<kernel>" -> CUDA kernel of gpunn's own classes, for the offline compiler
+OTHERS: dict[str, object] = {}  # the same for classes defined elsewhere (a user's gate): compiled where they run
 BASE_NUMBERS = ("zero", "half", "one")
 
 
@@ -88,7 +89,8 @@ class RuleKernels:
     def add(self, name: str, kernels: Kernels) -> None:
         """Keep ``kernels`` as attribute ``name``, and its CUDA kernel where the offline compiler finds it."""
         setattr(self, name, kernels)
-        BUILT[f"{self.name}.{name}"] = kernels.cuda
+        ours = self.owner.__module__.startswith("gpunn.") and "<locals>" not in self.name
+        (BUILT if ours else OTHERS)[f"{self.name}.{name}"] = kernels.cuda
 
     def __repr__(self):
         return f"<kernels of {self.name}: {', '.join(n for n in vars(self) if isinstance(getattr(self, n), Kernels))}>"
