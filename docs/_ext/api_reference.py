@@ -19,8 +19,8 @@ from sphinx.util import logging
 logger = logging.getLogger(__name__)
 
 PUBLIC_MODULES = ["gpunn", "gpunn.nn", "gpunn.optim", "gpunn.autograd", "gpunn.data", "gpunn.distributed",
-                  "gpunn.checkpoint", "gpunn.gradcheck", "gpunn.lessons", "gpunn.neighbors", "gpunn.ops",
-                  "gpunn.plots", "gpunn.preprocessing"]
+                  "gpunn.checkpoint", "gpunn.gradcheck", "gpunn.lessons", "gpunn.neighbors", "gpunn.knn", "gpunn.ops",
+                  "gpunn.plots", "gpunn.preprocessing", "gpunn.cli"]
 
 
 def public_names() -> list[str]:
