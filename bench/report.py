@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import NamedTuple
 
 NOTES = {  # extra_info entries shown below the timings, with what they mean
     "fraction_of_copy_bandwidth": "fraction of np.copyto's bandwidth",
@@ -18,8 +19,8 @@ NOTES = {  # extra_info entries shown below the timings, with what they mean
     "same_neighbours": "share of queries whose neighbours equal the peer's",
     "recall_at_10": "recall@10 against exact search",
     "build_seconds": "index build (s)",
-    "1 processes": "one MPI process",
-    "2 processes": "two MPI processes",
+    "1 process": "one MPI process (medians)",
+    "2 processes": "two MPI processes (medians)",
 }
 
 
@@ -35,16 +36,46 @@ def machine(data: dict) -> str:
     return f"{cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} logical CPUs, Python {info.get('python_version', '?')}"
 
 
-def timings(data: dict) -> list[tuple[str, str, float, float, bool]]:
-    """(benchmark, implementation, median ms, time / base time, is base) for every interleaved median."""
+class Row(NamedTuple):
+    """One implementation's timing in one benchmark."""
+
+    group: str
+    impl: str
+    ms: float  # median over the rounds
+    ratio: float  # its median / the base's median: above 1, the base (gpunn) is faster
+    is_base: bool
+    low_ms: float | None  # the fastest and slowest round (None where the samples were not recorded)
+    high_ms: float | None
+    rounds: int | None
+    within_spread: bool  # the spread of this row or of the base is wider than the difference of their medians
+
+
+def timings(data: dict) -> list[Row]:
+    """A :class:`Row` for every implementation of every interleaved benchmark."""
     rows = []
     for b in data["benchmarks"]:
-        medians, base = b["extra_info"].get("interleaved"), b["extra_info"].get("base")
+        info = b["extra_info"]
+        medians, base, samples = info.get("interleaved"), info.get("base"), info.get("samples", {})
         if not medians:
             continue
+        spread = {impl: max(ts) - min(ts) for impl, ts in samples.items() if ts}
         for impl, t in medians.items():
-            rows.append((b["group"], impl, t * 1e3, t / medians[base], impl == base))
+            ts = samples.get(impl)
+            margin = abs(t - medians[base])
+            wide = impl != base and max(spread.get(impl, 0.0), spread.get(base, 0.0)) > margin
+            rows.append(Row(b["group"], impl, t * 1e3, t / medians[base], impl == base,
+                            min(ts) * 1e3 if ts else None, max(ts) * 1e3 if ts else None,
+                            len(ts) if ts else info.get("rounds"), wide))
     return rows
+
+
+def peers(data: dict) -> dict:
+    """{implementation: {"threads", "blas"}} over the suite's benchmarks (as each recorded it)."""
+    found = {}
+    for b in data["benchmarks"]:
+        for impl, info in b["extra_info"].get("peers", {}).items():
+            found.setdefault(impl, info)
+    return found
 
 
 def show(value, key: str = "") -> str:
@@ -72,15 +103,19 @@ def main() -> None:
     args = ap.parse_args()
     data = load(args.json_file)
     print(f"Machine: {machine(data)}\n")
-    print("| benchmark | implementation | median (ms) | time / base time |")
-    print("|---|---|---:|---:|")
-    for group, impl, ms, ratio, is_base in timings(data):
-        print(f"| {group} | {impl}{' (base)' if is_base else ''} | {ms:.2f} | {ratio:.2f}x |")
+    print("| benchmark | implementation | median (ms) | min-max (ms) | rounds | time / base time | |")
+    print("|---|---|---:|---:|---:|---:|---|")
+    for r in timings(data):
+        spread = f"{r.low_ms:.2f}-{r.high_ms:.2f}" if r.low_ms is not None else "?"
+        print(f"| {r.group} | {r.impl}{' (base)' if r.is_base else ''} | {r.ms:.2f} | {spread} | {r.rounds} | "
+              f"{r.ratio:.2f}x | {'within the spread' if r.within_spread else ''} |")
     rows = notes(data)
     if rows:
         print("\n| benchmark | measure | values |\n|---|---|---|")
         for group, what, value in rows:
             print(f"| {group} | {what} | {value} |")
+    for impl, info in peers(data).items():
+        print(f"{impl}: {info['threads']} threads, {info['blas']}")
 
 
 if __name__ == "__main__":
