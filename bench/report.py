@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from typing import NamedTuple
 
 NOTES = {  # extra_info entries shown below the timings, with what they mean
@@ -46,8 +47,10 @@ class Row(NamedTuple):
     is_base: bool
     low_ms: float | None  # the fastest and slowest round (None where the samples were not recorded)
     high_ms: float | None
+    q1_ms: float | None  # the middle half of the rounds: first and third quartiles
+    q3_ms: float | None
     rounds: int | None
-    within_spread: bool  # the spread of this row or of the base is wider than the difference of their medians
+    within_spread: bool  # the middle half of this row or of the base is wider than the difference of their medians
 
 
 def timings(data: dict) -> list[Row]:
@@ -58,15 +61,31 @@ def timings(data: dict) -> list[Row]:
         medians, base, samples = info.get("interleaved"), info.get("base"), info.get("samples", {})
         if not medians:
             continue
-        spread = {impl: max(ts) - min(ts) for impl, ts in samples.items() if ts}
+        quartiles = {impl: quartile_pair(ts) for impl, ts in samples.items() if ts}
+        iqr = {impl: q3 - q1 for impl, (q1, q3) in quartiles.items()}
         for impl, t in medians.items():
             ts = samples.get(impl)
+            q1, q3 = quartiles.get(impl, (None, None))
             margin = abs(t - medians[base])
-            wide = impl != base and max(spread.get(impl, 0.0), spread.get(base, 0.0)) > margin
+            wide = impl != base and max(iqr.get(impl, 0.0), iqr.get(base, 0.0)) > margin
+            ms = (lambda v: None if v is None else v * 1e3)
             rows.append(Row(b["group"], impl, t * 1e3, t / medians[base], impl == base,
-                            min(ts) * 1e3 if ts else None, max(ts) * 1e3 if ts else None,
+                            ms(min(ts)) if ts else None, ms(max(ts)) if ts else None, ms(q1), ms(q3),
                             len(ts) if ts else info.get("rounds"), wide))
     return rows
+
+
+def quartile_pair(samples: list) -> tuple[float, float]:
+    """The first and third quartiles of the samples (the middle half lies between them)."""
+    if len(samples) < 2:
+        return samples[0], samples[0]
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return q1, q3
+
+
+def milliseconds(value: float) -> str:
+    """A time in ms with three significant digits, trailing zeros kept (1.00, 0.0544, 17.6, 1,041)."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:#.3g}"
 
 
 def peers(data: dict) -> dict:
@@ -103,12 +122,13 @@ def main() -> None:
     args = ap.parse_args()
     data = load(args.json_file)
     print(f"Machine: {machine(data)}\n")
-    print("| benchmark | implementation | median (ms) | min-max (ms) | rounds | time / base time | |")
-    print("|---|---|---:|---:|---:|---:|---|")
+    print("| benchmark | implementation | median (ms) | middle half (ms) | min-max (ms) | rounds | time / base time | |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
     for r in timings(data):
-        spread = f"{r.low_ms:.2f}-{r.high_ms:.2f}" if r.low_ms is not None else "?"
-        print(f"| {r.group} | {r.impl}{' (base)' if r.is_base else ''} | {r.ms:.2f} | {spread} | {r.rounds} | "
-              f"{r.ratio:.2f}x | {'within the spread' if r.within_spread else ''} |")
+        half = f"{milliseconds(r.q1_ms)}-{milliseconds(r.q3_ms)}" if r.q1_ms is not None else "?"
+        spread = f"{milliseconds(r.low_ms)}-{milliseconds(r.high_ms)}" if r.low_ms is not None else "?"
+        print(f"| {r.group} | {r.impl}{' (base)' if r.is_base else ''} | {milliseconds(r.ms)} | {half} | {spread} | "
+              f"{r.rounds} | {r.ratio:.2f}x | {'spread wider than the difference' if r.within_spread else ''} |")
     rows = notes(data)
     if rows:
         print("\n| benchmark | measure | values |\n|---|---|---|")

@@ -11,7 +11,7 @@ depend on besides the code (CPU, library versions, every BLAS loaded and the ker
 load average before and after) and what code they measure (the commit, and the gpunn files the
 benchmarks ran: ``bench/measured_files.py``), then writes ``docs/performance/SUITE.rst``: those facts,
 the data, each peer's threads and BLAS, and per implementation the rounds, the median and the
-spread (fastest and slowest round). Every figure in the documentation comes from these files.
+spread (the middle half of the rounds, and the fastest and slowest). Every figure in the documentation comes from these files.
 
 The code measured must be committed: a table records the commit it measured, and the docs build
 fails when a file it measured has changed in a later commit (``docs/_ext/benchmark_tables.py``).
@@ -192,14 +192,17 @@ def table(suite: str, data: dict) -> str:
                         [[n, str(peers[n]["threads"]), peers[n]["blas"]] if n in peers else
                          [n, "not recorded", "not recorded"] for n in names], "25 10 65")
     rows, last = [], None
+    ms = report.milliseconds
     for r in report.timings(data):
-        spread = f"{report.show(r.low_ms)}-{report.show(r.high_ms)}" if r.low_ms is not None else "not recorded"
-        rows.append([r.group if r.group != last else "", f"**{r.impl}**" if r.is_base else r.impl, report.show(r.ms),
-                     spread, str(r.rounds or "?"), "" if r.is_base else f"{r.ratio:.2f}",
-                     "spread wider than the difference" if r.within_spread else ""])
+        recorded = r.low_ms is not None
+        rows.append([r.group if r.group != last else "", f"**{r.impl}**" if r.is_base else r.impl, ms(r.ms),
+                     f"{ms(r.q1_ms)}-{ms(r.q3_ms)}" if recorded else "not recorded",
+                     f"{ms(r.low_ms)}-{ms(r.high_ms)}" if recorded else "not recorded", str(r.rounds or "?"),
+                     "" if r.is_base else f"{r.ratio:.2f}",
+                     "middle halves wider than the difference" if r.within_spread else ""])
         last = r.group
-    lines += list_table(["benchmark", "implementation", "median (ms)", "min-max (ms)", "rounds", "time / gpunn's",
-                         "note"], rows)
+    lines += list_table(["benchmark", "implementation", "median (ms)", "middle half (ms)", "min-max (ms)", "rounds",
+                         "time / gpunn's", "note"], rows)
     notes = report.notes(data)
     if notes:
         lines += list_table(["benchmark", "measure", "value"], [list(n) for n in notes])
