@@ -88,13 +88,14 @@ def milliseconds(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:#.3g}"
 
 
-def peers(data: dict) -> dict:
-    """{implementation: {"threads", "blas"}} over the suite's benchmarks (as each recorded it)."""
+def peers(data: dict) -> list[tuple[str, dict, list[str]]]:
+    """(implementation, {"threads", "blas"}, the benchmarks that recorded it so) for each distinct record."""
     found = {}
     for b in data["benchmarks"]:
         for impl, info in b["extra_info"].get("peers", {}).items():
-            found.setdefault(impl, info)
-    return found
+            key = (impl, info.get("threads"), info.get("blas"))
+            found.setdefault(key, (impl, info, []))[2].append(b["group"])
+    return list(found.values())
 
 
 def show(value, key: str = "") -> str:
@@ -134,8 +135,8 @@ def main() -> None:
         print("\n| benchmark | measure | values |\n|---|---|---|")
         for group, what, value in rows:
             print(f"| {group} | {what} | {value} |")
-    for impl, info in peers(data).items():
-        print(f"{impl}: {info['threads']} threads, {info['blas']}")
+    for impl, info, groups in peers(data):
+        print(f"{impl} ({', '.join(groups)}): {info['threads']} threads, {info['blas']}")
 
 
 if __name__ == "__main__":

@@ -187,10 +187,13 @@ def table(suite: str, data: dict) -> str:
              for b in data["benchmarks"] if b["extra_info"].get("interleaved")]
     lines += list_table(["benchmark", "data", "timing"], setup, "25 50 25")
     peers = report.peers(data)
-    names = list(dict.fromkeys(r.impl for r in report.timings(data)))
-    lines += list_table(["implementation", "threads", "BLAS"],
-                        [[n, str(peers[n]["threads"]), peers[n]["blas"]] if n in peers else
-                         [n, "not recorded", "not recorded"] for n in names], "25 10 65")
+    several = {impl for impl, _, _ in peers if sum(i == impl for i, _, _ in peers) > 1}
+    rows = [[impl + (f" ({', '.join(groups)})" if impl in several else ""), str(info["threads"]), info["blas"]]
+            for impl, info, groups in peers]
+    recorded = {impl for impl, _, _ in peers}
+    rows += [[n, "not recorded", "not recorded"] for n in dict.fromkeys(r.impl for r in report.timings(data))
+             if n not in recorded]
+    lines += list_table(["implementation", "threads", "BLAS"], rows, "25 10 65")
     rows, last = [], None
     ms = report.milliseconds
     for r in report.timings(data):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from peers import numpy_peer, record, torch_peer
+from peers import record, torch_peer
 
 from gpunn import autograd as ag
 
@@ -63,8 +63,11 @@ def test_swish_forward_backward(benchmark, interleaved):
     hx, hb, _ = numpy_by_hand()
     np.testing.assert_allclose(gx, hx, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(gb, hb, rtol=1e-3, atol=1e-3)
-    record(benchmark, {"gpunn.autograd": numpy_peer, "NumPy by hand": numpy_peer,
-                       **({"PyTorch autograd": torch_peer} if "PyTorch autograd" in candidates else {})},
+    ufuncs = {"threads": 1, "blas": "none (elementwise: NumPy's ufuncs, one thread)"}
+    record(benchmark, {"gpunn.autograd": ufuncs, "NumPy by hand": ufuncs,
+                       **({"PyTorch autograd": lambda: {**torch_peer(), "blas": "none (elementwise: PyTorch's "
+                                                                                 "vectorised CPU kernels)"}}
+                          if "PyTorch autograd" in candidates else {})},
            data=f"random: x ({N}, {D}), beta ({D},) and the upstream gradient ({N}, {D}), float32 standard normal "
                 "(seed 0)")
     interleaved(candidates, "gpunn.autograd")
