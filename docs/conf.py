@@ -29,6 +29,7 @@ extensions = [
     "api_reference",  # every public name is in the API reference, or the build fails
     "docstring_sections",  # every public callable has its numpydoc sections, or the build fails
     "benchmark_tables",  # .. benchmark-table:: SUITE, refused when older than the code it measures
+    "mentions",  # every path and gpunn option README and the docs mention exists, or the build fails
 ]
 
 templates_path = ["_templates"]
@@ -41,7 +42,7 @@ default_role = "code"  # `x` is code, as in the docstrings
 # to their names are not checked; every reference to a gpunn name is.
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(numpy|np|cupy|cp|sklearn|scipy|dask|da|pathlib|os|collections|typing|numba|tqdm|mpi4py)(\..*)?"),
+    (r"py:.*", r"(numpy|np|cupy|cp|sklearn|scipy|dask|da|pathlib|os|collections|typing|numba|tqdm|mpi4py|argparse)(\..*)?"),
     (r"py:class", r"(Path|Callable|Iterable|Iterator|Sequence|Mapping|NamedTuple|array[_-]like|ndarray|optional)"),
     (r"py:class", r"(np\.)?(float32|float64|dtype|Generator|random\.Generator)"),
 ]

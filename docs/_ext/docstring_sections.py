@@ -165,7 +165,13 @@ def default_problems(obj, doc) -> list[str]:
             value = ast.literal_eval(stated)
         except (ValueError, SyntaxError):
             continue  # not a literal (np.float32, "the model's device"): read by people, not compared here
-        if value != param.default or type(value) is not type(param.default):
+        default = param.default
+        if type(default).__name__ == "DefaultValue":  # autodoc_preserve_defaults put the source text in its place
+            try:
+                default = ast.literal_eval(default.name)
+            except (ValueError, SyntaxError):
+                continue
+        if value != default or type(value) is not type(default):
             problems.append(f"DF02 parameter {name!r}: the docstring says default={stated}, "
                             f"the signature's default is {param.default!r}")
     return problems

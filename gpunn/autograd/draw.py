@@ -1,6 +1,6 @@
 """Drawing an expression as the lecture does: gates as circles, values above the edges, gradients below.
 
-:func:`picture` says what is drawn (the nodes, and each edge's value and gradient); two renderers
+``gpunn.autograd.draw.picture`` says what is drawn (the nodes, and each edge's value and gradient); two renderers
 draw it left to right: Graphviz's ``dot`` program (:func:`to_dot` writes its source) where it is
 installed, else matplotlib (the ``plot`` extra; ``draw_matplotlib.py``). Without either,
 :func:`draw` writes the DOT source and says in one line how to get a picture.
@@ -130,7 +130,7 @@ def picture(f: Tensor, title: str | None = None) -> Picture:
 
 
 def to_dot(f: Tensor, title: str | None = None) -> str:
-    """Graphviz DOT source for the expression behind ``f``: inputs left, output right (:func:`picture`'s graph).
+    """Graphviz DOT source for the expression behind ``f``: inputs left, output right (``gpunn.autograd.draw.picture``'s graph).
 
     Gates are circles; each tensor is an edge labelled with its value (green, above) and
     gradient (red, below), once ``backward`` has run.
