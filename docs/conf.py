@@ -47,12 +47,18 @@ nitpick_ignore_regex = [
     (r"py:class", r"(np\.)?(float32|float64|dtype|Generator|random\.Generator)"),
 ]
 
+nitpick_ignore = [("py:class", name) for name in __import__("api_reference").private_bases()]
+
 autosummary_generate = True
 autosummary_imported_members = False
 autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": True}
+# a class's page (_templates/autosummary/class.rst) shows the members it inherits from gpunn's private bases, not
+# those of its public or foreign ones
+autosummary_context = {"documented_elsewhere": ",".join(__import__("api_reference").documented_elsewhere())}
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
 autodoc_member_order = "groupwise"
+toc_object_entries_show_parents = "hide"  # the page's contents list fit(), not MLPClassifier.fit(): it fits the column
 numpydoc_show_class_members = False  # the class template lists members itself
 numpydoc_xref_param_type = False
 # numpydoc's own validation hook checks by documented name; docs/_ext/docstring_sections.py runs the same

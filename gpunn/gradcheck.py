@@ -373,7 +373,8 @@ def check_loss(loss: Loss, scores, y=None, h: float = 1e-5) -> float:
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> gn.gradcheck.check_loss(gn.nn.SoftmaxCrossEntropy(), rng.standard_normal((6, 4)), rng.integers(0, 4, 6)) < 1e-7
+    >>> scores, y = rng.standard_normal((6, 4)), rng.integers(0, 4, 6)
+    >>> gn.gradcheck.check_loss(gn.nn.SoftmaxCrossEntropy(), scores, y) < 1e-7
     True
     """
     if not isinstance(loss, Loss):
@@ -431,8 +432,8 @@ def check_model(model: Module, loss: Loss, X, y, reg: float = 0.0, h: float = 1e
     --------
     >>> model = gn.nn.Sequential(gn.nn.Linear(4, 8, rng=0), gn.nn.ReLU(), gn.nn.Linear(8, 3, rng=1))
     >>> rng = np.random.default_rng(0)
-    >>> result = gn.gradcheck.check_model(model, gn.nn.SoftmaxCrossEntropy(), rng.standard_normal((5, 4)),
-    ...                                   rng.integers(0, 3, 5), reg=1e-2)
+    >>> X, y = rng.standard_normal((5, 4)), rng.integers(0, 3, 5)
+    >>> result = gn.gradcheck.check_model(model, gn.nn.SoftmaxCrossEntropy(), X, y, reg=1e-2)
     >>> float(result) < 1e-5
     True
     """

@@ -252,8 +252,8 @@ class PCAWhitening(ClassNamePrefixFeaturesOutMixin, Transform):
 
     Examples
     --------
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.standard_normal((500, 3)) @ np.array([[2.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.1]])
+    >>> mix = np.array([[2.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.1]])
+    >>> X = np.random.default_rng(0).standard_normal((500, 3)) @ mix   # correlated
     >>> white = gn.preprocessing.PCAWhitening().fit(X)
     >>> Z = white.transform(X)
     >>> np.allclose(np.cov(Z.T, bias=True), np.eye(3), atol=1e-3)

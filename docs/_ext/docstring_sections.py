@@ -97,17 +97,30 @@ def is_pending(module: str, pending) -> str | None:
 
 
 def callables(modules) -> list[tuple[str, object]]:
-    """(documented name, object) for every public callable: the modules' ``__all__`` and their classes' members.
+    """(documented name, object) for every public callable: the modules' ``__all__`` and their classes' members
+    (their own, and those inherited from gpunn's private bases, as their pages show them).
 
     An object exported twice (``gpunn.KNeighborsClassifier`` and ``gpunn.neighbors.KNeighborsClassifier``) is
     listed once, under its first name.
     """
     found, seen = [], set()
+    public = {id(getattr(importlib.import_module(m), n)) for m in modules
+              for n in getattr(importlib.import_module(m), "__all__", [])}
 
     def add(name, obj):
         if id(obj) not in seen:
             seen.add(id(obj))
             found.append((name, obj))
+
+    def shown_members(cls):
+        """The members its page shows: its own, and those of gpunn's private bases (as api_reference has it)."""
+        members = {}
+        for base in cls.__mro__:
+            if base is not cls and (id(base) in public or not base.__module__.startswith("gpunn")):
+                break
+            for member_name, member in vars(base).items():
+                members.setdefault(member_name, member)
+        return members.items()
 
     for module_name in modules:
         module = importlib.import_module(module_name)
@@ -118,7 +131,7 @@ def callables(modules) -> list[tuple[str, object]]:
             qualified = f"{module_name}.{name}"
             if inspect.isclass(obj):
                 add(qualified, obj)
-                for member_name, member in vars(obj).items():
+                for member_name, member in shown_members(obj):
                     if member_name.startswith("_") or re.fullmatch(r"set_\w+_request", member_name):
                         continue  # private, or scikit-learn's generated metadata routing
                     if isinstance(member, (staticmethod, classmethod)):

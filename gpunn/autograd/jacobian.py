@@ -33,8 +33,8 @@ def jacobian(f, x):
     Examples
     --------
     >>> from gpunn import autograd as ag
-    >>> W = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
-    >>> ag.jacobian(lambda x: ag.tensor(W, dtype="float64", requires_grad=False) @ x, np.array([1.0, -1.0]))
+    >>> W = ag.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype="float64", requires_grad=False)
+    >>> ag.jacobian(lambda x: W @ x, np.array([1.0, -1.0]))             # d(W x)/dx = W
     array([[1., 2.],
            [3., 4.],
            [5., 6.]])
