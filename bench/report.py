@@ -49,7 +49,7 @@ class Row(NamedTuple):
     high_ms: float | None
     q1_ms: float | None  # the middle half of the rounds: first and third quartiles
     q3_ms: float | None
-    rounds: int | None
+    samples: int | None  # how many samples the median is of (a round's block mean each, where interleaved)
     within_spread: bool  # the middle half of this row or of the base is wider than the difference of their medians
 
 
@@ -123,13 +123,13 @@ def main() -> None:
     args = ap.parse_args()
     data = load(args.json_file)
     print(f"Machine: {machine(data)}\n")
-    print("| benchmark | implementation | median (ms) | middle half (ms) | min-max (ms) | rounds | time / base time | |")
+    print("| benchmark | implementation | median (ms) | middle half (ms) | min-max (ms) | samples | time / base time | |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for r in timings(data):
         half = f"{milliseconds(r.q1_ms)}-{milliseconds(r.q3_ms)}" if r.q1_ms is not None else "?"
         spread = f"{milliseconds(r.low_ms)}-{milliseconds(r.high_ms)}" if r.low_ms is not None else "?"
         print(f"| {r.group} | {r.impl}{' (base)' if r.is_base else ''} | {milliseconds(r.ms)} | {half} | {spread} | "
-              f"{r.rounds} | {r.ratio:.2f}x | {'spread wider than the difference' if r.within_spread else ''} |")
+              f"{r.samples} | {r.ratio:.2f}x | {'spread wider than the difference' if r.within_spread else ''} |")
     rows = notes(data)
     if rows:
         print("\n| benchmark | measure | values |\n|---|---|---|")

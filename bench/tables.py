@@ -200,11 +200,11 @@ def table(suite: str, data: dict) -> str:
         recorded = r.low_ms is not None
         rows.append([r.group if r.group != last else "", f"**{r.impl}**" if r.is_base else r.impl, ms(r.ms),
                      f"{ms(r.q1_ms)}-{ms(r.q3_ms)}" if recorded else "not recorded",
-                     f"{ms(r.low_ms)}-{ms(r.high_ms)}" if recorded else "not recorded", str(r.rounds or "?"),
+                     f"{ms(r.low_ms)}-{ms(r.high_ms)}" if recorded else "not recorded", str(r.samples or "?"),
                      "" if r.is_base else f"{r.ratio:.2f}",
                      "middle halves wider than the difference" if r.within_spread else ""])
         last = r.group
-    lines += list_table(["benchmark", "implementation", "median (ms)", "middle half (ms)", "min-max (ms)", "rounds",
+    lines += list_table(["benchmark", "implementation", "median (ms)", "middle half (ms)", "min-max (ms)", "samples",
                          "time / gpunn's", "note"], rows)
     notes = report.notes(data)
     if notes:
