@@ -10,8 +10,9 @@ Each suite runs as ``pytest bench/test_SUITE.py --benchmark-json=docs/performanc
 depend on besides the code (CPU, library versions, every BLAS loaded and the kernel it picked, the
 load average before and after) and what code they measure (the commit, and the gpunn files the
 benchmarks ran: ``bench/measured_files.py``), then writes ``docs/performance/SUITE.rst``: those facts,
-the data, each peer's threads and BLAS, and per implementation the rounds, the median and the
-spread (the middle half of the rounds, and the fastest and slowest). Every figure in the documentation comes from these files.
+the data, each peer's threads and BLAS, and per implementation the number of samples, the median
+and the spread (the middle half of the samples, and the fastest and slowest). Every figure in the
+documentation comes from these files.
 
 The code measured must be committed: a table records the commit it measured, and the docs build
 fails when a file it measured has changed in a later commit (``docs/_ext/benchmark_tables.py``).

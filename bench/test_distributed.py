@@ -58,8 +58,8 @@ def test_data_parallel_throughput(benchmark, net, tmp_path):
     samples = {name(p): [s / r["steps_per_epoch"] for r in rs for s in r["epoch_seconds"]] for p, rs in runs.items()}
     threads = {p: max(1, (os.cpu_count() or 2) // p) for p in PROCESSES}
     blas = numpy_peer()["blas"]
-    record(benchmark, {name(p): {"threads": threads[p], "blas": f"{blas}; {p} process{'es' if p > 1 else ''} "
-                                                                 f"of {threads[p]} thread{'s' if threads[p] > 1 else ''}"}
+    record(benchmark, {name(p): {"threads": threads[p],
+                                 "blas": f"{blas}; {name(p)} of {threads[p]} thread{'s' if threads[p] > 1 else ''}"}
                        for p in PROCESSES},
            data=f"random: {runs[1][0]['samples_per_epoch']} rows float32 standard normal, labels uniform (seed 0); "
                 f"{net.split(' b')[0]} ReLU MLP, SGD, batch {net.split(' b')[1]}")

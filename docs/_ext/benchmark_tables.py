@@ -28,7 +28,7 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def stale_reason(record: dict, root: Path) -> str | None:
-    """Why the figures of ``record`` (a table's JSON) no longer describe the code at ``root``'s HEAD; None if they do."""
+    """Why the figures of ``record`` (a table's JSON) no longer describe the code at ``root``'s HEAD, or None."""
     measured = record.get("measured")
     if not measured or not measured.get("files"):
         return "it does not record which code it measured (it was made before bench/tables.py recorded that)"
@@ -45,7 +45,8 @@ def stale_reason(record: dict, root: Path) -> str | None:
     changed = diff.stdout.split()
     if changed:
         shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
-        return f"{len(changed)} of the {len(measured['files'])} files it measured changed after commit {commit[:10]}: {shown}"
+        return (f"{len(changed)} of the {len(measured['files'])} files it measured changed after commit {commit[:10]}: "
+                f"{shown}")
     return None
 
 
