@@ -39,6 +39,25 @@ TITLES = {
 
 
 def run(out_dir, device="auto", data_dir=None, seed=0) -> dict:
+    """Compute the three worked examples forward and backward and draw each graph (SVG and PNG).
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        The folder for the figures (created by :func:`gpunn.lessons.run`).
+    device : str or Device, default="auto"
+        Where the lesson computes.
+    data_dir : str or pathlib.Path, default=None
+        Not read: the examples are numbers from the lecture.
+    seed : int, default=0
+        The lesson's random numbers.
+
+    Returns
+    -------
+    dict
+        ``files`` (the pictures written), ``summary`` (the numbers behind them, a few lines) and
+        ``values``: each example's output and its inputs' gradients.
+    """
     from ..devices import device as make_device
 
     dev = make_device(device)
