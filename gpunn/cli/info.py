@@ -10,6 +10,18 @@ from ..devices import _cuda_device_count, cuda_unavailable_reason
 
 
 def info(_args) -> int:
+    """``gpunn info``: versions, the CUDA devices found (or why none), and which ops run fused kernels.
+
+    Parameters
+    ----------
+    _args : argparse.Namespace
+        Not read: the command has no options.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
     def version(dist):
         try:
             return metadata.version(dist)
