@@ -79,7 +79,7 @@ class RuleKernels:
         return kernel
 
     def both(self, cpu_fn: Callable, cuda_fn: Callable, fastmath=False) -> Kernels:
-        """The :class:`Kernels` of one op direction: ``cpu_fn`` on one thread and on all, ``cuda_fn`` on a GPU.
+        """The :class:`~gpunn.kernels.launch.Kernels` of one op direction: ``cpu_fn`` on one thread and on all, ``cuda_fn`` on a GPU.
 
         ``cpu_fn`` loops with ``prange``: compiled twice, it runs serially, or on Numba's threads.
         """
@@ -101,7 +101,7 @@ class GateKernels(RuleKernels):
 
     ``f`` and ``df`` are the rules compiled for inlining into CPU kernels, ``f_device`` and ``df_device``
     for CUDA; each family's kernels are attributes (``made.forward``, ``made.epilogue``, ...), each a
-    :class:`Kernels`. ``numbers(dtype, values)`` gives the ``k`` a kernel reads.
+    :class:`~gpunn.kernels.launch.Kernels`. ``numbers(dtype, values)`` gives the ``k`` a kernel reads.
     """
 
     def __init__(self, gate: type):
