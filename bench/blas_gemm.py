@@ -3,8 +3,11 @@
 Peers, each at 1 and 2 threads, in one process on the same arrays:
 
 - ``numpy``: NumPy's bundled OpenBLAS (``np.matmul``), what gpunn runs today;
-- ``openblas-new``: a newer OpenBLAS build from PyPI (``scipy-openblas64``), ``cblas_sgemm`` through ctypes;
-- ``mkl``: Intel's MKL from PyPI (the ``mkl`` package's ``libmkl_rt``), ``cblas_sgemm`` through ctypes;
+- ``openblas-new``: a newer OpenBLAS build from PyPI (``scipy-openblas32``), its ``cblas_sgemm``;
+- ``mkl``: Intel's MKL from PyPI (the ``mkl`` package's ``libmkl_rt``) as gpunn runs it (kernels/mkl_gemm.py);
+
+The two ``cblas_sgemm`` peers are called through gpunn's Numba kernel (kernels/mkl_gemm.py), NumPy's through
+``np.matmul``: each pays a few microseconds per call, which shows only at the step's smallest products.
 - ``torch``: PyTorch's CPU matmul (MKL / oneDNN) on tensors that share the NumPy arrays' memory.
 
 A peer whose package is missing is left out. The products are the five of each README net's step (forward
@@ -19,7 +22,8 @@ PyTorch beside them, interleaved as bench/conftest.py does.
 
 Run: python bench/blas_gemm.py [--rounds 15] [--json out.json]
      python bench/blas_gemm.py --step [--rounds 15]
-(needs: pip install mkl scipy-openblas64 torch; each missing one is skipped)
+     python bench/blas_gemm.py [--step] --threads 1 --cpu-time   (one thread, by CPU time: for a busy machine)
+(needs: pip install mkl scipy-openblas32 torch; each missing one is skipped)
 """
 
 from __future__ import annotations
@@ -57,63 +61,39 @@ CASES.append(("issue 28", "256x3072x1024", (256, 3072), False, (3072, 1024), Fal
 
 
 class CBLAS:
-    """``cblas_?gemm`` of a shared library through ctypes; ``ilp64``: 64-bit integer arguments."""
+    """``cblas_?gemm`` of a shared library (LP64: 32-bit integers), called as gpunn calls MKL's: through
+    kernels/mkl_gemm.py's Numba kernel at the function's address, so every library pays the same call cost."""
 
-    ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
-
-    def __init__(self, lib, sgemm: str, dgemm: str, ilp64: bool):
-        i = ctypes.c_int64 if ilp64 else ctypes.c_int
-        p = ctypes.c_void_p
-        self.fns = {}
-        for dtype, name, scalar in ((np.float32, sgemm, ctypes.c_float), (np.float64, dgemm, ctypes.c_double)):
-            fn = getattr(lib, name)
-            fn.restype = None
-            fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, i, i, i, scalar, p, i, p, i, scalar, p, i]
-            self.fns[np.dtype(dtype)] = fn
-
-    @staticmethod
-    def operand(x):
-        """(transpose flag, leading dimension) of a 2-D array in row-major terms, or None where BLAS cannot read it."""
-        item = x.itemsize
-        s0, s1 = x.strides
-        if s1 == item and s0 >= max(1, x.shape[1]) * item and s0 % item == 0:
-            return CBLAS.NO_TRANS, s0 // item
-        if s0 == item and s1 >= max(1, x.shape[0]) * item and s1 % item == 0:
-            return CBLAS.TRANS, s1 // item
-        return None
+    def __init__(self, lib, sgemm: str, dgemm: str):
+        self.address = {np.dtype(np.float32): ctypes.cast(getattr(lib, sgemm), ctypes.c_void_p).value,
+                        np.dtype(np.float64): ctypes.cast(getattr(lib, dgemm), ctypes.c_void_p).value}
 
     def matmul(self, a, b, out):
         """``out[...] = a @ b`` for 2-D arrays of one float dtype, ``out`` C-ordered."""
-        (ta, lda), (tb, ldb) = self.operand(a), self.operand(b)
-        m, k = a.shape
-        n = b.shape[1]
-        self.fns[a.dtype](self.ROW_MAJOR, ta, tb, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb,
-                          0.0, out.ctypes.data, out.strides[0] // out.itemsize)
+        from gpunn.kernels.mkl_gemm import _gemm
+
+        assert _gemm(self.address[a.dtype], a, b, out)
         return out
 
 
 def mkl_library():
-    """(libmkl_rt, its CBLAS) from the ``mkl`` wheel, or None where it is not installed."""
-    try:
-        lib = ctypes.CDLL("libmkl_rt.so.3" if sys.platform.startswith("linux") else "mkl_rt.dll")
-    except OSError:
-        prefix = os.path.join(sys.prefix, "lib", "libmkl_rt.so.3")
-        try:
-            lib = ctypes.CDLL(prefix)
-        except OSError:
-            return None
-    return lib, CBLAS(lib, "cblas_sgemm", "cblas_dgemm", ilp64=False)
+    """(libmkl_rt, gpunn's MKL matmul) where the ``mkl`` wheel is installed and gpunn uses it, else None."""
+    from gpunn.kernels import mkl_gemm
+
+    if not mkl_gemm.available():
+        return None
+    return mkl_gemm._mkl().lib, lambda a, b, out: mkl_gemm.matmul(a, b, out)
 
 
 def new_openblas_library():
-    """(the scipy-openblas64 library, its CBLAS) or None where it is not installed."""
+    """(the scipy-openblas32 library, its CBLAS matmul) or None where it is not installed."""
     try:
-        import scipy_openblas64
+        import scipy_openblas32
     except ImportError:
         return None
-    path = os.path.join(scipy_openblas64.get_lib_dir(), f"lib{scipy_openblas64.get_library()}.so")
+    path = os.path.join(scipy_openblas32.get_lib_dir(), f"lib{scipy_openblas32.get_library()}.so")
     lib = ctypes.CDLL(path)
-    return lib, CBLAS(lib, "scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", ilp64=True)
+    return lib, CBLAS(lib, "scipy_cblas_sgemm", "scipy_cblas_dgemm").matmul
 
 
 MKL_BRANCHES = {1: "COMPATIBLE", 2: "SSE2", 3: "SSE3", 4: "SSSE3", 5: "SSE4_1", 6: "SSE4_2", 7: "AVX", 8: "AVX2",
@@ -155,7 +135,7 @@ def peers(thread_counts=(1, 2)) -> list[Peer]:
     if new is not None:
         ctl = controlled(new[0]._name)
         described["openblas-new"] = f"{ctl.internal_api} {ctl.version} {ctl.architecture}"
-        calls["openblas-new"] = (new[1].matmul, ctl.set_num_threads)
+        calls["openblas-new"] = (new[1], ctl.set_num_threads)
     if mkl is not None:
         lib = mkl[0]
         lib.mkl_cbwr_get_auto_branch.restype = ctypes.c_int
@@ -164,7 +144,7 @@ def peers(thread_counts=(1, 2)) -> list[Peer]:
                    and "libmkl_rt" in c.filepath and "torch" not in c.filepath)
         branch = MKL_BRANCHES.get(lib.mkl_cbwr_get_auto_branch(), "?")
         described["mkl"] = f"{ctl.internal_api} {ctl.version} {branch} ({ctl.threading_layer} threads)"
-        calls["mkl"] = (mkl[1].matmul, lib.MKL_Set_Num_Threads)
+        calls["mkl"] = (mkl[1], lib.MKL_Set_Num_Threads)
     if torch is not None:
         described["torch"] = (f"torch {torch.__version__} "
                               f"{'mkl' if torch.backends.mkl.is_available() else 'no-mkl'} "
@@ -196,8 +176,12 @@ def error(a, b, out) -> float:
     return float(np.max(np.abs(out - a64 @ b64) / np.maximum(scale, np.finfo(np.float64).tiny)))
 
 
+CLOCK = [time.perf_counter]  # --cpu-time: time.process_time, which a busy machine's other processes do not inflate
+
+
 def interleave(candidates: list[Peer], fn_args, rounds: int, target_s: float = 0.03):
     """{peer index: [seconds per call per round]}: blocks of calls, order alternating, a pause before each."""
+    clock = CLOCK[0]
     order = list(range(len(candidates)))
     # size the block so one takes about target_s on the fastest peer
     candidates[0].set_threads()
@@ -212,15 +196,15 @@ def interleave(candidates: list[Peer], fn_args, rounds: int, target_s: float = 0
             peer.set_threads()
             time.sleep(PAUSE_S)
             peer.call(*fn_args)
-            start = time.perf_counter()
+            start = clock()
             for _ in range(block):
                 peer.call(*fn_args)
-            times[i].append((time.perf_counter() - start) / block)
+            times[i].append((clock() - start) / block)
     return times
 
 
-def run(rounds: int, cases=CASES):
-    all_peers = peers()
+def run(rounds: int, cases=CASES, thread_counts=(1, 2)):
+    all_peers = peers(thread_counts)
     rng = np.random.default_rng(0)
     load_before = os.getloadavg()
     rows = []
@@ -235,7 +219,6 @@ def run(rounds: int, cases=CASES):
         times = interleave(all_peers, (a, b, out), rounds)
         m, k = a.shape
         n = b.shape[1]
-        base = statistics.median(times[next(i for i, p in enumerate(all_peers) if p.name == "numpy" and p.threads == 1)])
         for i, peer in enumerate(all_peers):
             ts = times[i]
             rows.append({"net": case[0], "product": case[1], "mkn": f"{m}x{k}x{n}", "peer": peer.name,
@@ -292,12 +275,32 @@ def step_peers(d, h, c, n):
 
     impls = {"gpunn (OpenBLAS)": on(step, False), "gpunn (MKL)": on(step, True),
              "GEMM floor (OpenBLAS)": floor, "GEMM floor (MKL)": mkl_floor}
+    if CLOCK[0] is not time.perf_counter:  # PyTorch's idle OpenMP threads spin: its CPU time is not its work
+        return impls
     found = {name: make for name, make in with_torch({}, ts.torch_step).items()}
     return {**impls, **{name: make(d, h, c, X, y) for name, make in found.items()}}
 
 
+def convnet_step_peers():
+    """cs231n's ConvNet step (bench/test_conv.py), whose parallel kernels run between the GEMMs, on each BLAS."""
+    import test_conv as tc
+
+    from gpunn.kernels import mkl_gemm
+
+    step = tc.gpunn_convnet_step(*tc.step_data())
+
+    def on(mkl: bool):
+        def run():
+            with mkl_gemm.use_mkl(mkl):
+                return step()
+
+        return run
+
+    return {"gpunn (OpenBLAS)": on(False), "gpunn (MKL)": on(True)}
+
+
 def run_step(rounds: int):
-    """{net: {peer: [seconds per step per round]}} for the README nets, timed interleaved."""
+    """{net: {peer: [seconds per step per round]}} for the README nets and the ConvNet, timed interleaved."""
     import test_train_step as ts
 
     from gpunn.kernels import mkl_gemm
@@ -305,8 +308,10 @@ def run_step(rounds: int):
     if not mkl_gemm.available():
         raise SystemExit(f"MKL is not in use: {mkl_gemm.status()}")
     out = {}
-    for net, (d, h, c, n) in ts.NETS.items():
-        peers = step_peers(d, h, c, n)
+    nets = {net: (lambda shape=shape: step_peers(*shape)) for net, shape in ts.NETS.items()}
+    nets["ConvNet b64"] = convnet_step_peers
+    for net, make in nets.items():
+        peers = make()
         for fn in peers.values():
             assert np.isfinite(float(fn()))
         candidates = [Peer(name, 0, lambda *_, fn=fn: fn(), lambda t: None, "") for name, fn in peers.items()]
@@ -331,9 +336,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--step", action="store_true", help="time the README step on each BLAS")
-    parser.add_argument("--threads", type=int, help="with --step: every BLAS (and PyTorch) at this many threads")
+    parser.add_argument("--threads", type=int, help="every BLAS (and PyTorch) at this many threads only")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time by the process's CPU time, not the wall clock: with --threads 1, a measure of "
+                             "the work that other processes on a busy machine do not inflate")
     parser.add_argument("--json", help="write the rows and load averages here")
     args = parser.parse_args()
+    if args.cpu_time:
+        if args.threads != 1:
+            parser.error("--cpu-time needs --threads 1 (waiting threads spin, and spinning is CPU time)")
+        CLOCK[0] = time.process_time
     if args.step:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         before = os.getloadavg()
@@ -344,6 +356,9 @@ def main():
 
             mkl_gemm.available()  # load MKL first, so that the limit reaches it
             threadpool_limits(args.threads)
+            import numba
+
+            numba.set_num_threads(args.threads)
             try:
                 import torch
 
@@ -355,16 +370,17 @@ def main():
         from gpunn.kernels import mkl_gemm
         print(f"load average before {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}, "
               f"after {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}; {os.cpu_count()} CPUs; {mkl_gemm.status()}")
-        print(f"threads: {[(i['internal_api'], i['num_threads']) for i in ThreadpoolController().info()]}")
+        print(f"threads: {[(i['internal_api'], i['num_threads']) for i in ThreadpoolController().info()]}; "
+              f"clock: {CLOCK[0].__name__}")
         print(step_table(results))
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"step": results, "load_before": before, "load_after": after}, f, indent=1)
         return
-    rows, before, after = run(args.rounds)
+    rows, before, after = run(args.rounds, thread_counts=(args.threads,) if args.threads else (1, 2))
     described = {r["peer"]: r["blas"] for r in rows}
     print(f"load average before {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}, "
-          f"after {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}; {os.cpu_count()} CPUs")
+          f"after {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}; {os.cpu_count()} CPUs; clock: {CLOCK[0].__name__}")
     for peer, blas in described.items():
         print(f"- {peer}: {blas}")
     print(table(rows))

@@ -4,14 +4,15 @@ Every matrix product in the layers goes through :func:`matmul`, so one place dec
 while a parallel Numba kernel ran recently (:func:`gpunn.kernels.blas_pool.numba_busy`), OpenBLAS's
 threaded work runs on Numba's threads (``kernels/blas_pool.py``): a training step that alternates GEMMs
 with such kernels then keeps one thread pool busy, not two. OpenBLAS keeps its own jobs and their
-partition, so the result is NumPy's bit for bit.
+partition, so the result is NumPy's bit for bit. Where the optional ``mkl`` package is installed, 2-D float
+products run on MKL instead (``kernels/mkl_gemm.py``; ``GPUNN_MKL=0`` switches it off).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import blas_pool
+from . import blas_pool, mkl_gemm
 from .arrays import array_module
 from .op import op
 
@@ -24,6 +25,9 @@ def matmul(a, b, out=None):
 
 @matmul.kernel("cpu")
 def _shared_pool_matmul(a, b, out=None):
+    result = mkl_gemm.matmul(a, b, out)  # Intel MKL where the optional mkl package is installed
+    if result is not NotImplemented:
+        return result
     if not blas_pool.numba_busy():
         return np.matmul(a, b, out=out)
     with blas_pool.shared_threads():

@@ -35,7 +35,10 @@ def info(_args) -> int:
     if "matmul[cpu]" in fused:
         from ..kernels import blas_pool
 
+        from ..kernels import mkl_gemm
+
         status = blas_pool.status()
         print("CPU threads: " + ("NumPy's BLAS runs on Numba's threads, one pool" if status == "shared"
                                  else f"NumPy's BLAS keeps its own threads ({status})"))
+        print(f"CPU GEMM: {'MKL, ' + mkl_gemm.status() if mkl_gemm.available() else 'NumPy (' + mkl_gemm.status() + ')'}")
     return 0
