@@ -1,9 +1,9 @@
 """Intel MKL's GEMM for the CPU's matrix products, where the optional ``mkl`` package is installed.
 
 NumPy's wheels bundle OpenBLAS. On an AVX-512 Xeon MKL's sgemm is faster at the large products of a training
-step (bench/blas_gemm.py), so where the ``mkl`` wheel is installed (``pip install gpunn[mkl]``), unless
-``GPUNN_MKL=0`` (or :func:`use_mkl` ``(False)``) switches it off, :func:`matmul` sends 2-D float32/float64 products to MKL's ``cblas_?gemm``; anything
-else returns ``NotImplemented`` and stays with NumPy.
+step (bench/blas_gemm.py), so where the ``mkl`` wheel is installed (``pip install gpunn[mkl]``) :func:`matmul`
+sends 2-D float32/float64 products to MKL's ``cblas_?gemm``; anything else returns ``NotImplemented`` and stays
+with NumPy. ``GPUNN_MKL=0`` (or :func:`use_mkl` ``(False)`` for a block) keeps NumPy's BLAS for every product.
 
 MKL is asked for its GNU OpenMP threading layer: its threads are then libgomp's, the pool Numba's OpenMP
 layer runs its parallel kernels on, so a step that alternates GEMMs with parallel kernels keeps one pool busy,
@@ -67,7 +67,7 @@ def _layout(rows, cols, s0, s1, item):
 @numba.njit(nogil=True, cache=True)
 def _gemm(address, a, b, out):
     """``out = a @ b`` through ``cblas_?gemm`` at ``address``; False (nothing written) where BLAS cannot take
-    the operands: shapes that differ, empty or over 2^31 - 1, operands strided in both axes or misaligned,
+    them in place: shapes that differ, empty or over 2^31 - 1, operands strided in both axes or misaligned,
     an ``out`` that is not row-major or may overlap them."""
     m, k = a.shape
     n = b.shape[1]
@@ -159,18 +159,36 @@ def status() -> str:
     return mkl.version if mkl.address else mkl.reason
 
 
+_ARRAYS = (np.ndarray, np.memmap)  # other subclasses (np.matrix, ...) keep NumPy's matmul and its result type
+
+
 def matmul(a, b, out=None):
     """``a @ b`` on MKL for 2-D NumPy arrays of one float dtype (float32, float64), into ``out`` where given.
 
-    Returns ``NotImplemented`` where MKL is not available or ``cblas_?gemm`` cannot take the operands
-    (see :func:`_gemm`); the caller then runs NumPy, which also raises NumPy's errors for bad shapes.
+    Every such product runs on MKL, so that a result does not depend on how its operands are stored (a
+    memory-mapped or strided input, an ``out`` that overlaps them): operands BLAS cannot read in place are
+    copied first and an ``out`` it cannot write is filled from a new array, as NumPy does for its BLAS.
+    Returns ``NotImplemented`` for the rest (MKL not available, other dtypes or dimensions, empty products,
+    shapes that do not match): the caller runs NumPy, which also raises NumPy's errors.
     """
-    address = _mkl().address.get(a.dtype) if _ENABLED[0] else None
-    if (address is None or type(a) is not np.ndarray or type(b) is not np.ndarray or b.dtype != a.dtype
-            or a.ndim != 2 or b.ndim != 2):
+    if not _ENABLED[0] or type(a) not in _ARRAYS or type(b) not in _ARRAYS:
         return NotImplemented
+    address = _mkl().address.get(a.dtype)
+    if address is None or b.dtype != a.dtype or a.ndim != 2 or b.ndim != 2:
+        return NotImplemented
+    m, k, n = a.shape[0], a.shape[1], b.shape[1]
+    if b.shape[0] != k or 0 in (m, k, n):
+        return NotImplemented
+    if out is not None and (type(out) not in _ARRAYS or out.dtype != a.dtype or out.shape != (m, n)
+                            or not out.flags.writeable):
+        return NotImplemented
+    result = np.empty((m, n), a.dtype) if out is None else out
+    if _gemm(address, a, b, result):
+        return result
+    full = np.empty((m, n), a.dtype)  # a, b or out that BLAS cannot take in place
+    if not _gemm(address, np.require(a, requirements="CA"), np.require(b, requirements="CA"), full):  # C, aligned
+        return NotImplemented  # sizes over MKL's 32-bit integers
     if out is None:
-        out = np.empty((a.shape[0], b.shape[1]), a.dtype)
-    elif type(out) is not np.ndarray or out.dtype != a.dtype or out.ndim != 2 or not out.flags.writeable:
-        return NotImplemented
-    return out if _gemm(address, a, b, out) else NotImplemented
+        return full
+    out[...] = full
+    return out
