@@ -45,9 +45,11 @@ def info(_args) -> int:
     for k, v in fused.items():
         print(f"  {k}: {v}")
     if "matmul[cpu]" in fused:
-        from ..kernels import blas_pool
+        from ..kernels import blas_pool, mkl_gemm
 
         status = blas_pool.status()
         print("CPU threads: " + ("NumPy's BLAS runs on Numba's threads, one pool" if status == "shared"
                                  else f"NumPy's BLAS keeps its own threads ({status})"))
+        gemm = f"MKL ({mkl_gemm.status()})" if mkl_gemm.available() else f"NumPy's BLAS ({mkl_gemm.status()})"
+        print(f"CPU GEMM: {gemm}")
     return 0
