@@ -136,11 +136,31 @@ def callables(modules) -> list[tuple[str, object]]:
                         continue  # private, or scikit-learn's generated metadata routing
                     if isinstance(member, (staticmethod, classmethod)):
                         member = member.__func__
+                    if _documented_by_its_base(obj, member_name, member):
+                        continue
                     if inspect.isfunction(member) or isinstance(member, property):
                         add(f"{qualified}.{member_name}", member)
             elif callable(obj):
                 add(qualified, obj)
     return found
+
+
+def _documented_by_its_base(cls, name: str, member) -> bool:
+    """True for an override with no docstring of its own whose base documents it: Sphinx shows the base's
+    docstring there (autodoc inherits docstrings), so it is checked once, on the base. A gate's ``df`` names
+    what it saved (``y``, or ``x``) where the base says ``saved``: the contract is the base's."""
+    target = member.fget if isinstance(member, property) else member
+    if (getattr(target, "__doc__", None) or "").strip():
+        return False
+    for base in cls.__mro__[1:]:
+        inherited = base.__dict__.get(name)
+        if inherited is None:
+            continue
+        if isinstance(inherited, (staticmethod, classmethod)):
+            inherited = inherited.__func__
+        inherited = inherited.fget if isinstance(inherited, property) else inherited
+        return bool((getattr(inherited, "__doc__", None) or "").strip())
+    return False
 
 
 def _signature(obj):
