@@ -45,6 +45,13 @@ class _Pool2d(Module):
                                                                           self.padding))
 
     def extra_repr(self):
+        """The window's geometry, as the layer's repr shows it.
+
+        Returns
+        -------
+        str
+            ``kernel_size=(kh, kw), stride=(sh, sw)``, and the padding where there is some.
+        """
         s = f"kernel_size={self.kernel_size}, stride={self.stride}"
         return s + (f", padding={self.padding}" if any(self.padding) else "")
 
