@@ -61,7 +61,7 @@ class Op:
     reference, and later calls go straight to it.
 
     Made by :func:`op`, which is how an op is declared; the op then reads as its reference (name and
-    docstring) and is listed in :data:`REGISTRY` under its name.
+    docstring) and is listed in :data:`~gpunn.ops.REGISTRY` under its name.
 
     Parameters
     ----------
@@ -79,7 +79,7 @@ class Op:
     reference : callable
         The reference, also callable directly (``op.reference(...)``).
     name : str
-        The reference's name, the op's key in :data:`REGISTRY`.
+        The reference's name, the op's key in :data:`~gpunn.ops.REGISTRY`.
     bindings : dict
         The kernel bindings by device type ("cpu", "cuda").
     """
@@ -286,7 +286,7 @@ def has_kernel(op_name: str, device_type: str) -> bool:
     Parameters
     ----------
     op_name : str
-        The op's name, a key of :data:`REGISTRY` ("activation", "matmul", ...).
+        The op's name, a key of :data:`~gpunn.ops.REGISTRY` ("activation", "matmul", ...).
     device_type : str
         "cpu" or "cuda".
 
