@@ -9,7 +9,7 @@ check, allocate and launch:
 - ``optimizers.py``: SGD, Adagrad, RMSProp, Adam/AdamW updates in one pass per parameter;
 - ``matmul.py``: every layer's matrix product (NumPy's BLAS on Numba's threads: ``blas_pool.py``);
 - ``im2col.py``, ``conv_epilogue.py``, ``conv_direct.py``, ``padding.py``, ``pooling.py``: convolution
-  and pooling of NCHW images ;
+  and pooling of NCHW images;
 - ``knn_l2.py``, ``knn_l1.py``, ``knn_ivf.py``, ``topk.py``, ``cluster_sums.py``: k-nearest neighbours'
   distances fused with each query's k-best selection, exact and through an inverted-file index
   (``simd.py`` holds the vectors these and the direct convolution share).

@@ -117,7 +117,23 @@ def _yield_cpu(typingctx):
 
 @numba.njit(parallel=True)  # not cached: Numba does not cache functions that set the thread count
 def run_jobs(job, n, size, data, job_data, first):
-    """Run OpenBLAS's ``n`` jobs (``size`` bytes apart from ``data``), one per Numba thread, at once."""
+    """Run OpenBLAS's ``n`` jobs (``size`` bytes apart from ``data``), one per Numba thread, at once.
+
+    Parameters
+    ----------
+    job : int
+        The address of OpenBLAS's job function.
+    n : int
+        Jobs to run.
+    size : int
+        Bytes between one job's data and the next.
+    data : int
+        The address of the first job's data.
+    job_data : int
+        OpenBLAS's argument passed to every job.
+    first : int
+        The thread number the first job runs as (the later ones follow it).
+    """
     previous, chunk = numba.get_num_threads(), numba.get_parallel_chunksize()
     if previous < n:  # each job needs its own thread: they wait for each other
         numba.set_num_threads(n)
@@ -275,12 +291,18 @@ LAST_PARALLEL = [-1.0]
 
 
 def parallel_kernel_ran() -> None:
-    """Note that a Numba kernel just ran on all of Numba's threads (kernels/bindings.py's ``cpu_threads``)."""
+    """Note that a Numba kernel just ran on all of Numba's threads (called by ``launch.cpu_threads``)."""
     LAST_PARALLEL[0] = time.monotonic()
 
 
 def numba_busy() -> bool:
-    """True when a Numba kernel ran on all threads within the last :data:`BUSY_S` seconds."""
+    """True when a Numba kernel ran on all threads within the last ``BUSY_S`` seconds.
+
+    Returns
+    -------
+    bool
+        Whether sharing the pool pays now (``ops.matmul`` asks before each CPU product).
+    """
     return time.monotonic() - LAST_PARALLEL[0] < BUSY_S
 
 
@@ -288,17 +310,34 @@ def shared_threads():
     """A context in which NumPy's threaded BLAS calls run on Numba's threads, where that is safe.
 
     Yields True when they do, False when OpenBLAS keeps its own (see :func:`status` for why).
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        A context manager yielding True where the pool is shared, else False.
     """
     return _openblas().shared()
 
 
 def status() -> str:
-    """'shared' or why NumPy's BLAS keeps its own threads (for ``gpunn info`` and the tests)."""
+    """'shared' or why NumPy's BLAS keeps its own threads (for ``gpunn info`` and the tests).
+
+    Returns
+    -------
+    str
+        "shared", or the reason the pool cannot be shared here.
+    """
     blas = _openblas()
     why = blas.usable(max(blas.get_threads(), 2)) if blas.lib is not None else blas.reason
     return "shared" if why is None else why
 
 
 def calls() -> int:
-    """How many threaded BLAS calls have run on Numba's threads in this process."""
+    """How many threaded BLAS calls have run on Numba's threads in this process.
+
+    Returns
+    -------
+    int
+        The count since the process started.
+    """
     return int(_openblas()._lock[1])

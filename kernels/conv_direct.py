@@ -56,18 +56,74 @@ def conv_algorithm(out_width: int, kernel, stride, padding, dtype, device_type: 
     The direct convolution where its kernel applies (stride 1, padding below the kernel size, a kernel for
     the device, float32, outputs a multiple of 16 wide), im2col + GEMM elsewhere: fastest of the two measured
     on this CPU in each case (bench/test_conv.py); on CUDA, im2col + cuBLAS until a GPU measures otherwise.
+
+    Parameters
+    ----------
+    out_width : int
+        The output's width Wo.
+    kernel : tuple of int
+        The filters' (kh, kw).
+    stride : tuple of int
+        (sh, sw).
+    padding : tuple of int
+        (ph, pw).
+    dtype : numpy.dtype or type
+        The arrays' dtype.
+    device_type : str
+        "cpu" or "cuda".
+
+    Returns
+    -------
+    str
+        "direct" or "im2col".
+
+    Examples
+    --------
+    >>> with gn.ops.use_kernels(True):
+    ...     gn.ops.conv_algorithm(16, (3, 3), (1, 1), (1, 1), np.float32, "cpu")
+    'direct'
+    >>> gn.ops.conv_algorithm(16, (3, 3), (2, 2), (1, 1), np.float32, "cpu")  # stride 2
+    'im2col'
     """
     fits = direct_geometry(kernel, stride, padding) and has_kernel("conv_direct", device_type)
     return "direct" if fits and direct_kernel_takes(out_width, dtype) else "im2col"
 
 
 def direct_geometry(kernel, stride, padding) -> bool:
-    """True where the direct convolution applies at all: stride 1, padding below the kernel size."""
+    """True where the direct convolution applies at all: stride 1, padding below the kernel size.
+
+    Parameters
+    ----------
+    kernel : tuple of int
+        The filters' (kh, kw).
+    stride : tuple of int
+        (sh, sw).
+    padding : tuple of int
+        (ph, pw).
+
+    Returns
+    -------
+    bool
+        Whether the geometry suits the direct convolution.
+    """
     return tuple(stride) == (1, 1) and all(p < k for p, k in zip(padding, kernel))
 
 
 def direct_kernel_takes(out_width: int, dtype) -> bool:
-    """True where the CPU kernel runs: float32, rows of outputs in whole 16-pixel segments."""
+    """True where the CPU kernel runs: float32, rows of outputs in whole 16-pixel segments.
+
+    Parameters
+    ----------
+    out_width : int
+        The output's width Wo.
+    dtype : numpy.dtype or type
+        The arrays' dtype.
+
+    Returns
+    -------
+    bool
+        Whether the kernel takes such outputs.
+    """
     return np.dtype(dtype) == np.float32 and out_width % LANES == 0
 
 
@@ -76,6 +132,32 @@ def conv_direct(xpad, w, b, relu: bool = False):
     """y (N, F, Ho, Wo) = the stride-1 correlation of xpad (N, C, H, W) with w (F, C, kh, kw), + b, ReLU if asked.
 
     Ho = H - kh + 1, Wo = W - kw + 1 (``xpad`` is already padded); ``b`` is (F,) or None.
+
+    Parameters
+    ----------
+    xpad : ndarray
+        The input images, already zero-padded, (N, C, H, W).
+    w : ndarray
+        The filters, (F, C, kh, kw), of ``xpad``'s dtype.
+    b : ndarray or None
+        The biases, (F,); None for none.
+    relu : bool, default=False
+        Whether to apply max(0, .) to the result.
+
+    Returns
+    -------
+    ndarray
+        y, (N, F, Ho, Wo), C-contiguous, of ``xpad``'s dtype.
+
+    Examples
+    --------
+    >>> xpad = np.ones((1, 1, 4, 4), np.float32)
+    >>> w = np.ones((2, 1, 3, 3), np.float32)
+    >>> y = gn.ops.conv_direct(xpad, w, np.array([0.0, -10.0], np.float32), relu=True)
+    >>> y.shape
+    (1, 2, 2, 2)
+    >>> y[0, :, 0, 0]  # 9 ones summed, + 0; and 9 - 10 < 0, cut by the ReLU
+    array([9., 0.], dtype=float32)
     """
     xp = array_module(xpad)
     f, _, kh, kw = w.shape
@@ -90,7 +172,32 @@ def conv_direct(xpad, w, b, relu: bool = False):
 
 @op
 def conv_direct_param_grads(xpad, dy, kernel):
-    """(dW (F, C, kh, kw), db (F,)) of :func:`conv_direct` for the upstream gradient dy (N, F, Ho, Wo) of its output."""
+    """(dW (F, C, kh, kw), db (F,)) of :func:`conv_direct` for the upstream gradient dy (N, F, Ho, Wo) of its output.
+
+    dW[f, c, i, j] = sum over (n, oh, ow) of dy[n, f, oh, ow] xpad[n, c, oh + i, ow + j];
+    db[f] = the sum of dy[n, f] over (n, oh, ow).
+
+    Parameters
+    ----------
+    xpad : ndarray
+        The padded input of the forward pass, (N, C, H, W).
+    dy : ndarray
+        The upstream gradient, (N, F, Ho, Wo), of ``xpad``'s dtype.
+    kernel : tuple of int
+        The filters' (kh, kw).
+
+    Returns
+    -------
+    tuple of ndarray
+        (dW, db): (F, C, kh, kw) and (F,).
+
+    Examples
+    --------
+    >>> dw, db = gn.ops.conv_direct_param_grads(np.ones((1, 1, 4, 4), np.float32),
+    ...                                         np.ones((1, 2, 2, 2), np.float32), (3, 3))
+    >>> dw.shape, db
+    ((2, 1, 3, 3), array([4., 4.], dtype=float32))
+    """
     (kh, kw), f = kernel, dy.shape[1]
     cols = im2col(xpad, (kh, kw), (1, 1), (0, 0))
     d = array_module(dy).ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(f, -1)
@@ -98,7 +205,18 @@ def conv_direct_param_grads(xpad, dy, kernel):
 
 
 def pack_filters(w: np.ndarray) -> np.ndarray:
-    """w (F, C, kh, kw) as (blocks, C, kh, kw, FILTERS): filter block * FILTERS + k is [block, ..., k], zeros past F."""
+    """w (F, C, kh, kw) as (blocks, C, kh, kw, FILTERS): filter block * FILTERS + k is [block, ..., k], zeros past F.
+
+    Parameters
+    ----------
+    w : numpy.ndarray
+        The filters, (F, C, kh, kw).
+
+    Returns
+    -------
+    numpy.ndarray
+        The packed filters, (ceil(F / FILTERS), C, kh, kw, FILTERS), C-contiguous, of ``w``'s dtype.
+    """
     f = w.shape[0]
     blocks = -(-f // FILTERS)
     packed = np.zeros((blocks * FILTERS,) + w.shape[1:], w.dtype)

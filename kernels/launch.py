@@ -42,6 +42,16 @@ class Kernels(NamedTuple):
     With ``cpu_parallel`` (the same loop compiled with ``parallel=True``), ``cpu`` is the one-thread
     build, which small work calls directly: no thread-pool calls at all. Without it, ``cpu`` is a
     parallel build whose thread count :func:`cpu_threads` sets.
+
+    Parameters
+    ----------
+    cpu : callable
+        The CPU kernel (``numba.njit``).
+    cuda : callable
+        The CUDA kernel (``numba.cuda.jit``), taking the same arguments.
+    cpu_parallel : callable or None, default=None
+        The CPU loop compiled with ``parallel=True``, for large work; None where ``cpu`` is itself
+        the parallel build.
     """
 
     cpu: Callable
@@ -54,6 +64,18 @@ def run(kernels: Kernels, work: int, *args, grid: tuple | None = None) -> None:
 
     ``work``: elements of work, which sets the CPU's thread count and a 1-D CUDA grid; ``grid``: the
     CUDA kernel's axes instead, (rows, cols) or (depth, rows, cols), each covered by grid-stride loops.
+
+    Parameters
+    ----------
+    kernels : Kernels
+        The kernel pair.
+    work : int
+        Elements of work.
+    *args
+        The kernel's arguments, outputs included; ``args[0]`` is an array whose type (NumPy's or
+        CuPy's) picks the kernel.
+    grid : tuple of int or None, default=None
+        The CUDA grid's axes, (rows, cols) or (depth, rows, cols); None: 1-D over ``work``.
     """
     if isinstance(args[0], np.ndarray):
         if kernels.cpu_parallel is None:
@@ -69,7 +91,20 @@ def run(kernels: Kernels, work: int, *args, grid: tuple | None = None) -> None:
 
 
 def grid_for(work: int, grid: tuple | None = None) -> tuple:
-    """(blocks, threads per block) of a grid-stride launch: 1-D over ``work`` elements, or 2-D / 3-D over ``grid``."""
+    """(blocks, threads per block) of a grid-stride launch: 1-D over ``work`` elements, or 2-D / 3-D over ``grid``.
+
+    Parameters
+    ----------
+    work : int
+        Elements of work, for a 1-D grid.
+    grid : tuple of int or None, default=None
+        (rows, cols) or (depth, rows, cols); None: 1-D.
+
+    Returns
+    -------
+    tuple
+        (blocks, threads), each an int (1-D) or a tuple (2-D, 3-D), within CUDA's limits.
+    """
     if grid is None:
         return _blocks(work, THREADS), THREADS
     if len(grid) == 2:
@@ -78,7 +113,19 @@ def grid_for(work: int, grid: tuple | None = None) -> tuple:
 
 
 def run_cuda(kernel, blocks, threads, *args) -> None:
-    """Launch a CUDA kernel with a grid of its own (a tiled kernel whose block shape is part of its design)."""
+    """Launch a CUDA kernel with a grid of its own (a tiled kernel whose block shape is part of its design).
+
+    Parameters
+    ----------
+    kernel : numba.cuda dispatcher
+        The CUDA kernel.
+    blocks : int or tuple of int
+        The grid's blocks.
+    threads : int or tuple of int
+        Threads per block.
+    *args
+        The kernel's arguments.
+    """
     configured(kernel, blocks, threads)(*args)
 
 
@@ -91,6 +138,20 @@ def configured(kernel, blocks, threads):
     A launch then costs one dictionary lookup before numba-cuda's own argument handling. The number of
     configurations a training run uses is small (one per layer shape and batch size); the table is
     emptied if it ever grows past a few thousand.
+
+    Parameters
+    ----------
+    kernel : numba.cuda dispatcher
+        The CUDA kernel.
+    blocks : int or tuple of int
+        The grid's blocks.
+    threads : int or tuple of int
+        Threads per block.
+
+    Returns
+    -------
+    callable
+        The configured kernel: call it with the kernel's arguments to launch.
     """
     stream = current_stream()
     key = (kernel, blocks, threads, stream)
@@ -118,6 +179,16 @@ def clamped_grid(*blocks: int) -> tuple:
     """Block counts for :func:`run_cuda` within CUDA's limits (x < 2^31, y and z <= 65535), at least 1 each.
 
     For kernels whose loops cover what a clamped grid leaves out (kNN's, which size their own grids).
+
+    Parameters
+    ----------
+    *blocks : int
+        Blocks along x, y and z (one to three of them).
+
+    Returns
+    -------
+    tuple of int
+        The same counts, each clamped to [1, its limit].
     """
     limits = (2**31 - 1, MAX_BLOCKS, MAX_BLOCKS)
     return tuple(max(1, min(limit, int(b))) for b, limit in zip(blocks, limits))
@@ -129,7 +200,22 @@ def _blocks(extent: int, per_block: int) -> int:
 
 
 def clamped_blocks(extent: int, per_block: int, cap: int = MAX_BLOCKS) -> int:
-    """Blocks along one axis of a grid-stride launch: covering ``extent`` at ``per_block`` each, at most ``cap``."""
+    """Blocks along one axis of a grid-stride launch: covering ``extent`` at ``per_block`` each, at most ``cap``.
+
+    Parameters
+    ----------
+    extent : int
+        Elements along the axis.
+    per_block : int
+        Elements (threads) per block along it.
+    cap : int, default=MAX_BLOCKS
+        The most blocks.
+
+    Returns
+    -------
+    int
+        At least 1, at most ``cap`` and the grid-stride cap.
+    """
     return min(cap, _blocks(extent, per_block))
 
 
@@ -143,6 +229,21 @@ def finished_last(counter, i, total) -> bool:
     thread before the count includes it, so the last thread may read all the parts and finish the
     reduction in the same launch, in a fixed order (deterministic, unlike atomic float adds). It puts
     ``counter[i]`` back to 0 for the next launch. No block barrier: threads never wait for each other.
+    A CUDA device function: called from inside a kernel only.
+
+    Parameters
+    ----------
+    counter : int32 device array
+        The counters (from :func:`counters`), each 0 before its first caller.
+    i : int
+        Which counter.
+    total : int
+        How many threads call this for ``counter[i]`` in the launch.
+
+    Returns
+    -------
+    bool
+        True in the last caller only.
     """
     cuda.threadfence()
     if cuda.atomic.add(counter, i, 1) == total - 1:
@@ -158,6 +259,18 @@ def counters(like, n: int):
     """``n`` zeroed int32 counters on ``like``'s device for :func:`finished_last`, one set per stream.
 
     Kernels on one stream run one after another, and each leaves its counters at 0: the set is reused.
+
+    Parameters
+    ----------
+    like : cupy.ndarray
+        An array on the device the counters are for.
+    n : int
+        Counters needed.
+
+    Returns
+    -------
+    cupy.ndarray
+        int32 zeros, at least ``n`` of them, on ``like``'s device.
     """
     key = (like.device.id, current_stream())
     held = _COUNTERS.get(key)
@@ -172,7 +285,13 @@ _STREAMS: dict = {}  # CuPy stream pointer -> Numba's handle on it: a launch the
 
 
 def current_stream():
-    """Numba's handle on CuPy's current stream (Numba's default stream while CuPy's is the null stream)."""
+    """Numba's handle on CuPy's current stream (Numba's default stream while CuPy's is the null stream).
+
+    Returns
+    -------
+    numba.cuda.cudadrv.driver.Stream
+        The handle, made once per CuPy stream and kept.
+    """
     import cupy
     from numba import cuda
 
@@ -184,7 +303,20 @@ def current_stream():
 
 @contextlib.contextmanager
 def cpu_threads(n: int):
-    """Numba's thread count for a kernel over ``n`` elements: 1 below PARALLEL_MIN_SIZE, all above."""
+    """Numba's thread count for a kernel over ``n`` elements: 1 below PARALLEL_MIN_SIZE, all above.
+
+    The previous count comes back after the block.
+
+    Parameters
+    ----------
+    n : int
+        Elements of work.
+
+    Yields
+    ------
+    int
+        The thread count in the block.
+    """
     previous = numba.get_num_threads()
     wanted = numba.config.NUMBA_NUM_THREADS if n >= PARALLEL_MIN_SIZE else 1
     if wanted == previous:  # the usual case in a training loop: no thread-pool calls at all

@@ -135,7 +135,18 @@ TRY = [_ENABLED[0]]
 
 @contextlib.contextmanager
 def use_mkl(enabled: bool):
-    """Within the block, the CPU's products run on MKL where it is installed (True) or on NumPy's BLAS (False)."""
+    """Within the block, the CPU's products run on MKL where it is installed (True) or on NumPy's BLAS (False).
+
+    Parameters
+    ----------
+    enabled : bool
+        Whether :func:`matmul` may use MKL in the block.
+
+    Yields
+    ------
+    None
+        Control to the block; the previous setting comes back after it.
+    """
     previous, _ENABLED[0] = _ENABLED[0], bool(enabled)
     TRY[0] = _ENABLED[0]
     try:
@@ -151,12 +162,24 @@ def _mkl() -> _MKL:
 
 
 def available() -> bool:
-    """True when :func:`matmul` runs MKL (installed, and not switched off by ``GPUNN_MKL=0``)."""
+    """True when :func:`matmul` runs MKL (installed, and not switched off by ``GPUNN_MKL=0``).
+
+    Returns
+    -------
+    bool
+        Whether MKL runs the CPU's products now.
+    """
     return _ENABLED[0] and bool(_mkl().address)
 
 
 def status() -> str:
-    """Which MKL runs the CPU's GEMMs, or why none does (for ``gpunn info`` and the tests)."""
+    """Which MKL runs the CPU's GEMMs, or why none does (for ``gpunn info`` and the tests).
+
+    Returns
+    -------
+    str
+        MKL's version string, or the reason none runs.
+    """
     if not _ENABLED[0]:
         return "GPUNN_MKL=0" if os.environ.get("GPUNN_MKL") == "0" else "switched off (use_mkl(False))"
     mkl = _mkl()
@@ -174,6 +197,20 @@ def matmul(a, b, out=None):
     copied first and an ``out`` it cannot write is filled from a new array, as NumPy does for its BLAS.
     Returns ``NotImplemented`` for the rest (MKL not available, other dtypes or dimensions, empty products,
     shapes that do not match): the caller runs NumPy, which also raises NumPy's errors.
+
+    Parameters
+    ----------
+    a : numpy.ndarray
+        (m, k).
+    b : numpy.ndarray
+        (k, n), of ``a``'s dtype.
+    out : numpy.ndarray or None, default=None
+        Where to write the (m, n) result; None for a new array.
+
+    Returns
+    -------
+    numpy.ndarray or NotImplemented
+        ``a @ b`` (``out`` where given), or ``NotImplemented`` where MKL does not take the product.
     """
     if not _ENABLED[0] or type(a) not in _ARRAYS or type(b) not in _ARRAYS:
         return NotImplemented

@@ -59,6 +59,29 @@ class Op:
     The choice is made once per array type (NumPy's, CuPy's), not per call: the first call with a new
     type resolves a small function that checks the size and the switch and calls the binding or the
     reference, and later calls go straight to it.
+
+    Made by :func:`op`, which is how an op is declared; the op then reads as its reference (name and
+    docstring) and is listed in :data:`~gpunn.ops.REGISTRY` under its name.
+
+    Parameters
+    ----------
+    reference : callable
+        The op's definition in ``xp`` code, run where no kernel applies.
+    size : callable or None, default=None
+        ``size(*args, **kwargs)``: the elements an input is judged by against the minimum sizes;
+        None: the first argument's ``size``.
+    min_size : dict or None, default=None
+        This op's minimum sizes by device type where they differ from ``MIN_SIZE``
+        (``{"cpu": 0}``: the kernel runs at every size).
+
+    Attributes
+    ----------
+    reference : callable
+        The reference, also callable directly (``op.reference(...)``).
+    name : str
+        The reference's name, the op's key in :data:`~gpunn.ops.REGISTRY`.
+    bindings : dict
+        The kernel bindings by device type ("cpu", "cuda").
     """
 
     def __init__(self, reference: Callable, size: Callable | None = None, min_size: dict | None = None):
@@ -73,7 +96,27 @@ class Op:
         REGISTRY[self.name] = self
 
     def kernel(self, *device_types: str):
-        """Decorator: the function is this op's binding for arrays on these device types."""
+        """Decorator: the function is this op's binding for arrays on these device types.
+
+        The binding takes the op's arguments; it checks them, allocates and launches the kernels,
+        and returns the result, or ``NotImplemented`` for an input it does not take (the reference
+        then runs).
+
+        Parameters
+        ----------
+        *device_types : str
+            "cpu" and/or "cuda".
+
+        Returns
+        -------
+        callable
+            The decorator, which registers the binding and returns it unchanged.
+
+        Raises
+        ------
+        ValueError
+            If a device type is not "cpu" or "cuda".
+        """
         for device_type in device_types:
             if device_type not in ("cpu", "cuda"):
                 raise ValueError(f"device type must be 'cpu' or 'cuda', got {device_type!r}")
@@ -85,6 +128,22 @@ class Op:
         return register
 
     def __call__(self, *args, **kwargs):
+        """Run the op: its binding for the first array's device where one applies, else its reference.
+
+        A binding runs where one is registered for that device type, kernels are switched on
+        (:func:`use_kernels`) and the input is at least the op's minimum size; on a GPU it runs
+        with the arrays' GPU current.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The reference's arguments; ``args[0]`` is an array, whose device decides.
+
+        Returns
+        -------
+        object
+            What the reference returns (the same from the kernel).
+        """
         # the choice for this array type, made once (_resolve); per call only the size and the switch are read
         first = args[0]
         plan = self._resolved.get(type(first))
@@ -110,7 +169,18 @@ class Op:
         return self.reference(*args, **kwargs)
 
     def with_kernel(self, *args, **kwargs):
-        """Run the kernel whatever the input's size (the reference only where the binding declines): for tests."""
+        """Run the kernel whatever the input's size (the reference only where the binding declines): for tests.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The reference's arguments.
+
+        Returns
+        -------
+        object
+            What the op returns.
+        """
         binding, _, cuda = self._resolve(args[0], keep=False)
         if not cuda:
             return self._run(binding, 0, args, kwargs, always=True)
@@ -126,6 +196,18 @@ class Op:
         return plan
 
     def has_kernel(self, device_type: str) -> bool:
+        """True when this op runs a kernel (not its reference) on ``device_type``, kernels being switched on.
+
+        Parameters
+        ----------
+        device_type : str
+            "cpu" or "cuda".
+
+        Returns
+        -------
+        bool
+            Whether a binding is registered there and kernels are on.
+        """
         return _ENABLED[0] and device_type in self.bindings
 
     def __repr__(self):
@@ -137,6 +219,32 @@ def op(reference: Callable | None = None, *, size: Callable | None = None, min_s
 
     ``size(*args, **kwargs)``: the elements an input is judged by against ``MIN_SIZE`` (default: the
     first argument's); ``min_size``: this op's thresholds, where they differ.
+
+    Parameters
+    ----------
+    reference : callable or None, default=None
+        The op's definition in ``xp`` code; None when ``op`` is called with keywords only, as a
+        decorator factory.
+    size : callable or None, default=None
+        ``size(*args, **kwargs)``: the elements an input is judged by; None: the first argument's.
+    min_size : dict or None, default=None
+        This op's minimum sizes by device type, where they differ from ``MIN_SIZE``.
+
+    Returns
+    -------
+    Op or callable
+        The op; with ``reference=None``, a decorator that makes it.
+
+    Examples
+    --------
+    >>> from gpunn.kernels.op import op
+    >>> @op
+    ... def twice(x):
+    ...     return x + x  # y = 2 x, the shape and dtype of x
+    >>> twice
+    <op twice: kernels for no device>
+    >>> twice(np.ones(3, np.float32))  # no kernel registered: the reference runs
+    array([2., 2., 2.], dtype=float32)
     """
     if reference is None:
         return lambda ref: Op(ref, size, min_size)
@@ -145,7 +253,26 @@ def op(reference: Callable | None = None, *, size: Callable | None = None, min_s
 
 @contextlib.contextmanager
 def use_kernels(enabled: bool):
-    """Within the block, registered kernels are used (True) or every op runs its reference (False)."""
+    """Within the block, registered kernels are used (True) or every op runs its reference (False).
+
+    ``GPUNN_KERNELS=0`` in the environment switches them off for the whole process.
+
+    Parameters
+    ----------
+    enabled : bool
+        Whether ops run their kernels in the block.
+
+    Yields
+    ------
+    None
+        Control to the block; the previous setting comes back after it.
+
+    Examples
+    --------
+    >>> with gn.ops.use_kernels(False):
+    ...     gn.ops.has_kernel("activation", "cpu")
+    False
+    """
     previous, _ENABLED[0] = _ENABLED[0], bool(enabled)
     try:
         yield
@@ -154,12 +281,50 @@ def use_kernels(enabled: bool):
 
 
 def has_kernel(op_name: str, device_type: str) -> bool:
-    """True when ``op_name`` runs a fused kernel (not its reference) on ``device_type`` ("cpu"/"cuda")."""
+    """True when ``op_name`` runs a fused kernel (not its reference) on ``device_type`` ("cpu"/"cuda").
+
+    Parameters
+    ----------
+    op_name : str
+        The op's name, a key of :data:`~gpunn.ops.REGISTRY` ("activation", "matmul", ...).
+    device_type : str
+        "cpu" or "cuda".
+
+    Returns
+    -------
+    bool
+        Whether a kernel is registered for that device type and kernels are switched on.
+
+    Raises
+    ------
+    KeyError
+        If there is no op of that name.
+
+    Examples
+    --------
+    >>> with gn.ops.use_kernels(True):
+    ...     gn.ops.has_kernel("activation", "cpu"), gn.ops.has_kernel("pad_images", "cuda")
+    (True, False)
+    """
     return REGISTRY[op_name].has_kernel(device_type)
 
 
 def active_kernels() -> dict[str, str]:
-    """Which implementation each op uses per device type, e.g. ``{"activation[cpu]": "gpunn.kernels.activations"}``."""
+    """Which implementation each op uses per device type, e.g. ``{"activation[cpu]": "gpunn.kernels.activations"}``.
+
+    Returns
+    -------
+    dict of str to str
+        ``"op[device type]"`` -> the module of its kernel binding, or "reference" where the op runs
+        its reference there (no kernel, or kernels switched off).
+
+    Examples
+    --------
+    >>> with gn.ops.use_kernels(True):
+    ...     kernels = gn.ops.active_kernels()
+    >>> kernels["activation[cpu]"], kernels["pad_images[cuda]"]
+    ('gpunn.kernels.activations', 'reference')
+    """
     out = {}
     for name, o in REGISTRY.items():
         for dev in ("cpu", "cuda"):

@@ -18,7 +18,28 @@ from .simd import LANES, vload, vstore, vzero
 
 @op(min_size={"cpu": 0})  # cheaper than np.pad at every size measured
 def pad_images(x, padding):
-    """x (N, C, H, W) with padding = (ph, pw) rows and columns of zeros on each side: (N, C, H + 2 ph, W + 2 pw)."""
+    """x (N, C, H, W) with padding = (ph, pw) rows and columns of zeros on each side: (N, C, H + 2 ph, W + 2 pw).
+
+    Parameters
+    ----------
+    x : ndarray
+        The images, (N, C, H, W).
+    padding : tuple of int
+        (ph, pw), each >= 0.
+
+    Returns
+    -------
+    ndarray
+        A new array, (N, C, H + 2 ph, W + 2 pw), of ``x``'s dtype.
+
+    Examples
+    --------
+    >>> gn.ops.pad_images(np.ones((1, 1, 2, 2), np.float32), (1, 1))[0, 0]
+    array([[0., 0., 0., 0.],
+           [0., 1., 1., 0.],
+           [0., 1., 1., 0.],
+           [0., 0., 0., 0.]], dtype=float32)
+    """
     (ph, pw) = padding
     return array_module(x).pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
 

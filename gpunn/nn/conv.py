@@ -67,13 +67,75 @@ def check_images(layer: Module, x, channels: int | None, kernel, padding=(0, 0))
 class Conv2d(Module):
     """2-D convolution of NCHW images: W (out_channels, in_channels, kh, kw), b (out_channels,).
 
-    ``kernel_size``, ``stride`` and ``padding`` are ints or (height, width) pairs; padding is zeros.
-    ``init``: "he" (default, fan_in = in_channels kh kw), "xavier", or a float std; ``rng`` seeds it.
-    ``algorithm``: "direct" (stride 1, padding below the kernel size), "im2col" or "auto" (default):
-    the direct convolution where it has a kernel (the CPU, float32,
-    outputs a multiple of 16 wide), im2col elsewhere (:meth:`algorithm_for` says which).
-    Followed by an activation in a fusing :class:`Sequential`, the bias, the activation and the
-    move to NCHW share one pass (:meth:`forward_fused`).
+    x (N, C, H, W) -> y (N, F, Ho, Wo), y[n, f] = sum over c of x[n, c] cross-correlated with
+    W[f, c], + b[f]; Ho = (H + 2 ph - kh) // sh + 1, likewise Wo. With cols the (C kh kw, N Ho Wo)
+    matrix of x's patches (``ops.im2col``) and W as an (F, C kh kw) matrix, the forward pass is one
+    product, y = W cols + b, and the backward pass, from dout (N, F, Ho, Wo) as an (F, N Ho Wo) matrix::
+
+        db = dout summed over n, Ho, Wo
+        dW = dout cols^T              accumulated into W.grad
+        dx = col2im(W^T dout)         each patch's gradient summed back onto its pixels
+
+    Followed by an activation in a fusing :class:`~gpunn.nn.Sequential`, the bias, the activation
+    and the move to NCHW share one pass (:meth:`forward_fused`).
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels C of the input images, >= 1.
+    out_channels : int
+        Filters F, the output's channels, >= 1.
+    kernel_size : int or tuple of int
+        The filters' (kh, kw); an int k means (k, k). Each >= 1.
+    stride : int or tuple of int, default=1
+        The step (sh, sw) between windows; each >= 1.
+    padding : int or tuple of int, default=0
+        Rows and columns of zeros (ph, pw) added on each side of the image; each >= 0.
+    bias : bool, default=True
+        Whether to add a bias per filter; without it ``b`` is None.
+    init : {"he", "xavier"} or float, default="he"
+        The weights' standard deviation: "he" sqrt(2 / (in_channels kh kw)), "xavier"
+        sqrt(2 / ((in_channels + out_channels) kh kw)), or a positive float.
+    rng : None, int or numpy.random.Generator, default=None
+        An int seed or a Generator for reproducible weights; None for fresh entropy.
+    algorithm : {"auto", "direct", "im2col"}, default="auto"
+        "direct" (stride 1, padding below the kernel size: no columns matrix), "im2col" (any
+        geometry: one GEMM) or "auto": the direct convolution where it has a kernel (the CPU,
+        float32, outputs a multiple of 16 wide), im2col elsewhere (:meth:`algorithm_for` says which).
+
+    Attributes
+    ----------
+    W : Parameter
+        The filters, (out_channels, in_channels, kh, kw).
+    b : Parameter or None
+        The biases, (out_channels,); None with ``bias=False``.
+
+    Raises
+    ------
+    ValueError
+        If ``algorithm`` is not one of "auto", "direct", "im2col"; if it is "direct" for a stride
+        other than 1 or a padding not below the kernel size; if a size is below its minimum; or if
+        ``init`` is not "he", "xavier" or a positive float.
+    TypeError
+        If a size is not an integer (or a pair of them), or ``rng`` is not a seed or a Generator.
+
+    Examples
+    --------
+    >>> conv = gn.nn.Conv2d(3, 8, kernel_size=3, padding=1, rng=0)
+    >>> conv
+    Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+    >>> conv.W.shape
+    (8, 3, 3, 3)
+    >>> x = np.zeros((2, 3, 16, 16), np.float32)
+    >>> y = conv.forward(x)
+    >>> y.shape  # padding 1 keeps 16 x 16
+    (2, 8, 16, 16)
+    >>> conv.backward(np.ones_like(y)).shape
+    (2, 3, 16, 16)
+    >>> conv.b.grad  # each filter's bias saw 2 x 16 x 16 ones
+    array([512., 512., 512., 512., 512., 512., 512., 512.], dtype=float32)
+    >>> gn.nn.Conv2d(3, 8, kernel_size=2, stride=2).output_shape(16, 16)
+    (8, 8)
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
@@ -100,12 +162,37 @@ class Conv2d(Module):
         self._scratch = {}
 
     def output_shape(self, h: int, w: int) -> tuple[int, int]:
-        """(Ho, Wo) for an input of height ``h`` and width ``w``."""
+        """(Ho, Wo) for an input of height ``h`` and width ``w``: Ho = (h + 2 ph - kh) // sh + 1, likewise Wo.
+
+        Parameters
+        ----------
+        h : int
+            The input images' height H.
+        w : int
+            The input images' width W.
+
+        Returns
+        -------
+        tuple of int
+            (Ho, Wo), the output's height and width.
+        """
         return tuple(ops.output_size(s, k, st, p) for s, k, st, p in zip((h, w), self.kernel_size, self.stride,
                                                                           self.padding))
 
     def algorithm_for(self, shape) -> str:
-        """"direct" or "im2col": what this layer runs for images of ``shape`` (N, C, H, W)."""
+        """"direct" or "im2col": what this layer runs for images of ``shape`` (N, C, H, W).
+
+        Parameters
+        ----------
+        shape : tuple of int
+            The input's shape (N, C, H, W).
+
+        Returns
+        -------
+        str
+            The layer's ``algorithm`` where it is not "auto", else what "auto" picks on the layer's
+            device and dtype (:func:`gpunn.ops.conv_algorithm`).
+        """
         if self.algorithm != "auto":
             return self.algorithm
         return ops.conv_algorithm(self.output_shape(*shape[2:])[1], *self._geometry(), self.dtype, self.device.type)
@@ -133,7 +220,25 @@ class Conv2d(Module):
         """f(conv(x) + b) for the activation layer ``act`` that follows (None: no activation).
 
         The epilogue's backward reads the activation's output; an activation whose backward needs its input
-        (GELU) runs as its own gate after the convolution.
+        (GELU) runs as its own gate after the convolution. The result equals
+        ``act.forward(self.forward(x))``.
+
+        Parameters
+        ----------
+        x : ndarray
+            The input images, (N, in_channels, H, W).
+        act : Activation or None
+            The activation gate that follows; None for the convolution alone (:meth:`forward`).
+
+        Returns
+        -------
+        ndarray
+            f(conv(x) + b), (N, out_channels, Ho, Wo), in the layer's dtype.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not 4-D with ``in_channels`` channels, or is smaller than the (padded) kernel.
         """
         if act is not None and act.backward_from != "output":
             return act.forward(self.forward_fused(x, None))
@@ -209,7 +314,27 @@ class Conv2d(Module):
         return state
 
     def backward_fused(self, dout, act, input_grad: bool = True):
-        """Backward of f(conv(x) + b): dz and db in one pass, then dW and dx by the forward pass's algorithm."""
+        """Backward of f(conv(x) + b): dz and db in one pass, then dW and dx by the forward pass's algorithm.
+
+        After :meth:`forward_fused` with the same ``act``; accumulates dW and db into ``W.grad`` and
+        ``b.grad``.
+
+        Parameters
+        ----------
+        dout : ndarray
+            The upstream gradient w.r.t. the activation's output (or the convolution's, where ``act``
+            is None), (N, out_channels, Ho, Wo).
+        act : Activation or None
+            The activation gate passed to :meth:`forward_fused`.
+        input_grad : bool, default=True
+            Whether to compute the gradient w.r.t. the input (False skips it: a first layer fed
+            with data needs none).
+
+        Returns
+        -------
+        ndarray or None
+            dx, (N, in_channels, H, W); None with ``input_grad=False``.
+        """
         if act is not None and act.backward_from != "output":
             return self.backward_fused(act.backward(dout), None, input_grad)
         x, kept, chunks, algorithm = self._saved()

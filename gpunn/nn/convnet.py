@@ -27,6 +27,61 @@ def three_layer_convnet(input_shape=(3, 32, 32), n_classes: int = 10, num_filter
     ``activation`` (a name of :func:`~gpunn.nn.activation_layer`) replaces both ReLUs. ``dropout`` > 0
     drops hidden units after the affine layer's activation, where AlexNet and VGG put it (not after
     the convolution).
+
+    Parameters
+    ----------
+    input_shape : tuple of int, default=(3, 32, 32)
+        One image's (C, H, W): CIFAR-10's by default.
+    n_classes : int, default=10
+        Classes, the last layer's outputs; >= 2.
+    num_filters : int, default=32
+        Filters F of the convolution, >= 1.
+    filter_size : int or tuple of int, default=7
+        The filters' (kh, kw); an int k means (k, k). Odd sizes keep H and W.
+    hidden : int, default=100
+        Units of the hidden affine layer, >= 1.
+    batchnorm : bool, default=False
+        Whether to add BatchNorm2d after the convolution and BatchNorm1d after the hidden layer.
+    init : {"he", "xavier"} or float, default="he"
+        The conv and hidden weights' standard deviation (see :class:`~gpunn.nn.Linear`).
+    rng : None, int or numpy.random.Generator, default=None
+        An int seed or a Generator for reproducible weights (one stream for all layers); None for
+        fresh entropy.
+    activation : str, default="relu"
+        The activation's name, a key of :data:`~gpunn.nn.ACTIVATIONS` ("relu", "tanh", "gelu", ...).
+    dropout : float, default=0.0
+        The probability of dropping each hidden unit, in [0, 1); 0 adds no Dropout layer.
+
+    Returns
+    -------
+    Sequential
+        The layers above, in float32 on the CPU; scores (N, n_classes) for images (N, C, H, W).
+
+    Raises
+    ------
+    ValueError
+        If ``input_shape`` is not three sizes, or is too small for the convolution and a 2x2 pool
+        (H and W after the convolution must be at least 2); if a size is below its minimum,
+        ``dropout`` is outside [0, 1), or ``activation`` is unknown.
+    TypeError
+        If a size is not an integer.
+
+    Examples
+    --------
+    >>> net = gn.nn.three_layer_convnet(input_shape=(1, 8, 8), n_classes=3, num_filters=4, filter_size=3,
+    ...                                 hidden=10, rng=0)
+    >>> net
+    Sequential(
+      (0): Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+      (1): ReLU()
+      (2): MaxPool2d(kernel_size=(2, 2), stride=(2, 2))
+      (3): Flatten()
+      (4): Linear(64, 10)
+      (5): ReLU()
+      (6): Linear(10, 3)
+    )
+    >>> net.forward(np.zeros((2, 1, 8, 8))).shape
+    (2, 3)
     """
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
         raise ValueError(f"input_shape must be one image's (C, H, W), got {input_shape!r}")

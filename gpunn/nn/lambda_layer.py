@@ -33,6 +33,51 @@ class Lambda(Module):
 
     ``fn`` takes the batch as a Tensor (N, ...) and each parameter as a Tensor by name, and
     returns a Tensor (N, ...). ``decay`` applies to parameters given as arrays (weight decay on them).
+
+    Forward runs ``fn`` and keeps its graph (in training); backward runs the graph's own backward
+    pass from dout, accumulates each parameter's gradient into its ``grad`` and returns the
+    gradient w.r.t. x. The graph is released after one backward.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(x, **params) -> Tensor``, written with :mod:`gpunn.autograd`'s operations.
+    name : str or None, default=None
+        The name shown in the layer's repr; None: ``fn``'s ``__name__``.
+    decay : bool, default=True
+        Whether weight decay applies to the parameters given as arrays.
+    **params : ndarray or Parameter
+        The trainable parameters, by the names ``fn`` takes them. Arrays become Parameters of the
+        layer's dtype; a Parameter is kept, its data cast to the layer's dtype.
+
+    Raises
+    ------
+    TypeError
+        If ``fn`` is not callable, or a parameter given as a Parameter does not hold floats.
+    ValueError
+        If a parameter's name is taken by the layer itself (``fn``, ``name``, ``training``, ...)
+        or starts with an underscore.
+
+    Examples
+    --------
+    >>> from gpunn import autograd as ag
+    >>> swish = gn.nn.Lambda(lambda x: x * ag.sigmoid(x), name="swish")
+    >>> swish
+    Lambda(swish)
+    >>> swish.forward(np.array([[-1.0, 0.0, 2.0]]))
+    array([[-0.2689,  0.    ,  1.7616]], dtype=float32)
+    >>> swish.backward(np.ones((1, 3)))
+    array([[0.0723, 0.5   , 1.0908]], dtype=float32)
+
+    With a trainable parameter ``g``, passed to ``fn`` by its name:
+
+    >>> scale = gn.nn.Lambda(lambda x, g: x * g, g=np.full(3, 2.0))
+    >>> scale.forward(np.array([[-1.0, 0.0, 2.0]]))
+    array([[-2.,  0.,  4.]], dtype=float32)
+    >>> scale.backward(np.ones((1, 3)))  # dx = dout g
+    array([[2., 2., 2.]], dtype=float32)
+    >>> scale.g.grad  # dg = dout x, summed over the batch
+    array([-1.,  0.,  2.], dtype=float32)
     """
 
     def __init__(self, fn, name: str | None = None, decay: bool = True, **params):
@@ -88,6 +133,35 @@ class FunctionLoss(Loss):
 
     ``fn`` returns a one-element Tensor, the mean loss over the batch (the engine's convention).
     ``y`` arrives on the scores' device, unchanged otherwise (labels or real-valued targets).
+    Calling the loss returns its value (a 0-d array); ``backward()`` returns the gradient w.r.t.
+    the scores, by the expression's own backward pass.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(scores, y) -> Tensor`` of one element, written with :mod:`gpunn.autograd`'s operations.
+    name : str or None, default=None
+        The name shown in the loss's repr; None: ``fn``'s ``__name__``.
+
+    Raises
+    ------
+    TypeError
+        If ``fn`` is not callable.
+
+    Examples
+    --------
+    A hinge on the correct class's score, max(0, 1 - s_y), averaged over the batch:
+
+    >>> from gpunn import autograd as ag
+    >>> hinge = gn.nn.FunctionLoss(lambda s, y: ag.relu(1 - s[np.arange(len(y)), y]).mean(), name="hinge")
+    >>> hinge
+    FunctionLoss(hinge)
+    >>> scores, y = np.array([[2.0, 0.5], [0.2, 0.4]]), np.array([0, 1])
+    >>> print(hinge(scores, y))  # (0 + 0.6) / 2
+    0.3
+    >>> hinge.backward()  # -1/N at the correct class where its margin is violated
+    array([[ 0. ,  0. ],
+           [ 0. , -0.5]])
     """
 
     def __init__(self, fn, name: str | None = None):

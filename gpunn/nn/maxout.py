@@ -16,7 +16,48 @@ class Maxout(Module):
     """y_j = max_k (x W_jk + b_jk) for x of shape (N, in_features); y is (N, out_features).
 
     W is (in_features, out_features * pieces), columns grouped unit by unit.
-    The gradient flows only through the winning piece (the first one on ties).
+    The gradient flows only through the winning piece (the first one on ties): with z = x W + b,
+    dz is dout at each unit's winning piece and 0 elsewhere, then dW = x^T dz, db = dz summed over
+    the batch, dx = dz W^T.
+
+    Parameters
+    ----------
+    in_features : int
+        Input features per sample, >= 1.
+    out_features : int
+        Output units, >= 1.
+    pieces : int, default=2
+        Affine pieces per unit, >= 1 (one piece is a plain affine layer).
+    init : {"he", "xavier"} or float, default="xavier"
+        The weights' standard deviation, as :class:`~gpunn.nn.Linear`'s (fan-out ``out_features``).
+    rng : None, int or numpy.random.Generator, default=None
+        An int seed or a Generator for reproducible weights; None for fresh entropy.
+
+    Attributes
+    ----------
+    W : Parameter
+        The weights, (in_features, out_features * pieces).
+    b : Parameter
+        The biases, (out_features * pieces,).
+
+    Raises
+    ------
+    ValueError
+        If a size is below 1 or ``init`` is not "he", "xavier" or a positive float.
+    TypeError
+        If a size is not an integer, or ``rng`` is not a seed or a Generator.
+
+    Examples
+    --------
+    >>> maxout = gn.nn.Maxout(3, 2, pieces=3, rng=0)
+    >>> maxout
+    Maxout(3, 2, pieces=3)
+    >>> maxout.W.shape
+    (3, 6)
+    >>> maxout.forward(np.ones((4, 3))).shape
+    (4, 2)
+    >>> maxout.backward(np.ones((4, 2))).shape
+    (4, 3)
     """
 
     def __init__(self, in_features: int, out_features: int, pieces: int = 2, init="xavier", rng=None):

@@ -23,6 +23,40 @@ class Sequential(Module):
     its forward GEMM) is skipped. ``backward(dout, input_grad=True)`` returns it (for a
     saliency map, or a Sequential used as one block inside another). Single gates
     (``Linear``, ``ReLU``, ...) keep returning ``dx`` from ``backward(dout)``, as cs231n's do.
+
+    Parameters
+    ----------
+    *layers : Module
+        The layers, first to last. ``model[i]`` is layer i, ``model[i:j]`` a Sequential of some of
+        them, ``len(model)`` their number.
+    fuse : bool, default=True
+        Whether to fuse each ``Linear`` or ``Conv2d`` with the built-in activation after it.
+
+    Raises
+    ------
+    TypeError
+        If a layer is not a :class:`~gpunn.nn.Module`.
+
+    Examples
+    --------
+    >>> model = gn.nn.Sequential(gn.nn.Linear(4, 8, rng=0), gn.nn.ReLU(), gn.nn.Linear(8, 3, rng=1))
+    >>> model
+    Sequential(
+      (0): Linear(4, 8)
+      (1): ReLU()
+      (2): Linear(8, 3)
+    )
+    >>> scores = model.forward(np.ones((5, 4)))
+    >>> scores.shape
+    (5, 3)
+    >>> model.backward(np.ones((5, 3))) is None  # the parameters' gradients, no input gradient
+    True
+    >>> model[0].W.grad.shape
+    (4, 8)
+    >>> model.forward(np.ones((5, 3)))
+    Traceback (most recent call last):
+    ...
+    ValueError: layer 0: Linear(4, 8) expects input of shape (N, 4), got (5, 3)
     """
 
     def __init__(self, *layers: Module, fuse: bool = True):
@@ -35,6 +69,29 @@ class Sequential(Module):
         self._plan = None  # (the layers it was made for, their fused steps): see _steps
 
     def append(self, layer: Module) -> "Sequential":
+        """Add ``layer`` at the end, moved to this model's device and dtype.
+
+        Parameters
+        ----------
+        layer : Module
+            The layer to add.
+
+        Returns
+        -------
+        Sequential
+            This model, for chaining.
+
+        Raises
+        ------
+        TypeError
+            If ``layer`` is not a :class:`~gpunn.nn.Module`.
+
+        Examples
+        --------
+        >>> model = gn.nn.Sequential(gn.nn.Linear(4, 8, rng=0)).append(gn.nn.Tanh())
+        >>> len(model), model[-1]
+        (2, Tanh())
+        """
         if not isinstance(layer, Module):
             raise TypeError(f"Sequential layer must be a gpunn.nn.Module, got {type(layer).__name__}")
         self.layers.append(layer.to(self.device, self.dtype))
@@ -72,7 +129,31 @@ class Sequential(Module):
         return x
 
     def backward(self, dout, input_grad: bool = False):
-        """Backpropagate through every layer; the gradient w.r.t. the input only with ``input_grad=True``."""
+        """Backpropagate through every layer; the gradient w.r.t. the input only with ``input_grad=True``.
+
+        Each layer accumulates its parameters' gradients; the upstream gradient goes from the last
+        layer to the first.
+
+        Parameters
+        ----------
+        dout : ndarray
+            The gradient of the loss w.r.t. the last layer's output, its shape.
+        input_grad : bool, default=False
+            Whether to compute and return the gradient w.r.t. the model's input (for a saliency
+            map, or a Sequential used as one block inside another).
+
+        Returns
+        -------
+        ndarray or None
+            The gradient w.r.t. the input, the input's shape, with ``input_grad=True``; else None.
+
+        Examples
+        --------
+        >>> model = gn.nn.Sequential(gn.nn.Linear(4, 3, rng=0), gn.nn.ReLU())
+        >>> _ = model.forward(np.ones((2, 4)))
+        >>> model.backward(np.ones((2, 3)), input_grad=True).shape
+        (2, 4)
+        """
         for i, layer, act in reversed(self._saved()):
             wanted = input_grad or i > 0
             try:
