@@ -152,14 +152,15 @@ def _documented_by_its_base(cls, name: str, member) -> bool:
     target = member.fget if isinstance(member, property) else member
     if (getattr(target, "__doc__", None) or "").strip():
         return False
-    for base in cls.__mro__[1:]:
+    for base in cls.__mro__[1:]:  # the nearest base that documents it (an undocumented one is covered further up)
         inherited = base.__dict__.get(name)
-        if inherited is None:
+        if inherited is None or inherited is member:
             continue
         if isinstance(inherited, (staticmethod, classmethod)):
             inherited = inherited.__func__
         inherited = inherited.fget if isinstance(inherited, property) else inherited
-        return bool((getattr(inherited, "__doc__", None) or "").strip())
+        if (getattr(inherited, "__doc__", None) or "").strip():
+            return True
     return False
 
 

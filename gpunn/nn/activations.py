@@ -27,6 +27,8 @@ from __future__ import annotations
 import math
 from itertools import repeat
 
+import numpy as np
+
 from .. import ops
 from ..devices import array_module
 from ..kernels.elementwise import GateKernels, defines_its_rules
@@ -188,9 +190,8 @@ class Activation(Module):
 
         Parameters
         ----------
-        dtype : numpy.dtype
-            The arrays' dtype, ``np.dtype("float32")`` or ``np.dtype("float64")`` (a dtype object,
-            as ``x.dtype``, not the scalar type ``np.float32``).
+        dtype : numpy.dtype or type
+            The arrays' dtype (``x.dtype``, or ``np.float32``).
 
         Returns
         -------
@@ -203,7 +204,7 @@ class Activation(Module):
         >>> print(k.zero, k.half, k.one, k.alpha, k.alpha.dtype)
         0.0 0.5 1.0 0.1 float32
         """
-        return self.kernels.numbers(dtype, tuple(map(getattr, repeat(self), self.numbers)))
+        return self.kernels.numbers(np.dtype(dtype), tuple(map(getattr, repeat(self), self.numbers)))
 
     @property
     def fusable(self) -> bool:

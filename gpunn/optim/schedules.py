@@ -97,12 +97,15 @@ class LRSchedule:
         Raises
         ------
         ValueError
-            If ``sd`` is not a state dict of this class, or holds a negative epoch or a base rate
-            that is not > 0.
+            If ``sd`` is not a state dict of this class (or lacks its entries), or holds a negative epoch
+            or a base rate that is not > 0.
         """
         if not isinstance(sd, dict) or sd.get("type") != type(self).__name__:
             found = sd.get("type") if isinstance(sd, dict) else type(sd).__name__
             raise ValueError(f"state dict is for {found!r}, this schedule is {type(self).__name__}")
+        missing = [key for key in ("epoch", "base_lr") if key not in sd]
+        if missing:
+            raise ValueError(f"state dict has no {', '.join(missing)}: not one a schedule's state_dict() gave")
         epoch = check_int("epoch", sd["epoch"], low=0)
         self.base_lr = check_number("base_lr", sd["base_lr"], low=0, low_open=True)
         self.epoch = epoch
