@@ -42,14 +42,14 @@ def reference(A, rows, ids, starts, probes, k: int, metric: str):
     """The definition (xp, slow): (distances, row ids), each (Q, k), of each query's k best in its probed lists.
 
     ``rows`` (N, D) are stored list by list, list c at rows[starts[c]:starts[c + 1]], with original row ids
-    ``ids``; ``probes`` (Q, n_probe) the lists each query scans. Sorted by (distance, row id); where the
-    probed lists hold fewer than k rows, the rest is (inf, -1).
+    ``ids``; ``probes`` (Q, n_probe) the lists each query scans (-1: none). Sorted by (distance, row id);
+    where the probed lists hold fewer than k rows, the rest is (inf, -1).
     """
     xp = array_module(A)
     out_d = xp.full((A.shape[0], k), np.inf, A.dtype)
     out_i = xp.full((A.shape[0], k), -1, np.int64)
     for i in range(A.shape[0]):
-        members = xp.concatenate([xp.arange(int(starts[c]), int(starts[c + 1])) for c in probes[i].tolist()])
+        members = xp.concatenate([xp.arange(int(starts[c]), int(starts[c + 1])) for c in probes[i].tolist() if c >= 0])
         B = rows[members]
         if metric == "l1":
             d = xp.abs(A[i][None, :] - B).sum(axis=1)
@@ -192,6 +192,7 @@ def _scan_cpu(A, a_sq, lists, probes, k: int, metric: str):
     n_lists = panel_starts.shape[0] - 1
     flat = probes.reshape(-1)
     order = np.argsort(flat, kind="stable")
+    order = order[np.searchsorted(flat[order], 0):]  # -1: no list (a query that probes fewer than the widest)
     queries = (order // probes.shape[1]).astype(np.int64)  # the probing queries, list by list
     query_starts = np.searchsorted(flat[order], np.arange(n_lists + 1)).astype(np.int64)
     work = np.diff(query_starts) * np.diff(panel_starts)
@@ -224,8 +225,8 @@ def candidates_cuda(A, a_sq, rows, row_sq, ids, starts, probes, width, metric, f
         p = cuda.blockIdx.y
         while p < n_probe:
             c = probes[i, p]
-            first = starts[c]
-            length = starts[c + 1] - first
+            first = starts[c] if c >= 0 else 0
+            length = starts[c + 1] - first if c >= 0 else 0
             r = r0
             while r < width:
                 col = p * width + r
@@ -279,8 +280,8 @@ def scan(A, a_sq, lists, probes, k: int, metric: str):
     """(distances, row ids), each (Q, k) sorted by (distance, row id): each query's k best in its probed lists.
 
     A (Q, D) C-contiguous queries; a_sq (Q,) their squared norms (L2; None for L1); probes (Q, n_probe)
-    int64 list numbers; ``lists``: the CPU layout of :func:`pack_lists`, or on CUDA (rows, row_sq, ids,
-    starts, longest list). Where the probed lists hold fewer than k rows the rest is (inf, NO_INDEX).
+    int64 list numbers, -1 for none (a query that scans fewer lists than the widest); ``lists``: the CPU
+    layout of :func:`pack_lists`, or on CUDA (rows, row_sq, ids, starts, longest list). Where the probed lists hold fewer than k rows the rest is (inf, NO_INDEX).
     """
     if metric not in METRIC_CODES:
         raise ValueError(f"scan: unknown metric {metric!r}; expected one of {', '.join(map(repr, METRIC_CODES))}")

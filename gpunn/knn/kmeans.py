@@ -35,6 +35,18 @@ def assign(X, centroids, metric: str, limit: int):
     return labels
 
 
+def training_rows(n: int, n_clusters: int, max_points_per_cluster: int, rng: np.random.Generator):
+    """Sorted indices of the rows k-means trains on: ``max_points_per_cluster * n_clusters`` of n drawn by ``rng``,
+    or None when n is no more than that (all rows train).
+
+    Separate from :func:`lloyd` so that a sample gathered elsewhere (a Dask cluster's rows,
+    :mod:`gpunn.distributed.dask_ivf`) is the sample one process would draw from the same generator.
+    """
+    if n <= max_points_per_cluster * n_clusters:
+        return None
+    return np.sort(rng.choice(n, max_points_per_cluster * n_clusters, replace=False))
+
+
 def kmeans(X, n_clusters: int, metric: str = "l2", n_iter: int = N_ITER, max_points_per_cluster: int = MAX_POINTS_PER_CLUSTER,
            random_state=None, limit: int = 1 << 30, init=None):
     """(n_clusters, D) centroids of the rows of X (N, D), C-contiguous, on X's device and in its dtype.
@@ -45,9 +57,13 @@ def kmeans(X, n_clusters: int, metric: str = "l2", n_iter: int = N_ITER, max_poi
     """
     xp = array_module(X)
     rng = np.random.default_rng(random_state)
-    n = X.shape[0]
-    if n > max_points_per_cluster * n_clusters:
-        X = X[xp.asarray(np.sort(rng.choice(n, max_points_per_cluster * n_clusters, replace=False)))]
+    rows = training_rows(X.shape[0], n_clusters, max_points_per_cluster, rng)
+    return lloyd(X if rows is None else X[xp.asarray(rows)], n_clusters, metric, n_iter, rng, limit, init)
+
+
+def lloyd(X, n_clusters: int, metric: str, n_iter: int, rng: np.random.Generator, limit: int, init=None):
+    """Lloyd's iterations on all rows of X (N, D), from ``init`` or from n_clusters distinct rows drawn by ``rng``."""
+    xp = array_module(X)
     if init is None:
         init = X[xp.asarray(np.sort(rng.choice(X.shape[0], n_clusters, replace=False)))]
     centroids = xp.ascontiguousarray(xp.asarray(init, dtype=X.dtype))

@@ -56,7 +56,7 @@ def run(out_dir, device="auto", data_dir=None, seed=0) -> dict:
         ivf.set_params(n_probe=p)
         try:
             recall.append(ivf.recall_at_k(Q, n_queries=QUERIES, random_state=seed))
-        except ValueError:  # a query's p nearest lists hold fewer than K rows: the index refuses to guess
+        except ValueError:  # unreachable now: n_probe is a minimum, a query short of K rows probes more lists
             probes.remove(p)
             refused.append(p)
             continue
