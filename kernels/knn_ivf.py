@@ -12,9 +12,11 @@ with the same rounding floor), its dot products in 4 x 2 register blocks of fuse
 kernels/knn_l1.py's register block. Row ids do not come in increasing order here, so a distance equal to
 a heap's worst is tested exactly (it enters when its row id is lower).
 
-CUDA: one thread per (query, probed list, row of the list) writes the distance and the row id into a
-candidate block (queries x n_probe x the longest list), padding with (inf, no row); the selection kernel
-(kernels/topk.py) then keeps the k best of each row of the block.
+CUDA: a thread block per (query, probed list, tile of 128 of the list's rows) stages the tile in shared
+memory 32 features at a time, consecutive threads reading consecutive features of a row (coalesced),
+then each thread adds up one row's distance; distances and row ids go into a candidate block (queries x
+n_probe x the longest list), padded with (inf, no row); the selection kernel (kernels/topk.py) then
+keeps the k best of each row of the block.
 """
 
 from __future__ import annotations
@@ -209,49 +211,84 @@ def _scan_cpu(A, a_sq, lists, probes, k: int, metric: str):
 
 # --------------------------------------------------------------------------- CUDA
 
-CANDIDATE_THREADS = 128
+CANDIDATE_ROWS = 128  # rows of a list per thread block, one per thread
+CANDIDATE_STEP = 32  # features staged in shared memory per step: one warp reads one row's 32 in one transaction
+CANDIDATE_PADDED = 33  # a shared row of 33: the rows a warp reads at one feature sit in 32 banks
 
 
-@cuda.jit
-def candidates_cuda(A, a_sq, rows, row_sq, ids, starts, probes, width, metric, floor, zero, inf, out, out_ids):
-    """out[i, p width + r], out_ids[...]: distance and row id of row r of query i's p-th probed list ((inf, NO_INDEX) past
-    the list's end). Grid: x over r, y over p, z over queries, each grid-stride."""
-    q, d = A.shape
-    n_probe = probes.shape[1]
-    r0 = cuda.blockIdx.x * CANDIDATE_THREADS + cuda.threadIdx.x
-    step = cuda.gridDim.x * CANDIDATE_THREADS
-    i = cuda.blockIdx.z
-    while i < q:  # grid-stride on every axis (while loops: range with a variable step divides)
-        p = cuda.blockIdx.y
-        while p < n_probe:
-            c = probes[i, p]
-            first = starts[c] if c >= 0 else 0
-            length = starts[c + 1] - first if c >= 0 else 0
-            r = r0
-            while r < width:
-                col = p * width + r
-                if r < length:
-                    j = first + r
+def _candidates_kernel(dtype):
+    """The CUDA candidate kernel for Numba float type ``dtype`` (its shared tile is of that type)."""
+
+    @cuda.jit(cache=True)
+    def candidates(A, a_sq, rows, row_sq, ids, starts, probes, width, metric, floor, zero, inf, out, out_ids):
+        """out[i, p width + r], out_ids[...]: distance and row id of row r of query i's p-th probed list ((inf, NO_INDEX)
+        past the list's end, or for no list, -1). Grid: x over tiles of CANDIDATE_ROWS rows, y over p, z over queries,
+        each grid-stride.
+
+        A tile of rows is staged CANDIDATE_STEP features at a time, consecutive threads reading consecutive
+        features of one row (coalesced), then each thread adds up its row's terms from shared memory.
+        """
+        tile = cuda.shared.array((CANDIDATE_ROWS, CANDIDATE_PADDED), dtype)
+        query = cuda.shared.array(CANDIDATE_STEP, dtype)
+        tid = cuda.threadIdx.x
+        q, d = A.shape
+        n_probe = probes.shape[1]
+        i = cuda.blockIdx.z
+        while i < q:  # grid-stride on every axis (while loops: range with a variable step divides)
+            p = cuda.blockIdx.y
+            while p < n_probe:
+                c = probes[i, p]
+                first = starts[c] if c >= 0 else 0
+                length = starts[c + 1] - first if c >= 0 else 0
+                r0 = cuda.blockIdx.x * CANDIDATE_ROWS
+                while r0 < width:
                     acc = zero
-                    if metric == 0:
-                        for kk in range(d):
-                            acc += abs(A[i, kk] - rows[j, kk])
-                    else:
-                        for kk in range(d):
-                            acc += A[i, kk] * rows[j, kk]
-                        total = a_sq[i] + row_sq[j]
-                        acc = total - (acc + acc)
-                        acc = acc if acc > total * floor else zero
-                        if metric == 1:
-                            acc = math.sqrt(acc)
-                    out[i, col] = acc
-                    out_ids[i, col] = ids[j]
-                else:
-                    out[i, col] = inf
-                    out_ids[i, col] = NO_INDEX
-                r += step
-            p += cuda.gridDim.y
-        i += cuda.gridDim.z
+                    if r0 < length:  # the same for the whole block: its barriers are reached by all
+                        k0 = 0
+                        while k0 < d:
+                            e = tid
+                            while e < CANDIDATE_ROWS * CANDIDATE_STEP:
+                                rr = e >> 5  # e // CANDIDATE_STEP, e % CANDIDATE_STEP without a division
+                                kk = e & (CANDIDATE_STEP - 1)
+                                ok = r0 + rr < length and k0 + kk < d
+                                tile[rr, kk] = rows[first + r0 + rr, k0 + kk] if ok else zero
+                                e += CANDIDATE_ROWS
+                            if tid < CANDIDATE_STEP:
+                                query[tid] = A[i, k0 + tid] if k0 + tid < d else zero
+                            cuda.syncthreads()
+                            if metric == 0:
+                                for kk in range(CANDIDATE_STEP):
+                                    acc += abs(query[kk] - tile[tid, kk])
+                            else:
+                                for kk in range(CANDIDATE_STEP):
+                                    acc += query[kk] * tile[tid, kk]
+                            cuda.syncthreads()
+                            k0 += CANDIDATE_STEP
+                    r = r0 + tid
+                    if r < width:
+                        col = p * width + r
+                        if r < length:
+                            j = first + r
+                            if metric != 0:
+                                total = a_sq[i] + row_sq[j]
+                                acc = total - (acc + acc)
+                                acc = acc if acc > total * floor else zero
+                                if metric == 1:
+                                    acc = math.sqrt(acc)
+                            out[i, col] = acc
+                            out_ids[i, col] = ids[j]
+                        else:
+                            out[i, col] = inf
+                            out_ids[i, col] = NO_INDEX
+                    r0 += cuda.gridDim.x * CANDIDATE_ROWS
+                p += cuda.gridDim.y
+            i += cuda.gridDim.z
+
+    return candidates
+
+
+CANDIDATES_CUDA = {np.dtype(np.float32): _candidates_kernel(numba.float32),
+                   np.dtype(np.float64): _candidates_kernel(numba.float64)}
 
 
 def _scan_cuda(A, a_sq, lists, probes, k: int, metric: str):
@@ -266,9 +303,9 @@ def _scan_cuda(A, a_sq, lists, probes, k: int, metric: str):
     dt = A.dtype.type
     a_sq = a_sq if a_sq is not None else xp.zeros(q, A.dtype)
     row_sq = row_sq if row_sq is not None else xp.zeros(rows.shape[0], A.dtype)
-    run_cuda(candidates_cuda, grid(-(-width // CANDIDATE_THREADS), n_probe, q), (CANDIDATE_THREADS,), A, a_sq, rows,
-             row_sq, ids, starts, probes, np.int64(width), METRIC_CODES[metric], dt(L2_FLOOR_ULPS * np.finfo(A.dtype).eps),
-             dt(0), dt(np.inf), out, out_ids)
+    run_cuda(CANDIDATES_CUDA[np.dtype(A.dtype)], grid(-(-width // CANDIDATE_ROWS), n_probe, q), (CANDIDATE_ROWS,), A,
+             a_sq, rows, row_sq, ids, starts, probes, np.int64(width), METRIC_CODES[metric],
+             dt(L2_FLOOR_ULPS * np.finfo(A.dtype).eps), dt(0), dt(np.inf), out, out_ids)
     select_cuda(out, best, ids=out_ids)
     return best.result()
 

@@ -188,7 +188,7 @@ CUDA_STEP_PADDED = 17  # a shared row of 17: the 16 rows a half-warp reads at on
 def _distances_kernel(dtype):
     """The CUDA L1 distance kernel for Numba float type ``dtype`` (its shared tiles are of that type)."""
 
-    @cuda.jit
+    @cuda.jit(cache=True)
     def distances(A, B, out, zero):
         """out (Q, n) = L1 distances of A (Q, D) to B (n, D): 64 x 64 per block, grid-stride over both axes."""
         a_s = cuda.shared.array((CUDA_TILE, CUDA_STEP_PADDED), dtype)
@@ -240,7 +240,7 @@ def _distances_kernel(dtype):
     return distances
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline=True, cache=True)
 def _put4(out, i, j, v0, v1, v2, v3):
     """out[i, j + 16 n] = v_n, within out."""
     if i < out.shape[0]:

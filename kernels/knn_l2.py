@@ -114,7 +114,7 @@ def select_cpu(G, a_sq, b_sq, col0, take_sqrt, floor, zero, last, keys, raws, id
 # --------------------------------------------------------------------------- CUDA
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def distances_cuda(G, a_sq, b_sq, take_sqrt, floor, zero):
     """In place on G: x covers the columns (one each; the grid's x reaches 2^31 blocks), y strides over the rows.
 

@@ -13,9 +13,10 @@ queries, to keep every thread busy; in an IVF scan, one per task), each with its
 :func:`finish_cpu` merges them and sorts.
 
 CUDA: :func:`select_cuda` merges a block of distances into the running k best, kept sorted: one thread
-block per query row. Candidates that beat the list's k-th are appended to a shared-memory waiting area;
-when it could overflow, or at the row's end, list and candidates are sorted together (a bitonic sort in
-shared memory) and the first k kept. Up to :data:`CUDA_MAX_K` neighbours; beyond, a stable sort of the
+block per query row, each thread reading several columns per round (coalesced). Candidates that beat
+the list's k-th are appended to a shared-memory waiting area; when it could overflow, or at the row's
+end, list and candidates are sorted together (a bitonic sort in shared memory, no larger than they need)
+and the first k kept. Up to :data:`CUDA_MAX_K` neighbours; beyond, a stable sort of the
 lists and the block together (CuPy's sort), slower but exact.
 """
 
@@ -140,41 +141,47 @@ def finish_cpu(keys, raws, idx):
 
 CUDA_MAX_K = 128  # neighbours the selection kernel keeps; more go to the sorting fallback
 SELECT_THREADS = 128
-SORT_SIZE = 512  # shared-memory entries: the list (CUDA_MAX_K) and the candidates waiting to join it
-FLUSH_AT = SORT_SIZE - CUDA_MAX_K - SELECT_THREADS  # waiting candidates past which one more round could overflow
+ITEMS = 4  # columns each thread reads per round: one pair of barriers per 512 columns, not per 128
+ROUND = SELECT_THREADS * ITEMS
+SORT_SIZE = 1024  # shared-memory entries: the list and the candidates waiting to join it
+FLUSH_AT = SORT_SIZE - CUDA_MAX_K - ROUND  # waiting candidates past which one more round could overflow
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline=True, cache=True)
 def _before_cuda(d1, i1, d2, i2):
     return d1 < d2 or (d1 == d2 and i1 < i2)
 
 
-@cuda.jit(device=True, inline=True)
-def _bitonic_sort(sd, si, tid):
-    """Sort the SORT_SIZE shared entries (sd, si) by (distance, index), all threads of the block together."""
-    size = 2
-    while size <= SORT_SIZE:
-        stride = size >> 1
+@cuda.jit(device=True, cache=True)
+def _bitonic_sort(sd, si, tid, size):
+    """Sort the first ``size`` (a power of two) shared entries (sd, si) by (distance, index), all threads together."""
+    width = 2
+    while width <= size:
+        stride = width >> 1
         while stride > 0:
-            for i in range(tid, SORT_SIZE, SELECT_THREADS):
+            i = tid
+            while i < size:  # a while loop: range with a variable bound and step divides
                 other = i ^ stride
-                if other > i and _before_cuda(sd[other], si[other], sd[i], si[i]) == ((i & size) == 0):
+                if other > i and _before_cuda(sd[other], si[other], sd[i], si[i]) == ((i & width) == 0):
                     sd[i], sd[other] = sd[other], sd[i]
                     si[i], si[other] = si[other], si[i]
+                i += SELECT_THREADS
             cuda.syncthreads()
             stride >>= 1
-        size <<= 1
+        width <<= 1
 
 
 def _select_kernel(dtype, gathered: bool):
     """The selection kernel for distances of Numba type ``dtype``; ``gathered``: column j of row r is row ids[r, j]."""
 
-    @cuda.jit
+    @cuda.jit(cache=True)
     def select(d, ids, col0, keys, idx, inf):
         """Merge each row of d (Q, n) into its sorted list keys/idx (Q, k): one block of SELECT_THREADS per row.
 
-        Candidates that beat the list's k-th wait in shared memory; a full waiting area, or the row's end,
-        sorts list and candidates together (bitonic) and keeps the first k.
+        Each round, every thread reads ITEMS columns (consecutive threads, consecutive columns); those that
+        beat the list's k-th are appended after the list in shared memory. When one more round could
+        overflow the waiting area, or at the row's end, the list and its candidates are sorted together
+        (bitonic, over the smallest power of two that holds them) and the first k kept.
         """
         sd = cuda.shared.array(SORT_SIZE, dtype)
         si = cuda.shared.array(SORT_SIZE, numba.int64)
@@ -184,41 +191,53 @@ def _select_kernel(dtype, gathered: bool):
         n = d.shape[1]
         row = cuda.blockIdx.x
         while row < d.shape[0]:  # grid-stride (a while loop: range with a variable step divides)
-            for s in range(tid, SORT_SIZE, SELECT_THREADS):
+            s = tid
+            while s < SORT_SIZE:  # a while loop: an unrolled range here held every load in a register
                 if s < k:
                     sd[s] = keys[row, s]
                     si[s] = idx[row, s]
                 else:
                     sd[s] = inf
                     si[s] = NO_INDEX
+                s += SELECT_THREADS
             if tid == 0:
                 waiting[0] = 0
             cuda.syncthreads()
             worst_d, worst_i = sd[k - 1], si[k - 1]
-            for base in range(0, n, SELECT_THREADS):
-                j = base + tid
-                if j < n:
-                    v = d[row, j]
-                    c = ids[row, j] if gathered else col0 + j
-                    if _before_cuda(v, c, worst_d, worst_i):
-                        at = CUDA_MAX_K + cuda.atomic.add(waiting, 0, 1)
-                        sd[at] = v
-                        si[at] = c
+            base = 0
+            while base < n:
+                for t in range(ITEMS):
+                    j = base + t * SELECT_THREADS + tid
+                    if j < n:
+                        v = d[row, j]
+                        c = ids[row, j] if gathered else col0 + j
+                        if _before_cuda(v, c, worst_d, worst_i):
+                            at = k + cuda.atomic.add(waiting, 0, 1)
+                            sd[at] = v
+                            si[at] = c
+                base += ROUND
                 cuda.syncthreads()
                 count = waiting[0]
                 cuda.syncthreads()  # everyone has read the count before anyone changes it
-                if count > FLUSH_AT or (count > 0 and base + SELECT_THREADS >= n):
-                    _bitonic_sort(sd, si, tid)
-                    for s in range(k + tid, SORT_SIZE, SELECT_THREADS):
+                if count > FLUSH_AT or (count > 0 and base >= n):
+                    size = 2
+                    while size < k + count:
+                        size <<= 1
+                    _bitonic_sort(sd, si, tid, size)
+                    s = k + tid
+                    while s < size:  # the waiting area empty again
                         sd[s] = inf
                         si[s] = NO_INDEX
+                        s += SELECT_THREADS
                     if tid == 0:
                         waiting[0] = 0
                     cuda.syncthreads()
                     worst_d, worst_i = sd[k - 1], si[k - 1]
-            for s in range(tid, k, SELECT_THREADS):
+            s = tid
+            while s < k:
                 keys[row, s] = sd[s]
                 idx[row, s] = si[s]
+                s += SELECT_THREADS
             cuda.syncthreads()
             row += cuda.gridDim.x
 
