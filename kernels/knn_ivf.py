@@ -32,6 +32,7 @@ from . import blas_pool
 from .arrays import array_module, device_of
 from .knn_l1 import PANELS, QUERIES
 from .knn_l1 import block as l1_block
+from .knn_l1 import key_dtype
 from .launch import clamped_grid as grid
 from .launch import run_cuda
 from .simd import lanes, vabove, vadd, vbroadcast, vfma, vlane, vload, vmask_le, vmul, vsplat, vsub, vzeros
@@ -93,7 +94,10 @@ def _dot_block(a0, a1, a2, a3, d, pa, pb, L):
 
 @numba.njit(inline="always")
 def _take(v, at, ids, kb, rb, ib, take_sqrt):
-    """Push the lanes of v (raw distances of packed rows at .. at + lanes - 1) that may beat the heap's worst."""
+    """Push the lanes of v (raw distances of packed rows at .. at + lanes - 1) that may beat the heap's worst.
+
+    L1's v holds float64 totals (kernels/knn_l1.py's block), its heaps float64 keys.
+    """
     mask = vmask_le(v, rb[0])  # <=: row ids are not in increasing order here, push decides a tie
     while mask:
         lane = trailing_zeros(mask)
@@ -199,7 +203,7 @@ def _scan_cpu(A, a_sq, lists, probes, k: int, metric: str):
     query_starts = np.searchsorted(flat[order], np.arange(n_lists + 1)).astype(np.int64)
     work = np.diff(query_starts) * np.diff(panel_starts)
     task_starts = _tasks(work, TASKS_PER_THREAD * numba.get_num_threads())
-    best = Best(np, task_starts.shape[0] - 1, A.shape[0], k, A.dtype)
+    best = Best(np, task_starts.shape[0] - 1, A.shape[0], k, key_dtype(A) if metric == "l1" else A.dtype)
     floor = A.dtype.type(L2_FLOOR_ULPS * np.finfo(A.dtype).eps)
     a_sq = a_sq if a_sq is not None else np.zeros(A.shape[0], A.dtype)
     with numba.parallel_chunksize(1):  # tasks handed out as threads free up

@@ -50,6 +50,9 @@ def _stable_argsort(xp, a):
 class Best:
     """Each query's k best so far, on the queries' device: ``keys`` (parts, Q, k) distances, ``idx`` their rows.
 
+    ``dtype``: the keys', the data's own, or float64 where a kernel sums in float64 (CPU L1,
+    kernels/knn_l1.py's :func:`~gpunn.kernels.knn_l1.key_dtype`).
+
     On the CPU every list is a max-heap under (key, index) (the worst at 0) and ``raws`` holds each entry's
     raw value; on CUDA (one part) a list sorted by (key, index). Empty slots hold (inf, :data:`NO_INDEX`).
     :meth:`result` gives each query's k best sorted, the parts merged.

@@ -120,7 +120,8 @@ def plan(q: int, n: int, d: int, k: int, dtype, metric: str, limit: int, on_cpu:
     and the running k best. Warns when the limit leaves blocks too small to be efficient.
     """
     size = np.dtype(dtype).itemsize
-    entry = k * (2 * size + 8) if on_cpu else k * (size + 8)  # one query's k best: keys, raws (CPU), indices
+    key = 8 if on_cpu and metric == "l1" else size  # CPU L1 keeps float64 keys (kernels/knn_l1.py)
+    entry = k * (2 * key + 8) if on_cpu else k * (size + 8)  # one query's k best: keys, raws (CPU), indices
     threads = numba.get_num_threads() if on_cpu else 1
     packed_l1 = on_cpu and metric == "l1"
     if on_cpu:  # few rows (k-means' centroids): more queries per block, fewer blocks
@@ -180,7 +181,7 @@ def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None):
         product = xp.empty(p.queries * p.rows, dtype)
     for q0 in range(0, q, p.queries):
         A = Xq[q0:q0 + p.queries]
-        best = Best(xp, p.parts, A.shape[0], k, dtype)
+        best = Best(xp, p.parts, A.shape[0], k, knn_l1.key_dtype(A) if metric == "l1" else dtype)
         a_sq = (A * A).sum(axis=1) if metric != "l1" else None
         for n0 in range(0, n, p.rows):
             B = X[n0:n0 + p.rows]
