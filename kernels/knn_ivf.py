@@ -180,6 +180,31 @@ def pack_lists(rows, row_sq, ids, starts):
     return pack(padded), p_sq, p_ids, panel_starts
 
 
+def row_positions(lists, n_rows: int):
+    """(N,) int64: where each row id sits in a layout (:func:`pack_lists`'s padded rows, or CUDA's rows), for
+    :func:`gather_rows`."""
+    if len(lists) == 4:  # the CPU layout (P, p_sq, p_ids, panel_starts)
+        p_ids = lists[2]
+        at = np.flatnonzero(p_ids != NO_INDEX)
+        positions = np.empty(n_rows, np.int64)
+        positions[p_ids[at]] = at
+        return positions
+    xp = array_module(lists[0])
+    positions = xp.empty(n_rows, np.int64)
+    positions[lists[2]] = xp.arange(lists[2].shape[0], dtype=np.int64)
+    return positions
+
+
+def gather_rows(lists, positions, ids):
+    """The rows (M, D) numbered ``ids`` (M,) from a layout, by their :func:`row_positions`."""
+    at = positions[ids]
+    if len(lists) == 4:  # CPU: panel at // L holds the row's features L apart, in lane at % L
+        P = lists[0]
+        L = 64 // P.itemsize
+        return P.reshape(P.shape[0], P.shape[1] // L, L)[at // L, :, at % L]
+    return lists[0][at]
+
+
 METRIC_CODES = {"l1": 0, "l2": 1, "sqeuclidean": 2}
 TASKS_PER_THREAD = 4  # list groups per thread: enough for a slow thread to hold the others up little
 

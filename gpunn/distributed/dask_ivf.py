@@ -23,10 +23,10 @@ import numpy as np
 
 from ..devices import device as make_device
 from ..devices import to_numpy
-from ..knn import exact, ivf
+from ..knn import exact, ivf, near_ties
 from ..knn.kmeans import N_ITER, MAX_POINTS_PER_CLUSTER, lloyd, training_rows
 from ..validation import check_int
-from .dask_knn import QUERY_TILE_BYTES, _query_tiles
+from .dask_knn import QUERY_TILE_BYTES, _query_tiles, rows_of
 
 
 def _train(sample, n_lists: int, metric: str, n_iter: int, rng, limit: int, device: str, dtype: str):
@@ -149,6 +149,7 @@ class DaskIVFIndex:
         chunks = dask.persist(*chunks)  # the lists stay on the workers that built them
         sizes = np.sum(dask.compute(*[dask.delayed(_sizes, pure=True)(c) for c in chunks]), axis=0)
         self.chunks_, self.centroids_, self.list_sizes_, self.n_rows_ = chunks, centroids, sizes.astype(np.int64), n
+        self.X_ = X  # near-ties' rows are fetched from it
         return self
 
     def search(self, queries, k: int, n_probe: int):
@@ -168,14 +169,19 @@ class DaskIVFIndex:
             raise ValueError(f"k={k} is more than the {self.n_rows_} rows indexed")
         limit = int(self.memory_limit)
         tile = max(1, min(QUERY_TILE_BYTES, limit) // (8 * self.centroids_.shape[1]))
+        refining = near_ties.wanted(self.metric, self.dtype)
+        kept = min(k + 1, self.n_rows_) if refining else k  # as IVFIndex.search: one more, for near-ties
         out_d, out_i = [], []
         for part in _query_tiles(queries, tile):
             part = np.ascontiguousarray(np.asarray(part, dtype=self.dtype))
             ivf.check_queries(part, self.centroids_)
-            probes = ivf.probe_lists(part, self.centroids_, self.list_sizes_, n_probe, k, self.metric, limit)
+            probes = ivf.probe_lists(part, self.centroids_, self.list_sizes_, n_probe, kept, self.metric, limit)
             shared_q, shared_p = dask.delayed(part, pure=True), dask.delayed(probes, pure=True)
-            answers = dask.compute(*[dask.delayed(_scan, pure=True)(c, shared_q, shared_p, k) for c in self.chunks_])
-            d, i = exact.merge_best(answers, k)
+            answers = dask.compute(*[dask.delayed(_scan, pure=True)(c, shared_q, shared_p, kept)
+                                     for c in self.chunks_])
+            d, i = exact.merge_best(answers, kept)
+            if refining:
+                d, i = near_ties.refine(part, d, i, rows_of(self.X_), self.metric == "l2", k)
             out_d.append(d)
             out_i.append(i)
         return np.concatenate(out_d), np.concatenate(out_i)

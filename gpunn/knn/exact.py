@@ -4,9 +4,11 @@ Distances: "l1" (sum of absolute differences), "l2" (Euclidean), "sqeuclidean". 
 training rows are taken in blocks (:func:`plan`); for each pair of blocks
 
 - L2: the product of the blocks on BLAS / cuBLAS (:func:`gpunn.ops.matmul`), then one pass that turns it
-  into distances and keeps each query's k best (kernels/knn_l2.py);
-- L1: one kernel that computes the distances in registers and keeps the k best (kernels/knn_l1.py); on
-  CUDA a distance block, then the selection kernel (kernels/topk.py).
+  into distances and keeps each query's k best (kernels/knn_l2.py); in float32, k + 1 of them, whose
+  near-ties are measured again in float64 at the end (:mod:`gpunn.knn.near_ties`);
+- L1: one kernel that computes the distances in registers (float32 terms summed into float64 totals)
+  and keeps the k best (kernels/knn_l1.py); on CUDA a distance block, then the selection kernel
+  (kernels/topk.py).
 
 A block's distances are made and consumed while they are in cache (CPU) and never sorted. Neighbours
 come sorted by distance, ties broken by the lower training index. What a search holds besides its input
@@ -31,6 +33,7 @@ from ..devices import device as make_device
 from ..kernels import knn_l1, knn_l2
 from ..kernels.topk import Best
 from ..validation import check_array, check_choice, check_finite
+from . import near_ties
 
 METRICS = ("l1", "l2", "sqeuclidean")
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -174,14 +177,17 @@ def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None):
     Xq, X = xp.ascontiguousarray(Xq), xp.ascontiguousarray(X)  # no copy when they are (the estimator's are)
     q, n = Xq.shape[0], X.shape[0]
     dtype = Xq.dtype
-    p = plan(q, n, X.shape[1], k, dtype, metric, limit, xp is np)
+    # float32 L2 keeps one neighbour more, for its near-ties to be measured again in float64 (near_ties.py)
+    refining = near_ties.wanted(metric, dtype)
+    kept = min(k + 1, n) if refining else k
+    p = plan(q, n, X.shape[1], kept, dtype, metric, limit, xp is np)
     out_d, out_i = xp.empty((q, k), dtype), xp.empty((q, k), np.int64)
     if metric != "l1":
         x_sq = (X * X).sum(axis=1) if x_sq is None else x_sq
         product = xp.empty(p.queries * p.rows, dtype)
     for q0 in range(0, q, p.queries):
         A = Xq[q0:q0 + p.queries]
-        best = Best(xp, p.parts, A.shape[0], k, knn_l1.key_dtype(A) if metric == "l1" else dtype)
+        best = Best(xp, p.parts, A.shape[0], kept, knn_l1.key_dtype(A) if metric == "l1" else dtype)
         a_sq = (A * A).sum(axis=1) if metric != "l1" else None
         for n0 in range(0, n, p.rows):
             B = X[n0:n0 + p.rows]
@@ -192,7 +198,10 @@ def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None):
                 G = product[:A.shape[0] * B.shape[0]].reshape(A.shape[0], B.shape[0])
                 ops.matmul(A, B.T, out=G)
                 knn_l2.l2_select(G, a_sq, x_sq[n0:n0 + p.rows], n0, metric == "l2", best, last)
-        out_d[q0:q0 + p.queries], out_i[q0:q0 + p.queries] = best.result()
+        d, i = best.result()
+        if refining:
+            d, i = near_ties.refine(A, d, i, X.__getitem__, metric == "l2", k)
+        out_d[q0:q0 + p.queries], out_i[q0:q0 + p.queries] = d, i
     return out_d, out_i
 
 

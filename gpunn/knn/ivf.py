@@ -4,7 +4,8 @@ Building (:meth:`IVFIndex.fit`): k-means (:mod:`gpunn.knn.kmeans`) places ``n_li
 row joins the list of its nearest centroid, and the rows are stored list after list, contiguously
 (CPU: packed in panels for kernels/knn_ivf.py). Searching (:meth:`IVFIndex.search`): each query finds
 its ``n_probe`` nearest centroids by exact search, then its k best among the rows of those lists
-(kernels/knn_ivf.py), sorted by (distance, row), ties by the lower row as in exact search.
+(kernels/knn_ivf.py), sorted by (distance, row), ties by the lower row as in exact search; float32 L2
+keeps one more and measures its near-ties again in float64 as exact search does (:mod:`gpunn.knn.near_ties`).
 
 ``n_probe`` is a minimum: a query whose ``n_probe`` nearest lists hold fewer than k rows goes on to the
 next-nearest lists until they hold k (:func:`probe_lists`), so every valid query (k no more than the
@@ -25,7 +26,7 @@ import numpy as np
 from ..devices import array_module, device_of, on_device, to_numpy
 from ..kernels import knn_ivf
 from ..validation import check_choice, check_finite, check_int
-from . import exact
+from . import exact, near_ties
 from .kmeans import MAX_POINTS_PER_CLUSTER, N_ITER, assign, kmeans
 
 
@@ -91,6 +92,8 @@ class IVFIndex:
         Rows per list, on the host.
     n_rows_ : int
         Rows indexed.
+    positions_ : array (n_rows_,) int64 or None
+        Where each row sits in the lists (float32 L2: its near-ties are measured again from there).
 
     Examples
     --------
@@ -153,7 +156,9 @@ class IVFIndex:
                 raise ValueError(f"centroids must be (n_lists, {X.shape[1]}) {X.dtype} on {device_of(X)}, got "
                                  f"{centroids.dtype} {tuple(centroids.shape)} on {device_of(centroids)}")
         lists, sizes = build_lists(X, centroids, self.metric, limit)
+        positions = knn_ivf.row_positions(lists, n) if near_ties.wanted(self.metric, X.dtype) else None
         self.lists_, self.centroids_, self.list_sizes_, self.n_rows_ = lists, centroids, sizes, n
+        self.positions_ = positions
         return self
 
     @property
@@ -204,8 +209,14 @@ class IVFIndex:
         if k > self.n_rows_:
             raise ValueError(f"k={k} is more than the {self.n_rows_} rows indexed")
         check_queries(Xq, self.centroids_)
-        probes = self.probes(Xq, n_probe, k, limit)
-        return scan_blocks(Xq, self.lists_, probes, k, self.metric, limit)
+        refining = near_ties.wanted(self.metric, Xq.dtype)
+        kept = min(k + 1, self.n_rows_) if refining else k  # one more, for near-ties (gpunn.knn.near_ties)
+        probes = self.probes(Xq, n_probe, kept, limit)
+        d, i = scan_blocks(Xq, self.lists_, probes, kept, self.metric, limit)
+        if refining:
+            d, i = near_ties.refine(Xq, d, i, lambda ids: knn_ivf.gather_rows(self.lists_, self.positions_, ids),
+                                    self.metric == "l2", k)
+        return d, i
 
 
 def check_queries(Xq, centroids) -> None:
