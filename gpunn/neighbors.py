@@ -91,7 +91,7 @@ class KNeighborsClassifier(DeviceClassifier):
     (``device`` is resolved on the worker: its GPU under dask-cuda) within ``memory_limit``, and the answers
     merge exactly, in one process's order; results come back as NumPy arrays. With ``algorithm="ivf"``
     k-means trains on a sample of the rows and each worker keeps the lists of its own rows
-    (:class:`gpunn.distributed.dask_ivf.DaskIVFIndex`): the answers equal one process's IVF index.
+    (``gpunn.distributed.dask_ivf.DaskIVFIndex``): the answers equal one process's IVF index.
 
     ``algorithm``, ``n_lists``, ``target_recall`` and ``random_state`` take effect at ``fit``; ``k`` and an
     integer ``n_probe`` at each query.
