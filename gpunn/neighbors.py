@@ -25,6 +25,7 @@ from .devices import Device, on_device
 from .knn import recall as knn_recall
 from .knn.auto_probe import N_QUERIES, check_target, held_out, tune_n_probe
 from .knn.exact import METRICS, PRECISIONS, kneighbors as kneighbors_of, pairwise_distances, parse_memory  # noqa: F401
+from .knn.exact import squared_norms
 from .knn.ivf import IVFIndex, default_n_lists
 from .knn.leave_one_out import drop_self
 from .validation import check_choice, check_int
@@ -164,7 +165,7 @@ class KNeighborsClassifier(DeviceClassifier):
             raise ValueError(f"k={self.k} is more than the number of training rows, n_samples={X.shape[0]}")
         X_dev = dev.xp.ascontiguousarray(dev.asarray(X))
         rows = self._held_out(X.shape[0])
-        x_sq = (X_dev * X_dev).sum(axis=1) if self.metric != "l1" else None
+        x_sq = squared_norms(X_dev) if self.metric != "l1" else None
         index = IVFIndex(self._n_lists(X.shape[0]), self.metric, self.random_state, limit).fit(X_dev) \
             if self.algorithm == "ivf" else None
         choice = None

@@ -43,6 +43,14 @@ def reference(G, a_sq, b_sq, take_sqrt: bool):
     return array_module(G).sqrt(d) if take_sqrt else d
 
 
+def squared_norms(A):
+    """(N,) squared row norms of A (N, D), in A's dtype: every L2 search's ||a||^2 and ||b||^2 come from here.
+
+    On NumPy ``einsum`` sums each row's products without the (N, D) temporary of ``(A * A).sum(axis=1)``.
+    """
+    return np.einsum("ij,ij->i", A, A) if array_module(A) is np else (A * A).sum(axis=1)
+
+
 def floor_ulps(dtype) -> np.generic:
     """L2_FLOOR_ULPS * eps in ``dtype``: the kernels' rounding floor, relative to a_sq + b_sq."""
     return np.dtype(dtype).type(L2_FLOOR_ULPS * np.finfo(dtype).eps)

@@ -88,7 +88,7 @@ def _chunk_best(queries, rows, k: int, metric: str, limit: int, device: str, dty
     dev = make_device(device)
     with dev:  # the worker's GPU is current while its chunk is searched
         A, B = dev.asarray(queries, dtype=dtype), dev.asarray(rows, dtype=dtype)
-        x_sq = None if metric == "l1" else (B * B).sum(axis=1)
+        x_sq = None if metric == "l1" else exact.squared_norms(B)
         limit = min(limit, dev.free_memory() // 2)
         d, i = exact.kneighbors(A, B, min(k, B.shape[0]), metric, limit, x_sq)
         return to_numpy(d), to_numpy(i) + offset

@@ -99,7 +99,7 @@ def tune_n_probe(index, queries, self_rows, truth, truth_vectors, k: int, target
     n_lists = index.n_lists_
     truth = to_numpy(truth)
     truth_lists = to_numpy(assign(xp.ascontiguousarray(truth_vectors), centroids, index.metric, limit))
-    ranking = to_numpy(exact.kneighbors(xp.asarray(queries), centroids, n_lists, index.metric, limit)[1])
+    ranking = to_numpy(exact.kneighbors(xp.asarray(queries), centroids, n_lists, index.metric, limit, refine=False)[1])
     curve = predicted_recall(ranking, truth_lists.reshape(truth.shape))
     measured = {}
 

@@ -31,6 +31,7 @@ from .. import ops
 from ..devices import PRECISIONS, array_module, device_of, on_device
 from ..devices import device as make_device
 from ..kernels import knn_l1, knn_l2
+from ..kernels.knn_l2 import squared_norms
 from ..kernels.topk import Best
 from ..validation import check_array, check_choice, check_finite
 from . import near_ties
@@ -67,6 +68,7 @@ def parse_memory(limit) -> int:
 # --------------------------------------------------------------------------- distance matrices
 
 
+
 def _matrix(X, name: str, dev, dtype):
     """X as a finite, C-contiguous (N, D) float matrix on ``dev``."""
     X = check_array(name, X)
@@ -81,8 +83,8 @@ def distances(A, B, metric: str, b_sq=None):
     """The (len(A), len(B)) distance matrix of two C-contiguous matrices on one device. ``b_sq``: B's squared norms."""
     if metric == "l1":
         return knn_l1.l1_distances(A, B)
-    a_sq = (A * A).sum(axis=1)
-    b_sq = (B * B).sum(axis=1) if b_sq is None else b_sq
+    a_sq = squared_norms(A)
+    b_sq = squared_norms(B) if b_sq is None else b_sq
     return knn_l2.l2_distances(ops.matmul(A, B.T), a_sq, b_sq, metric == "l2")
 
 
@@ -167,28 +169,30 @@ def plan(q: int, n: int, d: int, k: int, dtype, metric: str, limit: int, on_cpu:
 
 
 @on_device(lambda Xq, *rest: device_of(Xq))
-def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None):
+def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None, refine: bool = True):
     """(distances, indices) of the k nearest rows of X (N, D) for each row of Xq (Q, D), each (Q, k), on their device.
 
     Float matrices of one dtype on one device, finite, k <= N (C-contiguous, or they are copied).
-    ``x_sq``: the squared row norms of X (L2), when known. Sorted by (distance, index).
+    ``x_sq``: the squared row norms of X (L2), when known. Sorted by (distance, index). ``refine``: float32 L2
+    measures its near-ties again in float64 (:mod:`gpunn.knn.near_ties`); False where only the product
+    form's own order matters (ranking an IVF index's lists, k-means' assignments), which is faster.
     """
     xp = array_module(Xq)
     Xq, X = xp.ascontiguousarray(Xq), xp.ascontiguousarray(X)  # no copy when they are (the estimator's are)
     q, n = Xq.shape[0], X.shape[0]
     dtype = Xq.dtype
     # float32 L2 keeps one neighbour more, for its near-ties to be measured again in float64 (near_ties.py)
-    refining = near_ties.wanted(metric, dtype)
+    refining = refine and near_ties.wanted(metric, dtype)
     kept = min(k + 1, n) if refining else k
     p = plan(q, n, X.shape[1], kept, dtype, metric, limit, xp is np)
     out_d, out_i = xp.empty((q, k), dtype), xp.empty((q, k), np.int64)
     if metric != "l1":
-        x_sq = (X * X).sum(axis=1) if x_sq is None else x_sq
+        x_sq = squared_norms(X) if x_sq is None else x_sq
         product = xp.empty(p.queries * p.rows, dtype)
     for q0 in range(0, q, p.queries):
         A = Xq[q0:q0 + p.queries]
         best = Best(xp, p.parts, A.shape[0], kept, knn_l1.key_dtype(A) if metric == "l1" else dtype)
-        a_sq = (A * A).sum(axis=1) if metric != "l1" else None
+        a_sq = squared_norms(A) if metric != "l1" else None
         for n0 in range(0, n, p.rows):
             B = X[n0:n0 + p.rows]
             last = n0 + p.rows >= n
@@ -200,7 +204,7 @@ def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None):
                 knn_l2.l2_select(G, a_sq, x_sq[n0:n0 + p.rows], n0, metric == "l2", best, last)
         d, i = best.result()
         if refining:
-            d, i = near_ties.refine(A, d, i, X.__getitem__, metric == "l2", k)
+            d, i = near_ties.refine(A, d, i, X.__getitem__, metric == "l2", k, a_sq)
         out_d[q0:q0 + p.queries], out_i[q0:q0 + p.queries] = d, i
     return out_d, out_i
 

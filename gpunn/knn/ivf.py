@@ -51,13 +51,13 @@ def probe_lists(Xq, centroids, list_sizes, n_probe: int, k: int, metric: str, li
     whose n_probe lists hold fewer than k rows are ranked against every centroid.
     """
     xp = array_module(Xq)
-    probes = exact.kneighbors(Xq, centroids, n_probe, metric, limit)[1]
+    probes = exact.kneighbors(Xq, centroids, n_probe, metric, limit, refine=False)[1]
     held = list_sizes[to_numpy(probes)].sum(axis=1)
     short = np.flatnonzero(held < k)
     if len(short) == 0:
         return probes
     ranked = to_numpy(exact.kneighbors(xp.ascontiguousarray(Xq[xp.asarray(short)]), centroids, centroids.shape[0],
-                                       metric, limit)[1])
+                                       metric, limit, refine=False)[1])
     need = (np.cumsum(list_sizes[ranked], axis=1) < k).sum(axis=1) + 1  # lists until k rows are held
     out = np.full((Xq.shape[0], max(n_probe, int(need.max()))), -1, np.int64)
     out[:, :n_probe] = to_numpy(probes)
@@ -242,7 +242,7 @@ def build_lists(X, centroids, metric: str, limit: int, ids=None):
     sizes = to_numpy(xp.bincount(labels, minlength=n_lists)).astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     rows = xp.ascontiguousarray(X[order])
-    row_sq = (rows * rows).sum(axis=1) if metric != "l1" else None
+    row_sq = exact.squared_norms(rows) if metric != "l1" else None
     ids = order.astype(np.int64) if ids is None else xp.asarray(ids)[order]
     if xp is np:
         return knn_ivf.pack_lists(rows, row_sq, ids, starts), sizes
@@ -260,7 +260,7 @@ def scan_blocks(Xq, lists, probes, k: int, metric: str, limit: int):
     out_d, out_i = xp.empty((q, k), Xq.dtype), xp.empty((q, k), np.int64)
     for q0 in range(0, q, block):
         A = Xq[q0:q0 + block]
-        a_sq = (A * A).sum(axis=1) if metric != "l1" else None
+        a_sq = exact.squared_norms(A) if metric != "l1" else None
         out_d[q0:q0 + block], out_i[q0:q0 + block] = knn_ivf.scan(A, a_sq, lists, probes[q0:q0 + block], k, metric)
     return out_d, out_i
 

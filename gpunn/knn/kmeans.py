@@ -24,7 +24,7 @@ def assign(X, centroids, metric: str, limit: int):
     """(N,) int64: the nearest centroid of each row of X (ties to the lower centroid), on X's device."""
     xp = array_module(X)
     if xp is np:
-        return exact.kneighbors(X, centroids, 1, metric, limit)[1][:, 0]
+        return exact.kneighbors(X, centroids, 1, metric, limit, refine=False)[1][:, 0]
     # CUDA: an argmin over each block of distances (a reduction; its first minimum is the lower centroid).
     # The selection kernel would give each row a block of threads to keep a list of one.
     rows = max(1, limit // max(1, 2 * centroids.shape[0] * X.itemsize))

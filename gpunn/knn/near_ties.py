@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..devices import array_module
-from ..kernels.knn_l2 import floor_ulps
+from ..kernels.knn_l2 import floor_ulps, squared_norms
 
 ENTRY_BYTES = 64 << 20  # the float64 differences measured at once, at most
 
@@ -26,7 +26,7 @@ def wanted(metric: str, dtype) -> bool:
     return metric != "l1" and np.dtype(dtype) == np.float32
 
 
-def refine(A, d, i, rows, take_sqrt: bool, k: int):
+def refine(A, d, i, rows, take_sqrt: bool, k: int, a_sq=None):
     """(distances, indices), each (Q, k): the (Q, k') answer of an L2 search (k' = k + 1, or k where N = k) with its
     near-ties measured again in float64 and put in order.
 
@@ -41,6 +41,8 @@ def refine(A, d, i, rows, take_sqrt: bool, k: int):
     take_sqrt : bool
         L2 (True) or squared L2 (False).
     k : int
+    a_sq : array (Q,) or None, default None
+        The queries' squared norms, where the search has them.
 
     Returns
     -------
@@ -48,7 +50,7 @@ def refine(A, d, i, rows, take_sqrt: bool, k: int):
     """
     xp = array_module(d)
     sq, norm = (d * d, d) if take_sqrt else (d, xp.sqrt(d))
-    a_sq = (A * A).sum(axis=1)
+    a_sq = squared_norms(A) if a_sq is None else a_sq
     bound = floor_ulps(d.dtype) * (a_sq[:, None] + (xp.sqrt(a_sq)[:, None] + norm) ** 2)  # ||b|| <= ||a|| + d
     near_pair = (sq[:, 1:] - sq[:, :-1]) <= xp.maximum(bound[:, 1:], bound[:, :-1])
     near = xp.zeros(d.shape, bool)
