@@ -3,11 +3,12 @@
 The index (gpunn/knn/ivf.py) keeps its rows list by list. :func:`reference` is the definition: for each
 query, the distances to the rows of its probed lists, and the k smallest by (distance, row id).
 
-CPU: list-major. The lists are shared out between tasks by their work (rows x probing queries); a task
-takes each of its lists in turn with the queries that probe it, four at a time, over the list's rows
-packed in panels (kernels/knn_l1.py's layout, each list padded to whole register blocks), and pushes the
-distances that beat a heap's worst into that task's heap for the query (kernels/topk.py); the tasks'
-heaps are merged at the end. L2 is the dot-product form of kernels/knn_l2.py (||a||^2 + ||b||^2 - 2 a.b
+CPU: list-major. The probing queries are sorted by list (a counting sort), and the lists shared out
+between tasks by their work (rows x probing queries); a task takes each of its lists in turn with the
+queries that probe it, four at a time, over the list's rows packed in panels (kernels/knn_l1.py's
+layout, each list padded to whole register blocks), and pushes the distances that beat a heap's worst
+into the heap of that (task, query) pair (kernels/topk.py): a query whose lists fell to one task (every
+query at n_probe = 1) has one heap and needs no merge; the others' heaps are merged at the end. L2 is the dot-product form of kernels/knn_l2.py (||a||^2 + ||b||^2 - 2 a.b
 with the same rounding floor), its dot products in 4 x 2 register blocks of fused multiply-adds; L1 is
 kernels/knn_l1.py's register block. Row ids do not come in increasing order here, so a distance equal to
 a heap's worst is tested exactly (it enters when its row id is lower).
@@ -31,12 +32,12 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from . import blas_pool
 from .arrays import array_module, device_of
 from .knn_l1 import PANELS, QUERIES
+from . import knn_l1
 from .knn_l1 import block as l1_block
-from .knn_l1 import key_dtype
 from .launch import clamped_grid as grid
 from .launch import run_cuda
 from .simd import lanes, vabove, vadd, vbroadcast, vfma, vlane, vload, vmask_le, vmul, vsplat, vsub, vzeros
-from .topk import NO_INDEX, Best, push, select_cuda
+from .topk import NO_INDEX, Best, push, select_cuda, sort_heap
 
 L2_FLOOR_ULPS = 16  # as kernels/knn_l2.py
 
@@ -93,12 +94,15 @@ def _dot_block(a0, a1, a2, a3, d, pa, pb, L):
 
 
 @numba.njit(inline="always")
-def _take(v, at, ids, kb, rb, ib, take_sqrt):
+def _take(v, at, ids, kb, rb, ib, take_sqrt, bound, i):
     """Push the lanes of v (raw distances of packed rows at .. at + lanes - 1) that may beat the heap's worst.
 
-    L1's v holds float64 totals (kernels/knn_l1.py's block), its heaps float64 keys.
+    ``bound[i]``: the least raw worst of query i's full heaps so far (its other tasks'): a row above it has k
+    better rows elsewhere. L1's v holds float64 totals (kernels/knn_l1.py's block), its heaps float64 keys.
     """
-    mask = vmask_le(v, rb[0])  # <=: row ids are not in increasing order here, push decides a tie
+    mask = vmask_le(v, min(rb[0], bound[i]))  # <=: row ids are not in increasing order here, push decides a tie
+    if mask == 0:
+        return
     while mask:
         lane = trailing_zeros(mask)
         mask &= mask - 1
@@ -106,17 +110,21 @@ def _take(v, at, ids, kb, rb, ib, take_sqrt):
         if j != NO_INDEX:
             r = vlane(v, lane)
             push(kb, rb, ib, np.sqrt(r) if take_sqrt else r, r, j)
+    if ib[0] != NO_INDEX and rb[0] < bound[i]:  # full: its worst bounds the query's k-th (a stale read only loosens)
+        bound[i] = rb[0]
 
 
 @numba.njit(parallel=True, cache=True)
-def scan_cpu(A, a_sq, P, p_sq, ids, panel_starts, query_starts, queries, task_starts, metric, floor, keys, raws,
-             idx):
-    """Push each probing query's distances to the rows of each list into the heaps keys/raws/idx (tasks, Q, k).
+def scan_cpu(A, a_sq, P, p_sq, ids, panel_starts, query_starts, queries, slots, task_starts, metric, floor, keys,
+             raws, idx, bound):
+    """Push each probing query's distances to the rows of each list into its heap slot's keys/raws/idx (slots, k).
 
     P (panels, D L): the lists' rows packed, list c in panels panel_starts[c] .. panel_starts[c + 1];
     p_sq and ids: each packed row's squared norm and row id (NO_INDEX for padding). The queries that
-    probe list c are queries[query_starts[c]:query_starts[c + 1]]. Task t scans lists task_starts[t] ..
-    task_starts[t + 1] - 1 into heap part t. ``metric``: 0 L1, 1 L2, 2 squared L2.
+    probe list c are queries[query_starts[c]:query_starts[c + 1]], and slots[j] is the heap of the pair
+    queries[j]: one per (task, query), so that no two tasks share a heap. Task t scans lists
+    task_starts[t] .. task_starts[t + 1] - 1. ``metric``: 0 L1, 1 L2, 2 squared L2. ``bound`` (Q,): each
+    query's least full-heap worst (raw), shared by the tasks as a filter (inf to start).
     """
     d = A.shape[1]
     L = lanes(A)
@@ -124,34 +132,110 @@ def scan_cpu(A, a_sq, P, p_sq, ids, panel_starts, query_starts, queries, task_st
     vfloor = vsplat(lanes_like, floor)
     take_sqrt = metric == 1
     for t in prange(task_starts.shape[0] - 1):
-        kt, rt, it = keys[t], raws[t], idx[t]
         chosen = np.empty(QUERIES, np.int64)
+        heap = np.empty(QUERIES, np.int64)
         for c in range(task_starts[t], task_starts[t + 1]):
             q0, q1 = query_starts[c], query_starts[c + 1]
             for g in range(q0, q1, QUERIES):
                 count = min(QUERIES, q1 - g)
                 for r in range(QUERIES):
                     chosen[r] = queries[g + min(r, count - 1)]
+                    heap[r] = slots[g + min(r, count - 1)]
                 for pn in range(panel_starts[c], panel_starts[c + 1], PANELS):
                     at = pn * L
                     a0, a1, a2, a3 = A[chosen[0]], A[chosen[1]], A[chosen[2]], A[chosen[3]]
                     if metric == 0:
                         s = l1_block(a0, a1, a2, a3, d, P[pn], P[pn + 1], L)
                         for r in range(count):
-                            i = chosen[r]
-                            _take(s[2 * r], at, ids, kt[i], rt[i], it[i], False)
-                            _take(s[2 * r + 1], at + L, ids, kt[i], rt[i], it[i], False)
+                            h = heap[r]
+                            _take(s[2 * r], at, ids, keys[h], raws[h], idx[h], False, bound, chosen[r])
+                            _take(s[2 * r + 1], at + L, ids, keys[h], raws[h], idx[h], False, bound, chosen[r])
                     else:
                         s = _dot_block(a0, a1, a2, a3, d, P[pn], P[pn + 1], L)
                         sq0, sq1 = vload(p_sq, at), vload(p_sq, at + L)
                         for r in range(count):
-                            i = chosen[r]
-                            vq = vsplat(lanes_like, a_sq[i])
+                            h = heap[r]
+                            vq = vsplat(lanes_like, a_sq[chosen[r]])
                             t0, t1 = vadd(vq, sq0), vadd(vq, sq1)
                             d0 = vabove(vsub(t0, vadd(s[2 * r], s[2 * r])), vmul(t0, vfloor))
                             d1 = vabove(vsub(t1, vadd(s[2 * r + 1], s[2 * r + 1])), vmul(t1, vfloor))
-                            _take(d0, at, ids, kt[i], rt[i], it[i], take_sqrt)
-                            _take(d1, at + L, ids, kt[i], rt[i], it[i], take_sqrt)
+                            _take(d0, at, ids, keys[h], raws[h], idx[h], take_sqrt, bound, chosen[r])
+                            _take(d1, at + L, ids, keys[h], raws[h], idx[h], take_sqrt, bound, chosen[r])
+
+
+@numba.njit(cache=True)
+def by_list(probes, n_lists):
+    """(queries, query_starts): the probing queries list by list (a counting sort of probes (Q, width), -1 skipped),
+    each list's in increasing order, list c's at queries[query_starts[c]:query_starts[c + 1]]."""
+    q, width = probes.shape
+    query_starts = np.zeros(n_lists + 1, np.int64)
+    for i in range(q):
+        for p in range(width):
+            if probes[i, p] >= 0:
+                query_starts[probes[i, p] + 1] += 1
+    for c in range(n_lists):
+        query_starts[c + 1] += query_starts[c]
+    fill = query_starts[:-1].copy()
+    queries = np.empty(query_starts[n_lists], np.int64)
+    for i in range(q):
+        for p in range(width):
+            c = probes[i, p]
+            if c >= 0:
+                queries[fill[c]] = i
+                fill[c] += 1
+    return queries, query_starts
+
+
+@numba.njit(cache=True)
+def heap_slots(queries, query_starts, task_starts, n_queries):
+    """(slots, slot_starts, slot_heaps): a heap per (task, query) pair that occurs.
+
+    slots[j]: the heap of the probing pair queries[j]; query i's heaps are slot_heaps[slot_starts[i]:
+    slot_starts[i + 1]] (a query probing lists of one task has one heap, and needs no merge).
+    """
+    seen = np.full(n_queries, -1, np.int64)
+    here = np.empty(n_queries, np.int64)
+    owner = np.empty(queries.shape[0], np.int64)
+    slots = np.empty(queries.shape[0], np.int64)
+    n = 0
+    for t in range(task_starts.shape[0] - 1):
+        for j in range(query_starts[task_starts[t]], query_starts[task_starts[t + 1]]):
+            i = queries[j]
+            if seen[i] != t:
+                seen[i] = t
+                here[i] = n
+                owner[n] = i
+                n += 1
+            slots[j] = here[i]
+    slot_starts = np.zeros(n_queries + 1, np.int64)
+    for s in range(n):
+        slot_starts[owner[s] + 1] += 1
+    for i in range(n_queries):
+        slot_starts[i + 1] += slot_starts[i]
+    fill = slot_starts[:-1].copy()
+    slot_heaps = np.empty(n, np.int64)
+    for s in range(n):
+        slot_heaps[fill[owner[s]]] = s
+        fill[owner[s]] += 1
+    return slots, slot_starts, slot_heaps
+
+
+@numba.njit(parallel=True, cache=True)
+def merge_slots(keys, raws, idx, slot_starts, slot_heaps, out_keys, out_idx):
+    """out (Q, k): each query's heaps merged and sorted by (key, row id); (inf, NO_INDEX) for a query with none."""
+    for i in prange(out_keys.shape[0]):
+        s0, s1 = slot_starts[i], slot_starts[i + 1]
+        if s0 == s1:
+            continue
+        h = slot_heaps[s0]
+        kb, rb, ib = keys[h], raws[h], idx[h]
+        for s in range(s0 + 1, s1):
+            o = slot_heaps[s]
+            for e in range(kb.shape[0]):
+                push(kb, rb, ib, keys[o, e], raws[o, e], idx[o, e])
+        sort_heap(kb, rb, ib)
+        out_keys[i] = kb
+        out_idx[i] = ib
 
 
 def pack_lists(rows, row_sq, ids, starts):
@@ -221,21 +305,24 @@ def _tasks(work, tasks: int):
 def _scan_cpu(A, a_sq, lists, probes, k: int, metric: str):
     P, p_sq, p_ids, panel_starts = lists
     n_lists = panel_starts.shape[0] - 1
-    flat = probes.reshape(-1)
-    order = np.argsort(flat, kind="stable")
-    order = order[np.searchsorted(flat[order], 0):]  # -1: no list (a query that probes fewer than the widest)
-    queries = (order // probes.shape[1]).astype(np.int64)  # the probing queries, list by list
-    query_starts = np.searchsorted(flat[order], np.arange(n_lists + 1)).astype(np.int64)
+    queries, query_starts = by_list(probes, n_lists)
     work = np.diff(query_starts) * np.diff(panel_starts)
     task_starts = _tasks(work, TASKS_PER_THREAD * numba.get_num_threads())
-    best = Best(np, task_starts.shape[0] - 1, A.shape[0], k, key_dtype(A) if metric == "l1" else A.dtype)
+    slots, slot_starts, slot_heaps = heap_slots(queries, query_starts, task_starts, A.shape[0])
+    key_dtype = knn_l1.key_dtype(A) if metric == "l1" else A.dtype
+    best = Best(np, 1, slot_heaps.shape[0], k, key_dtype)
+    keys, raws, idx = best.keys[0], best.raws[0], best.idx[0]
     floor = A.dtype.type(L2_FLOOR_ULPS * np.finfo(A.dtype).eps)
     a_sq = a_sq if a_sq is not None else np.zeros(A.shape[0], A.dtype)
+    bound = np.full(A.shape[0], np.inf, key_dtype)
     with numba.parallel_chunksize(1):  # tasks handed out as threads free up
-        scan_cpu(A, a_sq, P, p_sq, p_ids, panel_starts, query_starts, queries, task_starts, METRIC_CODES[metric],
-                 floor, best.keys, best.raws, best.idx)
+        scan_cpu(A, a_sq, P, p_sq, p_ids, panel_starts, query_starts, queries, slots, task_starts,
+                 METRIC_CODES[metric], floor, keys, raws, idx, bound)
+    out_keys = np.full((A.shape[0], k), np.inf, key_dtype)
+    out_idx = np.full((A.shape[0], k), NO_INDEX, np.int64)
+    merge_slots(keys, raws, idx, slot_starts, slot_heaps, out_keys, out_idx)
     blas_pool.parallel_kernel_ran()
-    return best.result()
+    return out_keys, out_idx
 
 
 # --------------------------------------------------------------------------- CUDA

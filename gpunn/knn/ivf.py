@@ -268,10 +268,11 @@ def scan_blocks(Xq, lists, probes, k: int, metric: str, limit: int):
 def _query_block(Xq, lists, q: int, k: int, width: int, limit: int) -> int:
     """Queries per scan within memory_limit: CPU, the tasks' heaps; CUDA, the candidate block and its lists."""
     size = Xq.dtype.itemsize
-    if device_of(Xq).type == "cpu":
+    if device_of(Xq).type == "cpu":  # a heap per (task, query) pair, at most one per probed list; the output
         import numba
 
-        per_query = knn_ivf.TASKS_PER_THREAD * numba.get_num_threads() * k * (2 * size + 8)
+        heaps = min(knn_ivf.TASKS_PER_THREAD * numba.get_num_threads(), width)
+        per_query = (heaps + 1) * k * (2 * 8 + 8)
     else:
         per_query = width * lists[4] * (size + 8) + k * (size + 8)
     return max(1, min(q, limit * 3 // 4 // max(1, per_query)))
