@@ -140,6 +140,118 @@ def finish_cpu(keys, raws, idx):
         sort_heap(kb, rb, ib)
 
 
+# --------------------------------------------------------------------------- CPU: a buffer per query (large k)
+
+
+class Buffers:
+    """Each query's candidates so far, on the CPU, kept in buffers rather than heaps: for large k a candidate is
+    appended (a few nanoseconds) instead of sifted through a heap of k (log k moves of three arrays).
+
+    ``keys``/``raws``/``idx`` (parts, Q, capacity), ``fill`` (parts, Q) entries held, ``limit`` (parts, Q) the
+    largest raw value among the k best at the last compaction (inf until k are held): a candidate above it
+    has k better in the buffer. A full buffer is compacted to its k best by (key, index) (a quickselect,
+    :func:`compact`), which also sets ``limit``. :meth:`result` merges the parts, compacts and sorts.
+    """
+
+    def __init__(self, parts: int, queries: int, k: int, dtype):
+        capacity = 2 * k + 8  # compactions every k + 8 candidates or more: linear in k, so O(1) per candidate
+        self.keys = np.full((parts, queries, capacity), np.inf, dtype)
+        self.raws = np.full((parts, queries, capacity), np.inf, dtype)
+        self.idx = np.full((parts, queries, capacity), NO_INDEX, np.int64)
+        self.fill = np.zeros((parts, queries), np.int64)
+        self.limit = np.full((parts, queries), np.inf, dtype)
+        self.k = k
+
+    def result(self):
+        """(distances, indices), each (Q, k), sorted by (distance, index)."""
+        q = self.keys.shape[1]
+        out_keys = np.full((q, self.k), np.inf, self.keys.dtype)
+        out_idx = np.full((q, self.k), NO_INDEX, np.int64)
+        finish_buffers(self.keys, self.raws, self.idx, self.fill, self.k, out_keys, out_idx)
+        return out_keys, out_idx
+
+
+@numba.njit(inline="always")
+def _swap(keys, raws, idx, a, b):
+    keys[a], keys[b] = keys[b], keys[a]
+    raws[a], raws[b] = raws[b], raws[a]
+    idx[a], idx[b] = idx[b], idx[a]
+
+
+@numba.njit(cache=True)
+def compact(keys, raws, idx, n, k):
+    """Move the k best of the n entries (1-D views) by (key, index) to the front (a quickselect); returns the
+    largest raw value among them (with n <= k, all n stay and inf is returned: no limit yet)."""
+    if n <= k:
+        return np.inf
+    lo, hi, target = 0, n - 1, k - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1  # median of three as the pivot: sorted order or not, no quadratic case
+        if before(keys[mid], idx[mid], keys[lo], idx[lo]):
+            _swap(keys, raws, idx, mid, lo)
+        if before(keys[hi], idx[hi], keys[lo], idx[lo]):
+            _swap(keys, raws, idx, hi, lo)
+        if before(keys[hi], idx[hi], keys[mid], idx[mid]):
+            _swap(keys, raws, idx, hi, mid)
+        pk, pi = keys[mid], idx[mid]
+        i, j = lo, hi
+        while i <= j:
+            while before(keys[i], idx[i], pk, pi):
+                i += 1
+            while before(pk, pi, keys[j], idx[j]):
+                j -= 1
+            if i <= j:
+                _swap(keys, raws, idx, i, j)
+                i += 1
+                j -= 1
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:
+            break
+    worst = raws[0]
+    for e in range(1, k):
+        worst = max(worst, raws[e])
+    return worst
+
+
+@numba.njit(inline="always")
+def offer(keys, raws, idx, n, k, key, raw, j):
+    """Append (key, raw, j) at n of a buffer (1-D views); returns (entries held, limit or -1 when unchanged)."""
+    keys[n] = key
+    raws[n] = raw
+    idx[n] = j
+    n += 1
+    if n == keys.shape[0]:
+        return k, compact(keys, raws, idx, n, k)
+    return n, -1.0
+
+
+@numba.njit(parallel=True, cache=True)
+def finish_buffers(keys, raws, idx, fill, k, out_keys, out_idx):
+    """out (Q, k): each query's buffers (parts, Q, capacity) merged, compacted to k and sorted by (key, index)."""
+    parts = keys.shape[0]
+    for i in prange(keys.shape[1]):
+        kb, rb, ib = keys[0, i], raws[0, i], idx[0, i]
+        n = fill[0, i]
+        for p in range(1, parts):
+            for e in range(fill[p, i]):
+                n = offer(kb, rb, ib, n, k, keys[p, i, e], raws[p, i, e], idx[p, i, e])[0]
+        if n > k:
+            compact(kb, rb, ib, n, k)
+            n = k
+        for e in range(1, n):  # insertion sort of the k best
+            key, raw, j = kb[e], rb[e], ib[e]
+            at = e
+            while at > 0 and before(key, j, kb[at - 1], ib[at - 1]):
+                kb[at], rb[at], ib[at] = kb[at - 1], rb[at - 1], ib[at - 1]
+                at -= 1
+            kb[at], rb[at], ib[at] = key, raw, j
+        out_keys[i, :n] = kb[:n]
+        out_idx[i, :n] = ib[:n]
+
+
 # --------------------------------------------------------------------------- CUDA: one thread block per query
 
 CUDA_MAX_K = 128  # neighbours the selection kernel keeps; more go to the sorting fallback

@@ -119,11 +119,12 @@ def kneighbors(X, offsets, queries, k: int, metric: str, limit: int, device: str
 
 
 def rows_of(X):
-    """``rows(ids)``: the rows of the dask array X numbered ``ids``, fetched from the workers (host NumPy)."""
+    """``rows(ids)`` for :func:`gpunn.knn.near_ties.refine`: the rows of the dask array X numbered ``ids``, each
+    fetched once from the workers (host NumPy), and where each id's row is among them."""
 
     def rows(ids):
         wanted, back = np.unique(to_numpy(ids), return_inverse=True)
-        return np.asarray(X[wanted].compute())[back]
+        return np.asarray(X[wanted].compute()), back.astype(np.int64)
 
     return rows
 

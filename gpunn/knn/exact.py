@@ -32,7 +32,7 @@ from ..devices import PRECISIONS, array_module, device_of, on_device
 from ..devices import device as make_device
 from ..kernels import knn_l1, knn_l2
 from ..kernels.knn_l2 import squared_norms
-from ..kernels.topk import Best
+from ..kernels.topk import Best, Buffers
 from ..validation import check_array, check_choice, check_finite
 from . import near_ties
 
@@ -126,7 +126,9 @@ def plan(q: int, n: int, d: int, k: int, dtype, metric: str, limit: int, on_cpu:
     """
     size = np.dtype(dtype).itemsize
     key = 8 if on_cpu and metric == "l1" else size  # CPU L1 keeps float64 keys (kernels/knn_l1.py)
-    entry = k * (2 * key + 8) if on_cpu else k * (size + 8)  # one query's k best: keys, raws (CPU), indices
+    # one query's k best: keys, raws (CPU), indices; CPU L2 buffers hold 2 k + 8 (kernels/topk.py's Buffers)
+    held = 2 * k + 8 if on_cpu and metric != "l1" else k
+    entry = held * (2 * key + 8) if on_cpu else k * (size + 8)
     threads = numba.get_num_threads() if on_cpu else 1
     packed_l1 = on_cpu and metric == "l1"
     if on_cpu:  # few rows (k-means' centroids): more queries per block, fewer blocks
@@ -191,7 +193,10 @@ def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None, refine: bool =
         product = xp.empty(p.queries * p.rows, dtype)
     for q0 in range(0, q, p.queries):
         A = Xq[q0:q0 + p.queries]
-        best = Best(xp, p.parts, A.shape[0], kept, knn_l1.key_dtype(A) if metric == "l1" else dtype)
+        if metric == "l1" or xp is not np:
+            best = Best(xp, p.parts, A.shape[0], kept, knn_l1.key_dtype(A) if metric == "l1" else dtype)
+        else:
+            best = Buffers(p.parts, A.shape[0], kept, dtype)
         a_sq = squared_norms(A) if metric != "l1" else None
         for n0 in range(0, n, p.rows):
             B = X[n0:n0 + p.rows]
@@ -204,7 +209,7 @@ def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None, refine: bool =
                 knn_l2.l2_select(G, a_sq, x_sq[n0:n0 + p.rows], n0, metric == "l2", best, last)
         d, i = best.result()
         if refining:
-            d, i = near_ties.refine(A, d, i, X.__getitem__, metric == "l2", k, a_sq)
+            d, i = near_ties.refine(A, d, i, lambda ids: (X, ids), metric == "l2", k, a_sq, x_sq[i])
         out_d[q0:q0 + p.queries], out_i[q0:q0 + p.queries] = d, i
     return out_d, out_i
 

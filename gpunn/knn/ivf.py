@@ -214,8 +214,10 @@ class IVFIndex:
         probes = self.probes(Xq, n_probe, kept, limit)
         d, i = scan_blocks(Xq, self.lists_, probes, kept, self.metric, limit)
         if refining:
-            d, i = near_ties.refine(Xq, d, i, lambda ids: knn_ivf.gather_rows(self.lists_, self.positions_, ids),
-                                    self.metric == "l2", k)
+            def rows(ids):
+                return knn_ivf.gather_rows(self.lists_, self.positions_, ids), array_module(ids).arange(ids.shape[0])
+
+            d, i = near_ties.refine(Xq, d, i, rows, self.metric == "l2", k)
         return d, i
 
 

@@ -16,17 +16,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..devices import array_module
-from ..kernels.knn_l2 import floor_ulps, squared_norms
-
-ENTRY_BYTES = 64 << 20  # the float64 differences measured at once, at most
-
+from ..kernels.knn_l2 import floor_ulps, pair_distances, squared_norms
 
 def wanted(metric: str, dtype) -> bool:
     """Whether a search of this metric and dtype keeps k + 1 neighbours and refines: float32 L2 and squared L2."""
     return metric != "l1" and np.dtype(dtype) == np.float32
 
 
-def refine(A, d, i, rows, take_sqrt: bool, k: int, a_sq=None):
+def refine(A, d, i, rows, take_sqrt: bool, k: int, a_sq=None, b_sq=None):
     """(distances, indices), each (Q, k): the (Q, k') answer of an L2 search (k' = k + 1, or k where N = k) with its
     near-ties measured again in float64 and put in order.
 
@@ -37,21 +34,26 @@ def refine(A, d, i, rows, take_sqrt: bool, k: int, a_sq=None):
     d, i : arrays (Q, k')
         The search's distances (square-rooted for L2) and rows, sorted by (distance, row).
     rows : callable
-        ``rows(ids)``: the searched rows (M, D) numbered ``ids`` (M,) int64, on A's device.
+        ``rows(ids)`` for ids (M,) int64: (R, at), a matrix R (., D) on A's device holding row ``ids[m]`` at
+        ``R[at[m]]`` (the searched matrix itself and the ids, or the rows gathered).
     take_sqrt : bool
         L2 (True) or squared L2 (False).
     k : int
     a_sq : array (Q,) or None, default None
         The queries' squared norms, where the search has them.
+    b_sq : array (Q, k') or None, default None
+        The neighbours' squared norms, where known: a tighter bound (else ||b|| <= ||a|| + d bounds it).
 
     Returns
     -------
     distances, indices : arrays (Q, k)
     """
     xp = array_module(d)
-    sq, norm = (d * d, d) if take_sqrt else (d, xp.sqrt(d))
+    sq = d * d if take_sqrt else d
     a_sq = squared_norms(A) if a_sq is None else a_sq
-    bound = floor_ulps(d.dtype) * (a_sq[:, None] + (xp.sqrt(a_sq)[:, None] + norm) ** 2)  # ||b|| <= ||a|| + d
+    if b_sq is None:
+        b_sq = (xp.sqrt(a_sq)[:, None] + (d if take_sqrt else xp.sqrt(d))) ** 2
+    bound = floor_ulps(d.dtype) * (a_sq[:, None] + b_sq)
     near_pair = (sq[:, 1:] - sq[:, :-1]) <= xp.maximum(bound[:, 1:], bound[:, :-1])
     near = xp.zeros(d.shape, bool)
     near[:, 1:] |= near_pair
@@ -61,7 +63,8 @@ def refine(A, d, i, rows, take_sqrt: bool, k: int, a_sq=None):
         return d[:, :k], i[:, :k]
     sub_near = near[queries]
     at, cols = xp.nonzero(sub_near)
-    exact = _squared_distances(A[queries[at]], rows(i[queries[at], cols]))
+    R, where = rows(i[queries[at], cols])
+    exact = pair_distances(A, queries[at], R, where)
     sub_sq = sq[queries].astype(np.float64)
     sub_sq[at, cols] = exact
     sub_d = d[queries]
@@ -75,17 +78,6 @@ def refine(A, d, i, rows, take_sqrt: bool, k: int, a_sq=None):
     d[queries] = xp.take_along_axis(sub_d, order, axis=1)
     i[queries] = xp.take_along_axis(sub_i, order, axis=1)
     return d[:, :k], i[:, :k]
-
-
-def _squared_distances(P, R):
-    """sum((P - R)^2) row by row in float64, for P, R (M, D), a bounded block of rows at a time."""
-    xp = array_module(P)
-    out = xp.empty(P.shape[0], np.float64)
-    step = max(1, ENTRY_BYTES // (8 * max(1, P.shape[1])))
-    for s in range(0, P.shape[0], step):
-        diff = P[s:s + step].astype(np.float64) - R[s:s + step].astype(np.float64)
-        out[s:s + step] = (diff * diff).sum(axis=1)
-    return out
 
 
 def _stable_argsort(xp, a):
