@@ -8,7 +8,9 @@ between tasks by their work (rows x probing queries); a task takes each of its l
 queries that probe it, four at a time, over the list's rows packed in panels (kernels/knn_l1.py's
 layout, each list padded to whole register blocks), and pushes the distances that beat a heap's worst
 into the heap of that (task, query) pair (kernels/topk.py): a query whose lists fell to one task (every
-query at n_probe = 1) has one heap and needs no merge; the others' heaps are merged at the end. L2 is the dot-product form of kernels/knn_l2.py (||a||^2 + ||b||^2 - 2 a.b
+query at n_probe = 1) has one heap and needs no merge; the others' heaps are merged at the end; a full
+heap's worst, shared between a query's tasks, filters its other tasks' rows. L2 is the dot-product form of
+kernels/knn_l2.py (||a||^2 + ||b||^2 - 2 a.b
 with the same rounding floor), its dot products in 4 x 2 register blocks of fused multiply-adds; L1 is
 kernels/knn_l1.py's register block. Row ids do not come in increasing order here, so a distance equal to
 a heap's worst is tested exactly (it enters when its row id is lower).
@@ -337,9 +339,9 @@ def _candidates_kernel(dtype):
 
     @cuda.jit(cache=True)
     def candidates(A, a_sq, rows, row_sq, ids, starts, probes, width, metric, floor, zero, inf, out, out_ids):
-        """out[i, p width + r], out_ids[...]: distance and row id of row r of query i's p-th probed list ((inf, NO_INDEX)
-        past the list's end, or for no list, -1). Grid: x over tiles of CANDIDATE_ROWS rows, y over p, z over queries,
-        each grid-stride.
+        """out[i, p width + r], out_ids[...]: distance and row id of row r of query i's p-th probed list
+        ((inf, NO_INDEX) past the list's end, or for no list, -1). Grid: x over tiles of CANDIDATE_ROWS rows, y over
+        p, z over queries, each grid-stride.
 
         A tile of rows is staged CANDIDATE_STEP features at a time, consecutive threads reading consecutive
         features of one row (coalesced), then each thread adds up its row's terms from shared memory.
@@ -434,7 +436,8 @@ def scan(A, a_sq, lists, probes, k: int, metric: str):
 
     A (Q, D) C-contiguous queries; a_sq (Q,) their squared norms (L2; None for L1); probes (Q, n_probe)
     int64 list numbers, -1 for none (a query that scans fewer lists than the widest); ``lists``: the CPU
-    layout of :func:`pack_lists`, or on CUDA (rows, row_sq, ids, starts, longest list). Where the probed lists hold fewer than k rows the rest is (inf, NO_INDEX).
+    layout of :func:`pack_lists`, or on CUDA (rows, row_sq, ids, starts, longest list). Where the probed
+    lists hold fewer than k rows the rest is (inf, NO_INDEX).
     """
     if metric not in METRIC_CODES:
         raise ValueError(f"scan: unknown metric {metric!r}; expected one of {', '.join(map(repr, METRIC_CODES))}")

@@ -124,7 +124,7 @@ def _rows(A, i0):
 
 @numba.njit(inline="always")
 def _take(w, col, end, kb, ib):
-    """Push the lanes of w (the float64 distances of rows col .. col + lanes - 1) that beat the heap's worst, rows < end."""
+    """Push the lanes of w (float64 distances of rows col .. col + lanes - 1) that beat the heap's worst, rows < end."""
     mask = vmask_le(w, kb[0]) if ib[0] == NO_INDEX else vmask_lt(w, kb[0])
     while mask:
         lane = trailing_zeros(mask)

@@ -160,13 +160,7 @@ class DaskIVFIndex:
         """
         import dask
 
-        n_probe = check_int("n_probe", n_probe, low=1)
-        k = check_int("k", k, low=1)
-        if n_probe > self.n_lists_:
-            raise ValueError(f"n_probe={n_probe} is more than n_lists={self.n_lists_}: a query cannot probe more "
-                             "lists than the index has")
-        if k > self.n_rows_:
-            raise ValueError(f"k={k} is more than the {self.n_rows_} rows indexed")
+        k, n_probe = ivf.check_search(k, n_probe, self.n_lists_, self.n_rows_)
         limit = int(self.memory_limit)
         tile = max(1, min(QUERY_TILE_BYTES, limit) // (8 * self.centroids_.shape[1]))
         refining = near_ties.wanted(self.metric, self.dtype)

@@ -32,7 +32,7 @@ MIN_QUERIES = 10  # fewer held-out rows measure nothing
 
 @dataclass(frozen=True)
 class ProbeChoice:
-    """What :func:`tune_n_probe` chose: ``n_probe``, its measured ``recall`` (recall@k), on ``n_queries`` held-out rows."""
+    """What :func:`tune_n_probe` chose: ``n_probe`` and its ``recall`` (recall@k) on ``n_queries`` held-out rows."""
 
     n_probe: int
     recall: float
@@ -45,7 +45,7 @@ def check_target(target_recall) -> float:
 
 
 def held_out(n: int, k: int, n_queries: int, random_state=None) -> np.ndarray:
-    """Sorted row numbers of up to ``n_queries`` of n training rows to measure recall@k on (a ValueError naming n_probe).
+    """Sorted numbers of up to ``n_queries`` of n training rows to measure recall@k on (a ValueError naming n_probe).
 
     Each one is a query against the other n - 1 rows, which must hold k neighbours.
     """

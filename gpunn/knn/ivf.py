@@ -201,13 +201,7 @@ class IVFIndex:
             n_probe > n_lists, k > rows indexed, or queries of another dtype, device or width, or not finite.
         """
         limit = int(self.memory_limit if memory_limit is None else memory_limit)
-        n_probe = check_int("n_probe", n_probe, low=1)
-        k = check_int("k", k, low=1)
-        if n_probe > self.n_lists_:
-            raise ValueError(f"n_probe={n_probe} is more than n_lists={self.n_lists_}: a query cannot probe more "
-                             "lists than the index has")
-        if k > self.n_rows_:
-            raise ValueError(f"k={k} is more than the {self.n_rows_} rows indexed")
+        k, n_probe = check_search(k, n_probe, self.n_lists_, self.n_rows_)
         check_queries(Xq, self.centroids_)
         refining = near_ties.wanted(self.metric, Xq.dtype)
         kept = min(k + 1, self.n_rows_) if refining else k  # one more, for near-ties (gpunn.knn.near_ties)
@@ -221,6 +215,18 @@ class IVFIndex:
         return d, i
 
 
+def check_search(k, n_probe, n_lists: int, n_rows: int):
+    """(k, n_probe) checked against an index of n_lists lists and n_rows rows (a ValueError naming the one at fault)."""
+    n_probe = check_int("n_probe", n_probe, low=1)
+    k = check_int("k", k, low=1)
+    if n_probe > n_lists:
+        raise ValueError(f"n_probe={n_probe} is more than n_lists={n_lists}: a query cannot probe more lists than "
+                         "the index has")
+    if k > n_rows:
+        raise ValueError(f"k={k} is more than the {n_rows} rows indexed")
+    return k, n_probe
+
+
 def check_queries(Xq, centroids) -> None:
     """Xq: finite (Q, D) queries of the centroids' dtype, device and width (a ValueError naming Xq)."""
     _check_rows("Xq", Xq)
@@ -232,7 +238,7 @@ def check_queries(Xq, centroids) -> None:
 
 
 def build_lists(X, centroids, metric: str, limit: int, ids=None):
-    """(lists, list_sizes): the rows of X (N, D) stored list by list for :func:`kernels.knn_ivf.scan`, and rows per list.
+    """(lists, list_sizes): the rows of X (N, D) stored list by list for kernels/knn_ivf.py's scan, and rows per list.
 
     Each row joins its nearest centroid's list. ``ids`` (N,) int64: the rows' numbers (default 0 .. N - 1; a Dask
     worker's chunk gives its global rows). ``list_sizes`` is a host int64 array (n_lists,).

@@ -167,9 +167,9 @@ def test_ivf_candidate_kernel_strides_over_tiles_probes_and_queries(metric, rng,
         up = one_gpu.asarray
         out = one_gpu.xp.full((3, 3 * width), np.nan, dtype)
         out_ids = one_gpu.xp.full((3, 3 * width), -7, np.int64)
-        run_cuda(knn_ivf.CANDIDATES_CUDA[np.dtype(dtype)], (1, 2, 2), (knn_ivf.CANDIDATE_ROWS,), up(A), up((A * A).sum(1)),
-                 up(rows), up((rows * rows).sum(1)), up(ids), up(starts), up(probes), np.int64(width), code, floor,
-                 dtype(0), dtype(np.inf), out, out_ids)
+        run_cuda(knn_ivf.CANDIDATES_CUDA[np.dtype(dtype)], (1, 2, 2), (knn_ivf.CANDIDATE_ROWS,), up(A),
+                 up((A * A).sum(1)), up(rows), up((rows * rows).sum(1)), up(ids), up(starts), up(probes),
+                 np.int64(width), code, floor, dtype(0), dtype(np.inf), out, out_ids)
         got, got_ids = gn.to_numpy(out), gn.to_numpy(out_ids)
     for i in range(3):
         for p, c in enumerate(probes[i]):
