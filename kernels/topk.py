@@ -241,13 +241,9 @@ def finish_buffers(keys, raws, idx, fill, k, out_keys, out_idx):
         if n > k:
             compact(kb, rb, ib, n, k)
             n = k
-        for e in range(1, n):  # insertion sort of the k best
-            key, raw, j = kb[e], rb[e], ib[e]
-            at = e
-            while at > 0 and before(key, j, kb[at - 1], ib[at - 1]):
-                kb[at], rb[at], ib[at] = kb[at - 1], rb[at - 1], ib[at - 1]
-                at -= 1
-            kb[at], rb[at], ib[at] = key, raw, j
+        for at in range(n // 2 - 1, -1, -1):  # a heap of the k best (the worst at 0), then sorted
+            _sift_down(kb, rb, ib, kb[at], rb[at], ib[at], at, n)
+        sort_heap(kb[:n], rb[:n], ib[:n])
         out_keys[i, :n] = kb[:n]
         out_idx[i, :n] = ib[:n]
 

@@ -51,19 +51,26 @@ def probe_lists(Xq, centroids, list_sizes, n_probe: int, k: int, metric: str, li
     whose n_probe lists hold fewer than k rows are ranked against every centroid.
     """
     xp = array_module(Xq)
+    n_lists = centroids.shape[0]
     probes = exact.kneighbors(Xq, centroids, n_probe, metric, limit, refine=False)[1]
-    held = list_sizes[to_numpy(probes)].sum(axis=1)
-    short = np.flatnonzero(held < k)
+    short = np.flatnonzero(list_sizes[to_numpy(probes)].sum(axis=1) < k)
     if len(short) == 0:
         return probes
-    ranked = to_numpy(exact.kneighbors(xp.ascontiguousarray(Xq[xp.asarray(short)]), centroids, centroids.shape[0],
-                                       metric, limit, refine=False)[1])
-    need = (np.cumsum(list_sizes[ranked], axis=1) < k).sum(axis=1) + 1  # lists until k rows are held
-    out = np.full((Xq.shape[0], max(n_probe, int(need.max()))), -1, np.int64)
-    out[:, :n_probe] = to_numpy(probes)
-    out[short] = -1
-    for row, q, m in zip(ranked, short.tolist(), need.tolist()):
-        out[q, :m] = row[:m]  # one ranking for all of a short query's lists, its first n_probe included
+    out = np.full((Xq.shape[0], n_probe), -1, np.int64)
+    out[:] = to_numpy(probes)
+    ranks = min(n_lists, 2 * n_probe + 16)  # a few more lists are usually enough; all of them where not
+    while len(short):
+        ranked = to_numpy(exact.kneighbors(xp.ascontiguousarray(Xq[xp.asarray(short)]), centroids, ranks, metric,
+                                           limit, refine=False)[1])
+        held = np.cumsum(list_sizes[ranked], axis=1)
+        done = (held[:, -1] >= k) | (ranks == n_lists)
+        need = (held < k).sum(axis=1) + 1  # lists until k rows are held
+        if need[done].size and need[done].max() > out.shape[1]:
+            out = np.concatenate([out, np.full((out.shape[0], need[done].max() - out.shape[1]), -1, np.int64)], 1)
+        for row, q, m in zip(ranked[done], short[done].tolist(), need[done].tolist()):
+            out[q] = -1
+            out[q, :m] = row[:m]  # one ranking for all of a short query's lists, its first n_probe included
+        short, ranks = short[~done], n_lists
     return xp.asarray(out)
 
 
