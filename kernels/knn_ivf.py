@@ -37,7 +37,7 @@ from .knn_l1 import PANELS, QUERIES
 from . import knn_l1
 from .knn_l1 import block as l1_block
 from .launch import clamped_grid as grid
-from .launch import run_cuda
+from .launch import cpu_threads, run_cuda
 from .simd import lanes, vabove, vadd, vbroadcast, vfma, vlane, vload, vmask_le, vmul, vsplat, vsub, vzeros
 from .topk import NO_INDEX, Best, push, select_cuda, sort_heap
 
@@ -322,7 +322,8 @@ def _scan_cpu(A, a_sq, lists, probes, k: int, metric: str):
                  METRIC_CODES[metric], floor, keys, raws, idx, bound)
     out_keys = np.full((A.shape[0], k), np.inf, key_dtype)
     out_idx = np.full((A.shape[0], k), NO_INDEX, np.int64)
-    merge_slots(keys, raws, idx, slot_starts, slot_heaps, out_keys, out_idx)
+    with cpu_threads(keys.size):  # little work: a pool's wake-up would cost more than it saves
+        merge_slots(keys, raws, idx, slot_starts, slot_heaps, out_keys, out_idx)
     blas_pool.parallel_kernel_ran()
     return out_keys, out_idx
 

@@ -24,7 +24,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from . import blas_pool
 from .arrays import array_module, device_of
 from .launch import clamped_grid as grid
-from .launch import run_cuda
+from .launch import cpu_threads, run_cuda
 from .simd import lanes, vabove, vadd, vlane, vload, vmask_le, vmask_lt, vmul, vsplat, vsub, vzeros
 from .topk import offer, select_cuda
 
@@ -73,7 +73,8 @@ def pair_distances(A, qi, R, ri):
     out = xp.empty(qi.shape[0], np.float64)
     if xp is np:
         if out.size:
-            pair_distances_cpu(A, qi, R, ri, out)
+            with cpu_threads(A.shape[1] * out.size):  # a few pairs: the calling thread alone, below the threshold
+                pair_distances_cpu(A, qi, R, ri, out)
         return out
     step = max(1, PAIR_BYTES // (8 * max(1, A.shape[1])))
     for s in range(0, out.shape[0], step):

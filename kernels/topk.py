@@ -28,7 +28,7 @@ from numba import cuda, prange
 
 from .arrays import array_module
 from .launch import clamped_grid as grid
-from .launch import run_cuda
+from .launch import cpu_threads, run_cuda
 
 NO_INDEX = np.iinfo(np.int64).max  # the index of an empty slot: any real row beats it, even at an equal distance
 
@@ -74,7 +74,8 @@ class Best:
     def result(self):
         """(distances, indices), each (Q, k), sorted by (distance, index)."""
         if self.on_cpu and not self.sorted:
-            finish_cpu(self.keys, self.raws, self.idx)
+            with cpu_threads(self.keys.size):  # merging and sorting k per query: one thread below launch's threshold
+                finish_cpu(self.keys, self.raws, self.idx)
             self.sorted = True
         return self.keys[0], self.idx[0]
 
@@ -167,7 +168,8 @@ class Buffers:
         q = self.keys.shape[1]
         out_keys = np.full((q, self.k), np.inf, self.keys.dtype)
         out_idx = np.full((q, self.k), NO_INDEX, np.int64)
-        finish_buffers(self.keys, self.raws, self.idx, self.fill, self.k, out_keys, out_idx)
+        with cpu_threads(self.keys.size):  # little work: one thread below launch's threshold
+            finish_buffers(self.keys, self.raws, self.idx, self.fill, self.k, out_keys, out_idx)
         return out_keys, out_idx
 
 
