@@ -141,7 +141,7 @@ def outliers(rng, n=200, d=4, outlying=3):
 @pytest.mark.parametrize("n_probe", [1, 2])
 def test_probe_lists_go_on_until_they_hold_k_rows(n_probe, rng):
     X = outliers(rng, 300).astype(np.float32)
-    centroids = np.concatenate([X[X[:, 0] > 25].mean(axis=0, keepdims=True), X[:6]]).astype(np.float32)
+    centroids = np.concatenate([X[X[:, 0] > 25].mean(axis=0, keepdims=True), X[X[:, 0] < 25][:6]]).astype(np.float32)
     index = IVFIndex(metric="l2").fit(X, centroids=centroids)
     assert index.list_sizes_[0] == 3  # the outliers' own list
     Q = np.concatenate([50 + rng.standard_normal((4, 4)), rng.standard_normal((30, 4))]).astype(np.float32)
