@@ -104,14 +104,15 @@ def distances_cpu(G, a_sq, b_sq, take_sqrt, floor, zero):
 
 
 @numba.njit(parallel=True, cache=True)
-def select_cpu(G, a_sq, b_sq, col0, take_sqrt, floor, zero, keys, raws, idx, fill, limit, k):
+def select_cpu(G, a_sq, b_sq, col0, floor, zero, keys, raws, idx, fill, limit, k):
     """Offer the distances of G (Q, n) (columns col0 ..) to each query's buffer keys/raws/idx (parts, Q, capacity).
 
     ``floor`` and ``zero`` in G's dtype (a float32 kernel computes in float32 throughout); ``fill`` and
     ``limit`` (parts, Q): entries held and the raw limit (kernels/topk.py's :class:`~gpunn.kernels.topk.Buffers`).
     Part p of a query takes the p-th share of the columns (in whole vectors). A vector of raw distances
     (before the square root) is compared with the limit; the lanes at or below it are appended, and a full
-    buffer is compacted to its k best, which lowers the limit.
+    buffer is compacted, which lowers the limit. Keys are offered as raw values: the buffers' result takes the
+    square root of the few kept (``Buffers(take_sqrt=True)``).
     """
     q, n = G.shape
     parts = keys.shape[0]
@@ -140,7 +141,7 @@ def select_cpu(G, a_sq, b_sq, col0, take_sqrt, floor, zero, keys, raws, idx, fil
                 mask &= mask - 1
                 r = vlane(d, lane)
                 if r <= lim:  # a compaction within this vector may have lowered the limit
-                    held, new = offer(kb, rb, ib, held, k, np.sqrt(r) if take_sqrt else r, r, col0 + j + lane)
+                    held, new = offer(kb, rb, ib, held, k, r, r, col0 + j + lane)  # the square root at the end
                     if new >= 0:
                         lim = new
             j += L
@@ -149,7 +150,7 @@ def select_cpu(G, a_sq, b_sq, col0, take_sqrt, floor, zero, keys, raws, idx, fil
             r = total - (row[j] + row[j])
             r = r if r > total * floor else zero
             if r <= lim:
-                held, new = offer(kb, rb, ib, held, k, np.sqrt(r) if take_sqrt else r, r, col0 + j)
+                held, new = offer(kb, rb, ib, held, k, r, r, col0 + j)
                 if new >= 0:
                     lim = new
             j += 1
@@ -226,6 +227,6 @@ def l2_select(G, a_sq, b_sq, col0: int, take_sqrt: bool, best, last: bool = Fals
         select_cuda(G, best, col0)
     elif G.size:
         with numba.parallel_chunksize(DYNAMIC_ROWS):  # rows handed out as threads free up (see DYNAMIC_ROWS)
-            select_cpu(G, a_sq, b_sq, np.int64(col0), bool(take_sqrt), floor_ulps(G.dtype), G.dtype.type(0),
-                       best.keys, best.raws, best.idx, best.fill, best.limit, np.int64(best.k))
+            select_cpu(G, a_sq, b_sq, np.int64(col0), floor_ulps(G.dtype), G.dtype.type(0), best.keys, best.raws,
+                       best.idx, best.fill, best.limit, np.int64(best.k))
         blas_pool.parallel_kernel_ran()

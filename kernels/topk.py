@@ -28,9 +28,10 @@ from numba import cuda, prange
 
 from .arrays import array_module
 from .launch import clamped_grid as grid
-from .launch import cpu_threads, run_cuda
+from .launch import PARALLEL_MIN_SIZE, cpu_threads, run_cuda
 
 NO_INDEX = np.iinfo(np.int64).max  # the index of an empty slot: any real row beats it, even at an equal distance
+FINISH_PARALLEL_ENTRIES = 1 << 16  # buffer entries from which finishing them is worth every thread
 
 
 def smallest_k(d, k: int, offset: int = 0):
@@ -150,26 +151,28 @@ class Buffers:
 
     ``keys``/``raws``/``idx`` (parts, Q, capacity), ``fill`` (parts, Q) entries held, ``limit`` (parts, Q) the
     largest raw value among the k best at the last compaction (inf until k are held): a candidate above it
-    has k better in the buffer. A full buffer is compacted to its k best by (key, index) (a quickselect,
-    :func:`compact`), which also sets ``limit``. :meth:`result` merges the parts, compacts and sorts.
+    has k better in the buffer. A full buffer keeps only the entries at or below its k-th smallest raw value
+    (a quickselect of the values, :func:`compact`), which becomes ``limit``. :meth:`result` merges the parts,
+    keeps the k best by (key, index) and sorts them.
     """
 
-    def __init__(self, parts: int, queries: int, k: int, dtype):
+    def __init__(self, parts: int, queries: int, k: int, dtype, take_sqrt: bool = False):
         capacity = 2 * k + 8  # compactions every k + 8 candidates or more: linear in k, so O(1) per candidate
         self.keys = np.full((parts, queries, capacity), np.inf, dtype)
         self.raws = np.full((parts, queries, capacity), np.inf, dtype)
         self.idx = np.full((parts, queries, capacity), NO_INDEX, np.int64)
         self.fill = np.zeros((parts, queries), np.int64)
         self.limit = np.full((parts, queries), np.inf, dtype)
-        self.k = k
+        self.k, self.take_sqrt = k, take_sqrt
 
     def result(self):
         """(distances, indices), each (Q, k), sorted by (distance, index)."""
         q = self.keys.shape[1]
         out_keys = np.full((q, self.k), np.inf, self.keys.dtype)
         out_idx = np.full((q, self.k), NO_INDEX, np.int64)
-        with cpu_threads(self.keys.size):  # little work: one thread below launch's threshold
-            finish_buffers(self.keys, self.raws, self.idx, self.fill, self.k, out_keys, out_idx)
+        # every thread only for many entries: below, a woken pool costs more than the work
+        with cpu_threads(PARALLEL_MIN_SIZE if self.keys.size >= FINISH_PARALLEL_ENTRIES else 0):
+            finish_buffers(self.keys, self.raws, self.idx, self.fill, self.k, self.take_sqrt, out_keys, out_idx)
         return out_keys, out_idx
 
 
@@ -181,7 +184,7 @@ def _swap(keys, raws, idx, a, b):
 
 
 @numba.njit(cache=True)
-def compact(keys, raws, idx, n, k):
+def compact_exact(keys, raws, idx, n, k):
     """Move the k best of the n entries (1-D views) by (key, index) to the front (a quickselect); returns the
     largest raw value among them (with n <= k, all n stay and inf is returned: no limit yet)."""
     if n <= k:
@@ -218,6 +221,49 @@ def compact(keys, raws, idx, n, k):
     return worst
 
 
+@numba.njit(cache=True)
+def kth_raw(raws, n, k):
+    """The k-th smallest of raws[:n] (a quickselect on a copy of the values alone)."""
+    v = raws[:n].copy()
+    lo, hi, target = 0, n - 1, k - 1
+    while lo < hi:
+        pivot = v[(lo + hi) >> 1]
+        i, j = lo, hi
+        while i <= j:
+            while v[i] < pivot:
+                i += 1
+            while pivot < v[j]:
+                j -= 1
+            if i <= j:
+                v[i], v[j] = v[j], v[i]
+                i += 1
+                j -= 1
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:
+            break
+    return v[target]
+
+
+@numba.njit(cache=True)
+def compact(keys, raws, idx, n, k):
+    """Keep the entries (1-D views, n of them) whose raw value is at most the k-th smallest, in front; returns
+    (entries kept, that raw value: the new limit). At least k stay, ties at the limit included (the final
+    :func:`compact_exact` orders them by (key, index)); where ties would keep most of the buffer, the k best
+    by (key, index) are kept exactly instead."""
+    limit = kth_raw(raws, n, k)
+    kept = 0
+    for e in range(n):  # in place, in order: the entries kept move forward
+        if raws[e] <= limit:
+            keys[kept], raws[kept], idx[kept] = keys[e], raws[e], idx[e]
+            kept += 1
+    if 2 * kept > n + k:  # many equal distances: one more compaction would free little
+        return k, compact_exact(keys, raws, idx, kept, k)
+    return kept, limit
+
+
 @numba.njit(inline="always")
 def offer(keys, raws, idx, n, k, key, raw, j):
     """Append (key, raw, j) at n of a buffer (1-D views); returns (entries held, limit or -1 when unchanged)."""
@@ -226,13 +272,16 @@ def offer(keys, raws, idx, n, k, key, raw, j):
     idx[n] = j
     n += 1
     if n == keys.shape[0]:
-        return k, compact(keys, raws, idx, n, k)
+        return compact(keys, raws, idx, n, k)
     return n, -1.0
 
 
 @numba.njit(parallel=True, cache=True)
-def finish_buffers(keys, raws, idx, fill, k, out_keys, out_idx):
-    """out (Q, k): each query's buffers (parts, Q, capacity) merged, compacted to k and sorted by (key, index)."""
+def finish_buffers(keys, raws, idx, fill, k, take_sqrt, out_keys, out_idx):
+    """out (Q, k): each query's buffers (parts, Q, capacity) merged, compacted to k and sorted by (key, index).
+
+    ``take_sqrt``: the kernels offered raw values as keys (L2's square root is taken here, once per kept entry).
+    """
     parts = keys.shape[0]
     for i in prange(keys.shape[1]):
         kb, rb, ib = keys[0, i], raws[0, i], idx[0, i]
@@ -240,8 +289,11 @@ def finish_buffers(keys, raws, idx, fill, k, out_keys, out_idx):
         for p in range(1, parts):
             for e in range(fill[p, i]):
                 n = offer(kb, rb, ib, n, k, keys[p, i, e], raws[p, i, e], idx[p, i, e])[0]
+        if take_sqrt:
+            for e in range(n):
+                kb[e] = np.sqrt(rb[e])
         if n > k:
-            compact(kb, rb, ib, n, k)
+            compact_exact(kb, rb, ib, n, k)
             n = k
         for at in range(n // 2 - 1, -1, -1):  # a heap of the k best (the worst at 0), then sorted
             _sift_down(kb, rb, ib, kb[at], rb[at], ib[at], at, n)

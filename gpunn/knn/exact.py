@@ -42,12 +42,13 @@ _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
 
 # L2 block sizes, measured on 2 cores against FAISS in one interleaved run (k=5, float32): a product block
 # of 1024 x 4096 took 236 ms at 2000 x 100000 x 128 (1024 x 2048: 257, 512 x 2048: 282; FAISS 356) and
-# 385 ms at 10000 x 50000 x 64 (1024 x 2048: 438; FAISS 597). With many features the training block is
-# held to about 1024 rows, as FAISS's is: at 500 x 5000 x 3072, 500 x 1000 blocks took 63 ms, one
-# 500 x 5000 block 84 ms (FAISS 64; the GEMM alone 54).
+# 385 ms at 10000 x 50000 x 64 (1024 x 2048: 438; FAISS 597). With many features one product block of up to
+# CPU_PRODUCT_ELEMENTS: at 500 x 5000 x 3072 (k = 1, 10, 100; fastest of 11-15 interleaved rounds, 2 threads)
+# one 500 x 5000 block took 58.8, 53-54, 66.1 ms, 500 x 1000 blocks 62.4, 57-58, 68.7 ms (FAISS, whose blocks
+# are 1024 rows: 65.8, 58-62, 65.7): fewer GEMM calls pack the queries fewer times and wake the threads less.
 CPU_QUERY_BLOCK = 1024
 CPU_PRODUCT_ELEMENTS = 1 << 22
-CPU_ROW_BLOCK_BYTES = 4 << 20  # L2: training rows per block at most this many bytes (or 1024 rows)
+CPU_ROW_BLOCK_BYTES = 64 << 20  # L2: training rows per block at most this many bytes (or 1024 rows)
 CPU_PACK_BYTES = 8 << 20  # L1: training rows packed per kernel call
 CUDA_QUERY_BLOCK = 8192
 CUDA_BLOCK_ELEMENTS = 1 << 26  # a CUDA distance block: 256 MB of float32 at most
@@ -196,7 +197,7 @@ def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None, refine: bool =
         if metric == "l1" or xp is not np:
             best = Best(xp, p.parts, A.shape[0], kept, knn_l1.key_dtype(A) if metric == "l1" else dtype)
         else:
-            best = Buffers(p.parts, A.shape[0], kept, dtype)
+            best = Buffers(p.parts, A.shape[0], kept, dtype, metric == "l2")
         a_sq = squared_norms(A) if metric != "l1" else None
         for n0 in range(0, n, p.rows):
             B = X[n0:n0 + p.rows]
