@@ -37,7 +37,7 @@ from .knn_l1 import PANELS, QUERIES
 from . import knn_l1
 from .knn_l1 import block as l1_block
 from .launch import clamped_grid as grid
-from .launch import cpu_threads, run_cuda
+from .launch import PARALLEL_MIN_SIZE, cpu_threads, run_cuda
 from .simd import lanes, vabove, vadd, vbroadcast, vfma, vlane, vload, vmask_le, vmul, vsplat, vsub, vzeros
 from .topk import NO_INDEX, Best, push, select_cuda, sort_heap
 
@@ -293,6 +293,12 @@ def gather_rows(lists, positions, ids):
 
 METRIC_CODES = {"l1": 0, "l2": 1, "sqeuclidean": 2}
 TASKS_PER_THREAD = 4  # list groups per thread: enough for a slow thread to hold the others up little
+SERIAL_WORK = 1 << 27  # multiply-adds below which a scan runs on the calling thread (gpunn/knn/exact.py's reason)
+
+
+def lanes_of(A) -> int:
+    """Rows of a panel for A's dtype (the packed layout's unit)."""
+    return 64 // A.itemsize
 
 
 def _tasks(work, tasks: int):
@@ -309,7 +315,8 @@ def _scan_cpu(A, a_sq, lists, probes, k: int, metric: str):
     n_lists = panel_starts.shape[0] - 1
     queries, query_starts = by_list(probes, n_lists)
     work = np.diff(query_starts) * np.diff(panel_starts)
-    task_starts = _tasks(work, TASKS_PER_THREAD * numba.get_num_threads())
+    serial = int(work.sum()) * A.shape[1] * lanes_of(A) < SERIAL_WORK  # a small scan: the calling thread alone
+    task_starts = _tasks(work, TASKS_PER_THREAD * (1 if serial else numba.get_num_threads()))
     slots, slot_starts, slot_heaps = heap_slots(queries, query_starts, task_starts, A.shape[0])
     key_dtype = knn_l1.key_dtype(A) if metric == "l1" else A.dtype
     best = Best(np, 1, slot_heaps.shape[0], k, key_dtype)
@@ -317,7 +324,7 @@ def _scan_cpu(A, a_sq, lists, probes, k: int, metric: str):
     floor = A.dtype.type(L2_FLOOR_ULPS * np.finfo(A.dtype).eps)
     a_sq = a_sq if a_sq is not None else np.zeros(A.shape[0], A.dtype)
     bound = np.full(A.shape[0], np.inf, key_dtype)
-    with numba.parallel_chunksize(1):  # tasks handed out as threads free up
+    with cpu_threads(0 if serial else PARALLEL_MIN_SIZE), numba.parallel_chunksize(1):  # tasks as threads free up
         scan_cpu(A, a_sq, P, p_sq, p_ids, panel_starts, query_starts, queries, slots, task_starts,
                  METRIC_CODES[metric], floor, keys, raws, idx, bound)
     out_keys = np.full((A.shape[0], k), np.inf, key_dtype)

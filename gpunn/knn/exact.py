@@ -32,6 +32,7 @@ from ..devices import PRECISIONS, array_module, device_of, on_device
 from ..devices import device as make_device
 from ..kernels import knn_l1, knn_l2
 from ..kernels.knn_l2 import squared_norms
+from ..kernels.launch import PARALLEL_MIN_SIZE, cpu_threads
 from ..kernels.topk import Best, Buffers
 from ..validation import check_array, check_choice, check_finite
 from . import near_ties
@@ -54,6 +55,10 @@ CUDA_QUERY_BLOCK = 8192
 CUDA_BLOCK_ELEMENTS = 1 << 26  # a CUDA distance block: 256 MB of float32 at most
 MIN_COLUMNS_PER_PART = 256  # a query's columns are split into parts no narrower than this
 SMALL_TILE = 1 << 14  # distances per block below which the per-block overhead dominates
+# Products (q n d multiply-adds) below which a search runs its kernels on the calling thread: an IVF index's
+# ranking of its lists, k-means' assignments. Such a search takes a millisecond or two; waking a thread pool
+# costs tens of microseconds on a quiet machine and up to a scheduler tick (4 ms) on a busy one.
+SERIAL_WORK = 1 << 27
 
 
 def parse_memory(limit) -> int:
@@ -191,7 +196,17 @@ def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None, refine: bool =
     out_d, out_i = xp.empty((q, k), dtype), xp.empty((q, k), np.int64)
     if metric != "l1":
         x_sq = squared_norms(X) if x_sq is None else x_sq
-        product = xp.empty(p.queries * p.rows, dtype)
+    with cpu_threads(0 if xp is np and q * n * X.shape[1] < SERIAL_WORK else PARALLEL_MIN_SIZE):
+        _search(Xq, X, k, kept, metric, p, x_sq, refining, out_d, out_i)
+    return out_d, out_i
+
+
+def _search(Xq, X, k: int, kept: int, metric: str, p: Plan, x_sq, refining: bool, out_d, out_i) -> None:
+    """kneighbors' blocks: out_d, out_i (Q, k) filled with each query's k best (``kept`` searched)."""
+    xp = array_module(Xq)
+    q, n = Xq.shape[0], X.shape[0]
+    dtype = Xq.dtype
+    product = xp.empty(p.queries * p.rows, dtype) if metric != "l1" else None
     for q0 in range(0, q, p.queries):
         A = Xq[q0:q0 + p.queries]
         if metric == "l1" or xp is not np:
@@ -212,7 +227,6 @@ def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None, refine: bool =
         if refining:
             d, i = near_ties.refine(A, d, i, lambda ids: (X, ids), metric == "l2", k, a_sq, x_sq[i])
         out_d[q0:q0 + p.queries], out_i[q0:q0 + p.queries] = d, i
-    return out_d, out_i
 
 
 def merge_best(parts, k: int):
