@@ -23,8 +23,11 @@ from .estimator import (DeviceClassifier, as_input_type, check_X, encode_labels,
                         on_fitted_device)
 from .devices import Device, on_device
 from .knn import recall as knn_recall
+from .knn.auto_probe import N_QUERIES, check_target, held_out, tune_n_probe
 from .knn.exact import METRICS, PRECISIONS, kneighbors as kneighbors_of, pairwise_distances, parse_memory  # noqa: F401
+from .knn.exact import squared_norms
 from .knn.ivf import IVFIndex, default_n_lists
+from .knn.leave_one_out import drop_self
 from .validation import check_choice, check_int
 
 __all__ = ["CrossValidation", "KNeighborsClassifier", "cross_validate_k", "pairwise_distances"]
@@ -34,35 +37,86 @@ ALGORITHMS = ("brute", "ivf")
 
 
 class KNeighborsClassifier(DeviceClassifier):
-    """k-nearest-neighbour classifier, a scikit-learn classifier on NumPy or CuPy.
+    """k-nearest-neighbour classifier, a scikit-learn classifier on NumPy, CuPy or a Dask cluster.
 
-    ``fit`` stores the training rows on ``device`` (in ``precision``); ``kneighbors``
-    returns distances and indices sorted by distance (ties by lower training index);
-    ``predict`` votes (ties to the smallest label). ``memory_limit`` bounds the temporary
-    memory of a query ("1GB", "512MiB", bytes); it is lowered to half the device's free
-    memory when that is less. Results come back in the input's array type (NumPy in, NumPy
-    out; CuPy in, CuPy out). Fitted: ``classes_``, ``n_features_in_``, ``feature_names_in_``
-    (DataFrames), ``device_``, and the training rows ``X_`` on the device.
+    ``fit`` stores the training rows on ``device`` (in ``precision``); ``kneighbors`` returns distances and
+    indices sorted by distance (ties by lower training index), and without X the training rows' own
+    neighbours, each row left out (scikit-learn's rule); ``kneighbors_graph`` the same as a sparse matrix;
+    ``predict`` votes (ties to the smallest label). Results come back in the input's array type (NumPy in,
+    NumPy out; CuPy in, CuPy out).
 
-    On a Dask cluster: ``fit`` with X (and y) as dask arrays chunked by rows keeps the rows on
-    the workers; queries (NumPy or dask) are then answered there, each worker searching its
-    chunks on its own device (``device`` is resolved on the worker: its GPU under dask-cuda)
-    within ``memory_limit``, and the answers merge exactly, in one process's order. Results
-    come back as NumPy arrays.
+    Parameters
+    ----------
+    k : int, default 5
+        Neighbours per query.
+    metric : {"l2", "l1", "sqeuclidean"}, default "l2"
+    weights : {"uniform", "distance"}, default "uniform"
+        "distance": each neighbour votes 1/d, and exact matches (d = 0) alone where a query has any.
+    device : str or Device, default "auto"
+    memory_limit : str or int, default "1GB"
+        Temporary memory of a query ("1GB", "512MiB", bytes); lowered to half the device's free memory.
+    precision : {"float32", "float64"}, default "float32"
+    algorithm : {"brute", "ivf"}, default "brute"
+        "brute": exact search. "ivf": an inverted-file index (:class:`gpunn.knn.IVFIndex`) built by ``fit``:
+        ``n_lists`` k-means centroids, and a query scans the rows of its ``n_probe`` nearest lists only.
+    n_lists : int or None, default None
+        IVF lists; None: about sqrt(n_samples) (at least ``n_probe``).
+    n_probe : int or "auto", default 8
+        IVF lists a query scans, at least: a query whose n_probe nearest lists hold fewer than k rows goes
+        on to the next-nearest until they hold k, so no valid query is refused. ``n_probe = n_lists`` answers
+        as "brute" does. "auto": ``fit`` chooses the smallest n_probe whose recall@k, measured on up to 1,000
+        held-out training rows (each searched against the others), reaches ``target_recall``.
+    target_recall : float in (0, 1], default 0.95
+        The recall@k ``n_probe="auto"`` aims at.
+    random_state : int, np.random.Generator or None, default None
+        Seeds k-means and the held-out rows: the same seed, the same index.
 
-    ``algorithm="ivf"``: approximate search with an inverted-file index (:class:`gpunn.knn.IVFIndex`),
-    built by ``fit`` on the device: ``n_lists`` k-means centroids (None: about sqrt(n_samples), at least
-    ``n_probe``), seeded by ``random_state``. A query scans the training rows of its ``n_probe`` nearest
-    lists only: faster, and it may miss neighbours (:meth:`recall_at_k` measures how many, to choose
-    ``n_probe`` by); ``n_probe = n_lists`` scans every row and answers as ``"brute"`` does. A query whose
-    probed lists hold fewer than k rows raises a ``ValueError`` (raise ``n_probe`` or lower k).
-    ``algorithm``, ``n_lists`` and ``random_state`` take effect at ``fit``; ``k`` and ``n_probe`` at each
-    query. Fitted: ``n_lists_`` and the index ``index_`` (None for ``"brute"``). Dask arrays are searched
-    exactly (``"brute"`` only).
+    Attributes
+    ----------
+    classes_, n_features_in_, feature_names_in_ (DataFrames), device_
+        As scikit-learn's; ``device_`` is the device the rows live on.
+    X_ : array (n_samples, n_features)
+        The training rows on the device (a dask array on a cluster).
+    index_ : IVFIndex, DaskIVFIndex or None
+        The IVF index (None for "brute").
+    n_lists_ : int or None
+    n_probe_ : int or None
+        The n_probe ``fit`` chose ("auto") or was given; None for "brute".
+    n_probe_recall_ : float or None
+        recall@k measured at ``n_probe_`` on the held-out training rows ("auto" only).
+
+    Notes
+    -----
+    On a Dask cluster: ``fit`` with X (and y) as dask arrays chunked by rows keeps the rows on the workers;
+    queries (NumPy or dask) are answered there, each worker searching its chunks on its own device
+    (``device`` is resolved on the worker: its GPU under dask-cuda) within ``memory_limit``, and the answers
+    merge exactly, in one process's order; results come back as NumPy arrays. With ``algorithm="ivf"``
+    k-means trains on a sample of the rows and each worker keeps the lists of its own rows
+    (``gpunn.distributed.dask_ivf.DaskIVFIndex``): the answers equal one process's IVF index.
+
+    ``algorithm``, ``n_lists``, ``target_recall`` and ``random_state`` take effect at ``fit``; ``k`` and an
+    integer ``n_probe`` at each query.
+
+    Examples
+    --------
+    >>> s = gn.data.load_digits()
+    >>> knn = gn.KNeighborsClassifier(k=3, device="cpu").fit(s.X_train, s.y_train)
+    >>> d, i = knn.kneighbors(s.X_test[:2])
+    >>> i.shape
+    (2, 3)
+    >>> d, i = knn.kneighbors()                       # the training rows' neighbours, each row left out
+    >>> bool((i != np.arange(len(s.X_train))[:, None]).all())
+    True
+    >>> knn.kneighbors_graph(s.X_test[:2]).toarray().sum(axis=1)
+    array([3., 3.])
+    >>> ann = gn.KNeighborsClassifier(k=5, algorithm="ivf", n_probe="auto", target_recall=0.9, random_state=0)
+    >>> ann = ann.fit(s.X_train, s.y_train)
+    >>> ann.n_probe_recall_ >= 0.9
+    True
     """
 
     def __init__(self, k=5, metric="l2", weights="uniform", device="auto", memory_limit="1GB", precision="float32",
-                 algorithm="brute", n_lists=None, n_probe=8, random_state=None):
+                 algorithm="brute", n_lists=None, n_probe=8, target_recall=0.95, random_state=None):
         self.k = k
         self.metric = metric
         self.weights = weights
@@ -72,6 +126,7 @@ class KNeighborsClassifier(DeviceClassifier):
         self.algorithm = algorithm
         self.n_lists = n_lists
         self.n_probe = n_probe
+        self.target_recall = target_recall
         self.random_state = random_state
 
     def _settings(self):
@@ -81,7 +136,11 @@ class KNeighborsClassifier(DeviceClassifier):
         check_choice("weights", self.weights, WEIGHTS)
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("algorithm", self.algorithm, ALGORITHMS)
-        check_int("n_probe", self.n_probe, low=1)
+        if isinstance(self.n_probe, str):
+            check_choice("n_probe", self.n_probe, ("auto",))
+        else:
+            check_int("n_probe", self.n_probe, low=1)
+        check_target(self.target_recall)
         if self.n_lists is not None:
             check_int("n_lists", self.n_lists, low=1)
         if not (self.random_state is None or isinstance(self.random_state, np.random.Generator)):
@@ -92,8 +151,12 @@ class KNeighborsClassifier(DeviceClassifier):
     @keeps_state_on_failure
     @on_device(lambda self, X, *rest: Device("cpu") if is_dask_array(X) else make_device(self.device))
     def fit(self, X, y) -> "KNeighborsClassifier":
-        """Store X (n_samples, n_features) and class labels y (n_samples,) on the device; returns ``self``."""
-        dev, _ = self._settings()
+        """Store X (n_samples, n_features) and class labels y (n_samples,) on the device; returns ``self``.
+
+        With ``algorithm="ivf"``, builds the index (and with ``n_probe="auto"`` chooses n_probe). A fit that
+        raises leaves the classifier as it was.
+        """
+        dev, limit = self._settings()
         if is_dask_array(X):
             return self._fit_on_cluster(X, y)
         X = check_X(self, X, reset=True, dtype=self.precision)
@@ -101,72 +164,162 @@ class KNeighborsClassifier(DeviceClassifier):
         if self.k > X.shape[0]:
             raise ValueError(f"k={self.k} is more than the number of training rows, n_samples={X.shape[0]}")
         X_dev = dev.xp.ascontiguousarray(dev.asarray(X))
-        index = self._index(X_dev) if self.algorithm == "ivf" else None
-        self.X_, self.classes_, self.y_index_ = X_dev, classes, y_index
-        self.x_sq_ = (X_dev * X_dev).sum(axis=1) if self.metric != "l1" else None
+        rows = self._held_out(X.shape[0])
+        x_sq = squared_norms(X_dev) if self.metric != "l1" else None
+        index = IVFIndex(self._n_lists(X.shape[0]), self.metric, self.random_state, limit).fit(X_dev) \
+            if self.algorithm == "ivf" else None
+        choice = None
+        if rows is not None:
+            H = X_dev[dev.xp.asarray(rows)]
+            self_rows = dev.xp.asarray(rows)
+            truth = drop_self(*kneighbors_of(H, X_dev, self.k + 1, self.metric, limit, x_sq), self_rows)[1]
+            choice = tune_n_probe(index, H, self_rows, truth, X_dev[truth.ravel()], self.k, self.target_recall, limit)
+        self.X_, self.classes_, self.y_index_, self.x_sq_ = X_dev, classes, y_index, x_sq
         self.device_, self.offsets_ = dev, None
-        self.index_, self.n_lists_ = index, None if index is None else index.n_lists_
+        self._keep_index(index, choice)
         return self
 
-    def _index(self, X):
-        """The IVF index of the training rows X (on the device), its lists checked against n_probe."""
-        n = X.shape[0]
+    def _n_lists(self, n: int) -> int:
+        """The IVF lists for n training rows, checked against n and an integer n_probe."""
         n_lists = self.n_lists
         if n_lists is None:
-            n_lists = min(n, max(self.n_probe, default_n_lists(n)))
+            n_lists = default_n_lists(n) if self.n_probe == "auto" else min(n, max(self.n_probe, default_n_lists(n)))
         elif n_lists > n:
             raise ValueError(f"n_lists={n_lists} is more than the number of training rows, n_samples={n}: "
                              "each list needs rows")
-        if self.n_probe > n_lists:
+        if self.n_probe != "auto" and self.n_probe > n_lists:
             raise ValueError(f"n_probe={self.n_probe} is more than n_lists={n_lists}: a query cannot probe more "
                              "lists than the index has")
-        return IVFIndex(n_lists, self.metric, self.random_state, self._settings()[1]).fit(X)
+        return n_lists
+
+    def _held_out(self, n: int):
+        """The training rows n_probe="auto" measures recall on (sorted, seeded), or None when it is not asked for."""
+        if self.algorithm != "ivf" or self.n_probe != "auto":
+            return None
+        return held_out(n, self.k, N_QUERIES, self.random_state)
+
+    def _keep_index(self, index, choice) -> None:
+        self.index_, self.n_lists_ = index, None if index is None else index.n_lists_
+        self.n_probe_ = None if index is None else choice.n_probe if choice is not None else self.n_probe
+        self.n_probe_recall_ = None if choice is None else choice.recall
 
     def _fit_on_cluster(self, X, y):
-        """fit for dask arrays: rows checked and kept on the workers, labels on the client."""
-        from .distributed import dask_knn
+        """fit for dask arrays: rows checked and kept on the workers (with their IVF lists), labels on the client."""
+        from .distributed import dask_ivf, dask_knn
 
         X, y, offsets = dask_knn.training_rows(X, y, self.precision)
         classes, y_index = encode_labels(self, y, X.shape[0])
-        if self.k > X.shape[0]:
-            raise ValueError(f"k={self.k} is more than the number of training rows, n_samples={X.shape[0]}")
-        if self.algorithm != "brute":
-            raise ValueError(f"algorithm={self.algorithm!r} is not available for dask arrays: the cluster searches "
-                             "exactly, use algorithm='brute'")
+        n = X.shape[0]
+        if self.k > n:
+            raise ValueError(f"k={self.k} is more than the number of training rows, n_samples={n}")
+        rows = self._held_out(n)
+        index, choice = None, None
+        if self.algorithm == "ivf":
+            limit = parse_memory(self.memory_limit)
+            index = dask_ivf.DaskIVFIndex(self._n_lists(n), self.metric, self.random_state, limit, self.device,
+                                          self.precision).fit(X, offsets)
+            if rows is not None:
+                H = np.ascontiguousarray(X[rows].compute())
+                truth = drop_self(*dask_knn.kneighbors(X, offsets, H, self.k + 1, self.metric, limit, self.device,
+                                                       self.precision), rows)[1]
+                choice = tune_n_probe(index, H, rows, truth, X[truth.ravel()].compute(), self.k, self.target_recall)
         self.n_features_in_ = X.shape[1]
         self.X_, self.classes_, self.y_index_, self.x_sq_ = X, classes, y_index, None
         self.device_, self.offsets_ = self.device, offsets  # the device is resolved on each worker
-        self.index_, self.n_lists_ = None, None
+        self._keep_index(index, choice)
         return self
 
+    def _probe_count(self) -> int:
+        return self.n_probe_ if self.n_probe == "auto" else self.n_probe
+
     def _neighbors(self, X, k):
-        """(checked X, distances, indices) of each query's k nearest training rows, on the fitted device."""
+        """(checked X, distances, indices) of each query's k nearest training rows, on the fitted device.
+
+        X None: the training rows themselves, each left out of its own list (k + 1 searched, then the row dropped).
+        """
         check_is_fitted(self)
         k = check_int("k", k, low=1)
         n = self.X_.shape[0]
-        if k > n:
-            raise ValueError(f"k={k} is more than the number of training rows, n_samples={n}")
+        own = X is None
+        if k + own > n:
+            raise ValueError(f"k={k} is more than the number of training rows{' besides the query row' * own}, "
+                             f"n_samples={n}")
         _, limit = self._settings()
         if self.offsets_ is not None:  # fitted on a Dask cluster
             from .distributed import dask_knn
 
-            X = dask_knn.queries(X, self.n_features_in_)
-            return X, *dask_knn.kneighbors(self.X_, self.offsets_, X, k, self.metric, parse_memory(self.memory_limit),
-                                           self.device, self.precision)
-        X = check_X(self, X, reset=False, dtype=self.precision)
-        A = self.device_.xp.ascontiguousarray(self.device_.asarray(X))
-        if getattr(self, "index_", None) is not None:
-            d, i = self.index_.search(A, k, self.n_probe, limit)
+            X = self.X_ if own else dask_knn.queries(X, self.n_features_in_)
+            if self.index_ is not None:
+                d, i = self.index_.search(X, k + own, self._probe_count())
+            else:
+                d, i = dask_knn.kneighbors(self.X_, self.offsets_, X, k + own, self.metric,
+                                           parse_memory(self.memory_limit), self.device, self.precision)
+            if own:
+                d, i = drop_self(d, i, np.arange(n))
+            return (d if own else X), d, i  # results on the host: NumPy in, NumPy out
+        if own:
+            A = self.X_
         else:
-            d, i = kneighbors_of(A, self.X_, k, self.metric, limit, self.x_sq_)
-        return X, d, i
+            X = check_X(self, X, reset=False, dtype=self.precision)
+            A = self.device_.xp.ascontiguousarray(self.device_.asarray(X))
+        if getattr(self, "index_", None) is not None:
+            d, i = self.index_.search(A, k + own, self._probe_count(), limit)
+        else:
+            d, i = kneighbors_of(A, self.X_, k + own, self.metric, limit, self.x_sq_)
+        if own:
+            d, i = drop_self(d, i, self.device_.xp.arange(n, dtype=np.int64))
+        return (self.X_ if own else X), d, i
 
     @on_fitted_device
-    def kneighbors(self, X, k: int | None = None):
-        """(distances float64, indices int64), each (n_queries, k), in the input's array type."""
+    def kneighbors(self, X=None, k: int | None = None, return_distance: bool = True):
+        """The k nearest training rows of each query, sorted by distance (ties by the lower training row).
+
+        Parameters
+        ----------
+        X : array (n_queries, n_features) or None, default None
+            The queries; None: the training rows, each left out of its own neighbours (scikit-learn's rule:
+            where k + 1 duplicates of a row come before it, its first neighbour is left out instead).
+        k : int or None, default None
+            Neighbours per query; None: the classifier's ``k``.
+        return_distance : bool, default True
+
+        Returns
+        -------
+        distances : array (n_queries, k) float64
+            Only when ``return_distance``.
+        indices : array (n_queries, k) int64
+            In the input's array type (the device's for X None; NumPy on a Dask cluster).
+        """
         X, d, i = self._neighbors(X, self.k if k is None else k)
         xp = array_module(d)
-        return as_input_type(d.astype(xp.float64), X), as_input_type(i.astype(xp.int64), X)
+        i = as_input_type(i.astype(xp.int64), X)
+        return (as_input_type(d.astype(xp.float64), X), i) if return_distance else i
+
+    @on_fitted_device
+    def kneighbors_graph(self, X=None, k: int | None = None, mode: str = "connectivity"):
+        """The neighbours as a sparse (n_queries, n_samples) matrix, as scikit-learn's ``kneighbors_graph``.
+
+        Parameters
+        ----------
+        X : array (n_queries, n_features) or None, default None
+            As :meth:`kneighbors`; None: the training rows, each left out of its own row of the graph.
+        k : int or None, default None
+        mode : {"connectivity", "distance"}, default "connectivity"
+            The entries: 1.0 for each neighbour, or its distance.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix (n_queries, n_samples) float64
+            Row q holds query q's k neighbours (on the host whatever the device).
+        """
+        from scipy.sparse import csr_matrix
+
+        check_choice("mode", mode, ("connectivity", "distance"))
+        _, d, i = self._neighbors(X, self.k if k is None else k)
+        d, i = to_numpy(d).astype(np.float64), to_numpy(i)
+        q, width = i.shape
+        data = np.ones(q * width) if mode == "connectivity" else d.ravel()
+        return csr_matrix((data, i.ravel(), np.arange(0, q * width + 1, width)), shape=(q, self.X_.shape[0]))
 
     @on_fitted_device
     def recall_at_k(self, X, k: int | None = None, n_queries: int = 1000, random_state=None) -> float:
@@ -176,11 +329,19 @@ class KNeighborsClassifier(DeviceClassifier):
         the queries: 1.0 for ``algorithm="brute"``; for ``"ivf"`` it grows with ``n_probe``.
         """
         check_is_fitted(self)
-        if self.offsets_ is not None:
-            raise ValueError("recall_at_k: a classifier fitted on a Dask cluster searches exactly (recall 1.0)")
         k = self.k if k is None else check_int("k", k, low=1)
+        rows = knn_recall.sample_rows(X.shape[0] if hasattr(X, "shape") else len(X),
+                                      check_int("n_queries", n_queries, low=1), random_state)
+        if self.offsets_ is not None:
+            from .distributed import dask_knn
+
+            sample = dask_knn.queries(X, self.n_features_in_)[rows]
+            sample = np.asarray(sample.compute() if is_dask_array(sample) else sample)
+            _, _, found = self._neighbors(sample, k)
+            expected = dask_knn.kneighbors(self.X_, self.offsets_, sample, k, self.metric,
+                                           parse_memory(self.memory_limit), self.device, self.precision)[1]
+            return knn_recall.recall_at_k(found, expected)
         X = check_X(self, X, reset=False, dtype=self.precision)
-        rows = knn_recall.sample_rows(X.shape[0], check_int("n_queries", n_queries, low=1), random_state)
         sample = X[array_module(X).asarray(rows)]
         _, _, found = self._neighbors(sample, k)
         A = self.device_.xp.ascontiguousarray(self.device_.asarray(sample))

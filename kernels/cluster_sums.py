@@ -3,8 +3,9 @@
 :func:`reference` is the definition: sums[c] = the sum of the rows X[i] with labels[i] == c (``xp.add.at``,
 which NumPy runs one row at a time, the slow part of a k-means iteration). CPU: each thread adds its
 share of the rows into its own partial sums, a vector add per row; the partials are added at the end.
-CUDA: one thread per (row, feature) adds into the sums with an atomic add (the order of a cluster's
-additions varies from run to run, as floating-point atomics do).
+CUDA: the rows are put in label order (a sort of the labels), then each thread takes one feature of a run
+of 64 sorted rows, adds up each cluster's share in a register and makes one atomic add per cluster it
+meets (the order of a cluster's additions varies from run to run, as floating-point atomics do).
 """
 
 from __future__ import annotations
@@ -42,16 +43,32 @@ def sums_cpu(X, labels, partials):
                 out[j] += row[j]
 
 
-@cuda.jit
-def sums_cuda(X, labels, sums):
-    """sums[labels[i], j] += X[i, j]: x over features (one each), y strides over the rows."""
+SUM_ROWS = 64  # sorted rows each CUDA thread adds up in a register before its atomic adds
+
+
+@cuda.jit(cache=True)
+def sums_cuda(X, order, labels, sums, zero):
+    """sums[labels[r], j] += X[order[r], j] over the rows r = 0 .. N - 1 in label order (``labels`` sorted, ``order``
+    the rows of X in that order). x covers the features (consecutive threads, consecutive features of one row:
+    coalesced); y takes runs of SUM_ROWS sorted rows, grid-stride. A thread adds its run's rows of one cluster in
+    a register and makes one atomic add per cluster it meets: a few per thread, not one per row on a few addresses.
+    ``zero`` in X's dtype."""
     j = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-    i = cuda.blockIdx.y * cuda.blockDim.y + cuda.threadIdx.y
     n, d = X.shape
     if j < d:
-        while i < n:  # a while loop: range with a variable step divides
-            cuda.atomic.add(sums, (labels[i], j), X[i, j])
-            i += cuda.gridDim.y * cuda.blockDim.y
+        r0 = (cuda.blockIdx.y * cuda.blockDim.y + cuda.threadIdx.y) * SUM_ROWS
+        while r0 < n:  # a while loop: range with a variable step divides
+            r1 = min(n, r0 + SUM_ROWS)
+            c = labels[r0]
+            acc = zero
+            for r in range(r0, r1):
+                if labels[r] != c:
+                    cuda.atomic.add(sums, (c, j), acc)
+                    c = labels[r]
+                    acc = zero
+                acc += X[order[r], j]
+            cuda.atomic.add(sums, (c, j), acc)
+            r0 += cuda.gridDim.y * cuda.blockDim.y * SUM_ROWS
 
 
 def cluster_sums(X, labels, k: int):
@@ -66,7 +83,9 @@ def cluster_sums(X, labels, k: int):
     if device_of(X).type == "cuda":
         sums = xp.zeros((k, X.shape[1]), X.dtype)
         if X.size:
-            run_cuda(sums_cuda, grid(-(-X.shape[1] // 32), -(-X.shape[0] // 8)), (32, 8), X, labels, sums)
+            order = xp.argsort(labels)
+            run_cuda(sums_cuda, grid(-(-X.shape[1] // 32), -(-X.shape[0] // (8 * SUM_ROWS))), (32, 8), X, order,
+                     labels[order], sums, X.dtype.type(0))
         return sums
     partials = np.zeros((max(1, min(numba.get_num_threads(), X.shape[0])), k, X.shape[1]), X.dtype)
     sums_cpu(X, labels, partials)

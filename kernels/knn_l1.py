@@ -8,6 +8,8 @@ float64), feature by feature, so that one load gives one feature of a panel's ro
 (a subtraction, an absolute value and an addition each). The accumulators are the distances: stored
 (:func:`l1_distances`), or compared with the worst of each query's k best and the few lanes below it
 pushed into the query's heap (:func:`l1_select`, kernels/topk.py), so no distance matrix is ever written.
+Terms are summed 32 at a time in the input's dtype, then added to float64 totals, and the heaps are
+ordered by those totals (float64 keys): float32 rounding does not reorder neighbours (:func:`block`).
 A task owns a range of queries (and, with few queries, a share of the panels); it runs its queries over 8
 panels at a time, which stay in cache.
 
@@ -28,12 +30,14 @@ from . import blas_pool
 from .arrays import array_module, device_of
 from .launch import clamped_grid as grid
 from .launch import run_cuda
-from .simd import lanes, vabs, vadd, vbroadcast, vlane, vload, vmask_le, vmask_lt, vstore, vsub, vzeros
+from .simd import (lanes, vabs, vadd, vbroadcast, vlane, vload, vmask_le, vmask_lt, vnarrow, vstore, vsub, vwiden,
+                   vzeros)
 from .topk import NO_INDEX, Best, push, select_cuda, sort_heap
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 QUERIES = 4  # CPU register block: queries ...
 PANELS = 2  # ... x panels of training rows
+L1_CHUNK = 32  # features summed in the input's dtype before they join the float64 totals (see block)
 PANEL_BLOCK = 8  # panels a task's queries pass over while they stay in cache (8 x 16 rows x 128 float32 = 64 KB)
 REFERENCE_BYTES = 64 << 20  # the reference's broadcast temporaries per chunk of queries
 
@@ -49,6 +53,11 @@ def reference(A, B):
 
 
 # --------------------------------------------------------------------------- CPU
+
+
+def key_dtype(A) -> np.dtype:
+    """The dtype of the k best's keys in an L1 search of A: float64 on the CPU (the kernels' totals), else A's."""
+    return np.dtype(np.float64) if device_of(A).type == "cpu" else A.dtype
 
 
 def panel_count(rows: int, dtype) -> int:
@@ -72,24 +81,38 @@ def pack_cpu(X, P):
 
 @numba.njit(inline="always")
 def block(a0, a1, a2, a3, d, pa, pb, L):
-    """The 4 x 2 register block: L1 distances of the queries a0 .. a3 (D,) to the rows of the panels pa, pb."""
-    s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = vzeros(a0)
-    for k in range(d):
-        b = vload(pa, k * L)
-        e = vload(pb, k * L)
-        x = vbroadcast(a0, k)
-        s00 = vadd(s00, vabs(vsub(x, b)))
-        s01 = vadd(s01, vabs(vsub(x, e)))
-        x = vbroadcast(a1, k)
-        s10 = vadd(s10, vabs(vsub(x, b)))
-        s11 = vadd(s11, vabs(vsub(x, e)))
-        x = vbroadcast(a2, k)
-        s20 = vadd(s20, vabs(vsub(x, b)))
-        s21 = vadd(s21, vabs(vsub(x, e)))
-        x = vbroadcast(a3, k)
-        s30 = vadd(s30, vabs(vsub(x, b)))
-        s31 = vadd(s31, vabs(vsub(x, e)))
-    return s00, s01, s10, s11, s20, s21, s30, s31
+    """The 4 x 2 register block: L1 distances of the queries a0 .. a3 (D,) to the rows of the panels pa, pb, in float64.
+
+    Terms are summed L1_CHUNK at a time in the input's dtype, each chunk's sums then added to float64
+    totals (two registers each for float32 input): a float32 sum of D terms drifts by about sqrt(D) of
+    its last bits and reorders near-equal distances; chunks of 32 keep each total within a few float64
+    roundings of the exact distance, and the heaps order by these totals (kernels/topk.py's keys in
+    float64), so only distances equal in float64 tie.
+    """
+    w = vwiden(vzeros(a0))
+    t00 = t01 = t10 = t11 = t20 = t21 = t30 = t31 = w
+    for k0 in range(0, d, L1_CHUNK):
+        s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = vzeros(a0)
+        for k in range(k0, min(d, k0 + L1_CHUNK)):
+            b = vload(pa, k * L)
+            e = vload(pb, k * L)
+            x = vbroadcast(a0, k)
+            s00 = vadd(s00, vabs(vsub(x, b)))
+            s01 = vadd(s01, vabs(vsub(x, e)))
+            x = vbroadcast(a1, k)
+            s10 = vadd(s10, vabs(vsub(x, b)))
+            s11 = vadd(s11, vabs(vsub(x, e)))
+            x = vbroadcast(a2, k)
+            s20 = vadd(s20, vabs(vsub(x, b)))
+            s21 = vadd(s21, vabs(vsub(x, e)))
+            x = vbroadcast(a3, k)
+            s30 = vadd(s30, vabs(vsub(x, b)))
+            s31 = vadd(s31, vabs(vsub(x, e)))
+        t00, t01 = vadd(t00, vwiden(s00)), vadd(t01, vwiden(s01))
+        t10, t11 = vadd(t10, vwiden(s10)), vadd(t11, vwiden(s11))
+        t20, t21 = vadd(t20, vwiden(s20)), vadd(t21, vwiden(s21))
+        t30, t31 = vadd(t30, vwiden(s30)), vadd(t31, vwiden(s31))
+    return t00, t01, t10, t11, t20, t21, t30, t31
 
 
 @numba.njit(inline="always")
@@ -100,14 +123,14 @@ def _rows(A, i0):
 
 
 @numba.njit(inline="always")
-def _take(v, col, end, kb, ib):
-    """Push the lanes of v (the distances of rows col .. col + lanes - 1) that beat the heap's worst, rows < end."""
-    mask = vmask_le(v, kb[0]) if ib[0] == NO_INDEX else vmask_lt(v, kb[0])
+def _take(w, col, end, kb, ib):
+    """Push the lanes of w (float64 distances of rows col .. col + lanes - 1) that beat the heap's worst, rows < end."""
+    mask = vmask_le(w, kb[0]) if ib[0] == NO_INDEX else vmask_lt(w, kb[0])
     while mask:
         lane = trailing_zeros(mask)
         mask &= mask - 1
         if col + lane < end:
-            r = vlane(v, lane)
+            r = vlane(w, lane)
             push(kb, kb, ib, r, r, col + lane)
 
 
@@ -138,14 +161,17 @@ def distances_cpu(A, P, chunk, out):
                 for pn in range(p0, min(pans, p0 + PANEL_BLOCK), PANELS):
                     a0, a1, a2, a3 = _rows(A, i0)
                     s = block(a0, a1, a2, a3, d, P[pn], P[pn + 1], L)
+                    like = vzeros(a0)
                     for r in range(min(QUERIES, q - i0)):
-                        _store(s[2 * r], out, i0 + r, pn * L)
-                        _store(s[2 * r + 1], out, i0 + r, pn * L + L)
+                        _store(vnarrow(s[2 * r], like), out, i0 + r, pn * L)
+                        _store(vnarrow(s[2 * r + 1], like), out, i0 + r, pn * L + L)
 
 
 @numba.njit(parallel=True, cache=True)
 def select_cpu(A, P, n, col0, chunk, last, keys, idx):
     """Push the L1 distances of A (Q, D) to the n packed rows P (rows col0 ..) into the heaps keys/idx (parts, Q, k).
+
+    ``keys`` float64 (the distances as the register block sums them, see :func:`block`).
 
     Task (t, p) takes query blocks t chunk .. and the p-th share of the panels; its columns come in
     increasing order, so a distance equal to a heap's worst never enters (except into empty slots).
@@ -188,7 +214,7 @@ CUDA_STEP_PADDED = 17  # a shared row of 17: the 16 rows a half-warp reads at on
 def _distances_kernel(dtype):
     """The CUDA L1 distance kernel for Numba float type ``dtype`` (its shared tiles are of that type)."""
 
-    @cuda.jit
+    @cuda.jit(cache=True)
     def distances(A, B, out, zero):
         """out (Q, n) = L1 distances of A (Q, D) to B (n, D): 64 x 64 per block, grid-stride over both axes."""
         a_s = cuda.shared.array((CUDA_TILE, CUDA_STEP_PADDED), dtype)
@@ -240,7 +266,7 @@ def _distances_kernel(dtype):
     return distances
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline=True, cache=True)
 def _put4(out, i, j, v0, v1, v2, v3):
     """out[i, j + 16 n] = v_n, within out."""
     if i < out.shape[0]:
@@ -317,9 +343,10 @@ def l1_select(A, B, col0: int, best: Best, last: bool = False) -> None:
     ``last``: no later block comes for these queries (the CPU kernel may then sort the heaps).
     """
     _check("l1_select", A, B)
-    if best.keys.shape[1] != A.shape[0] or best.keys.dtype != A.dtype:
+    wanted = key_dtype(A)
+    if best.keys.shape[1] != A.shape[0] or best.keys.dtype != wanted:
         raise ValueError(f"l1_select: best holds {best.keys.shape[1]} {best.keys.dtype} lists, A is "
-                         f"{A.dtype} {tuple(A.shape)}")
+                         f"{A.dtype} {tuple(A.shape)} (wanted {wanted} lists)")
     if device_of(A).type == "cuda":
         out = array_module(A).empty((A.shape[0], B.shape[0]), A.dtype)
         _launch_distances(A, B, out)

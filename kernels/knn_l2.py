@@ -3,8 +3,9 @@
 The product G = A B^T comes from BLAS / cuBLAS (the caller's GEMM, gpunn.ops.matmul); this file holds
 what follows it. :func:`l2_distances` turns G into the distance matrix (pairwise distances).
 :func:`l2_select` keeps each query's k best of one block of G: on the CPU in one pass fused with the
-distances (a vector of distances against the worst of the query's k best, then only the few that beat it
-inserted, kernels/topk.py); on CUDA the same distances kernel, then the selection kernel.
+distances (a vector of distances against the query's limit, then only the few at or below it appended to
+its buffer, kernels/topk.py's :class:`~gpunn.kernels.topk.Buffers`); on CUDA the same distances kernel,
+then the selection kernel.
 
 The formula cancels: its rounding error is about eps (a_sq + b_sq). Values below
 ``L2_FLOOR_ULPS * eps * (a_sq + b_sq)`` cannot be told from 0 and are reported as 0, so duplicate rows
@@ -23,9 +24,9 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from . import blas_pool
 from .arrays import array_module, device_of
 from .launch import clamped_grid as grid
-from .launch import run_cuda
+from .launch import cpu_threads, run_cuda
 from .simd import lanes, vabove, vadd, vlane, vload, vmask_le, vmask_lt, vmul, vsplat, vsub, vzeros
-from .topk import NO_INDEX, Best, push, select_cuda, sort_heap
+from .topk import offer, select_cuda
 
 L2_FLOOR_ULPS = 16
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -41,6 +42,45 @@ def reference(G, a_sq, b_sq, take_sqrt: bool):
     floor = total * G.dtype.type(L2_FLOOR_ULPS * np.finfo(G.dtype).eps)
     d = array_module(G).where(d > floor, d, 0).astype(G.dtype, copy=False)
     return array_module(G).sqrt(d) if take_sqrt else d
+
+
+def squared_norms(A):
+    """(N,) squared row norms of A (N, D), in A's dtype: every L2 search's ||a||^2 and ||b||^2 come from here.
+
+    On NumPy ``einsum`` sums each row's products without the (N, D) temporary of ``(A * A).sum(axis=1)``.
+    """
+    return np.einsum("ij,ij->i", A, A) if array_module(A) is np else (A * A).sum(axis=1)
+
+
+@numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})  # any order of a float64 sum will do
+def pair_distances_cpu(A, qi, R, ri, out):
+    """out[m] = sum_f (A[qi[m], f] - R[ri[m], f])^2 in float64, for the pairs m (no row is copied)."""
+    for m in prange(out.shape[0]):
+        a, b = A[qi[m]], R[ri[m]]
+        total = 0.0
+        for f in range(a.shape[0]):
+            diff = np.float64(a[f]) - np.float64(b[f])
+            total += diff * diff
+        out[m] = total
+
+
+PAIR_BYTES = 64 << 20  # CUDA: the float64 differences of pairs measured at once, at most
+
+
+def pair_distances(A, qi, R, ri):
+    """(M,) float64 squared distances between rows A[qi[m]] and R[ri[m]] (A (Q, D), R (N, D) on one device)."""
+    xp = array_module(A)
+    out = xp.empty(qi.shape[0], np.float64)
+    if xp is np:
+        if out.size:
+            with cpu_threads(A.shape[1] * out.size):  # a few pairs: the calling thread alone, below the threshold
+                pair_distances_cpu(A, qi, R, ri, out)
+        return out
+    step = max(1, PAIR_BYTES // (8 * max(1, A.shape[1])))
+    for s in range(0, out.shape[0], step):
+        diff = A[qi[s:s + step]].astype(np.float64) - R[ri[s:s + step]].astype(np.float64)
+        out[s:s + step] = (diff * diff).sum(axis=1)
+    return out
 
 
 def floor_ulps(dtype) -> np.generic:
@@ -64,15 +104,15 @@ def distances_cpu(G, a_sq, b_sq, take_sqrt, floor, zero):
 
 
 @numba.njit(parallel=True, cache=True)
-def select_cpu(G, a_sq, b_sq, col0, take_sqrt, floor, zero, last, keys, raws, idx):
-    """Push the distances of G (Q, n) (columns col0 ..) into each query's heap keys/raws/idx (parts, Q, k).
+def select_cpu(G, a_sq, b_sq, col0, floor, zero, keys, raws, idx, fill, limit, k):
+    """Offer the distances of G (Q, n) (columns col0 ..) to each query's buffer keys/raws/idx (parts, Q, capacity).
 
-    ``floor`` and ``zero`` in G's dtype (a float32 kernel computes in float32 throughout).
+    ``floor`` and ``zero`` in G's dtype (a float32 kernel computes in float32 throughout); ``fill`` and
+    ``limit`` (parts, Q): entries held and the raw limit (kernels/topk.py's :class:`~gpunn.kernels.topk.Buffers`).
     Part p of a query takes the p-th share of the columns (in whole vectors). A vector of raw distances
-    (before the square root) is compared with the heap's worst raw value; the lanes below it are pushed.
-    Columns come in increasing order within a part, so a distance equal to the worst never enters,
-    except into a heap with empty slots. ``last``: this is the queries' last block, and with one part
-    each heap is sorted once its row is done (no separate pass over the heaps).
+    (before the square root) is compared with the limit; the lanes at or below it are appended, and a full
+    buffer is compacted, which lowers the limit. Keys are offered as raw values: the buffers' result takes the
+    square root of the few kept (``Buffers(take_sqrt=True)``).
     """
     q, n = G.shape
     parts = keys.shape[0]
@@ -86,6 +126,7 @@ def select_cpu(G, a_sq, b_sq, col0, take_sqrt, floor, zero, last, keys, raws, id
         j0 = p * span
         j1 = min(n, j0 + span)
         kb, rb, ib = keys[p, i], raws[p, i], idx[p, i]
+        held, lim = fill[p, i], limit[p, i]
         row = G[i]
         qs = a_sq[i]
         vq = vsplat(lanes_like, qs)
@@ -94,27 +135,32 @@ def select_cpu(G, a_sq, b_sq, col0, take_sqrt, floor, zero, last, keys, raws, id
             g = vload(row, j)
             total = vadd(vq, vload(b_sq, j))
             d = vabove(vsub(total, vadd(g, g)), vmul(total, vfloor))
-            mask = vmask_le(d, rb[0]) if ib[0] == NO_INDEX else vmask_lt(d, rb[0])
+            mask = vmask_le(d, lim)
             while mask:
                 lane = trailing_zeros(mask)
                 mask &= mask - 1
                 r = vlane(d, lane)
-                push(kb, rb, ib, np.sqrt(r) if take_sqrt else r, r, col0 + j + lane)
+                if r <= lim:  # a compaction within this vector may have lowered the limit
+                    held, new = offer(kb, rb, ib, held, k, r, r, col0 + j + lane)  # the square root at the end
+                    if new >= 0:
+                        lim = new
             j += L
         while j < j1:
             total = qs + b_sq[j]
             r = total - (row[j] + row[j])
             r = r if r > total * floor else zero
-            push(kb, rb, ib, np.sqrt(r) if take_sqrt else r, r, col0 + j)
+            if r <= lim:
+                held, new = offer(kb, rb, ib, held, k, r, r, col0 + j)
+                if new >= 0:
+                    lim = new
             j += 1
-        if last and parts == 1:
-            sort_heap(kb, rb, ib)
+        fill[p, i], limit[p, i] = held, lim
 
 
 # --------------------------------------------------------------------------- CUDA
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def distances_cuda(G, a_sq, b_sq, take_sqrt, floor, zero):
     """In place on G: x covers the columns (one each; the grid's x reaches 2^31 blocks), y strides over the rows.
 
@@ -165,11 +211,12 @@ def l2_distances(G, a_sq, b_sq, take_sqrt: bool):
     return G
 
 
-def l2_select(G, a_sq, b_sq, col0: int, take_sqrt: bool, best: Best, last: bool = False) -> None:
-    """Merge the distances of the block G = A B^T (Q, n), columns col0 .., into ``best`` (kernels/topk.py).
+def l2_select(G, a_sq, b_sq, col0: int, take_sqrt: bool, best, last: bool = False) -> None:
+    """Merge the distances of the block G = A B^T (Q, n), columns col0 .., into ``best``.
 
-    CPU: one fused pass (G is left as it was). CUDA: G becomes the distances, then the selection kernel.
-    ``last``: no later block comes for these queries (the CPU kernel may then sort the heaps).
+    ``best``: on the CPU a :class:`~gpunn.kernels.topk.Buffers` (one fused pass; G is left as it was), on
+    CUDA a :class:`~gpunn.kernels.topk.Best` (G becomes the distances, then the selection kernel).
+    ``last`` is accepted for the callers' symmetry with :func:`gpunn.kernels.knn_l1.l1_select`.
     """
     _check("l2_select", G, a_sq, b_sq)
     if best.keys.shape[1] != G.shape[0] or best.keys.dtype != G.dtype:
@@ -180,7 +227,6 @@ def l2_select(G, a_sq, b_sq, col0: int, take_sqrt: bool, best: Best, last: bool 
         select_cuda(G, best, col0)
     elif G.size:
         with numba.parallel_chunksize(DYNAMIC_ROWS):  # rows handed out as threads free up (see DYNAMIC_ROWS)
-            select_cpu(G, a_sq, b_sq, np.int64(col0), bool(take_sqrt), floor_ulps(G.dtype), G.dtype.type(0),
-                       bool(last), best.keys, best.raws, best.idx)
-        best.sorted = bool(last) and best.keys.shape[0] == 1
+            select_cpu(G, a_sq, b_sq, np.int64(col0), floor_ulps(G.dtype), G.dtype.type(0), best.keys, best.raws,
+                       best.idx, best.fill, best.limit, np.int64(best.k))
         blas_pool.parallel_kernel_ran()

@@ -21,6 +21,8 @@ body serves both dtypes.
     vmask_le(v, x)       bit l set where lane l of v <= x
     vlane(v, l)          lane l of v, a scalar
     lanes(a)             how many of a's elements fill a vector: 16 (float32) or 8 (float64), a constant
+    vwiden(v)            v's lanes in float64 (a float32 vector's 16 lanes: two registers); float64 as it is
+    vnarrow(w, like)     a widened vector back in the type of the vector ``like``
 Indices are not checked: callers keep i + lanes within the array.
 """
 
@@ -37,11 +39,11 @@ _I32 = ir.IntType(32)
 
 
 class Vec(types.Type):
-    """A vector of ``VECTOR_BYTES`` bytes of ``dtype`` (a Numba float type)."""
+    """A vector of ``lanes`` values of ``dtype`` (a Numba float type); by default ``VECTOR_BYTES`` bytes of them."""
 
-    def __init__(self, dtype):
+    def __init__(self, dtype, lanes: int | None = None):
         self.dtype = dtype
-        self.lanes = VECTOR_BYTES // (dtype.bitwidth // 8)
+        self.lanes = VECTOR_BYTES // (dtype.bitwidth // 8) if lanes is None else lanes
         super().__init__(name=f"Vec{self.lanes}{dtype}")
 
 
@@ -57,6 +59,7 @@ class _VecModel(models.PrimitiveModel):
 
 vec16 = Vec(types.float32)
 VECTORS = {types.float32: vec16, types.float64: Vec(types.float64)}
+WIDE = {vec16: Vec(types.float64, vec16.lanes), VECTORS[types.float64]: VECTORS[types.float64]}  # vwiden's results
 
 
 def _vec_of(array):
@@ -263,3 +266,26 @@ def vlane(typingctx, v, lane):
         return builder.extract_element(args[0], builder.trunc(args[1], _I32))
 
     return v.dtype(v, lane), codegen
+
+
+@intrinsic
+def vwiden(typingctx, v):
+    wide = WIDE.get(v)
+    if wide is None:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return args[0] if wide == v else builder.fpext(args[0], _ir(wide))
+
+    return wide(v), codegen
+
+
+@intrinsic
+def vnarrow(typingctx, w, like):
+    if not isinstance(like, Vec) or WIDE.get(like) != w:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return args[0] if w == like else builder.fptrunc(args[0], _ir(like))
+
+    return like(w, like), codegen

@@ -13,9 +13,10 @@ queries, to keep every thread busy; in an IVF scan, one per task), each with its
 :func:`finish_cpu` merges them and sorts.
 
 CUDA: :func:`select_cuda` merges a block of distances into the running k best, kept sorted: one thread
-block per query row. Candidates that beat the list's k-th are appended to a shared-memory waiting area;
-when it could overflow, or at the row's end, list and candidates are sorted together (a bitonic sort in
-shared memory) and the first k kept. Up to :data:`CUDA_MAX_K` neighbours; beyond, a stable sort of the
+block per query row, each thread reading several columns per round (coalesced). Candidates that beat
+the list's k-th are appended to a shared-memory waiting area; when it could overflow, or at the row's
+end, list and candidates are sorted together (a bitonic sort in shared memory, no larger than they need)
+and the first k kept. Up to :data:`CUDA_MAX_K` neighbours; beyond, a stable sort of the
 lists and the block together (CuPy's sort), slower but exact.
 """
 
@@ -27,9 +28,10 @@ from numba import cuda, prange
 
 from .arrays import array_module
 from .launch import clamped_grid as grid
-from .launch import run_cuda
+from .launch import PARALLEL_MIN_SIZE, cpu_threads, run_cuda
 
 NO_INDEX = np.iinfo(np.int64).max  # the index of an empty slot: any real row beats it, even at an equal distance
+FINISH_PARALLEL_ENTRIES = 1 << 16  # buffer entries from which finishing them is worth every thread
 
 
 def smallest_k(d, k: int, offset: int = 0):
@@ -48,6 +50,9 @@ def _stable_argsort(xp, a):
 
 class Best:
     """Each query's k best so far, on the queries' device: ``keys`` (parts, Q, k) distances, ``idx`` their rows.
+
+    ``dtype``: the keys', the data's own, or float64 where a kernel sums in float64 (CPU L1,
+    kernels/knn_l1.py's :func:`~gpunn.kernels.knn_l1.key_dtype`).
 
     On the CPU every list is a max-heap under (key, index) (the worst at 0) and ``raws`` holds each entry's
     raw value; on CUDA (one part) a list sorted by (key, index). Empty slots hold (inf, :data:`NO_INDEX`).
@@ -70,7 +75,8 @@ class Best:
     def result(self):
         """(distances, indices), each (Q, k), sorted by (distance, index)."""
         if self.on_cpu and not self.sorted:
-            finish_cpu(self.keys, self.raws, self.idx)
+            with cpu_threads(self.keys.size):  # merging and sorting k per query: one thread below launch's threshold
+                finish_cpu(self.keys, self.raws, self.idx)
             self.sorted = True
         return self.keys[0], self.idx[0]
 
@@ -136,45 +142,211 @@ def finish_cpu(keys, raws, idx):
         sort_heap(kb, rb, ib)
 
 
+# --------------------------------------------------------------------------- CPU: a buffer per query (large k)
+
+
+class Buffers:
+    """Each query's candidates so far, on the CPU, kept in buffers rather than heaps: for large k a candidate is
+    appended (a few nanoseconds) instead of sifted through a heap of k (log k moves of three arrays).
+
+    ``keys``/``raws``/``idx`` (parts, Q, capacity), ``fill`` (parts, Q) entries held, ``limit`` (parts, Q) the
+    largest raw value among the k best at the last compaction (inf until k are held): a candidate above it
+    has k better in the buffer. A full buffer keeps only the entries at or below its k-th smallest raw value
+    (a quickselect of the values, :func:`compact`), which becomes ``limit``. :meth:`result` merges the parts,
+    keeps the k best by (key, index) and sorts them.
+    """
+
+    def __init__(self, parts: int, queries: int, k: int, dtype, take_sqrt: bool = False):
+        capacity = 2 * k + 8  # compactions every k + 8 candidates or more: linear in k, so O(1) per candidate
+        self.keys = np.full((parts, queries, capacity), np.inf, dtype)
+        self.raws = np.full((parts, queries, capacity), np.inf, dtype)
+        self.idx = np.full((parts, queries, capacity), NO_INDEX, np.int64)
+        self.fill = np.zeros((parts, queries), np.int64)
+        self.limit = np.full((parts, queries), np.inf, dtype)
+        self.k, self.take_sqrt = k, take_sqrt
+
+    def result(self):
+        """(distances, indices), each (Q, k), sorted by (distance, index)."""
+        q = self.keys.shape[1]
+        out_keys = np.full((q, self.k), np.inf, self.keys.dtype)
+        out_idx = np.full((q, self.k), NO_INDEX, np.int64)
+        # every thread only for many entries: below, a woken pool costs more than the work
+        with cpu_threads(PARALLEL_MIN_SIZE if self.keys.size >= FINISH_PARALLEL_ENTRIES else 0):
+            finish_buffers(self.keys, self.raws, self.idx, self.fill, self.k, self.take_sqrt, out_keys, out_idx)
+        return out_keys, out_idx
+
+
+@numba.njit(inline="always")
+def _swap(keys, raws, idx, a, b):
+    keys[a], keys[b] = keys[b], keys[a]
+    raws[a], raws[b] = raws[b], raws[a]
+    idx[a], idx[b] = idx[b], idx[a]
+
+
+@numba.njit(cache=True)
+def compact_exact(keys, raws, idx, n, k):
+    """Move the k best of the n entries (1-D views) by (key, index) to the front (a quickselect); returns the
+    largest raw value among them (with n <= k, all n stay and inf is returned: no limit yet)."""
+    if n <= k:
+        return np.inf
+    lo, hi, target = 0, n - 1, k - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1  # median of three as the pivot: sorted order or not, no quadratic case
+        if before(keys[mid], idx[mid], keys[lo], idx[lo]):
+            _swap(keys, raws, idx, mid, lo)
+        if before(keys[hi], idx[hi], keys[lo], idx[lo]):
+            _swap(keys, raws, idx, hi, lo)
+        if before(keys[hi], idx[hi], keys[mid], idx[mid]):
+            _swap(keys, raws, idx, hi, mid)
+        pk, pi = keys[mid], idx[mid]
+        i, j = lo, hi
+        while i <= j:
+            while before(keys[i], idx[i], pk, pi):
+                i += 1
+            while before(pk, pi, keys[j], idx[j]):
+                j -= 1
+            if i <= j:
+                _swap(keys, raws, idx, i, j)
+                i += 1
+                j -= 1
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:
+            break
+    worst = raws[0]
+    for e in range(1, k):
+        worst = max(worst, raws[e])
+    return worst
+
+
+@numba.njit(cache=True)
+def kth_raw(raws, n, k):
+    """The k-th smallest of raws[:n] (a quickselect on a copy of the values alone)."""
+    v = raws[:n].copy()
+    lo, hi, target = 0, n - 1, k - 1
+    while lo < hi:
+        pivot = v[(lo + hi) >> 1]
+        i, j = lo, hi
+        while i <= j:
+            while v[i] < pivot:
+                i += 1
+            while pivot < v[j]:
+                j -= 1
+            if i <= j:
+                v[i], v[j] = v[j], v[i]
+                i += 1
+                j -= 1
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:
+            break
+    return v[target]
+
+
+@numba.njit(cache=True)
+def compact(keys, raws, idx, n, k):
+    """Keep the entries (1-D views, n of them) whose raw value is at most the k-th smallest, in front; returns
+    (entries kept, that raw value: the new limit). At least k stay, ties at the limit included (the final
+    :func:`compact_exact` orders them by (key, index)); where ties would keep most of the buffer, the k best
+    by (key, index) are kept exactly instead."""
+    limit = kth_raw(raws, n, k)
+    kept = 0
+    for e in range(n):  # in place, in order: the entries kept move forward
+        if raws[e] <= limit:
+            keys[kept], raws[kept], idx[kept] = keys[e], raws[e], idx[e]
+            kept += 1
+    if 2 * kept > n + k:  # many equal distances: one more compaction would free little
+        return k, compact_exact(keys, raws, idx, kept, k)
+    return kept, limit
+
+
+@numba.njit(inline="always")
+def offer(keys, raws, idx, n, k, key, raw, j):
+    """Append (key, raw, j) at n of a buffer (1-D views); returns (entries held, limit or -1 when unchanged)."""
+    keys[n] = key
+    raws[n] = raw
+    idx[n] = j
+    n += 1
+    if n == keys.shape[0]:
+        return compact(keys, raws, idx, n, k)
+    return n, -1.0
+
+
+@numba.njit(parallel=True, cache=True)
+def finish_buffers(keys, raws, idx, fill, k, take_sqrt, out_keys, out_idx):
+    """out (Q, k): each query's buffers (parts, Q, capacity) merged, compacted to k and sorted by (key, index).
+
+    ``take_sqrt``: the kernels offered raw values as keys (L2's square root is taken here, once per kept entry).
+    """
+    parts = keys.shape[0]
+    for i in prange(keys.shape[1]):
+        kb, rb, ib = keys[0, i], raws[0, i], idx[0, i]
+        n = fill[0, i]
+        for p in range(1, parts):
+            for e in range(fill[p, i]):
+                n = offer(kb, rb, ib, n, k, keys[p, i, e], raws[p, i, e], idx[p, i, e])[0]
+        if take_sqrt:
+            for e in range(n):
+                kb[e] = np.sqrt(rb[e])
+        if n > k:
+            compact_exact(kb, rb, ib, n, k)
+            n = k
+        for at in range(n // 2 - 1, -1, -1):  # a heap of the k best (the worst at 0), then sorted
+            _sift_down(kb, rb, ib, kb[at], rb[at], ib[at], at, n)
+        sort_heap(kb[:n], rb[:n], ib[:n])
+        out_keys[i, :n] = kb[:n]
+        out_idx[i, :n] = ib[:n]
+
+
 # --------------------------------------------------------------------------- CUDA: one thread block per query
 
 CUDA_MAX_K = 128  # neighbours the selection kernel keeps; more go to the sorting fallback
 SELECT_THREADS = 128
-SORT_SIZE = 512  # shared-memory entries: the list (CUDA_MAX_K) and the candidates waiting to join it
-FLUSH_AT = SORT_SIZE - CUDA_MAX_K - SELECT_THREADS  # waiting candidates past which one more round could overflow
+ITEMS = 4  # columns each thread reads per round: one pair of barriers per 512 columns, not per 128
+ROUND = SELECT_THREADS * ITEMS
+SORT_SIZE = 1024  # shared-memory entries: the list and the candidates waiting to join it
+FLUSH_AT = SORT_SIZE - CUDA_MAX_K - ROUND  # waiting candidates past which one more round could overflow
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline=True, cache=True)
 def _before_cuda(d1, i1, d2, i2):
     return d1 < d2 or (d1 == d2 and i1 < i2)
 
 
-@cuda.jit(device=True, inline=True)
-def _bitonic_sort(sd, si, tid):
-    """Sort the SORT_SIZE shared entries (sd, si) by (distance, index), all threads of the block together."""
-    size = 2
-    while size <= SORT_SIZE:
-        stride = size >> 1
+@cuda.jit(device=True, cache=True)
+def _bitonic_sort(sd, si, tid, size):
+    """Sort the first ``size`` (a power of two) shared entries (sd, si) by (distance, index), all threads together."""
+    width = 2
+    while width <= size:
+        stride = width >> 1
         while stride > 0:
-            for i in range(tid, SORT_SIZE, SELECT_THREADS):
+            i = tid
+            while i < size:  # a while loop: range with a variable bound and step divides
                 other = i ^ stride
-                if other > i and _before_cuda(sd[other], si[other], sd[i], si[i]) == ((i & size) == 0):
+                if other > i and _before_cuda(sd[other], si[other], sd[i], si[i]) == ((i & width) == 0):
                     sd[i], sd[other] = sd[other], sd[i]
                     si[i], si[other] = si[other], si[i]
+                i += SELECT_THREADS
             cuda.syncthreads()
             stride >>= 1
-        size <<= 1
+        width <<= 1
 
 
 def _select_kernel(dtype, gathered: bool):
     """The selection kernel for distances of Numba type ``dtype``; ``gathered``: column j of row r is row ids[r, j]."""
 
-    @cuda.jit
+    @cuda.jit(cache=True)
     def select(d, ids, col0, keys, idx, inf):
         """Merge each row of d (Q, n) into its sorted list keys/idx (Q, k): one block of SELECT_THREADS per row.
 
-        Candidates that beat the list's k-th wait in shared memory; a full waiting area, or the row's end,
-        sorts list and candidates together (bitonic) and keeps the first k.
+        Each round, every thread reads ITEMS columns (consecutive threads, consecutive columns); those that
+        beat the list's k-th are appended after the list in shared memory. When one more round could
+        overflow the waiting area, or at the row's end, the list and its candidates are sorted together
+        (bitonic, over the smallest power of two that holds them) and the first k kept.
         """
         sd = cuda.shared.array(SORT_SIZE, dtype)
         si = cuda.shared.array(SORT_SIZE, numba.int64)
@@ -184,41 +356,53 @@ def _select_kernel(dtype, gathered: bool):
         n = d.shape[1]
         row = cuda.blockIdx.x
         while row < d.shape[0]:  # grid-stride (a while loop: range with a variable step divides)
-            for s in range(tid, SORT_SIZE, SELECT_THREADS):
+            s = tid
+            while s < SORT_SIZE:  # a while loop: an unrolled range here held every load in a register
                 if s < k:
                     sd[s] = keys[row, s]
                     si[s] = idx[row, s]
                 else:
                     sd[s] = inf
                     si[s] = NO_INDEX
+                s += SELECT_THREADS
             if tid == 0:
                 waiting[0] = 0
             cuda.syncthreads()
             worst_d, worst_i = sd[k - 1], si[k - 1]
-            for base in range(0, n, SELECT_THREADS):
-                j = base + tid
-                if j < n:
-                    v = d[row, j]
-                    c = ids[row, j] if gathered else col0 + j
-                    if _before_cuda(v, c, worst_d, worst_i):
-                        at = CUDA_MAX_K + cuda.atomic.add(waiting, 0, 1)
-                        sd[at] = v
-                        si[at] = c
+            base = 0
+            while base < n:
+                for t in range(ITEMS):
+                    j = base + t * SELECT_THREADS + tid
+                    if j < n:
+                        v = d[row, j]
+                        c = ids[row, j] if gathered else col0 + j
+                        if _before_cuda(v, c, worst_d, worst_i):
+                            at = k + cuda.atomic.add(waiting, 0, 1)
+                            sd[at] = v
+                            si[at] = c
+                base += ROUND
                 cuda.syncthreads()
                 count = waiting[0]
                 cuda.syncthreads()  # everyone has read the count before anyone changes it
-                if count > FLUSH_AT or (count > 0 and base + SELECT_THREADS >= n):
-                    _bitonic_sort(sd, si, tid)
-                    for s in range(k + tid, SORT_SIZE, SELECT_THREADS):
+                if count > FLUSH_AT or (count > 0 and base >= n):
+                    size = 2
+                    while size < k + count:
+                        size <<= 1
+                    _bitonic_sort(sd, si, tid, size)
+                    s = k + tid
+                    while s < size:  # the waiting area empty again
                         sd[s] = inf
                         si[s] = NO_INDEX
+                        s += SELECT_THREADS
                     if tid == 0:
                         waiting[0] = 0
                     cuda.syncthreads()
                     worst_d, worst_i = sd[k - 1], si[k - 1]
-            for s in range(tid, k, SELECT_THREADS):
+            s = tid
+            while s < k:
                 keys[row, s] = sd[s]
                 idx[row, s] = si[s]
+                s += SELECT_THREADS
             cuda.syncthreads()
             row += cuda.gridDim.x
 

@@ -87,6 +87,69 @@ def test_workers_search_on_their_gpu_as_one_cpu_process(gpu_client, gpu, metric,
     np.testing.assert_array_equal(knn.predict(Xq), one.predict(Xq))
 
 
+def clustered_with_outliers(rng, n=1500, d=6):
+    """Overlapping clusters, and 3 outlying rows that k-means gives a list of their own: a query near them needs more
+    lists than n_probe = 1 to find k rows."""
+    centres = rng.standard_normal((12, d)) * 2
+    X = centres[rng.integers(0, 12, n)] + rng.standard_normal((n, d))
+    X[rng.choice(n, 3, replace=False)] = 40 + rng.standard_normal((3, d))
+    return X.astype(np.float32), rng.integers(0, 4, n)
+
+
+@pytest.mark.parametrize("metric", ["l2", "l1"])
+def test_ivf_on_the_cluster_equals_one_process(client, metric, rng):
+    X, y = clustered_with_outliers(rng)
+    Xq = np.concatenate([rng.standard_normal((40, 6)) * 2, 40 + rng.standard_normal((2, 6))]).astype(np.float32)
+    chunks = (400, 7, 600, 493)
+    settings = dict(k=10, metric=metric, device="cpu", algorithm="ivf", n_lists=25, random_state=4)
+    one = gn.KNeighborsClassifier(n_probe=1, **settings).fit(X, y)
+    dist = gn.KNeighborsClassifier(n_probe=1, **settings).fit(da.from_array(X, chunks=(chunks, 6)),
+                                                            da.from_array(y, chunks=(chunks,)))
+    # the same sample of rows trained the same centroids: every row is in the same list
+    np.testing.assert_array_equal(dist.index_.centroids_, one.index_.centroids_)
+    np.testing.assert_array_equal(dist.index_.list_sizes_, one.index_.list_sizes_)
+    beyond = int(one.index_.list_sizes_.min()) + 5  # the smallest list's own rows need more lists than theirs
+    for n_probe in (1, 3, 25):
+        one.set_params(n_probe=n_probe)
+        dist.set_params(n_probe=n_probe)
+        for queries in (Xq, da.from_array(Xq, chunks=(15, 6)), None):
+            for k in (10, beyond):
+                for a, b in zip(dist.kneighbors(queries, k), one.kneighbors(None if queries is None else Xq, k)):
+                    np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(dist.predict(Xq), one.predict(Xq))
+    np.testing.assert_array_equal(dist.kneighbors(Xq)[1], gn.KNeighborsClassifier(k=10, metric=metric, device="cpu")
+                                  .fit(X, y).kneighbors(Xq)[1])  # n_probe = n_lists: exact search, ties included
+    assert dist.recall_at_k(Xq) == 1.0
+
+
+def test_ivf_auto_n_probe_on_the_cluster_equals_one_process(client, rng):
+    X, y = clustered_with_outliers(rng, n=2000)
+    settings = dict(k=5, device="cpu", algorithm="ivf", n_lists=30, n_probe="auto", target_recall=0.9, random_state=2)
+    one = gn.KNeighborsClassifier(**settings).fit(X, y)
+    dist = gn.KNeighborsClassifier(**settings).fit(da.from_array(X, chunks=(500, 6)), y)
+    assert (dist.n_probe_, dist.n_probe_recall_) == (one.n_probe_, one.n_probe_recall_)
+    assert dist.n_probe_recall_ >= 0.9
+
+
+def test_ivf_index_given_centroids_on_the_cluster(client, rng):
+    """The core, without the estimator: DaskIVFIndex with given centroids equals IVFIndex with them."""
+    from gpunn.distributed.dask_ivf import DaskIVFIndex
+    from gpunn.distributed.dask_knn import training_rows
+    from gpunn.knn import IVFIndex
+
+    X, y = clustered_with_outliers(rng, n=900)
+    centroids = X[rng.choice(900, 20, replace=False)]
+    Xd, _, offsets = training_rows(da.from_array(X, chunks=(200, 6)), y)
+    index = DaskIVFIndex(metric="l2").fit(Xd, offsets, centroids=centroids)
+    single = IVFIndex(metric="l2").fit(X, centroids=centroids)
+    Xq = rng.standard_normal((30, 6)).astype(np.float32)
+    for k, n_probe in ((1, 1), (10, 2), (50, 5)):
+        for a, b in zip(index.search(Xq, k, n_probe), single.search(Xq, k, n_probe)):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="n_probe=21 is more than n_lists=20"):
+        index.search(Xq, 3, 21)
+
+
 def test_small_memory_limits_stream_the_queries_in_tiles(client, rng):
     X, y = tied_data(rng, n=300, d=8)
     Xq = tied_data(rng, n=120, d=8)[0]

@@ -110,3 +110,26 @@ def test_kernel_launches_refuse_bad_arguments(call, match, rng):
     A, B = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal((6, 4)).astype(np.float32)
     with pytest.raises(ValueError, match=match):
         call(A, B)
+
+
+@pytest.mark.parametrize("k", [1, 5, 40])
+def test_buffers_keep_the_k_best_by_distance_then_row(k, rng):
+    """kernels/topk.py's Buffers: offers in any order, ties everywhere, several compactions, parts merged."""
+    parts, q, n = 3, 4, 500
+    d = rng.integers(0, 30, (q, n)).astype(np.float32)  # many equal distances
+    ids = np.stack([rng.permutation(n) for _ in range(q)]).astype(np.int64)
+    buffers = topk.Buffers(parts, q, k, np.float32)
+    for i in range(q):
+        for p in range(parts):
+            held = 0
+            for j in range(p, n, parts):  # part p gets every parts-th column, rows in random order
+                if d[i, j] <= buffers.limit[p, i]:
+                    held, new = topk.offer(buffers.keys[p, i], buffers.raws[p, i], buffers.idx[p, i], held, k,
+                                           d[i, j], d[i, j], ids[i, j])
+                    buffers.limit[p, i] = new if new >= 0 else buffers.limit[p, i]
+            buffers.fill[p, i] = held
+    got_d, got_i = buffers.result()
+    for i in range(q):
+        order = np.lexsort((ids[i], d[i]))[:k]
+        np.testing.assert_array_equal(got_i[i], ids[i, order])
+        np.testing.assert_array_equal(got_d[i], d[i, order])

@@ -2,10 +2,13 @@
 
 import numpy as np
 import pytest
+from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans
 
+from gpunn import to_numpy
 from gpunn.kernels import cluster_sums, knn_ivf
-from gpunn.knn import IVFIndex, default_n_lists, exact, index_recall, kmeans, recall_at_k
+from gpunn.knn import IVFIndex, default_n_lists, drop_self, exact, index_recall, kmeans, recall_at_k, tune_n_probe
+from gpunn.knn.auto_probe import check_target, held_out
 from gpunn.knn.kmeans import assign
 
 
@@ -100,6 +103,8 @@ def test_recall_at_k_counts_the_shared_rows():
     (lambda X: IVFIndex(n_lists=5).fit(X).search(np.where(X > 1, np.inf, X), 3, 1), "Xq contains NaN or infinite"),
     (lambda X: IVFIndex(n_lists=5).fit(X).search(X[:, :2].copy(), 3, 1), "Xq has 2 features, the index 3"),
     (lambda X: IVFIndex(n_lists=5).fit(X.astype(int)), "X must be a non-empty 2-D float32 or float64 array"),
+    (lambda X: IVFIndex().fit(X, centroids=X[:4, :2].copy()), r"centroids must be \(n_lists, 3\) float32"),
+    (lambda X: IVFIndex(n_lists=5).fit(X).search(X, 51, 2), "k=51 is more than the 50 rows indexed"),
 ])
 def test_bad_input(call, match, rng):
     X = rng.standard_normal((50, 3)).astype(np.float32)
@@ -107,14 +112,115 @@ def test_bad_input(call, match, rng):
         call(X)
 
 
-def test_k_beyond_the_rows_of_the_probed_lists_is_refused(rng):
-    X = np.concatenate([np.zeros((3, 2)), np.full((40, 2), 10.0)]).astype(np.float32)
+def probe_reference(Q, centroids, sizes, n_probe, k):
+    """float64 brute force: each query's lists nearest first, as many as n_probe or more until they hold k rows."""
+    d = cdist(np.asarray(Q, np.float64), np.asarray(centroids, np.float64), "sqeuclidean")
+    ranked = np.argsort(d, axis=1, kind="stable")
+    need = np.maximum(n_probe, (np.cumsum(sizes[ranked], axis=1) < k).sum(axis=1) + 1)
+    return [row[:m].tolist() for row, m in zip(ranked, need)]
+
+
+def scan_reference(Q, X, labels, probes, k):
+    """float64 brute force over the rows of each query's probed lists: (distances, rows), ties by the lower row."""
+    out_d, out_i = [], []
+    for q, lists in zip(Q, probes):
+        rows = np.flatnonzero(np.isin(labels, lists))
+        d = np.sqrt(((X[rows] - q) ** 2).sum(axis=1))
+        order = np.lexsort((rows, d))[:k]
+        out_d.append(d[order])
+        out_i.append(rows[order])
+    return np.array(out_d), np.array(out_i)
+
+
+def outliers(rng, n=200, d=4, outlying=3):
+    """n rows around the origin and ``outlying`` rows far from them, shuffled in."""
+    X = np.concatenate([rng.standard_normal((n, d)), 50 + rng.standard_normal((outlying, d))])
+    return X[rng.permutation(len(X))]
+
+
+@pytest.mark.parametrize("n_probe", [1, 2])
+def test_probe_lists_go_on_until_they_hold_k_rows(n_probe, rng):
+    X = outliers(rng, 300).astype(np.float32)
+    centroids = np.concatenate([X[X[:, 0] > 25].mean(axis=0, keepdims=True), X[X[:, 0] < 25][:6]]).astype(np.float32)
+    index = IVFIndex(metric="l2").fit(X, centroids=centroids)
+    assert index.list_sizes_[0] == 3  # the outliers' own list
+    Q = np.concatenate([50 + rng.standard_normal((4, 4)), rng.standard_normal((30, 4))]).astype(np.float32)
+    for k in (1, 10, 150, 303):
+        got = index.probes(Q, n_probe, k)
+        expected = probe_reference(Q, centroids, index.list_sizes_, n_probe, k)
+        assert got.shape[1] == max(map(len, expected))
+        assert [row[row >= 0].tolist() for row in got] == expected, f"k={k}"
+
+
+def test_an_outlier_query_is_answered_not_refused(device, rng):
+    """3 outlying training rows, k = 10, n_probe = 1: the outliers' list holds 3 rows, the next lists the rest."""
+    X = outliers(rng, 120 if device.type == "cpu" else 40)
+    labels_of_rows = (X[:, 0] > 25).astype(np.int64)
+    centroids = np.stack([X[labels_of_rows == 0].mean(axis=0), X[labels_of_rows == 1].mean(axis=0)])
+    Q = np.concatenate([50 + rng.standard_normal((2, 4)), rng.standard_normal((1, 4))])
+    X_dev, C_dev, Q_dev = (device.asarray(np.ascontiguousarray(a)) for a in (X, centroids, Q))
+    index = IVFIndex().fit(X_dev, centroids=C_dev)
+    assert sorted(index.list_sizes_.tolist()) == [3, len(X) - 3]
+    d, i = (to_numpy(a) for a in index.search(Q_dev, 10, n_probe=1))
+    ref_d, ref_i = scan_reference(Q, X, labels_of_rows, probe_reference(Q, centroids, index.list_sizes_, 1, 10), 10)
+    np.testing.assert_array_equal(i, ref_i)
+    np.testing.assert_allclose(d, ref_d, rtol=1e-9)
+    assert set(i[0, :3].tolist()) == set(np.flatnonzero(labels_of_rows).tolist())  # the 3 outliers first
+    with pytest.raises(ValueError, match=f"k={len(X) + 1} is more than the {len(X)} rows indexed"):
+        index.search(Q_dev, len(X) + 1, n_probe=1)
+
+
+def test_k_means_own_list_for_outliers_and_every_query_answered(rng):
+    """k-means itself gives the outliers a list of 3; k = 10 at n_probe = 1 then equals exact search (two lists)."""
+    X = np.concatenate([np.zeros((3, 2)), np.full((40, 2), 10.0)]).astype(np.float32) + \
+        rng.standard_normal((43, 2)).astype(np.float32) * 0.1
     index = IVFIndex(n_lists=2, random_state=0).fit(X)
     assert sorted(index.list_sizes_.tolist()) == [3, 40]
-    with pytest.raises(ValueError, match=r"k=5 is more than the 3 rows in the n_probe=1 lists probed for query 0 "
-                                          r"\(1 of 2 queries fall short\): raise n_probe or lower k"):
-        index.search(np.array([[0.0, 0.0], [10.0, 10.0]], np.float32), 5, 1)
-    assert index.search(np.array([[0.0, 0.0]], np.float32), 5, 2)[1].shape == (1, 5)
+    Q = np.array([[0.0, 0.0], [10.0, 10.0]], np.float32)
+    d, i = index.search(Q, 10, 1)
+    ed, ei = exact.kneighbors(Q, X, 10, "l2", 1 << 30)
+    np.testing.assert_array_equal(i[0], ei[0])  # the outliers' query probed both lists
+    np.testing.assert_allclose(d[0], ed[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("target", [0.8, 0.95, 1.0])
+def test_auto_n_probe_is_the_smallest_that_reaches_the_target(target, rng):
+    X, Q = clustered(rng, 4000, 300, d=8, clusters=30, spread=1.5)  # overlapping clusters: recall grows slowly
+    index = IVFIndex(n_lists=40, random_state=0).fit(X)
+    rows = held_out(len(X), 10, 300, random_state=1)
+    truth = drop_self(*exact.kneighbors(X[rows], X, 11, "l2", 1 << 30), rows)[1]
+    choice = tune_n_probe(index, X[rows], rows, truth, X[truth.ravel()], 10, target)
+    # every n_probe searched for real, each held-out row left out of its own answer
+    recalls = [recall_at_k(drop_self(*index.search(X[rows], 11, p), rows)[1], truth) for p in range(1, 41)]
+    reached = [p for p, r in enumerate(recalls, 1) if r >= target]
+    assert choice.n_probe == (reached[0] if reached else 40) and choice.n_queries == 300
+    assert choice.recall == recalls[choice.n_probe - 1]
+    if target < 1.0:  # fresh queries from the same distribution reach it too, within sampling error
+        fresh = recall_at_k(index.search(Q, 10, choice.n_probe)[1], exact.kneighbors(Q, X, 10, "l2", 1 << 30)[1])
+        assert fresh >= target - 0.03
+
+
+def test_drop_self_follows_scikit_learns_rule(rng):
+    X = rng.integers(0, 3, (60, 2)).astype(np.float64)  # many duplicates: some rows are not in their own k + 1
+    d, i = exact.kneighbors(X, X, 4, "l2", 1 << 30)
+    got_d, got_i = drop_self(d, i, np.arange(60))
+    for r in range(60):
+        keep = [c for c in range(4) if i[r, c] != r] if r in i[r] else list(range(1, 4))
+        np.testing.assert_array_equal(got_i[r], i[r, keep])
+        np.testing.assert_array_equal(got_d[r], d[r, keep])
+    assert (got_i != np.arange(60)[:, None]).all()
+
+
+@pytest.mark.parametrize("call,err,match", [
+    (lambda: check_target(0), ValueError, r"target_recall must be in \(0.0, 1.0\], got 0.0"),
+    (lambda: check_target(1.5), ValueError, r"target_recall must be in \(0.0, 1.0\], got 1.5"),
+    (lambda: check_target("high"), TypeError, "target_recall must be a real number"),
+    (lambda: held_out(9, 3, 1000), ValueError, "n_probe='auto' measures recall@3 on held-out training rows"),
+    (lambda: held_out(30, 30, 1000), ValueError, "it needs at least 31 rows, got n_samples=30"),
+])
+def test_auto_n_probe_bad_input(call, err, match):
+    with pytest.raises(err, match=match):
+        call()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

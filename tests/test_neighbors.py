@@ -287,6 +287,15 @@ def test_ivf_follows_scikit_learns_conventions(rng):
             np.where(X > 1.5, np.nan, X)), "X contains NaN"),
         (lambda X, y: gn.KNeighborsClassifier(algorithm="ivf", n_lists=4, n_probe=2).fit(X, y).set_params(
             n_probe=5).predict(X), "n_probe=5 is more than n_lists=4"),
+        (lambda X, y: gn.KNeighborsClassifier(algorithm="ivf", n_probe="fast").fit(X, y),
+         "unknown n_probe 'fast'; expected one of 'auto'"),
+        (lambda X, y: gn.KNeighborsClassifier(algorithm="ivf", n_probe="auto", target_recall=0).fit(X, y),
+         r"target_recall must be in \(0.0, 1.0\], got 0.0"),
+        (lambda X, y: gn.KNeighborsClassifier(algorithm="ivf", n_probe="auto").fit(X[:8], y[:8]),
+         "n_probe='auto' measures recall@5 on held-out training rows"),
+        (lambda X, y: gn.KNeighborsClassifier(k=40).fit(X, y).kneighbors(),
+         "k=40 is more than the number of training rows besides the query row, n_samples=40"),
+        (lambda X, y: gn.KNeighborsClassifier().fit(X, y).kneighbors_graph(mode="weights"), "unknown mode 'weights'"),
     ],
 )
 def test_ivf_bad_input(call, match, rng):
@@ -295,16 +304,71 @@ def test_ivf_bad_input(call, match, rng):
         call(X, y)
 
 
-def test_ivf_refuses_k_beyond_the_probed_rows_and_a_failed_fit_changes_nothing(rng):
-    X = np.concatenate([np.zeros((3, 2)), np.full((40, 2), 10.0)])
+def test_ivf_answers_a_query_beyond_its_probed_rows_and_a_failed_fit_changes_nothing(rng):
+    """3 outlying training rows, k = 10, n_probe = 1: the outliers' list is not enough, the next one is probed too."""
+    X = np.concatenate([rng.standard_normal((3, 2)) * 0.1, 10 + rng.standard_normal((40, 2))])
     y = np.arange(43) % 2
-    knn = gn.KNeighborsClassifier(k=5, device="cpu", algorithm="ivf", n_lists=2, n_probe=1, random_state=0).fit(X, y)
-    with pytest.raises(ValueError, match=r"k=5 is more than the 3 rows in the n_probe=1 lists probed for query 0"):
-        knn.kneighbors([[0.0, 0.0]])
-    assert knn.kneighbors([[0.0, 0.0]], k=3)[1].tolist() == [[0, 1, 2]]
+    knn = gn.KNeighborsClassifier(k=10, device="cpu", algorithm="ivf", n_lists=2, n_probe=1, random_state=0).fit(X, y)
+    assert sorted(knn.index_.list_sizes_.tolist()) == [3, 40]
+    brute = gn.KNeighborsClassifier(k=10, device="cpu").fit(X, y)
+    for a, b in zip(knn.kneighbors([[0.0, 0.0]]), brute.kneighbors([[0.0, 0.0]])):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(knn.predict(X), brute.predict(X))  # never refused, whatever the query
     before = dict(knn.__dict__)
-    with pytest.raises(ValueError, match="n_lists=50 is more than the number of training rows, n_samples=43"):
-        knn.set_params(n_lists=50).fit(X, y)
-    knn.set_params(n_lists=2)
-    assert knn.__dict__.keys() == before.keys() and all(knn.__dict__[k] is v for k, v in before.items()
-                                                        if k != "n_lists")
+    for bad, match in ((dict(n_lists=50), "n_lists=50 is more than the number of training rows, n_samples=43"),
+                       (dict(n_probe="auto", target_recall=1.5), r"target_recall must be in \(0.0, 1.0\]"),
+                       (dict(n_probe="auto", k=43), "it needs at least 44 rows, got n_samples=43")):
+        with pytest.raises(ValueError, match=match):
+            knn.set_params(**bad).fit(X, y)
+        knn.set_params(n_lists=2, n_probe=1, target_recall=0.95, k=10)
+        assert knn.__dict__.keys() == before.keys() and all(knn.__dict__[k] is v for k, v in before.items()
+                                                            if k not in ("n_lists", "n_probe", "target_recall", "k"))
+
+
+@pytest.mark.parametrize("metric", ["l1", "l2"])
+def test_kneighbors_of_the_training_rows_match_scikit_learn(metric, rng):
+    X, y = rng.standard_normal((300, 6)), rng.integers(0, 3, 300)
+    ours = gn.KNeighborsClassifier(k=5, metric=metric, device="cpu").fit(X, y)
+    ref = SklearnKNN(5, algorithm="brute", metric=SKLEARN[metric]).fit(X, y)
+    d, i = ours.kneighbors()
+    ref_d, ref_i = ref.kneighbors()
+    np.testing.assert_array_equal(i, ref_i)
+    np.testing.assert_allclose(d, ref_d, rtol=1e-5)
+    np.testing.assert_array_equal(ours.kneighbors(k=3, return_distance=False), ref.kneighbors(n_neighbors=3)[1])
+    for mode in ("connectivity", "distance"):
+        for queries in (None, rng.standard_normal((40, 6))):
+            got = ours.kneighbors_graph(queries, mode=mode)
+            expected = ref.kneighbors_graph(queries, mode=mode)
+            assert got.shape == expected.shape and got.format == "csr" and got.dtype == np.float64
+            np.testing.assert_array_equal(got.indices, expected.indices)
+            np.testing.assert_array_equal(got.indptr, expected.indptr)
+            np.testing.assert_allclose(got.data, expected.data, rtol=1e-5)
+
+
+def test_kneighbors_of_the_training_rows_with_duplicates(device, rng):
+    """Ties by the lower row; a row with k + 1 duplicates before it loses its first neighbour (scikit-learn's rule)."""
+    X = rng.integers(0, 3, (40 if device.type == "cpu" else 12, 2)).astype(np.float64)
+    n = len(X)
+    knn = gn.KNeighborsClassifier(k=3, device=device, precision="float64").fit(device.asarray(X), np.arange(n) % 2)
+    d, i = (gn.to_numpy(a) for a in knn.kneighbors())
+    full = cdist(X, X)
+    for r in range(n):
+        order = sorted(range(n), key=lambda j: (full[r, j], j))[:4]  # the float64 reference, the row included
+        expected = [j for j in order if j != r] if r in order else order[1:]
+        np.testing.assert_array_equal(i[r], expected)
+        np.testing.assert_allclose(d[r], full[r, expected], atol=1e-12)
+
+
+def test_ivf_auto_n_probe_reaches_its_target_on_held_out_queries(rng):
+    X, y, Xq = blobs(rng, 6000, 400, clusters=60)
+    knn = gn.KNeighborsClassifier(k=10, device="cpu", algorithm="ivf", n_probe="auto", target_recall=0.9,
+                                  random_state=0).fit(X, y)
+    assert knn.n_probe_recall_ >= 0.9 and 1 <= knn.n_probe_ <= knn.n_lists_
+    assert knn.recall_at_k(Xq, n_queries=400) >= 0.9 - 0.03  # fresh queries: within the sampling error
+    lower = gn.KNeighborsClassifier(k=10, device="cpu", algorithm="ivf", n_probe=max(1, knn.n_probe_ - 1),
+                                    random_state=0).fit(X, y)
+    assert knn.n_probe_ == 1 or lower.n_probe_ < knn.n_probe_
+    fixed = gn.KNeighborsClassifier(k=10, device="cpu", algorithm="ivf", n_probe=3, random_state=0).fit(X, y)
+    assert fixed.n_probe_ == 3 and fixed.n_probe_recall_ is None
+    brute = gn.KNeighborsClassifier(k=10, device="cpu").fit(X, y)
+    assert brute.n_probe_ is None and brute.index_ is None

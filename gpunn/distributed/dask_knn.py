@@ -8,7 +8,9 @@ query. The client merges the chunks' answers.
 
 Exact, with one process's order: each chunk's answer is sorted by (distance, index), the same
 rule as one process; the chunks are concatenated in row order, so among equal distances lower
-global rows come first, and a stable sort keeps them first. What travels per query tile: the
+global rows come first, and a stable sort keeps them first. Float32 L2 keeps one neighbour more and
+measures the merged answer's near-ties again in float64 (:mod:`gpunn.knn.near_ties`), fetching just
+those rows. What travels per query tile: the
 tile (q x D values) to each worker holding a chunk, and 2 k values per query and chunk back.
 """
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from ..devices import device as make_device
 from ..devices import to_numpy
-from ..knn import exact
+from ..knn import exact, near_ties
 
 QUERY_TILE_BYTES = 64 << 20  # a query tile sent to the workers: at most this many bytes of queries
 
@@ -86,7 +88,7 @@ def _chunk_best(queries, rows, k: int, metric: str, limit: int, device: str, dty
     dev = make_device(device)
     with dev:  # the worker's GPU is current while its chunk is searched
         A, B = dev.asarray(queries, dtype=dtype), dev.asarray(rows, dtype=dtype)
-        x_sq = None if metric == "l1" else (B * B).sum(axis=1)
+        x_sq = None if metric == "l1" else exact.squared_norms(B)
         limit = min(limit, dev.free_memory() // 2)
         d, i = exact.kneighbors(A, B, min(k, B.shape[0]), metric, limit, x_sq)
         return to_numpy(d), to_numpy(i) + offset
@@ -101,15 +103,30 @@ def kneighbors(X, offsets, queries, k: int, metric: str, limit: int, device: str
 
     blocks = X.to_delayed().ravel()
     tile = max(1, min(QUERY_TILE_BYTES, limit) // (8 * X.shape[1]))  # a query tile within each worker's limit
+    refining = near_ties.wanted(metric, dtype)
+    kept = min(k + 1, X.shape[0]) if refining else k  # one more for near-ties, measured again here from X's rows
     out_d, out_i = [], []
     for part in _query_tiles(queries, tile):
         shared = dask.delayed(part, pure=True)  # one key: sent once to each worker that needs it
-        tasks = [dask.delayed(_chunk_best, pure=True)(shared, block, k, metric, limit, device, dtype, int(offset))
+        tasks = [dask.delayed(_chunk_best, pure=True)(shared, block, kept, metric, limit, device, dtype, int(offset))
                  for block, offset in zip(blocks, offsets)]
-        d, i = exact.merge_best(dask.compute(*tasks), k)
+        d, i = exact.merge_best(dask.compute(*tasks), kept)
+        if refining:
+            d, i = near_ties.refine(np.asarray(part, dtype=dtype), d, i, rows_of(X), metric == "l2", k)
         out_d.append(d)
         out_i.append(i)
     return np.concatenate(out_d), np.concatenate(out_i)
+
+
+def rows_of(X):
+    """``rows(ids)`` for :func:`gpunn.knn.near_ties.refine`: the rows of the dask array X numbered ``ids``, each
+    fetched once from the workers (host NumPy), and where each id's row is among them."""
+
+    def rows(ids):
+        wanted, back = np.unique(to_numpy(ids), return_inverse=True)
+        return np.asarray(X[wanted].compute()), back.astype(np.int64)
+
+    return rows
 
 
 def _query_tiles(queries, rows: int):

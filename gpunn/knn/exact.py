@@ -4,9 +4,11 @@ Distances: "l1" (sum of absolute differences), "l2" (Euclidean), "sqeuclidean". 
 training rows are taken in blocks (:func:`plan`); for each pair of blocks
 
 - L2: the product of the blocks on BLAS / cuBLAS (:func:`gpunn.ops.matmul`), then one pass that turns it
-  into distances and keeps each query's k best (kernels/knn_l2.py);
-- L1: one kernel that computes the distances in registers and keeps the k best (kernels/knn_l1.py); on
-  CUDA a distance block, then the selection kernel (kernels/topk.py).
+  into distances and keeps each query's k best (kernels/knn_l2.py); in float32, k + 1 of them, whose
+  near-ties are measured again in float64 at the end (:mod:`gpunn.knn.near_ties`);
+- L1: one kernel that computes the distances in registers (float32 terms summed into float64 totals)
+  and keeps the k best (kernels/knn_l1.py); on CUDA a distance block, then the selection kernel
+  (kernels/topk.py).
 
 A block's distances are made and consumed while they are in cache (CPU) and never sorted. Neighbours
 come sorted by distance, ties broken by the lower training index. What a search holds besides its input
@@ -29,8 +31,11 @@ from .. import ops
 from ..devices import PRECISIONS, array_module, device_of, on_device
 from ..devices import device as make_device
 from ..kernels import knn_l1, knn_l2
-from ..kernels.topk import Best
+from ..kernels.knn_l2 import squared_norms
+from ..kernels.launch import PARALLEL_MIN_SIZE, cpu_threads
+from ..kernels.topk import Best, Buffers
 from ..validation import check_array, check_choice, check_finite
+from . import near_ties
 
 METRICS = ("l1", "l2", "sqeuclidean")
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -38,17 +43,22 @@ _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
 
 # L2 block sizes, measured on 2 cores against FAISS in one interleaved run (k=5, float32): a product block
 # of 1024 x 4096 took 236 ms at 2000 x 100000 x 128 (1024 x 2048: 257, 512 x 2048: 282; FAISS 356) and
-# 385 ms at 10000 x 50000 x 64 (1024 x 2048: 438; FAISS 597). With many features the training block is
-# held to about 1024 rows, as FAISS's is: at 500 x 5000 x 3072, 500 x 1000 blocks took 63 ms, one
-# 500 x 5000 block 84 ms (FAISS 64; the GEMM alone 54).
+# 385 ms at 10000 x 50000 x 64 (1024 x 2048: 438; FAISS 597). With many features one product block of up to
+# CPU_PRODUCT_ELEMENTS: at 500 x 5000 x 3072 (k = 1, 10, 100; fastest of 11-15 interleaved rounds, 2 threads)
+# one 500 x 5000 block took 58.8, 53-54, 66.1 ms, 500 x 1000 blocks 62.4, 57-58, 68.7 ms (FAISS, whose blocks
+# are 1024 rows: 65.8, 58-62, 65.7): fewer GEMM calls pack the queries fewer times and wake the threads less.
 CPU_QUERY_BLOCK = 1024
 CPU_PRODUCT_ELEMENTS = 1 << 22
-CPU_ROW_BLOCK_BYTES = 4 << 20  # L2: training rows per block at most this many bytes (or 1024 rows)
+CPU_ROW_BLOCK_BYTES = 64 << 20  # L2: training rows per block at most this many bytes (or 1024 rows)
 CPU_PACK_BYTES = 8 << 20  # L1: training rows packed per kernel call
 CUDA_QUERY_BLOCK = 8192
 CUDA_BLOCK_ELEMENTS = 1 << 26  # a CUDA distance block: 256 MB of float32 at most
 MIN_COLUMNS_PER_PART = 256  # a query's columns are split into parts no narrower than this
 SMALL_TILE = 1 << 14  # distances per block below which the per-block overhead dominates
+# Products (q n d multiply-adds) below which a search runs its kernels on the calling thread: an IVF index's
+# ranking of its lists, k-means' assignments. Such a search takes a millisecond or two; waking a thread pool
+# costs tens of microseconds on a quiet machine and up to a scheduler tick (4 ms) on a busy one.
+SERIAL_WORK = 1 << 27
 
 
 def parse_memory(limit) -> int:
@@ -62,6 +72,7 @@ def parse_memory(limit) -> int:
 
 
 # --------------------------------------------------------------------------- distance matrices
+
 
 
 def _matrix(X, name: str, dev, dtype):
@@ -78,8 +89,8 @@ def distances(A, B, metric: str, b_sq=None):
     """The (len(A), len(B)) distance matrix of two C-contiguous matrices on one device. ``b_sq``: B's squared norms."""
     if metric == "l1":
         return knn_l1.l1_distances(A, B)
-    a_sq = (A * A).sum(axis=1)
-    b_sq = (B * B).sum(axis=1) if b_sq is None else b_sq
+    a_sq = squared_norms(A)
+    b_sq = squared_norms(B) if b_sq is None else b_sq
     return knn_l2.l2_distances(ops.matmul(A, B.T), a_sq, b_sq, metric == "l2")
 
 
@@ -120,7 +131,10 @@ def plan(q: int, n: int, d: int, k: int, dtype, metric: str, limit: int, on_cpu:
     and the running k best. Warns when the limit leaves blocks too small to be efficient.
     """
     size = np.dtype(dtype).itemsize
-    entry = k * (2 * size + 8) if on_cpu else k * (size + 8)  # one query's k best: keys, raws (CPU), indices
+    key = 8 if on_cpu and metric == "l1" else size  # CPU L1 keeps float64 keys (kernels/knn_l1.py)
+    # one query's k best: keys, raws (CPU), indices; CPU L2 buffers hold 2 k + 8 (kernels/topk.py's Buffers)
+    held = 2 * k + 8 if on_cpu and metric != "l1" else k
+    entry = held * (2 * key + 8) if on_cpu else k * (size + 8)
     threads = numba.get_num_threads() if on_cpu else 1
     packed_l1 = on_cpu and metric == "l1"
     if on_cpu:  # few rows (k-means' centroids): more queries per block, fewer blocks
@@ -163,25 +177,43 @@ def plan(q: int, n: int, d: int, k: int, dtype, metric: str, limit: int, on_cpu:
 
 
 @on_device(lambda Xq, *rest: device_of(Xq))
-def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None):
+def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None, refine: bool = True):
     """(distances, indices) of the k nearest rows of X (N, D) for each row of Xq (Q, D), each (Q, k), on their device.
 
     Float matrices of one dtype on one device, finite, k <= N (C-contiguous, or they are copied).
-    ``x_sq``: the squared row norms of X (L2), when known. Sorted by (distance, index).
+    ``x_sq``: the squared row norms of X (L2), when known. Sorted by (distance, index). ``refine``: float32 L2
+    measures its near-ties again in float64 (:mod:`gpunn.knn.near_ties`); False where only the product
+    form's own order matters (ranking an IVF index's lists, k-means' assignments), which is faster.
     """
     xp = array_module(Xq)
     Xq, X = xp.ascontiguousarray(Xq), xp.ascontiguousarray(X)  # no copy when they are (the estimator's are)
     q, n = Xq.shape[0], X.shape[0]
     dtype = Xq.dtype
-    p = plan(q, n, X.shape[1], k, dtype, metric, limit, xp is np)
+    # float32 L2 keeps one neighbour more, for its near-ties to be measured again in float64 (near_ties.py)
+    refining = refine and near_ties.wanted(metric, dtype)
+    kept = min(k + 1, n) if refining else k
+    p = plan(q, n, X.shape[1], kept, dtype, metric, limit, xp is np)
     out_d, out_i = xp.empty((q, k), dtype), xp.empty((q, k), np.int64)
     if metric != "l1":
-        x_sq = (X * X).sum(axis=1) if x_sq is None else x_sq
-        product = xp.empty(p.queries * p.rows, dtype)
+        x_sq = squared_norms(X) if x_sq is None else x_sq
+    with cpu_threads(0 if xp is np and q * n * X.shape[1] < SERIAL_WORK else PARALLEL_MIN_SIZE):
+        _search(Xq, X, k, kept, metric, p, x_sq, refining, out_d, out_i)
+    return out_d, out_i
+
+
+def _search(Xq, X, k: int, kept: int, metric: str, p: Plan, x_sq, refining: bool, out_d, out_i) -> None:
+    """kneighbors' blocks: out_d, out_i (Q, k) filled with each query's k best (``kept`` searched)."""
+    xp = array_module(Xq)
+    q, n = Xq.shape[0], X.shape[0]
+    dtype = Xq.dtype
+    product = xp.empty(p.queries * p.rows, dtype) if metric != "l1" else None
     for q0 in range(0, q, p.queries):
         A = Xq[q0:q0 + p.queries]
-        best = Best(xp, p.parts, A.shape[0], k, dtype)
-        a_sq = (A * A).sum(axis=1) if metric != "l1" else None
+        if metric == "l1" or xp is not np:
+            best = Best(xp, p.parts, A.shape[0], kept, knn_l1.key_dtype(A) if metric == "l1" else dtype)
+        else:
+            best = Buffers(p.parts, A.shape[0], kept, dtype, metric == "l2")
+        a_sq = squared_norms(A) if metric != "l1" else None
         for n0 in range(0, n, p.rows):
             B = X[n0:n0 + p.rows]
             last = n0 + p.rows >= n
@@ -191,8 +223,10 @@ def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None):
                 G = product[:A.shape[0] * B.shape[0]].reshape(A.shape[0], B.shape[0])
                 ops.matmul(A, B.T, out=G)
                 knn_l2.l2_select(G, a_sq, x_sq[n0:n0 + p.rows], n0, metric == "l2", best, last)
-        out_d[q0:q0 + p.queries], out_i[q0:q0 + p.queries] = best.result()
-    return out_d, out_i
+        d, i = best.result()
+        if refining:
+            d, i = near_ties.refine(A, d, i, lambda ids: (X, ids), metric == "l2", k, a_sq, x_sq[i])
+        out_d[q0:q0 + p.queries], out_i[q0:q0 + p.queries] = d, i
 
 
 def merge_best(parts, k: int):

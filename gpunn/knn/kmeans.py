@@ -24,7 +24,7 @@ def assign(X, centroids, metric: str, limit: int):
     """(N,) int64: the nearest centroid of each row of X (ties to the lower centroid), on X's device."""
     xp = array_module(X)
     if xp is np:
-        return exact.kneighbors(X, centroids, 1, metric, limit)[1][:, 0]
+        return exact.kneighbors(X, centroids, 1, metric, limit, refine=False)[1][:, 0]
     # CUDA: an argmin over each block of distances (a reduction; its first minimum is the lower centroid).
     # The selection kernel would give each row a block of threads to keep a list of one.
     rows = max(1, limit // max(1, 2 * centroids.shape[0] * X.itemsize))
@@ -33,6 +33,18 @@ def assign(X, centroids, metric: str, limit: int):
     for r0 in range(0, X.shape[0], rows):
         labels[r0:r0 + rows] = xp.argmin(exact.distances(X[r0:r0 + rows], centroids, metric, c_sq), axis=1)
     return labels
+
+
+def training_rows(n: int, n_clusters: int, max_points_per_cluster: int, rng: np.random.Generator):
+    """Sorted indices of the rows k-means trains on: ``max_points_per_cluster * n_clusters`` of n drawn by ``rng``,
+    or None when n is no more than that (all rows train).
+
+    Separate from :func:`lloyd` so that a sample gathered elsewhere (a Dask cluster's rows,
+    :mod:`gpunn.distributed.dask_ivf`) is the sample one process would draw from the same generator.
+    """
+    if n <= max_points_per_cluster * n_clusters:
+        return None
+    return np.sort(rng.choice(n, max_points_per_cluster * n_clusters, replace=False))
 
 
 def kmeans(X, n_clusters: int, metric: str = "l2", n_iter: int = N_ITER, max_points_per_cluster: int = MAX_POINTS_PER_CLUSTER,
@@ -45,9 +57,13 @@ def kmeans(X, n_clusters: int, metric: str = "l2", n_iter: int = N_ITER, max_poi
     """
     xp = array_module(X)
     rng = np.random.default_rng(random_state)
-    n = X.shape[0]
-    if n > max_points_per_cluster * n_clusters:
-        X = X[xp.asarray(np.sort(rng.choice(n, max_points_per_cluster * n_clusters, replace=False)))]
+    rows = training_rows(X.shape[0], n_clusters, max_points_per_cluster, rng)
+    return lloyd(X if rows is None else X[xp.asarray(rows)], n_clusters, metric, n_iter, rng, limit, init)
+
+
+def lloyd(X, n_clusters: int, metric: str, n_iter: int, rng: np.random.Generator, limit: int, init=None):
+    """Lloyd's iterations on all rows of X (N, D), from ``init`` or from n_clusters distinct rows drawn by ``rng``."""
+    xp = array_module(X)
     if init is None:
         init = X[xp.asarray(np.sort(rng.choice(X.shape[0], n_clusters, replace=False)))]
     centroids = xp.ascontiguousarray(xp.asarray(init, dtype=X.dtype))

@@ -23,7 +23,7 @@ def tied(rng, shape, dtype):
 @pytest.mark.parametrize("k,dtype", [(1, np.float32), (7, np.float64), (CUDA_MAX_K, np.float32),
                                      (CUDA_MAX_K + 3, np.float64)])  # the kernel's limit, and the sorting fallback
 def test_selection_over_several_blocks_equals_a_stable_sort(k, dtype, rng, one_gpu):
-    q, widths = 2, [150, 3, 140]  # three blocks, one narrower than k
+    q, widths = 2, [topk.ROUND + 300, 3, 140]  # three blocks, one narrower than k, one of several rounds
     d = rng.integers(0, 20, (q, sum(widths))).astype(dtype)  # many ties
     with one_gpu:
         best = Best(one_gpu.xp, 1, q, k, dtype)
@@ -127,14 +127,59 @@ def test_ivf_scan_with_the_cuda_kernels(metric, dtype, rng, one_gpu):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cluster_sums_kernel(dtype, rng, one_gpu):
-    X, labels = rng.standard_normal((70, 40)).astype(dtype), rng.integers(0, 4, 70)
-    ref = cluster_sums.reference(X, labels, 4)
+    n = 3 * cluster_sums.SUM_ROWS + 11  # runs of sorted rows that cross clusters, and a short last run
+    X, labels = rng.standard_normal((n, 40)).astype(dtype), rng.integers(0, 5, n)
+    labels[labels == 3] = 2  # an empty cluster sums to zeros
+    ref = cluster_sums.reference(X, labels, 5)
     tol = dict(rtol=100 * np.finfo(dtype).eps, atol=1000 * np.finfo(dtype).eps)
+    order = np.argsort(labels, kind="stable")
     with one_gpu:
-        X_dev, labels_dev = one_gpu.asarray(X), one_gpu.asarray(labels.astype(np.int64))
-        sums = one_gpu.xp.zeros((4, 40), dtype)
-        run_cuda(cluster_sums.sums_cuda, (1, 2), (32, 8), X_dev, labels_dev, sums)  # x covers 32 of 40 features
-        np.testing.assert_allclose(gn.to_numpy(sums)[:, :32], ref[:, :32], **tol)
-        sums = one_gpu.xp.zeros((4, 40), dtype)
-        run_cuda(cluster_sums.sums_cuda, (2, 2), (32, 8), X_dev, labels_dev, sums)  # 16 rows per pass over 70
+        up = one_gpu.asarray
+        X_dev, order_dev, sorted_dev = up(X), up(order.astype(np.int64)), up(labels[order].astype(np.int64))
+        sums = one_gpu.xp.zeros((5, 40), dtype)
+        run_cuda(cluster_sums.sums_cuda, (1, 1), (32, 2), X_dev, order_dev, sorted_dev, sums, dtype(0))
+        np.testing.assert_allclose(gn.to_numpy(sums)[:, :32], ref[:, :32], **tol)  # x covers 32 of 40 features
+        assert not gn.to_numpy(sums)[:, 32:].any()
+        sums = one_gpu.xp.zeros((5, 40), dtype)
+        run_cuda(cluster_sums.sums_cuda, (2, 1), (32, 2), X_dev, order_dev, sorted_dev, sums, dtype(0))  # runs stride
         np.testing.assert_allclose(gn.to_numpy(sums), ref, **tol)
+        got = gn.to_numpy(cluster_sums.cluster_sums(X_dev, up(labels.astype(np.int64)), 5))  # the launch sorts itself
+    np.testing.assert_allclose(got, ref, **tol)
+    assert (got[3] == 0).all()
+
+
+@pytest.mark.parametrize("metric", ["l1", "sqeuclidean"])
+def test_ivf_candidate_kernel_strides_over_tiles_probes_and_queries(metric, rng, one_gpu):
+    """A grid smaller than the work on every axis, a list longer than a tile, features past one staging step,
+    and a probe of no list (-1)."""
+    dtype = np.float32
+    sizes = [knn_ivf.CANDIDATE_ROWS + 22, 5, 0, 31]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    d = knn_ivf.CANDIDATE_STEP + 9
+    rows = tied(rng, (starts[-1], d), dtype)
+    ids = rng.permutation(1000)[:starts[-1]].astype(np.int64)
+    A = tied(rng, (3, d), dtype)
+    probes = np.array([[0, 3, 1], [2, 0, -1], [1, -1, 3]], np.int64)
+    width = max(sizes)
+    code = knn_ivf.METRIC_CODES[metric]
+    floor = dtype(knn_ivf.L2_FLOOR_ULPS * np.finfo(dtype).eps)
+    with one_gpu:
+        up = one_gpu.asarray
+        out = one_gpu.xp.full((3, 3 * width), np.nan, dtype)
+        out_ids = one_gpu.xp.full((3, 3 * width), -7, np.int64)
+        run_cuda(knn_ivf.CANDIDATES_CUDA[np.dtype(dtype)], (1, 2, 2), (knn_ivf.CANDIDATE_ROWS,), up(A),
+                 up((A * A).sum(1)), up(rows), up((rows * rows).sum(1)), up(ids), up(starts), up(probes),
+                 np.int64(width), code, floor, dtype(0), dtype(np.inf), out, out_ids)
+        got, got_ids = gn.to_numpy(out), gn.to_numpy(out_ids)
+    for i in range(3):
+        for p, c in enumerate(probes[i]):
+            block, block_ids = got[i, p * width:(p + 1) * width], got_ids[i, p * width:(p + 1) * width]
+            n = sizes[c] if c >= 0 else 0
+            members = rows[starts[c]:starts[c] + n] if n else rows[:0]
+            if metric == "l1":
+                expected = np.abs(members - A[i]).sum(1)
+            else:
+                expected = ((members - A[i]) ** 2).sum(1)  # small integers: the product form is exact here
+            np.testing.assert_array_equal(block[:n], expected)
+            np.testing.assert_array_equal(block_ids[:n], ids[starts[c]:starts[c] + n] if n else [])
+            assert np.isinf(block[n:]).all() and (block_ids[n:] == topk.NO_INDEX).all()
