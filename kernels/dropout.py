@@ -17,7 +17,7 @@ import numpy as np
 from numba import cuda, prange
 
 from .arrays import array_module
-from .checks import contiguous, empty, flat, same_arrays, small_array
+from .checks import compute_dtype, contiguous, cpu_half, empty, flat, same_arrays, small_array
 from .launch import Kernels, run
 from .op import op
 
@@ -103,6 +103,8 @@ DROPOUT = Kernels(dropout_cpu, dropout_cuda)
 
 @dropout_forward.kernel("cpu", "cuda")
 def _dropout_forward(x, p, seed, offset=0, draw=None):
+    if cpu_half(x):
+        return NotImplemented
     x = contiguous(x)
     dt = same_arrays("dropout_forward", x)
     if draw is None:
@@ -110,6 +112,7 @@ def _dropout_forward(x, p, seed, offset=0, draw=None):
     small_array(draw, x, "dropout_forward: draw", "a uint64 array [seed, offset]",
                 lambda a: a.dtype == np.uint64 and a.shape == (2,))
     out, mask = empty(x, x.shape, dt), empty(x, x.shape, dt)
+    ct = compute_dtype(dt).type  # float16 arrays: x * scale in float32, rounded once
     run(DROPOUT, x.size, flat(x), flat(out), flat(mask), draw, np.uint64(dropout_threshold(p)),
-        dt.type(1.0 / (1.0 - p)), dt.type(0))
+        ct(1.0 / (1.0 - p)), ct(0))
     return out, mask

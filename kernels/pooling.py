@@ -18,7 +18,7 @@ import numpy as np
 from numba import cuda, prange
 
 from .arrays import array_module
-from .checks import contiguous, empty, same_arrays
+from .checks import compute_dtype, contiguous, cpu_half, empty, same_arrays
 from .im2col import output_size, window
 from .launch import Kernels, run
 from .op import op
@@ -227,6 +227,8 @@ def _max_pool_forward(x, kernel, stride):
     (kh, kw), (sh, sw) = kernel, stride
     n, c, h, w = x.shape
     ho, wo = output_size(h, kh, sh), output_size(w, kw, sw)
+    if cpu_half(x):
+        return NotImplemented
     x = contiguous(x)
     dt = same_arrays("max_pool_forward", x)
     out, arg = empty(x, (n * c, ho, wo), dt), empty(x, (n * c, ho, wo), np.int32)
@@ -238,6 +240,8 @@ def _max_pool_forward(x, kernel, stride):
 def _max_pool_backward(dout, argmax, x_shape, kernel, stride):
     (kh, kw), (sh, sw) = kernel, stride
     n, c, h, w = x_shape
+    if cpu_half(dout):
+        return NotImplemented
     dout, argmax = contiguous(dout), contiguous(argmax)
     dt = same_arrays("max_pool_backward", dout)
     if argmax.shape != dout.shape or argmax.dtype != np.int32:
@@ -246,5 +250,5 @@ def _max_pool_backward(dout, argmax, x_shape, kernel, stride):
     _, _, ho, wo = dout.shape
     dx = empty(dout, (n * c, h, w), dt)
     run(MAX_POOL_BACKWARD, dx.size, dout.reshape(n * c, ho, wo), argmax.reshape(n * c, ho, wo), dx, kh, kw, sh, sw,
-        dt.type(0), grid=(n * c, h, w))
+        compute_dtype(dt).type(0), grid=(n * c, h, w))  # float16 gradients summed in float32
     return dx.reshape(n, c, h, w)

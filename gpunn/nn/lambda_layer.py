@@ -35,6 +35,8 @@ class Lambda(Module):
     returns a Tensor (N, ...). ``decay`` applies to parameters given as arrays (weight decay on them).
     """
 
+    keeps_float32 = True  # the autograd computes in float32 or float64: mixed precision leaves it in float32
+
     def __init__(self, fn, name: str | None = None, decay: bool = True, **params):
         super().__init__()
         if not callable(fn):
