@@ -112,7 +112,9 @@ def _dropout_forward(x, p, seed, offset=0, draw=None):
     small_array(draw, x, "dropout_forward: draw", "a uint64 array [seed, offset]",
                 lambda a: a.dtype == np.uint64 and a.shape == (2,))
     out, mask = empty(x, x.shape, dt), empty(x, x.shape, dt)
-    ct = compute_dtype(dt).type  # float16 arrays: x * scale in float32, rounded once
+    # the scale in the arrays' dtype (the mask holds it: backward multiplies by the same value), widened for float16
+    # arrays, whose x * scale is then exact in float32 and rounded once: NumPy's float16 product, bit for bit
+    ct = compute_dtype(dt).type
     run(DROPOUT, x.size, flat(x), flat(out), flat(mask), draw, np.uint64(dropout_threshold(p)),
-        ct(1.0 / (1.0 - p)), ct(0))
+        ct(dt.type(1.0 / (1.0 - p))), ct(0))
     return out, mask

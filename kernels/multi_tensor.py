@@ -122,7 +122,8 @@ def nonfinite_check(loss, grads: tuple, state, scaler=None, decide: bool = True)
     scale, one, zero = st[SCALE], rule.one, rule.zero
     tracker = xp.where(found, zero, st[TRACKER] + one)
     grow = ~found & (tracker >= rule.interval)
-    grown = scale * rule.growth
+    with np.errstate(over="ignore"):  # a growth past float32's range is not made (below), not an error
+        grown = scale * rule.growth
     new_scale = xp.where(found, scale * rule.backoff, xp.where(grow & xp.isfinite(grown), grown, scale))
     in_a_row = xp.where(found, st[IN_A_ROW] + one, zero)
     st[...] = xp.stack([new_scale, xp.where(grow, zero, tracker), one / scale, found.astype(st.dtype),

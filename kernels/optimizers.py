@@ -359,7 +359,7 @@ def _no_skip(like):
 
 @update_step.kernel("cpu")
 def _update_step_cpu(steps, optimizer, ws, gs, states, h, decay, skip=None, copies=None, scaler=None):
-    if optimizer.kernels is None or scaler is not None:
+    if optimizer.kernels is None or scaler is not None or copies is not None:
         return NotImplemented  # mixed precision runs on a GPU: on the CPU the reference is its definition
     kernels, arrays, skip = _arguments(steps, optimizer, ws, gs, states, decay, skip)
     if sum(map(_SIZE, ws)) < PARALLEL_MIN_SIZE:

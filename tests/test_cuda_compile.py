@@ -52,22 +52,44 @@ def _cuda_kernels() -> dict:
     return found
 
 
+# Kernels that see float16 arrays in mixed precision (each gate's, the epilogues, dropout, im2col, pooling, the
+# fused losses): they must also have run in float16, so that their float16 variant is compiled and judged.
+HALF_TOO = ("gpunn.kernels.activations.", "gpunn.kernels.conv_epilogue.", "gpunn.kernels.dropout.",
+            "gpunn.kernels.im2col.", "gpunn.kernels.pooling.", "gpunn.kernels.losses.")
+# Kernels of a loss-scaled step only (float32 masters, float16 gradients; batchnorm's float32 ones too): no float64.
+MIXED_ONLY = ("gpunn.kernels.multi_tensor._scaled_check_cuda", "_scaled']")
+
+
+def _wanted_dtypes(name: str, kernel) -> set:
+    """The float dtypes a kernel must have run in: float32 and float64, float16 too, or float16 (mixed only)."""
+    if name.endswith(MIXED_ONLY):
+        return {"float16"}
+    home = kernel.py_func.__module__
+    return {"float32", "float64", "float16"} if f"{home}.".startswith(HALF_TOO) else {"float32", "float64"}
+
+
 def test_every_kernel_ran_on_the_simulated_gpu_in_both_dtypes():
+    """float32 and float64 for every kernel; and float16 for those a mixed-precision step launches (HALF_TOO,
+    MIXED_ONLY, the latter in no float64)."""
     _needs_launches()
-    missing, dtypes = [], {}
-    for key in _cuda_kernels():
+    missing, dtypes, wanted = [], {}, {}
+    for key, kernel in _cuda_kernels().items():
         signatures = kernel_launches.LAUNCHES.get(key)
         if not signatures:
             missing.append(".".join(key))
             continue
         # a kernel made per dtype by a factory (NAME[i]) counts with its siblings: together they cover both
         family = key if "['" in key[1] else (key[0], key[1].split("[")[0])
+        wanted[family] = _wanted_dtypes(".".join(key), kernel)
         dtypes.setdefault(family, set()).update(
-            d[1] for sig in signatures for d in sig if d[0] == "array" and d[1].startswith("float"))
-    one_dtype = [f"{'.'.join(family)} ({', '.join(sorted(found))} only)" for family, found in dtypes.items()
-                 if found and found != {"float32", "float64"}]
+            d[1] for sig in signatures for d in kernel_launches.flat_descriptions(sig) if d[0] == "array"
+            and d[1].startswith("float"))
+    short = [f"{'.'.join(family)} ({', '.join(sorted(found))} only; needs {', '.join(sorted(wanted[family]))})"
+             for family, found in dtypes.items() if found and not wanted[family] <= found]
+    stray = [".".join(family) for family, found in dtypes.items() if wanted[family] == {"float16"} and "float64" in found]
     assert not missing, f"CUDA kernels no simulated-GPU test launched: {missing}"
-    assert not one_dtype, f"CUDA kernels launched in one float dtype only: {one_dtype}"
+    assert not short, f"CUDA kernels not launched in every float dtype they take: {short}"
+    assert not stray, f"mixed-precision kernels launched in float64: {stray}"
 
 
 def test_every_kernel_compiles_cleanly_for_sm80_and_sm90():
