@@ -68,7 +68,7 @@ class LossScaler:
                  growth_interval: int = 2000, max_consecutive_overflows: int = 32):
         self.init_scale = _float32_scale("init_scale", init_scale)
         self.growth_factor = check_number("growth_factor", growth_factor, low=1, low_open=True)
-        if not math.isfinite(float(np.float32(self.growth_factor))):
+        if self.growth_factor > float(np.finfo(np.float32).max):
             raise ValueError(f"growth_factor must be finite in float32, got {growth_factor}")
         self.backoff_factor = check_number("backoff_factor", backoff_factor, low=0, high=1, low_open=True,
                                            high_open=True)
@@ -168,7 +168,8 @@ def initial_state(scale: float) -> np.ndarray:
 def _float32_scale(name: str, value) -> float:
     """``value`` checked to be a positive number that float32 holds as a positive finite number."""
     value = check_number(name, value, low=0, low_open=True)
-    f = np.float32(value) if math.isfinite(value) else np.float32(np.inf)
+    with np.errstate(over="ignore"):  # beyond float32's range: refused just below
+        f = np.float32(value)
     if not math.isfinite(value) or not np.isfinite(f) or f == 0:
         raise ValueError(f"{name} must be a positive finite number (in float32), got {value}")
     return float(f)

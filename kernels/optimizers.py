@@ -288,7 +288,8 @@ def update_step(steps, optimizer, ws: tuple, gs: tuple, states: tuple, h, decay,
             optimizer.update(w, g, *state, h=h, s=s, wd=decay[i])
         else:
             new = [w.copy(), *(a.copy() for a in state)]
-            optimizer.update(new[0], g, *new[1:], h=h, s=s, wd=decay[i])
+            with np.errstate(invalid="ignore", over="ignore"):  # a skipped step's values (from NaN or inf) are dropped
+                optimizer.update(new[0], g, *new[1:], h=h, s=s, wd=decay[i])
             for target, value in zip([w, *state], new):
                 xp.copyto(target, value, where=keep)
         if copies is not None:

@@ -235,7 +235,7 @@ class Module:
         """
         enabled = bool(enabled)
         if enabled and not self.mixed:
-            wrong = [f"{m!r} is {m.dtype}" for m in self.modules() if not m.mixed and m.dtype != np.float32]
+            wrong = [f"{type(m).__name__} is {m.dtype}" for m in self.modules() if not m.mixed and m.dtype != np.float32]
             if wrong:
                 raise ValueError(f"mixed precision keeps float32 master weights, but {wrong[0]}: cast the model to "
                                  "float32 first (model.to('float32'))")
@@ -248,13 +248,14 @@ class Module:
         if enabled == self.mixed:
             return
         half = enabled and not self.keeps_float32
-        for value in vars(self).values():
-            if isinstance(value, Parameter):
-                if half:
-                    value.master, value.data = value.data, value.data.astype(np.float16)
-                elif value.master is not None:
-                    value.data, value.master = value.master, None
-                value.grad = None
+        with self.device:  # the copies are made on the layer's own GPU
+            for value in vars(self).values():
+                if isinstance(value, Parameter):
+                    if half:
+                        value.master, value.data = value.data, value.data.astype(np.float16)
+                    elif value.master is not None:
+                        value.data, value.master = value.master, None
+                    value.grad = None
         self.dtype, self.mixed = np.dtype(np.float16 if half else np.float32), enabled
         self._cache = None
         self._moved()
@@ -274,17 +275,19 @@ class Module:
 
     def device_state(self) -> "OrderedDict":
         """Copies of every parameter and buffer by dotted name, on this module's device (no host transfer)."""
-        out = OrderedDict((name, p.weights.copy()) for name, p in self.named_parameters())
-        out.update((name, b.copy()) for name, b in self.named_buffers())
+        with self.device:  # copies on the model's own GPU
+            out = OrderedDict((name, p.weights.copy()) for name, p in self.named_parameters())
+            out.update((name, b.copy()) for name, b in self.named_buffers())
         return out
 
     def load_device_state(self, state) -> "Module":
         """Put back arrays taken by :meth:`device_state` of this same model (trusted: no checks, no host transfer)."""
         params = dict(self.named_parameters())
-        for name, p in params.items():
-            p.assign(state[name].copy())
-        for name, m, b in self._buffer_slots():
-            setattr(m, b, state[name].copy())
+        with self.device:  # copies (and float16 copies of masters) made on the model's own GPU
+            for name, p in params.items():
+                p.assign(state[name].copy())
+            for name, m, b in self._buffer_slots():
+                setattr(m, b, state[name].copy())
         for m in self.modules():
             m._cache = None
         return self
@@ -309,9 +312,10 @@ class Module:
                 raise ValueError(f"state[{name!r}] has shape {tuple(value.shape)}, the model expects {shape}")
             if value.dtype.kind not in "fiu" or not np.isfinite(value).all():
                 raise ValueError(f"state[{name!r}] must hold finite numbers")
-            arrays[name] = value
-        for name, (_, dtype, assign) in targets.items():
-            assign(self.device.asarray(arrays[name], dtype=dtype))
+            arrays[name] = value.copy()  # the model's own: training must not change the caller's arrays
+        with self.device:
+            for name, (_, dtype, assign) in targets.items():
+                assign(self.device.asarray(arrays[name], dtype=dtype))
         for m in self.modules():
             m._cache = None
         return self
