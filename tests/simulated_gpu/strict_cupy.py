@@ -202,7 +202,8 @@ def _gemm(numpy_fn):
         a, b = np.asarray(a), np.asarray(b)
         dt = np.result_type(a, b)
         if dt == np.float16:  # CUBLAS_COMPUTE_32F for float16 in every compute type CuPy sets
-            result = numpy_fn(a.astype(np.float32), b.astype(np.float32), *args, **kwargs).astype(np.float16)
+            with np.errstate(over="ignore"):  # a product beyond 65504 rounds to inf on the GPU without a word
+                result = numpy_fn(a.astype(np.float32), b.astype(np.float32), *args, **kwargs).astype(np.float16)
         elif dt == np.float32 and get_compute_type(dt) == _LINALG["COMPUTE_TYPE_TF32"]:
             result = numpy_fn(tf32(a.astype(np.float32)), tf32(b.astype(np.float32)), *args, **kwargs)
         else:
