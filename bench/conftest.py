@@ -8,7 +8,10 @@ candidates share one time window, so drift (another process, clock changes) land
 on all alike, and each sample is steady-state speed as in a training loop: a pause
 before every single call would instead measure thread-pool wake-up (seen here:
 PyTorch's step at 4.1 ms back to back, 14 ms after a 1 s idle). Medians go into
-``extra_info["interleaved"]``; ``bench/report.py`` turns them into ratio tables.
+``extra_info["interleaved"]``, every round's sample into ``extra_info["samples"]`` (the
+tables give the spread), and the gpunn files the benchmark ran into
+``extra_info["measured_files"]`` (a table older than them fails the docs build);
+``bench/report.py`` turns them into ratio tables.
 """
 
 from __future__ import annotations
@@ -17,12 +20,18 @@ import statistics
 import time
 
 import pytest
+from measured_files import files_run_by
 
 PAUSE_S = 0.2
 
 
 def interleave(candidates: dict, rounds: int = 15, block: int = 5) -> dict:
     """{name: median seconds per call} for each zero-argument callable, timed in interleaved blocks."""
+    return {name: statistics.median(ts) for name, ts in interleave_samples(candidates, rounds, block).items()}
+
+
+def interleave_samples(candidates: dict, rounds: int = 15, block: int = 5) -> dict:
+    """{name: [seconds per call in each round]} for each zero-argument callable, timed in interleaved blocks."""
     names = list(candidates)
     times = {name: [] for name in names}
     for r in range(rounds):
@@ -34,16 +43,26 @@ def interleave(candidates: dict, rounds: int = 15, block: int = 5) -> dict:
             for _ in range(block):
                 fn()
             times[name].append((time.perf_counter() - start) / block)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
 
 
 @pytest.fixture
 def interleaved(benchmark):
-    """Time candidates interleaved, record their medians, and let pytest-benchmark time ``primary``."""
+    """Time candidates interleaved, record their medians and samples, and let pytest-benchmark time ``primary``.
+
+    Before timing, gpunn's candidates (``primary`` and those named "gpunn...") run once under a
+    profiler hook, untimed, to record which of gpunn's files they measure.
+    """
 
     def run(candidates: dict, primary: str, rounds: int = 15, block: int = 5):
-        medians = interleave(candidates, rounds, block)
-        benchmark.extra_info.update(interleaved=medians, base=primary, rounds=rounds, block=block)
+        measured = set()
+        for name, fn in candidates.items():
+            if name == primary or name.startswith("gpunn"):
+                measured.update(files_run_by(fn))
+        samples = interleave_samples(candidates, rounds, block)
+        medians = {name: statistics.median(ts) for name, ts in samples.items()}
+        benchmark.extra_info.update(interleaved=medians, samples=samples, base=primary, rounds=rounds, block=block,
+                                    measured_files=sorted(measured))
         benchmark.pedantic(candidates[primary], rounds=rounds, warmup_rounds=1, iterations=1)
         return medians
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from peers import record, torch_peer
+
 from gpunn import autograd as ag
 
 N, D = 256, 1024
@@ -27,7 +29,7 @@ def _data(seed=0):
 
 
 @pytest.mark.benchmark(group="swish fwd+bwd (256, 1024) float32")
-def test_swish_forward_backward(interleaved):
+def test_swish_forward_backward(benchmark, interleaved):
     x, beta, dout = _data()
 
     def gpunn_autograd():
@@ -61,11 +63,18 @@ def test_swish_forward_backward(interleaved):
     hx, hb, _ = numpy_by_hand()
     np.testing.assert_allclose(gx, hx, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(gb, hb, rtol=1e-3, atol=1e-3)
+    ufuncs = {"threads": 1, "blas": "none (elementwise: NumPy's ufuncs, one thread)"}
+    record(benchmark, {"gpunn.autograd": ufuncs, "NumPy by hand": ufuncs,
+                       **({"PyTorch autograd": lambda: {**torch_peer(), "blas": "none (elementwise: PyTorch's "
+                                                                                 "vectorised CPU kernels)"}}
+                          if "PyTorch autograd" in candidates else {})},
+           data=f"random: x ({N}, {D}), beta ({D},) and the upstream gradient ({N}, {D}), float32 standard normal "
+                "(seed 0)")
     interleaved(candidates, "gpunn.autograd")
 
 
 @pytest.mark.benchmark(group="neuron, 6 scalar gates, fwd+bwd")
-def test_neuron_per_gate_overhead(interleaved):
+def test_neuron_per_gate_overhead(benchmark, interleaved):
     def gpunn_autograd():
         a, b, c, x, y = (ag.tensor(v) for v in (1.0, 2.0, -3.0, -1.0, 3.0))
         f = ag.sigmoid(a * x + b * y + c)
@@ -82,4 +91,7 @@ def test_neuron_per_gate_overhead(interleaved):
         return a.grad
 
     candidates["PyTorch autograd"] = pytorch
+    record(benchmark, {"gpunn.autograd": {"threads": 1, "blas": "none (scalar NumPy arithmetic)"},
+                       "PyTorch autograd": torch_peer},
+           data="the lecture's neuron sigmoid(a x + b y + c) at a=1, b=2, c=-3, x=-1, y=3: float32 scalars")
     interleaved(candidates, "gpunn.autograd", rounds=15, block=50)

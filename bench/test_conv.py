@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import torch_sgd_step, with_torch
+from peers import gpunn_peer, numpy_peer, record, torch_peer
 
 import gpunn as gn
 
@@ -106,6 +107,14 @@ def gpunn_conv_relu(x, w, b, dout, fused):
     return step
 
 
+PEERS = {"gpunn": gpunn_peer, "numpy-im2col": numpy_peer, "torch": torch_peer}
+
+
+def conv_described(n, c, f, hw) -> str:
+    return (f"random: x float32 ({n}, {c}, {hw}, {hw}), {f} filters 3x3 (He scale), upstream gradient "
+            f"({n}, {f}, {hw}, {hw}), all standard normal (seed 0)")
+
+
 def peers():
     return with_torch({"gpunn": gpunn_conv, "numpy-im2col": numpy_conv}, torch_conv)
 
@@ -121,6 +130,7 @@ def test_conv_forward_backward(benchmark, interleaved, shape):
         got = got[-1] if isinstance(got, tuple) else got
         np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-3, atol=1e-3, err_msg=name)
     benchmark.group = f"conv fwd+bwd N=64 {shape}"
+    record(benchmark, {name: PEERS[name] for name in steps}, data=conv_described(n, c, f, hw))
     interleaved(steps, primary="gpunn", rounds=7, block=3)
 
 
@@ -136,6 +146,8 @@ def test_conv_algorithms(benchmark, interleaved, shape):
     expected = steps["gpunn-im2col"]()
     np.testing.assert_allclose(steps["gpunn-direct"](), expected, rtol=1e-4, atol=1e-4)
     benchmark.group = f"conv algorithms fwd+bwd N=64 {shape}"
+    record(benchmark, {name: PEERS["gpunn" if name.startswith("gpunn") else name] for name in steps},
+           data=conv_described(n, c, f, hw))
     interleaved(steps, primary="gpunn-direct", rounds=9, block=3)
 
 
@@ -152,6 +164,8 @@ def test_conv_relu_fused(benchmark, interleaved, shape):
     if "torch" in steps:  # float32 rounding moves a few pre-activations near 0 across ReLU's kink
         assert np.mean(~np.isclose(np.asarray(steps["torch"]()), expected, rtol=1e-3, atol=1e-3)) < 1e-3
     benchmark.group = f"conv+relu fwd+bwd N=64 {shape}"
+    record(benchmark, {name: PEERS["gpunn" if name.startswith("gpunn") else name] for name in steps},
+           data=conv_described(n, c, f, hw))
     interleaved(steps, primary="gpunn-fused", rounds=7, block=3)
 
 
@@ -258,6 +272,9 @@ def test_convnet_train_step(benchmark, interleaved):
     for name, value in first.items():
         assert value == pytest.approx(first["gpunn"], rel=1e-4), name
     benchmark.group = "ConvNet train step N=64 3x32x32"
+    record(benchmark, {name: PEERS[name] for name in steps},
+           data="random: X float32 (64, 3, 32, 32) standard normal, labels uniform over 10 classes (seed 0); "
+                "three_layer_convnet(32 filters 7x7, hidden 100) weights from rng=1, the same for every peer")
     medians = interleaved(steps, primary="gpunn", rounds=7, block=3)
     benchmark.extra_info["samples_per_s"] = {name: STEP["n"] / t for name, t in medians.items()}
 

@@ -21,6 +21,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as SklearnMLP
 from sklearn.svm import LinearSVC
 
+from peers import gpunn_peer, numpy_peer, record, scipy_peer
+
 import gpunn as gn
 
 SEEDS = range(5)
@@ -64,6 +66,11 @@ def test_fit_with_defaults(case, split, benchmark, interleaved):
         return run
 
     benchmark.group = f"fit on digits, defaults: {case}"
+    peer_info = {"softmax": scipy_peer, "svm": {"threads": 1, "blas": "none (liblinear, one thread)"},
+                 "mlp": numpy_peer}[case]
+    record(benchmark, {"gpunn": gpunn_peer, peer_name: peer_info},
+           data="scikit-learn's digits / 16, train_test_split(test_size=0.25, random_state=0): 1,347 training rows "
+                "of 64 features, 10 classes")
     slow = case == "mlp"
     interleaved({"gpunn": fit(ours), peer_name: fit(peer)}, primary="gpunn",
                 rounds=5 if slow else 10, block=1 if slow else 3)

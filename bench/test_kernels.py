@@ -13,8 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from peers import record, torch_peer
+
 import gpunn as gn
 from gpunn import ops
+from gpunn.kernels.launch import PARALLEL_MIN_SIZE
 
 N = 16 * 2**20
 
@@ -79,6 +82,15 @@ def test_activation_fwd_bwd_16M(benchmark, interleaved, kind):
     except ImportError:
         pass
     benchmark.group = f"{kind} forward+backward, 16M float32"
+    import numba
+
+    one = {"threads": 1, "blas": "none (NumPy's ufuncs run in one thread)"}
+    record(benchmark, {"gpunn": {"threads": numba.get_num_threads() if N >= PARALLEL_MIN_SIZE else 1,
+                                 "blas": "none (Numba kernel; below PARALLEL_MIN_SIZE it runs in the calling thread)"},
+                       "numpy": one, "gpunn-references": one, "np.copyto": one,
+                       **({"torch": lambda: {**torch_peer(), "blas": "none (PyTorch's vectorised CPU kernels)"}}
+                          if "torch" in candidates else {})},
+           data=f"x: {N:,} float32, 3 x standard normal; upstream gradient: {N:,} float32 standard normal (seed 0)")
     medians = interleaved(candidates, primary="gpunn", rounds=9, block=3)
     copy_bw = 2 * 4 * N / medians["np.copyto"]
     benchmark.extra_info["fraction_of_copy_bandwidth"] = (5 * 4 * N / medians["gpunn"]) / copy_bw

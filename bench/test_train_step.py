@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import torch_sgd_step, torch_train_step, with_torch
+from peers import gpunn_peer, numpy_peer, record, torch_peer
 
 import gpunn as gn
 from gpunn import ops
@@ -162,4 +163,10 @@ def test_train_step(benchmark, interleaved, net):
     for name, step in steps.items():
         assert np.isfinite(float(step())), name
     benchmark.group = f"train step {net}"
+    torch = {name: (lambda n=n: {**torch_peer(), "threads": n}) for name, n in
+             (("torch (1 thread)", 1), ("torch (2 threads)", 2)) if name in steps}
+    record(benchmark, {"gpunn": gpunn_peer, "gpunn-nokernels": numpy_peer, "numpy": numpy_peer,
+                       "gemm-floor": numpy_peer, **torch},
+           data=f"random: X float32 ({n}, {d}) standard normal, labels uniform over {c} classes (seed 0); "
+                f"He-initialised weights (seed 1), the same for every peer")
     interleaved(steps, primary="gpunn", rounds=15, block=8)

@@ -8,6 +8,7 @@ adds shuffling and gathering, the finite-loss-and-gradient check, accuracy and h
 from __future__ import annotations
 
 import numpy as np
+from peers import gpunn_peer, record
 
 import gpunn as gn
 
@@ -49,4 +50,6 @@ def trainer_epoch():
 
 def test_epoch(benchmark, interleaved):
     benchmark.group = "epoch 3072-1024-10 b256 x10"
+    record(benchmark, {"trainer": gpunn_peer, "raw": gpunn_peer},
+           data=f"random: X float32 ({BATCH * BATCHES}, {D}) standard normal, labels uniform over {C} classes (seed 0)")
     interleaved({"trainer": trainer_epoch(), "raw": raw_epoch()}, primary="trainer", rounds=10, block=2)

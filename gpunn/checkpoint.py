@@ -22,7 +22,39 @@ FORMAT = "gpunn-checkpoint-1"
 
 
 def atomic_write(path, write) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    """Write a file so that a failure never leaves it half-written: the old file stays until the new one is whole.
+
+    ``write(file)`` writes into a temporary file beside ``path``, which is flushed to disk and then
+    renamed over ``path`` (atomic on POSIX and Windows). If ``write`` raises, the temporary file
+    is removed, ``path`` is untouched and the exception propagates.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file to write; its directory is created if needed.
+    write : callable
+        ``write(file)`` writes the content into the binary file object it is given.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> _ = gn.checkpoint.atomic_write(target, lambda f: f.write(b"first"))
+    >>> def fails(f):
+    ...     f.write(b"half")
+    ...     raise OSError("disk full")
+    >>> gn.checkpoint.atomic_write(target, fails)
+    Traceback (most recent call last):
+        ...
+    OSError: disk full
+    >>> target.read_bytes()                           # the last good content is still there
+    b'first'
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -46,7 +78,32 @@ def _umask() -> int:
 
 
 def save(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
-    """Write ``arrays`` and ``meta`` (JSON-serialisable) to ``path`` atomically."""
+    """Write named arrays and JSON metadata to one ``.npz`` file, atomically (:func:`atomic_write`).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The checkpoint file (NumPy appends nothing: give it the ``.npz`` suffix yourself).
+    arrays : dict of str to array_like
+        The arrays to store, by name; CuPy arrays are copied to the host.
+    meta : dict
+        JSON-serialisable metadata; ``"format"`` is added.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.npz"
+    >>> _ = gn.checkpoint.save(path, {"W": np.eye(2)}, {"epoch": 3})
+    >>> arrays, meta = gn.checkpoint.load(path)
+    >>> arrays["W"], meta["epoch"]
+    (array([[1., 0.],
+           [0., 1.]]), 3)
+    """
     payload = {"__meta__": np.array(json.dumps({"format": FORMAT, **meta}))}
     for name, a in arrays.items():
         payload[name] = np.asarray(a)
@@ -54,7 +111,26 @@ def save(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
 
 
 def load(path) -> tuple[dict[str, np.ndarray], dict]:
-    """(arrays, meta) from a checkpoint written by :func:`save`."""
+    """Read a checkpoint written by :func:`save`; nothing in it is unpickled.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The checkpoint file.
+
+    Returns
+    -------
+    arrays : dict of str to numpy.ndarray
+        The stored arrays, by name.
+    meta : dict
+        The metadata, with its ``"format"``.
+
+    Raises
+    ------
+    ValueError
+        If the file does not exist, is not an ``.npz`` archive, is truncated or corrupt, holds
+        pickled objects, or is not a gpunn checkpoint; the message names the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
@@ -114,10 +190,27 @@ WEIGHTS = ("last", "best")
 
 
 def load_weights(path, weights: str = "last") -> dict:
-    """The model weights saved in a trainer checkpoint, as a state dict for ``model.load_state_dict``.
+    """The model weights saved in a Trainer's checkpoint, as a state dict for ``model.load_state_dict``.
 
-    ``weights="last"``: those of the last epoch trained; ``"best"``: those of the epoch with the
-    best validation accuracy (saved only when the run had validation data).
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A checkpoint written by :class:`gpunn.Trainer` (``checkpoint_path``, or ``gpunn train``'s
+        ``runs/train/checkpoint.npz``).
+    weights : {"last", "best"}, default="last"
+        "last": the weights of the last epoch trained; "best": those of the epoch with the best
+        validation accuracy (saved only when the run had validation data).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The parameters by dotted name ("0.W", "0.b", ...).
+
+    Raises
+    ------
+    ValueError
+        For another ``weights``, an unreadable file (see :func:`load`), or a checkpoint without
+        those weights.
     """
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be 'last' or 'best', got {weights!r}")

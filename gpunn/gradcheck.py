@@ -26,7 +26,28 @@ FLOAT64 = np.dtype(np.float64)
 
 
 def rel_error(a, b) -> float:
-    """``max |a - b| / max(max |a|, max |b|, 1e-8)``: the error relative to the gradients' scale."""
+    """The largest difference of two gradients relative to their scale: ``max |a - b| / max(max |a|, max |b|, 1e-8)``.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Arrays of one shape (NumPy or CuPy), e.g. an analytic and a numerical gradient.
+
+    Returns
+    -------
+    float
+        0 for equal arrays; rules of thumb in float64 are in this module's description.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ.
+
+    Examples
+    --------
+    >>> gn.gradcheck.rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.002]))
+    0.0009990...
+    """
     return joint_rel_error([(a, b)])
 
 
@@ -51,11 +72,38 @@ def joint_rel_error(pairs) -> float:
 
 @on_device(lambda f, x, *rest: device_of(x))
 def numerical_gradient(f, x, df=None, h: float = 1e-5):
-    """Centered-difference gradient of ``sum(f() * df)`` w.r.t. ``x``, same shape and device as ``x``.
+    """Centered-difference gradient of ``sum(f() * df)`` with respect to ``x``.
 
-    ``f`` takes no arguments and reads ``x``, which is nudged in place by +-h one
-    coordinate at a time and restored. ``df`` is the upstream gradient (the shape of
-    ``f()``'s output); ``None`` means ones (for a scalar ``f``, the plain derivative).
+    ``x`` is nudged in place by +h and -h one coordinate at a time and restored: ``(f(x + h) -
+    f(x - h)) / 2h`` per coordinate, 2 calls of ``f`` each.
+
+    Parameters
+    ----------
+    f : callable
+        Takes no arguments and reads ``x``; returns an array (or a number).
+    x : array
+        The point, NumPy or CuPy, changed in place during the call and restored.
+    df : array, default=None
+        The upstream gradient, ``f()``'s shape; None means ones (for a scalar ``f``, the plain
+        derivative).
+    h : float, default=1e-05
+        The step, > 0.
+
+    Returns
+    -------
+    array
+        The gradient, same shape, dtype and device as ``x``.
+
+    Raises
+    ------
+    ValueError
+        If ``h`` is not positive.
+
+    Examples
+    --------
+    >>> x = np.array([1.0, -2.0])
+    >>> gn.gradcheck.numerical_gradient(lambda: (x ** 2).sum(), x)    # 2 x
+    array([ 2., -4.])
     """
     h = check_number("h", h, low=0, low_open=True)
     xp = array_module(x)
@@ -93,7 +141,34 @@ def sampled_gradients(f, x, analytic, num_checks: int = 10, h: float = 1e-5, see
 
 
 def check_sparse(f, x, analytic, num_checks: int = 10, h: float = 1e-5, seed=None) -> float:
-    """Relative error of ``analytic`` at ``num_checks`` random coordinates, for parameters too big to check whole."""
+    """Check ``analytic`` at ``num_checks`` random coordinates only, for parameters too big to check whole.
+
+    Parameters
+    ----------
+    f : callable
+        Takes no arguments, reads ``x`` and returns a scalar.
+    x : array
+        The point, nudged in place and restored.
+    analytic : array
+        The gradient to check, ``x``'s shape.
+    num_checks : int, default=10
+        How many random coordinates.
+    h : float, default=1e-05
+        The finite-difference step, > 0.
+    seed : int, default=None
+        Picks the coordinates; None: fresh ones each call.
+
+    Returns
+    -------
+    float
+        The relative error (:func:`rel_error`) over the sampled coordinates.
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).standard_normal((50, 40))
+    >>> gn.gradcheck.check_sparse(lambda: float((x ** 3).sum()), x, 3 * x ** 2, seed=0) < 1e-7
+    True
+    """
     return joint_rel_error([sampled_gradients(f, x, analytic, num_checks, h, seed)])
 
 
@@ -106,11 +181,39 @@ def _float64_copy(module: Module) -> Module:
 class GradCheck(float):
     """The result of a gradient check: the largest relative error (a float), with a per-part report.
 
-    ``errors`` maps each checked part ("input", or a parameter's dotted name) to its relative
-    error; ``checked`` to (coordinates checked, coordinates in all). ``str()`` prints the table.
     Each part's error is relative to the scale of its own gradient, floored at ``FLOOR`` of the
     largest part's scale: a gradient that is zero in exact arithmetic (a bias feeding batchnorm)
-    holds only rounding noise, which is not an error.
+    holds only rounding noise, which is not an error. ``str()`` prints the table with cs231n's
+    reading of the largest error.
+
+    Parameters
+    ----------
+    pairs : dict of str to tuple of array
+        (analytic, numerical) gradients of each part, by name.
+    checked : dict of str to tuple of int
+        (coordinates checked, coordinates in all) of each part.
+
+    Attributes
+    ----------
+    errors : dict of str to float
+        Each part's relative error ("input", or a parameter's dotted name).
+    checked : dict of str to tuple of int
+        As given.
+
+    Raises
+    ------
+    ValueError
+        If a part's two gradients differ in shape.
+
+    Examples
+    --------
+    >>> check = gn.gradcheck.check_layer(gn.nn.Linear(3, 2, rng=0), np.ones((4, 3)))
+    >>> float(check) < 1e-7, sorted(check.errors)
+    (True, ['W', 'b', 'input'])
+    >>> print(check)                                   # doctest: +ELLIPSIS
+    part   rel. error  coordinates checked
+    input  ...
+    largest relative error ... (correct)
     """
 
     FLOOR = 1e-2
@@ -185,13 +288,44 @@ def _num_checks(num_checks):
 
 @on_device(lambda layer, *rest: layer.device)
 def check_layer(layer: Module, x, h: float = 1e-5, seed: int = 0, num_checks="auto") -> GradCheck:
-    """Check ``layer``'s backward against numerical gradients, w.r.t. its input and every parameter.
+    """Check ``layer``'s backward against numerical gradients, with respect to its input and every parameter.
 
-    The loss is sum(forward(x) * dout) for a random ``dout``, on a float64 copy of the layer.
-    Random layers (dropout) are reseeded before each forward so every evaluation uses the same
-    mask. ``num_checks``: "auto" (parts of at most 200 entries in full, larger ones at 20 random
-    coordinates), None (every coordinate) or an int (that many random coordinates per part).
-    Returns a :class:`GradCheck`: the largest relative error, with a per-part report.
+    The checked function is ``sum(forward(x) * dout)`` for a random ``dout``, on a float64 copy of
+    the layer (the layer itself is not touched). Random layers (dropout) are reseeded before each
+    forward so every evaluation uses the same mask.
+
+    Parameters
+    ----------
+    layer : gpunn.nn.Module
+        The layer (or model) to check.
+    x : array_like
+        An input batch.
+    h : float, default=1e-05
+        The finite-difference step, > 0.
+    seed : int, default=0
+        Seeds ``dout``, the sampled coordinates and random layers.
+    num_checks : "auto", int or None, default="auto"
+        "auto": parts of at most 200 entries in full, larger ones at 20 random coordinates; None:
+        every coordinate; an int: that many random coordinates per part.
+
+    Returns
+    -------
+    GradCheck
+        The largest relative error, with a per-part report.
+
+    Raises
+    ------
+    TypeError
+        If ``layer`` is not a :class:`gpunn.nn.Module`.
+    ValueError
+        If a parameter got no gradient or one of the wrong shape (named), or ``num_checks`` or
+        ``h`` is out of range.
+
+    Examples
+    --------
+    >>> gn.gradcheck.check_layer(gn.nn.Sequential(gn.nn.Linear(4, 3, rng=0), gn.nn.Tanh()),
+    ...                          np.random.default_rng(0).standard_normal((5, 4))) < 1e-7
+    True
     """
     num_checks = _num_checks(num_checks)
     layer = _float64_copy(layer)
@@ -213,7 +347,36 @@ def check_layer(layer: Module, x, h: float = 1e-5, seed: int = 0, num_checks="au
 
 @on_device(lambda loss, scores, *rest: device_of(scores))
 def check_loss(loss: Loss, scores, y=None, h: float = 1e-5) -> float:
-    """Relative error between ``loss.backward()`` and the numerical gradient w.r.t. the scores."""
+    """Check a loss's gradient with respect to the scores against a numerical one, in float64.
+
+    Parameters
+    ----------
+    loss : gpunn.nn.Loss
+        The loss.
+    scores : array_like
+        (N, C) scores (copied to float64).
+    y : array_like, default=None
+        The labels, as ``loss.forward`` takes them.
+    h : float, default=1e-05
+        The finite-difference step, > 0.
+
+    Returns
+    -------
+    float
+        The relative error (:func:`rel_error`).
+
+    Raises
+    ------
+    TypeError
+        If ``loss`` is not a :class:`gpunn.nn.Loss`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> scores, y = rng.standard_normal((6, 4)), rng.integers(0, 4, 6)
+    >>> gn.gradcheck.check_loss(gn.nn.SoftmaxCrossEntropy(), scores, y) < 1e-7
+    True
+    """
     if not isinstance(loss, Loss):
         raise TypeError(f"loss must be a gpunn.nn.Loss, got {type(loss).__name__}")
     xp = array_module(scores)
@@ -226,13 +389,53 @@ def check_loss(loss: Loss, scores, y=None, h: float = 1e-5) -> float:
 @on_device(lambda model, *rest: model.device)
 def check_model(model: Module, loss: Loss, X, y, reg: float = 0.0, h: float = 1e-5, num_checks="auto",
                 seed: int = 0, decay_biases: bool = False) -> GradCheck:
-    """Check the gradient of the objective ``loss(model(X), y) + (reg / 2) sum ||W||^2`` w.r.t. every parameter.
+    """Check the gradient of the objective ``loss(model(X), y) + (reg / 2) sum ||W||^2`` for every parameter.
 
-    ``reg`` is the L2 strength (pass the optimizer's ``weight_decay``; the penalty covers the
-    parameters marked ``decay``, the weights, as the optimizers apply it). With ``reg=0`` the data
-    loss alone is checked. ``num_checks`` as in :func:`check_layer`: by default a big model is
-    checked at sampled coordinates, so the check takes seconds. Returns a :class:`GradCheck`;
-    ``print(result)`` shows the error of each parameter by name and how many coordinates were checked.
+    On a float64 copy of the model (the model itself is not touched). By default a big model is
+    checked at sampled coordinates, so the check takes seconds.
+
+    Parameters
+    ----------
+    model : gpunn.nn.Module
+        The model.
+    loss : gpunn.nn.Loss
+        The data loss.
+    X : array_like
+        An input batch.
+    y : array_like
+        Its labels.
+    reg : float, default=0.0
+        The L2 strength: pass the optimizer's ``weight_decay``. The penalty covers the parameters
+        marked ``decay`` (the weights), as the optimizers apply it; 0 checks the data loss alone.
+    h : float, default=1e-05
+        The finite-difference step, > 0.
+    num_checks : "auto", int or None, default="auto"
+        As in :func:`check_layer`.
+    seed : int, default=0
+        Seeds the sampled coordinates and random layers.
+    decay_biases : bool, default=False
+        Whether the penalty covers the biases too.
+
+    Returns
+    -------
+    GradCheck
+        ``print(result)`` shows each parameter's error by name and how many coordinates were checked.
+
+    Raises
+    ------
+    TypeError
+        If ``loss`` is not a :class:`gpunn.nn.Loss` or ``model`` not a :class:`gpunn.nn.Module`.
+    ValueError
+        If ``reg`` is negative, or a parameter got no gradient (named).
+
+    Examples
+    --------
+    >>> model = gn.nn.Sequential(gn.nn.Linear(4, 8, rng=0), gn.nn.ReLU(), gn.nn.Linear(8, 3, rng=1))
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.standard_normal((5, 4)), rng.integers(0, 3, 5)
+    >>> result = gn.gradcheck.check_model(model, gn.nn.SoftmaxCrossEntropy(), X, y, reg=1e-2)
+    >>> float(result) < 1e-5
+    True
     """
     if not isinstance(loss, Loss):
         raise TypeError(f"loss must be a gpunn.nn.Loss, got {type(loss).__name__}")
@@ -262,12 +465,40 @@ def check_model(model: Module, loss: Loss, X, y, reg: float = 0.0, h: float = 1e
 
 
 def check_expression(f, *inputs, h: float = 1e-5, seed: int = 0) -> GradCheck:
-    """Relative error between autograd's gradients of ``f(*tensors)`` and numerical ones, in float64.
+    """Check autograd's gradients of ``f(*tensors)`` against numerical ones, in float64.
 
-    ``inputs`` are arrays (or autograd Tensors, whose values are used); each becomes a
-    float64 tensor on its own device. The checked function is sum(f(...) * dout) for a
-    random ``dout``, so every output element's gradient counts. Returns a :class:`GradCheck`
-    with one part per input ("input 0", "input 1", ...).
+    The checked function is ``sum(f(...) * dout)`` for a random ``dout``, so every output
+    element's gradient counts.
+
+    Parameters
+    ----------
+    f : callable
+        Takes one :class:`gpunn.autograd.Tensor` per input and returns a Tensor.
+    *inputs : array_like or gpunn.autograd.Tensor
+        The point; each becomes a float64 tensor on its own device (a Tensor's value is used).
+    h : float, default=1e-05
+        The finite-difference step, > 0.
+    seed : int, default=0
+        Seeds ``dout``.
+
+    Returns
+    -------
+    GradCheck
+        One part per input ("input 0", "input 1", ...).
+
+    Raises
+    ------
+    ValueError
+        Without inputs.
+    TypeError
+        If ``f`` does not return a Tensor.
+
+    Examples
+    --------
+    >>> from gpunn import autograd as ag
+    >>> x = np.random.default_rng(0).standard_normal((3, 4))
+    >>> gn.gradcheck.check_expression(lambda t: ag.tanh(t) * t, x) < 1e-7
+    True
     """
     from . import autograd as ag
 

@@ -9,8 +9,23 @@ from .validation import NonFiniteError
 def labels_from_scores(scores):
     """Class indices from scores: argmax over classes, or score > 0 for a single output unit.
 
-    A row whose scores hold NaN has no class (argmax would call it class 0): refused with a
-    :class:`~gpunn.validation.NonFiniteError` naming the rows. One host read of a flag.
+    A row whose scores hold NaN has no class (argmax would call it class 0): refused. One host
+    read of a flag.
+
+    Parameters
+    ----------
+    scores : array
+        (N, C) scores, or (N,) / (N, 1) for one output unit; NumPy or CuPy.
+
+    Returns
+    -------
+    array
+        (N,) int64 class indices, on the scores' device.
+
+    Raises
+    ------
+    NonFiniteError
+        A ``ValueError`` naming up to three of the rows whose scores hold NaN.
     """
     xp = array_module(scores)
     bad = xp.isnan(scores.reshape(scores.shape[0], -1)).any(axis=1)
@@ -31,9 +46,21 @@ def _labels(scores):
 
 
 def correct_count(scores, y):
-    """How many rows of ``scores`` predict their label in ``y`` (a 0-d array on the scores' device).
+    """How many rows of ``scores`` predict their label in ``y``, counted on the scores' device.
 
     No NaN check here: the Trainer's divergence flag catches non-finite losses instead (a NaN
     score makes the loss NaN), without a host read per batch.
+
+    Parameters
+    ----------
+    scores : array
+        (N, C) scores, or (N,) / (N, 1) for one output unit.
+    y : array
+        (N,) integer labels on the same device.
+
+    Returns
+    -------
+    array
+        A 0-d integer array on the scores' device (reading it is a host read).
     """
     return (_labels(scores) == y).sum()

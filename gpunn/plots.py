@@ -10,6 +10,13 @@ __all__ = ["PlotExtraMissing", "matplotlib_available", "plot_history"]
 
 
 def matplotlib_available() -> bool:
+    """Whether matplotlib (the ``plot`` extra) can be imported.
+
+    Returns
+    -------
+    bool
+        True where it is installed.
+    """
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -18,7 +25,27 @@ def matplotlib_available() -> bool:
 
 
 def plot_history(history: History, path) -> Path:
-    """Loss per iteration and per epoch, and accuracy per epoch, side by side; returns the PNG's path."""
+    """Draw a training run: loss per iteration and per epoch, and accuracy per epoch, side by side.
+
+    Needs the ``plot`` extra (matplotlib); ``gpunn train`` writes this picture as ``curves.png``.
+
+    Parameters
+    ----------
+    history : History
+        What :meth:`gpunn.Trainer.fit` returned.
+    path : str or pathlib.Path
+        The picture's file (its suffix picks the format: .png, .svg, .pdf); parents are created.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ImportError
+        Without matplotlib.
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
@@ -67,7 +94,13 @@ LESSON_STYLE = {
 
 
 class PlotExtraMissing(ImportError):
-    """matplotlib is not installed: the one-line message says which extra to install."""
+    """matplotlib is not installed: the one-line message says which extra to install.
+
+    Examples
+    --------
+    >>> print(gn.plots.PlotExtraMissing(gn.plots.PLOT_EXTRA_HINT))
+    plotting needs the plot extra: pip install -e '.[plot]' in gpunn's directory (matplotlib)
+    """
 
 
 def pyplot():

@@ -19,6 +19,21 @@ def arguments_of(owner: str):
     """``with arguments_of("Conv2d"):`` a ValueError or TypeError raised inside says ``Conv2d: `` first.
 
     For constructors: the checks name the argument, this names the layer it was given to.
+
+    Parameters
+    ----------
+    owner : str
+        What the arguments were given to, as the message should name it.
+
+    Yields
+    ------
+    None
+        The block runs inside.
+
+    Raises
+    ------
+    ValueError, TypeError
+        The one raised in the block, of the same type, its message prefixed with ``owner``.
     """
     try:
         yield
@@ -27,7 +42,31 @@ def arguments_of(owner: str):
 
 
 def check_number(name: str, value, *, low=None, high=None, low_open=False, high_open=False) -> float:
-    """``value`` as a float, checked to lie in the interval from ``low`` to ``high``."""
+    """``value`` as a float, checked to lie in the interval from ``low`` to ``high``.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the message.
+    value : float
+        The value given (a bool is refused: ``True`` is not a number here).
+    low, high : float, default=None
+        The interval's ends; None: unbounded on that side.
+    low_open, high_open : bool, default=False
+        Whether the end itself is excluded.
+
+    Returns
+    -------
+    float
+        ``value``.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number.
+    ValueError
+        If it is outside the interval, or NaN; the message names ``name`` and the interval.
+    """
     if type(value) is not float and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     value = float(value)
@@ -42,7 +81,29 @@ def check_number(name: str, value, *, low=None, high=None, low_open=False, high_
 
 
 def check_int(name: str, value, *, low: int | None = None) -> int:
-    """``value`` as an int (bools refused), at least ``low``."""
+    """``value`` as an int (bools refused), at least ``low``.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the message.
+    value : int
+        The value given.
+    low : int, default=None
+        The smallest allowed; None: any.
+
+    Returns
+    -------
+    int
+        ``value``.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an integer.
+    ValueError
+        If it is below ``low``.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     if low is not None and value < low:
@@ -51,7 +112,27 @@ def check_int(name: str, value, *, low: int | None = None) -> int:
 
 
 def check_choice(name: str, value, choices) -> str:
-    """``value`` must be one of ``choices`` (strings)."""
+    """``value`` must be one of ``choices`` (strings).
+
+    Parameters
+    ----------
+    name : str
+        What the value is, for the message ("activation").
+    value : str
+        The value given.
+    choices : sequence of str
+        The allowed values, listed in the message.
+
+    Returns
+    -------
+    str
+        ``value``.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not among ``choices``.
+    """
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(repr, choices))}")
     return value
@@ -62,7 +143,20 @@ class NonFiniteError(ValueError):
 
 
 def check_finite(name: str, a) -> None:
-    """Refuse arrays holding NaN or infinity (with :class:`NonFiniteError`, a ``ValueError``)."""
+    """Refuse arrays holding NaN or infinity (one host read of a flag).
+
+    Parameters
+    ----------
+    name : str
+        The array's name, for the message.
+    a : array
+        NumPy or CuPy.
+
+    Raises
+    ------
+    NonFiniteError
+        A ``ValueError``, where ``a`` holds NaN or infinity.
+    """
     if type(a) is np.ndarray:
         finite = np.isfinite(a).all()
     else:
@@ -73,7 +167,26 @@ def check_finite(name: str, a) -> None:
 
 
 def check_labels(name: str, y, n: int, classes: int | None) -> None:
-    """``y`` must be a 1-D integer array of length ``n`` with values in [0, classes)."""
+    """``y`` must be a 1-D integer array of length ``n`` with values in [0, classes).
+
+    Parameters
+    ----------
+    name : str
+        The labels' name, for the message.
+    y : array
+        The labels (NumPy or CuPy).
+    n : int
+        The number of rows they label.
+    classes : int or None
+        The number of classes; None: the values are not checked.
+
+    Raises
+    ------
+    TypeError
+        If ``y`` does not hold integers (whole numbers stored as floats get a hint).
+    ValueError
+        If ``y`` is one-hot, has another length, or holds a value outside [0, classes).
+    """
     if y.ndim == 2 and y.shape[1] > 1:  # before the dtype: one-hot rows are often floats
         raise ValueError(f"{name} must be 1-D class labels, got shape {tuple(y.shape)}; for one-hot rows use "
                          f"{name}.argmax(1)")
@@ -92,7 +205,29 @@ def check_labels(name: str, y, n: int, classes: int | None) -> None:
 
 
 def check_array(name: str, X, matrix: bool = True):
-    """``X`` as an array of numbers with at least one row, (N, D) when ``matrix``; lists become NumPy arrays."""
+    """``X`` as an array of numbers with at least one row, (N, D) when ``matrix``; lists become NumPy arrays.
+
+    Parameters
+    ----------
+    name : str
+        The array's name, for the message.
+    X : array_like
+        NumPy, CuPy or anything ``numpy.asarray`` takes.
+    matrix : bool, default=True
+        Require two dimensions.
+
+    Returns
+    -------
+    array
+        ``X`` itself where it is an array, else a NumPy array of it.
+
+    Raises
+    ------
+    TypeError
+        If ``X`` does not hold numbers.
+    ValueError
+        If it is not 2-D (with ``matrix``) or has no rows.
+    """
     X = X if hasattr(X, "shape") else np.asarray(X)
     if getattr(X, "dtype", np.dtype(object)).kind not in "biuf":
         raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")

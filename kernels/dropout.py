@@ -3,9 +3,8 @@
 Unit i is kept when the top 24 bits of a SplitMix64 hash of (seed, offset + i) reach
 ceil(p 2^24), so the drop probability is p to within 6e-8. The hash depends only on (seed, index):
 the mask is the same for any number of threads, on the CPU and on CUDA, and the ``xp`` reference
-draws exactly the same one. The fused kernels read the seed and offset from a small device array
-(``draw``), not from launch arguments: a captured CUDA graph then draws a new mask each replay from
-whatever seed was written into that array.
+draws exactly the same one. The seed and offset reach the kernels as launch arguments: a new mask costs
+no copy to the device (a copy from ordinary host memory would wait for the GPU).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import numpy as np
 from numba import cuda, prange
 
 from .arrays import array_module
-from .checks import compute_dtype, contiguous, cpu_half, empty, flat, same_arrays, small_array
+from .checks import compute_dtype, contiguous, cpu_half, empty, flat, same_arrays
 from .launch import Kernels, run
 from .op import op
 
@@ -45,12 +44,11 @@ def dropout_keep(xp, n: int, p: float, seed: int, offset: int = 0):
 
 
 @op
-def dropout_forward(x, p: float, seed: int, offset: int = 0, draw=None):
+def dropout_forward(x, p: float, seed: int, offset: int = 0):
     """Inverted dropout: (y, mask) with mask in {0, 1/(1-p)}, each unit dropped with probability p.
 
     ``seed`` (an int in [0, 2^64)) fixes the mask, ``offset`` the index of x's first unit in the
-    mask's numbering (see :func:`dropout_keep`). ``draw``: the same two numbers as a uint64 array on
-    x's device, which the fused kernels read instead (a layer keeps one and rewrites it each step).
+    mask's numbering (see :func:`dropout_keep`).
     """
     keep = dropout_keep(array_module(x), x.size, p, seed, offset).reshape(x.shape)
     mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
@@ -79,9 +77,8 @@ bits24_device = cuda.jit(device=True)(_bits24)
 
 
 @numba.njit(parallel=True, cache=True)
-def dropout_cpu(x, out, mask, draw, threshold, scale, zero):
-    """mask[i] = scale if kept else 0; out[i] = x[i] * mask[i]; flat arrays. ``draw`` = [seed, offset] (uint64)."""
-    seed, offset = draw[0], draw[1]
+def dropout_cpu(x, out, mask, seed, offset, threshold, scale, zero):
+    """mask[i] = scale if kept else 0; out[i] = x[i] * mask[i]; flat arrays. ``seed``, ``offset``: uint64."""
     for i in prange(x.size):
         m = scale if bits24_scalar(seed, i, offset) >= threshold else zero
         mask[i] = m
@@ -89,8 +86,7 @@ def dropout_cpu(x, out, mask, draw, threshold, scale, zero):
 
 
 @cuda.jit(cache=True)
-def dropout_cuda(x, out, mask, draw, threshold, scale, zero):
-    seed, offset = draw[0], draw[1]
+def dropout_cuda(x, out, mask, seed, offset, threshold, scale, zero):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, x.size, stride):
         m = scale if bits24_device(seed, i, offset) >= threshold else zero
@@ -102,19 +98,15 @@ DROPOUT = Kernels(dropout_cpu, dropout_cuda)
 
 
 @dropout_forward.kernel("cpu", "cuda")
-def _dropout_forward(x, p, seed, offset=0, draw=None):
+def _dropout_forward(x, p, seed, offset=0):
     if cpu_half(x):
         return NotImplemented
     x = contiguous(x)
     dt = same_arrays("dropout_forward", x)
-    if draw is None:
-        draw = array_module(x).asarray(np.array([seed, offset], np.uint64))
-    small_array(draw, x, "dropout_forward: draw", "a uint64 array [seed, offset]",
-                lambda a: a.dtype == np.uint64 and a.shape == (2,))
     out, mask = empty(x, x.shape, dt), empty(x, x.shape, dt)
     # the scale in the arrays' dtype (the mask holds it: backward multiplies by the same value), widened for float16
     # arrays, whose x * scale is then exact in float32 and rounded once: NumPy's float16 product, bit for bit
     ct = compute_dtype(dt).type
-    run(DROPOUT, x.size, flat(x), flat(out), flat(mask), draw, np.uint64(dropout_threshold(p)),
-        ct(dt.type(1.0 / (1.0 - p))), ct(0))
+    run(DROPOUT, x.size, flat(x), flat(out), flat(mask), np.uint64(seed), np.uint64(offset),
+        np.uint64(dropout_threshold(p)), ct(dt.type(1.0 / (1.0 - p))), ct(0))
     return out, mask

@@ -33,7 +33,8 @@ from .checks import compute_dtype
 from .launch import Kernels
 
 FAMILIES: list[Callable] = []  # builders, (GateKernels) -> {name: Kernels}, registered by the op families
-BUILT: dict[str, object] = {}  # "<Class>.<kernel>" -> CUDA kernel, for the offline compiler to find (tests/)
+BUILT: dict[str, object] = {}  # "<Class>.<kernel>" -> CUDA kernel of gpunn's own classes, for the offline compiler
+OTHERS: dict[str, object] = {}  # the same for classes defined elsewhere (a user's gate): compiled where they run
 BASE_NUMBERS = ("zero", "half", "one")
 
 
@@ -84,7 +85,7 @@ class RuleKernels:
         return kernel
 
     def both(self, cpu_fn: Callable, cuda_fn: Callable, fastmath=False) -> Kernels:
-        """The :class:`Kernels` of one op direction: ``cpu_fn`` on one thread and on all, ``cuda_fn`` on a GPU.
+        """The :class:`~gpunn.kernels.launch.Kernels` of one op direction: ``cpu_fn`` on one thread and on all, ``cuda_fn`` on a GPU.
 
         ``cpu_fn`` loops with ``prange``: compiled twice, it runs serially, or on Numba's threads.
         """
@@ -94,7 +95,8 @@ class RuleKernels:
     def add(self, name: str, kernels: Kernels) -> None:
         """Keep ``kernels`` as attribute ``name``, and its CUDA kernel where the offline compiler finds it."""
         setattr(self, name, kernels)
-        BUILT[f"{self.name}.{name}"] = kernels.cuda
+        ours = self.owner.__module__.startswith("gpunn.") and "<locals>" not in self.name
+        (BUILT if ours else OTHERS)[f"{self.name}.{name}"] = kernels.cuda
 
     def __repr__(self):
         return f"<kernels of {self.name}: {', '.join(n for n in vars(self) if isinstance(getattr(self, n), Kernels))}>"
@@ -105,7 +107,7 @@ class GateKernels(RuleKernels):
 
     ``f`` and ``df`` are the rules compiled for inlining into CPU kernels, ``f_device`` and ``df_device``
     for CUDA; each family's kernels are attributes (``made.forward``, ``made.epilogue``, ...), each a
-    :class:`Kernels`. ``numbers(dtype, values)`` gives the ``k`` a kernel reads.
+    :class:`~gpunn.kernels.launch.Kernels`. ``numbers(dtype, values)`` gives the ``k`` a kernel reads.
     """
 
     def __init__(self, gate: type):

@@ -4,7 +4,8 @@ Every matrix product in the layers goes through :func:`matmul`, so one place dec
 while a parallel Numba kernel ran recently (:func:`gpunn.kernels.blas_pool.numba_busy`), OpenBLAS's
 threaded work runs on Numba's threads (``kernels/blas_pool.py``): a training step that alternates GEMMs
 with such kernels then keeps one thread pool busy, not two. OpenBLAS keeps its own jobs and their
-partition, so the result is NumPy's bit for bit.
+partition, so the result is NumPy's bit for bit. Where the optional ``mkl`` package is installed, 2-D float
+products run on MKL instead (``kernels/mkl_gemm.py``; ``GPUNN_MKL=0`` switches it off).
 
 On a GPU, :func:`set_matmul_precision` says how cuBLAS computes: "highest" (the default) computes float32
 products in float32; "high" lets them use TF32 tensor cores (inputs rounded to a 10-bit mantissa, sums in
@@ -21,7 +22,7 @@ import time
 
 import numpy as np
 
-from . import blas_pool
+from . import blas_pool, mkl_gemm
 from .arrays import array_module
 from .op import op
 
@@ -94,6 +95,10 @@ def _cuda_matmul(a, b, out=None):
 
 @matmul.kernel("cpu")
 def _shared_pool_matmul(a, b, out=None):
+    if mkl_gemm.TRY[0]:  # Intel MKL where the optional mkl package is installed (no call per GEMM where it is not)
+        result = mkl_gemm.matmul(a, b, out)
+        if result is not NotImplemented:
+            return result
     if time.monotonic() - blas_pool.LAST_PARALLEL[0] >= blas_pool.BUSY_S:  # blas_pool.numba_busy(), inline: per GEMM
         return np.matmul(a, b, out=out)
     with blas_pool.shared_threads():

@@ -7,7 +7,7 @@ a table of chunks: row c of ``table`` says which array (``table[c, 0]``) and whi
 CPU each thread does. The table depends only on the arrays' sizes, so it is made once per model and
 kept on its device (:func:`chunk_table`).
 
-:func:`nonfinite_check` is the divergence flag's check (``gpunn/divergence.py``): is the loss, or any
+``nonfinite_check`` (:func:`gpunn.ops.nonfinite_check`) is the divergence flag's check (``gpunn/divergence.py``): is the loss, or any
 element of any gradient, NaN or infinite? One launch reads every gradient once; the thread that finishes
 last records the answer (:func:`~gpunn.kernels.launch.finished_last`), so the host never waits for it.
 

@@ -1,8 +1,6 @@
 """gpunn.autograd: worked examples, every gate against float64 numerical gradients and PyTorch, the engine bridge."""
 
 import gc
-import os
-import shutil
 import weakref
 
 import numpy as np
@@ -377,39 +375,3 @@ def test_lambda_in_eval_mode_keeps_no_graph_and_bad_functions_are_named(rng):
         gn.nn.FunctionLoss(lambda s, y: s * 2).forward(np.ones((2, 2)), None)
     with pytest.raises(ValueError, match="taken by the layer"):
         gn.nn.Lambda(ag.tanh, training=np.ones(2))
-
-
-# --------------------------------------------------------------------------- drawing
-
-
-def _neuron():
-    a, b, c, x, y = (ag.tensor(v, name=n) for v, n in zip((1.0, 2.0, -3.0, -1.0, 3.0), "abcxy"))
-    f = ag.sigmoid(a * x + b * y + c)
-    f.backward()
-    return f
-
-
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed (apt-get install graphviz)")
-def test_draw_renders_an_svg_with_every_value_and_gradient(tmp_path):
-    x, y, z = ag.tensor(-2.0, name="x"), ag.tensor(5.0, name="y"), ag.tensor(-4.0, name="z")
-    f = (x + y) * z
-    f.backward()
-    path = ag.draw(f, tmp_path / "graph.svg")
-    svg = path.read_text()
-    assert path == tmp_path / "graph.svg" and svg.lstrip().startswith("<?xml") and "<svg" in svg
-    for text in (">x<", ">y<", ">z<", ">3<", ">&#45;12<", ">&#45;4<", ">&#45;2<", ">5<"):
-        assert text in svg, text
-    svg = ag.draw(_neuron(), tmp_path / "neuron.svg").read_text()
-    for text in ("0.8808", "&#45;0.105", "0.315", "0.105", "0.21", "sigmoid"):
-        assert text in svg, text
-
-
-def test_draw_without_dot_writes_the_source_and_says_how(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    path = ag.draw(_neuron(), tmp_path / "neuron.svg")
-    assert path == tmp_path / "neuron.dot" and not (tmp_path / "neuron.svg").exists()
-    source = path.read_text()
-    assert source.startswith("digraph") and "0.8808" in source and "rankdir=LR" in source
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "dot -Tsvg" in err and "apt-get install graphviz" in err
-    assert os.environ["PATH"] == str(tmp_path / "empty")

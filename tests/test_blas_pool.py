@@ -17,10 +17,17 @@ import pytest
 
 import gpunn as gn
 from gpunn import ops
-from gpunn.kernels import blas_pool
+from gpunn.kernels import blas_pool, mkl_gemm
 
 SHARED = blas_pool.status() == "shared"
 needs_sharing = pytest.mark.skipif(not SHARED, reason=f"BLAS keeps its own threads here: {blas_pool.status()}")
+
+
+@pytest.fixture(autouse=True)
+def numpys_blas():
+    """These tests are about NumPy's OpenBLAS: ops.matmul stays on it where the optional MKL is installed."""
+    with mkl_gemm.use_mkl(False):
+        yield
 
 
 def run_python(code: str, **env) -> subprocess.CompletedProcess:

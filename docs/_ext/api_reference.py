@@ -19,8 +19,8 @@ from sphinx.util import logging
 logger = logging.getLogger(__name__)
 
 PUBLIC_MODULES = ["gpunn", "gpunn.nn", "gpunn.optim", "gpunn.autograd", "gpunn.data", "gpunn.distributed",
-                  "gpunn.checkpoint", "gpunn.gradcheck", "gpunn.lessons", "gpunn.neighbors", "gpunn.ops",
-                  "gpunn.plots", "gpunn.preprocessing"]
+                  "gpunn.checkpoint", "gpunn.gradcheck", "gpunn.lessons", "gpunn.neighbors", "gpunn.knn", "gpunn.ops",
+                  "gpunn.plots", "gpunn.preprocessing", "gpunn.cli"]
 
 
 def public_names() -> list[str]:
@@ -34,6 +34,37 @@ def public_names() -> list[str]:
             continue
         names += [f"{module_name}.{n}" for n in exported if not isinstance(getattr(module, n), types.ModuleType)]
     return names
+
+
+def documented_elsewhere() -> list[str]:
+    """Names of the classes whose members a class's page leaves out: gpunn's public classes (each has its own
+    page) and the classes gpunn builds on (scikit-learn's mixins, ``object``), whose documentation is theirs.
+
+    A public class's page shows its own members and those it inherits from gpunn's private bases
+    (``MLPClassifier.fit`` lives in ``gpunn.classifiers.TrainedClassifier``): for autodoc's
+    ``inherited-members`` option, which leaves out the members of the classes named.
+    """
+    classes = [obj for obj in map(_resolve, public_names()) if isinstance(obj, type)]
+    names = {"object"} | {c.__name__ for c in classes}
+    for cls in classes:
+        names |= {base.__name__ for base in cls.__mro__ if not base.__module__.startswith("gpunn")}
+    return sorted(names)
+
+
+def private_bases() -> list[str]:
+    """Dotted names of gpunn's private classes that public classes build on (``gpunn.classifiers.TrainedClassifier``).
+
+    They have no page; a signature that names one (an inherited ``fit`` returning it) shows it as text.
+    """
+    public = {id(obj) for obj in map(_resolve, public_names())}
+    return sorted({f"{base.__module__}.{base.__qualname__}" for obj in map(_resolve, public_names())
+                   if isinstance(obj, type) for base in obj.__mro__
+                   if base.__module__.startswith("gpunn") and id(base) not in public})
+
+
+def _resolve(name: str):
+    module, _, attr = name.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
 
 
 def check(app, env):
@@ -65,7 +96,7 @@ def public_bases(app, name, obj, options, bases: list) -> None:
         if base.__module__.startswith("gpunn") and not any(d.endswith("." + base.__name__) for d in documented):
             public_bases(app, name, base, options, more := [b for b in base.__bases__ if b is not object])
             shown += [b for b in more if b not in shown]
-        elif base not in shown:
+        elif base not in shown and base is not object:  # "Bases: object" says nothing
             shown.append(base)
     bases[:] = shown
 

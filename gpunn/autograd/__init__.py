@@ -7,7 +7,7 @@
     ag.draw(f, "graph.svg")  # every edge with its value (above) and gradient (below)
 
 Files: ``core.py`` (Tensor, Gate, backward, ``sum_to``, ``no_grad``), ``gates.py`` (every
-gate and its local rule), ``jacobian.py``, ``draw.py`` (Graphviz).
+gate and its local rule), ``jacobian.py``, ``draw.py`` (the picture: Graphviz, or ``draw_matplotlib.py``).
 
 Each gate is a small class: ``forward`` computes its output from its input arrays and keeps
 what its local gradient needs; ``backward`` turns the upstream gradient into one gradient

@@ -25,7 +25,22 @@ _RECORDING = [True]
 
 @contextlib.contextmanager
 def no_grad():
-    """Within the block gates compute values but record nothing: no graph, no backward."""
+    """Within the block gates compute values but record nothing: no graph, no backward (a context manager).
+
+    Yields
+    ------
+    None
+        Recording resumes (as it was before) when the block ends, also on an exception.
+
+    Examples
+    --------
+    >>> from gpunn import autograd as ag
+    >>> x = ag.tensor(3.0)
+    >>> with ag.no_grad():
+    ...     y = x * x
+    >>> float(y.data), y.creator is None
+    (9.0, True)
+    """
     previous, _RECORDING[0] = _RECORDING[0], False
     try:
         yield
@@ -37,11 +52,39 @@ def no_grad():
 
 
 class Tensor:
-    """A value in an expression: ``data`` (an ``xp`` array), ``grad`` (same shape, after backward).
+    """A value in an expression: ``data`` (an ``xp`` array) and, after backward, ``grad``.
 
-    ``creator`` is the gate that produced it (``None`` for an input); ``generation`` its
-    depth in the graph. Build one with :func:`tensor`; operators and the gate functions
-    build the rest. ``requires_grad=False`` marks a constant: no gradient is kept for it.
+    Build inputs with :func:`tensor`; operators (``+ - * / ** @ []``, ``sum``, ``mean``, ``max``,
+    ``reshape``, ``transpose``, ``.T``) and the gate functions build the rest, each through its gate.
+
+    Parameters
+    ----------
+    data : array
+        The value, a NumPy or CuPy array (not copied).
+    name : str, default=None
+        Shown in drawings and ``repr``.
+    requires_grad : bool, default=True
+        False marks a constant: no gradient is kept for it.
+
+    Attributes
+    ----------
+    grad : array or None
+        d(output)/d(this tensor), accumulated by :meth:`backward`; ``data``'s shape.
+    creator : Gate or None
+        The gate that produced it (None for an input).
+    generation : int
+        Its depth in the graph: one more than its creator's newest input.
+
+    Examples
+    --------
+    >>> from gpunn import autograd as ag
+    >>> x, y, z = ag.tensor(-2.0, name="x"), ag.tensor(5.0, name="y"), ag.tensor(-4.0, name="z")
+    >>> f = (x + y) * z
+    >>> f.backward()
+    >>> float(f.data), float(x.grad), float(y.grad), float(z.grad)
+    (-12.0, -4.0, -4.0, 3.0)
+    >>> f
+    Tensor(-12, grad=1, by *)
     """
 
     __array_priority__ = 1000  # a NumPy array or scalar on the left defers to our operators
@@ -57,25 +100,37 @@ class Tensor:
     # ------------------------------------------------------------------ what it is
     @property
     def shape(self) -> tuple:
+        """The value's shape, a tuple of ints."""
         return tuple(self.data.shape)
 
     @property
     def ndim(self) -> int:
+        """The value's number of dimensions."""
         return self.data.ndim
 
     @property
     def size(self) -> int:
+        """The value's number of elements."""
         return int(self.data.size)
 
     @property
     def dtype(self):
+        """The value's dtype (float32 or float64)."""
         return self.data.dtype
 
     @property
     def device(self):
+        """The :class:`gpunn.Device` the value is on."""
         return device_of(self.data)
 
     def item(self) -> float:
+        """The value of a one-element tensor as a Python float.
+
+        Returns
+        -------
+        float
+            The single element (a host read on a GPU).
+        """
         return float(self.data.item())
 
     def __len__(self):
@@ -96,8 +151,27 @@ class Tensor:
     def backward(self, grad=None) -> None:
         """Backpropagate from this tensor, adding d(this)/d(t) into ``t.grad`` for every ``t`` it depends on.
 
-        ``grad``: the upstream gradient, this tensor's shape; ``None`` means 1, for a
-        single-element output only. Gradients accumulate: a second call adds to them.
+        The gates run newest generation first, so a tensor's gradient is complete (its branches
+        summed) before it flows further back. Gradients accumulate: a second call adds to them.
+
+        Parameters
+        ----------
+        grad : array_like or Tensor, default=None
+            The upstream gradient, this tensor's shape, on its device (or the CPU); None means 1,
+            for a single-element output only.
+
+        Raises
+        ------
+        ValueError
+            If ``grad`` is None for an output of several elements, or has another shape or device.
+
+        Examples
+        --------
+        >>> from gpunn import autograd as ag
+        >>> x = ag.tensor([1.0, 2.0, 3.0])
+        >>> (x * x).backward(np.ones(3))                  # d/dx sum(x^2)
+        >>> x.grad
+        array([2., 4., 6.], dtype=float32)
         """
         xp = array_module(self.data)
         if grad is None:
@@ -139,10 +213,17 @@ class Tensor:
                 handed.add(id(g))
 
     def zero_grad(self) -> None:
+        """Forget the accumulated gradient (``grad`` becomes None)."""
         self.grad = None
 
     def detach(self) -> "Tensor":
-        """The same values as a constant: no gradient flows through it."""
+        """The same values as a constant: no gradient flows through it.
+
+        Returns
+        -------
+        Tensor
+            A new tensor sharing ``data``, with ``requires_grad=False`` and no creator.
+        """
         return Tensor(self.data, self.name, requires_grad=False)
 
     # Its operators (+, -, *, /, **, @, [], sum, mean, max, reshape, transpose, .T) each build a gate: they are
@@ -150,11 +231,47 @@ class Tensor:
 
 
 def tensor(value, device=None, dtype=None, name: str | None = None, requires_grad: bool = True) -> Tensor:
-    """A :class:`Tensor` holding ``value`` (a number, list, NumPy or CuPy array) as a float array.
+    """A :class:`Tensor` holding ``value`` as a float array: an input of an expression.
 
-    ``device``: ``None`` keeps the value where it is (numbers and lists: the CPU); otherwise
-    ``"cpu"``, ``"cuda"``, ... ``dtype``: float32 or float64; ``None`` keeps a float array's
-    dtype and makes anything else float32. A float array already in place is wrapped, not copied.
+    A float array already on its device and in its dtype is wrapped, not copied.
+
+    Parameters
+    ----------
+    value : float, list, array or Tensor
+        The value: a number, a (nested) list, a NumPy or CuPy array, or a Tensor (its value).
+    device : str or Device, default=None
+        "cpu", "cuda", "cuda:N" or a :class:`gpunn.Device`; None keeps the value where it is
+        (numbers and lists: the CPU).
+    dtype : str or numpy.dtype, default=None
+        float32 or float64; None keeps a float array's dtype and makes anything else float32.
+    name : str, default=None
+        Shown in drawings and ``repr``.
+    requires_grad : bool, default=True
+        False makes a constant.
+
+    Returns
+    -------
+    Tensor
+        The input tensor, with no creator.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is on a GPU other than ``device`` (move it first).
+    TypeError
+        If ``value`` does not hold numbers, or ``dtype`` is not a float dtype.
+
+    Examples
+    --------
+    >>> from gpunn import autograd as ag
+    >>> ag.tensor([1, 2, 3], name="v")
+    Tensor(v=[1, 2, 3])
+    >>> ag.tensor(np.ones(4)).dtype                   # a float array keeps its dtype
+    dtype('float64')
+    >>> ag.tensor(np.array(["a"]))
+    Traceback (most recent call last):
+        ...
+    TypeError: tensor value must hold numbers, got dtype <U1
     """
     if isinstance(value, Tensor):
         value = value.data
@@ -197,7 +314,26 @@ def _upstream(grad, out: Tensor):
 
 
 def sum_to(g, shape: tuple):
-    """``g`` summed down to ``shape``: the gradient of a broadcast input is the sum over its copies."""
+    """``g`` summed down to ``shape``: the gradient of a broadcast input is the sum over its copies.
+
+    Parameters
+    ----------
+    g : array
+        A gradient in the broadcast shape.
+    shape : tuple of int
+        The input's shape, which broadcasts to ``g.shape``.
+
+    Returns
+    -------
+    array
+        ``g`` itself where the shapes agree, else its sum over the broadcast axes, in ``shape``.
+
+    Examples
+    --------
+    >>> from gpunn import autograd as ag
+    >>> ag.sum_to(np.ones((4, 3)), (1, 3))            # a bias row broadcast over 4 rows
+    array([[4., 4., 4.]])
+    """
     shape = tuple(shape)
     if tuple(g.shape) == shape:
         return g
@@ -212,8 +348,27 @@ def sum_to(g, shape: tuple):
 class Gate:
     """Base of the gates: ``forward(*arrays) -> array`` and ``backward(gy) -> one gradient per input``.
 
-    ``backward`` may return gradients in the broadcast shape; :func:`sum_to` brings them
-    back to each input's shape. ``label`` names the gate in drawings and error messages.
+    Calling a gate on tensors (or numbers and arrays, which become constants on the first
+    tensor's device) runs ``forward`` on their arrays and records the graph: its inputs, a weak
+    reference to its output and a generation number. ``backward`` may return gradients in the
+    broadcast shape; :func:`sum_to` brings them back to each input's shape. ``label`` names the
+    gate in drawings and error messages.
+
+    Examples
+    --------
+    >>> from gpunn import autograd as ag
+    >>> class Square(ag.Gate):
+    ...     label = "^2"
+    ...     def forward(self, x):
+    ...         self.x = x
+    ...         return x * x
+    ...     def backward(self, gy):
+    ...         return (gy * 2 * self.x,)
+    >>> x = ag.tensor(3.0)
+    >>> y = Square()(x)
+    >>> y.backward()
+    >>> float(y.data), float(x.grad)
+    (9.0, 6.0)
     """
 
     label = "?"
@@ -243,9 +398,43 @@ class Gate:
         return out
 
     def forward(self, *xs):
+        """The gate's output from its input arrays; keeps what its local gradient needs.
+
+        Parameters
+        ----------
+        *xs : array
+            The inputs' arrays (NumPy or CuPy, one device).
+
+        Returns
+        -------
+        array
+            The output.
+
+        Raises
+        ------
+        NotImplementedError
+            Every gate defines it.
+        """
         raise NotImplementedError
 
     def backward(self, gy):
+        """One gradient per input: the upstream gradient times the local one.
+
+        Parameters
+        ----------
+        gy : array
+            The gradient of the final output with respect to this gate's output.
+
+        Returns
+        -------
+        tuple of array
+            One per input, in the input's shape or the broadcast shape.
+
+        Raises
+        ------
+        NotImplementedError
+            Every gate defines it.
+        """
         raise NotImplementedError
 
     def __repr__(self):

@@ -12,7 +12,7 @@ import numbers
 from ..devices import array_module
 from ..nn import activations
 from .core import Gate, Tensor, tensor
-from .shape_gates import GetItem, Max, Mean, Reshape, Sum, Transpose
+from .shape_gates import GetItem, tensor_max, tensor_mean, tensor_reshape, tensor_sum, tensor_T, tensor_transpose
 
 
 class Add(Gate):
@@ -189,34 +189,159 @@ class Tanh(_Elementwise):
 
 
 def exp(x) -> Tensor:
-    """e^x elementwise."""
+    """e^x elementwise: the exp gate, whose local gradient is its output.
+
+    Parameters
+    ----------
+    x : Tensor, array_like or float
+        The input; an array or number becomes a constant (no gradient is kept for it).
+
+    Returns
+    -------
+    Tensor
+        e^x, same shape; backward multiplies the upstream gradient by e^x.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is neither a Tensor nor numbers.
+
+    Examples
+    --------
+    >>> from gpunn import autograd as ag
+    >>> x = ag.tensor(0.0)
+    >>> y = ag.exp(x)
+    >>> y.backward()
+    >>> float(y.data), float(x.grad)
+    (1.0, 1.0)
+    """
     return Exp()(_tensor_arg(x, "exp"))
 
 
 def log(x) -> Tensor:
-    """Natural logarithm elementwise."""
+    """Natural logarithm elementwise: the log gate, local gradient 1 / x.
+
+    Parameters
+    ----------
+    x : Tensor, array_like or float
+        The input; an array or number becomes a constant (no gradient is kept for it).
+
+    Returns
+    -------
+    Tensor
+        log x, same shape.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is neither a Tensor nor numbers.
+    """
     return Log()(_tensor_arg(x, "log"))
 
 
 def maximum(x, y) -> Tensor:
-    """Elementwise max of two tensors (or a tensor and a number): the max gate."""
+    """Elementwise maximum of two tensors (or a tensor and a number): the max gate, which routes.
+
+    The upstream gradient goes to the larger input; where they tie, to ``x``.
+
+    Parameters
+    ----------
+    x, y : Tensor, array_like or float
+        The inputs, broadcast together; at least one is a Tensor.
+
+    Returns
+    -------
+    Tensor
+        ``max(x, y)`` elementwise.
+
+    Raises
+    ------
+    TypeError
+        If neither is a Tensor.
+
+    Examples
+    --------
+    >>> from gpunn import autograd as ag
+    >>> x, y = ag.tensor([1.0, 5.0]), ag.tensor([3.0, 2.0])
+    >>> m = ag.maximum(x, y)
+    >>> m.sum().backward()
+    >>> m.data, x.grad, y.grad
+    (array([3., 5.], dtype=float32), array([0., 1.], dtype=float32), array([1., 0.], dtype=float32))
+    """
     if not isinstance(x, Tensor) and not isinstance(y, Tensor):
         raise TypeError("maximum needs at least one Tensor argument")
     return Maximum()(x, y)
 
 
 def relu(x) -> Tensor:
-    """max(0, x) elementwise."""
+    """max(0, x) elementwise: the ReLU gate, which passes the gradient where x > 0.
+
+    Parameters
+    ----------
+    x : Tensor, array_like or float
+        The input; an array or number becomes a constant (no gradient is kept for it).
+
+    Returns
+    -------
+    Tensor
+        max(0, x), same shape.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is neither a Tensor nor numbers.
+    """
     return ReLU()(_tensor_arg(x, "relu"))
 
 
 def sigmoid(x) -> Tensor:
-    """1 / (1 + e^-x) elementwise, computed without overflow."""
+    """1 / (1 + e^-x) elementwise, computed without overflow: the sigmoid gate.
+
+    Parameters
+    ----------
+    x : Tensor, array_like or float
+        The input; an array or number becomes a constant (no gradient is kept for it).
+
+    Returns
+    -------
+    Tensor
+        sigma(x), same shape; its local gradient is sigma(x) (1 - sigma(x)).
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is neither a Tensor nor numbers.
+
+    Examples
+    --------
+    >>> from gpunn import autograd as ag
+    >>> s = ag.tensor(2.0)
+    >>> f = ag.sigmoid(s)
+    >>> f.backward()
+    >>> round(float(f.data), 4), round(float(s.grad), 4)     # the lecture's neuron: f (1 - f)
+    (0.8808, 0.105)
+    """
     return Sigmoid()(_tensor_arg(x, "sigmoid"))
 
 
 def tanh(x) -> Tensor:
-    """tanh x elementwise."""
+    """tanh x elementwise: the tanh gate.
+
+    Parameters
+    ----------
+    x : Tensor, array_like or float
+        The input; an array or number becomes a constant (no gradient is kept for it).
+
+    Returns
+    -------
+    Tensor
+        tanh x, same shape; its local gradient is 1 - tanh(x)^2.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is neither a Tensor nor numbers.
+    """
     return Tanh()(_tensor_arg(x, "tanh"))
 
 
@@ -243,17 +368,8 @@ def _install_operators() -> None:
     Tensor.__neg__ = lambda self: Neg()(self)
     Tensor.__pow__ = lambda self, p: Pow(p)(self)
     Tensor.__getitem__ = lambda self, key: GetItem(key)(self)
-    Tensor.sum = lambda self, axis=None, keepdims=False: Sum(axis, keepdims)(self)
-    Tensor.mean = lambda self, axis=None, keepdims=False: Mean(axis, keepdims)(self)
-    Tensor.max = lambda self, axis=None, keepdims=False: Max(axis, keepdims)(self)
-    Tensor.reshape = lambda self, *shape: Reshape(tuple(_one_or_many(shape)))(self)
-    Tensor.transpose = lambda self, *axes: Transpose(tuple(_one_or_many(axes)) or None)(self)
-    Tensor.T = property(lambda self: Transpose(None)(self))
-
-
-def _one_or_many(args):
-    """``f(2, 3)`` and ``f((2, 3))`` alike: the arguments as one sequence."""
-    return args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+    Tensor.sum, Tensor.mean, Tensor.max = tensor_sum, tensor_mean, tensor_max  # documented where their gates are
+    Tensor.reshape, Tensor.transpose, Tensor.T = tensor_reshape, tensor_transpose, property(tensor_T)
 
 
 _install_operators()

@@ -148,3 +148,112 @@ def _scatter_add(xp, target, index, values) -> None:
         import cupyx
 
         cupyx.scatter_add(target, index, values)
+
+
+# --------------------------------------------------------------------------- as Tensor's methods (installed by gates.py)
+
+
+def _one_or_many(args):
+    """``f(2, 3)`` and ``f((2, 3))`` alike: the arguments as one sequence."""
+    return args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+
+
+def tensor_sum(self, axis=None, keepdims: bool = False) -> Tensor:
+    """Sum over ``axis`` (all axes by default) through the sum gate.
+
+    Parameters
+    ----------
+    axis : int, tuple of int or None, default=None
+        The axes to sum over; None: all.
+    keepdims : bool, default=False
+        Keep the summed axes with length 1.
+
+    Returns
+    -------
+    Tensor
+        The sum; its gradient reaches every summed element.
+
+    Examples
+    --------
+    >>> from gpunn import autograd as ag
+    >>> x = ag.tensor([[1.0, 2.0], [3.0, 4.0]])
+    >>> s = x.sum(axis=0)
+    >>> s.backward(np.ones(2))
+    >>> s.data, x.grad
+    (array([4., 6.], dtype=float32), array([[1., 1.],
+           [1., 1.]], dtype=float32))
+    """
+    return Sum(axis, keepdims)(self)
+
+
+def tensor_mean(self, axis=None, keepdims: bool = False) -> Tensor:
+    """Mean over ``axis`` (all axes by default) through the mean gate.
+
+    Parameters
+    ----------
+    axis : int, tuple of int or None, default=None
+        The axes to average over; None: all.
+    keepdims : bool, default=False
+        Keep the averaged axes with length 1.
+
+    Returns
+    -------
+    Tensor
+        The mean; each averaged element gets 1/n of the upstream gradient.
+    """
+    return Mean(axis, keepdims)(self)
+
+
+def tensor_max(self, axis=None, keepdims: bool = False) -> Tensor:
+    """Maximum over ``axis`` (all axes by default) through the max gate.
+
+    Parameters
+    ----------
+    axis : int, tuple of int or None, default=None
+        The axes to reduce; None: all.
+    keepdims : bool, default=False
+        Keep the reduced axes with length 1.
+
+    Returns
+    -------
+    Tensor
+        The maximum; the max gate routes the upstream gradient to the maximal elements.
+    """
+    return Max(axis, keepdims)(self)
+
+
+def tensor_reshape(self, *shape) -> Tensor:
+    """The same values in another shape, through the reshape gate.
+
+    Parameters
+    ----------
+    *shape : int or tuple of int
+        The new shape, as ``reshape(2, 3)`` or ``reshape((2, 3))``; one entry may be -1.
+
+    Returns
+    -------
+    Tensor
+        The reshaped tensor; its gradient is reshaped back.
+    """
+    return Reshape(tuple(_one_or_many(shape)))(self)
+
+
+def tensor_transpose(self, *axes) -> Tensor:
+    """The axes permuted (reversed by default), through the transpose gate.
+
+    Parameters
+    ----------
+    *axes : int or tuple of int
+        The permutation, as ``transpose(1, 0)`` or ``transpose((1, 0))``; none: reverse the axes.
+
+    Returns
+    -------
+    Tensor
+        The transposed tensor; its gradient is transposed back.
+    """
+    return Transpose(tuple(_one_or_many(axes)) or None)(self)
+
+
+def tensor_T(self) -> Tensor:
+    """The transpose (axes reversed), as ``x.T``."""
+    return Transpose(None)(self)

@@ -16,6 +16,18 @@ MATMUL_WORDS = {"highest": "highest (float32 products on a GPU in float32; gn.se
 
 
 def info(_args) -> int:
+    """``gpunn info``: versions, the CUDA devices found (or why none), and which ops run fused kernels.
+
+    Parameters
+    ----------
+    _args : argparse.Namespace
+        Not read: the command has no options.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
     def version(dist):
         try:
             return metadata.version(dist)
@@ -42,9 +54,11 @@ def info(_args) -> int:
     for k, v in fused.items():
         print(f"  {k}: {v}")
     if "matmul[cpu]" in fused:
-        from ..kernels import blas_pool
+        from ..kernels import blas_pool, mkl_gemm
 
         status = blas_pool.status()
         print("CPU threads: " + ("NumPy's BLAS runs on Numba's threads, one pool" if status == "shared"
                                  else f"NumPy's BLAS keeps its own threads ({status})"))
+        gemm = f"MKL ({mkl_gemm.status()})" if mkl_gemm.available() else f"NumPy's BLAS ({mkl_gemm.status()})"
+        print(f"CPU GEMM: {gemm}")
     return 0

@@ -14,6 +14,13 @@ from .train import check_data_dir
 
 
 def add_parser(sub) -> None:
+    """Register ``gpunn knn`` and its options on the ``gpunn`` parser's subcommands.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers`` returned.
+    """
     kn = sub.add_parser("knn", help="cross-validate k for k-nearest neighbours, then report test accuracy",
                         description="Cross-validate k for k-nearest neighbours on the training rows (train and "
                                     "validation parts together), then report test accuracy at the best k.")
@@ -33,6 +40,18 @@ def add_parser(sub) -> None:
 
 
 def knn(args) -> int:
+    """``gpunn knn``: cross-validate k on the training rows, then report test accuracy at the best k.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
     from ..neighbors import KNeighborsClassifier, cross_validate_k
 
     check_data_dir(args.dataset, args.data_dir)

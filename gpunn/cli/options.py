@@ -8,7 +8,23 @@ from ..knn import parse_memory
 
 
 def number(kind, low=None, high=None, low_open=False, high_open=False):
-    """An argparse type: a number of ``kind`` in the interval, or an error naming what was expected."""
+    """An argparse type: a number of ``kind`` in the interval, or an error naming what was expected.
+
+    Parameters
+    ----------
+    kind : type
+        ``int`` or ``float``.
+    low, high : float, default=None
+        The interval's ends; None: unbounded on that side.
+    low_open, high_open : bool, default=False
+        Whether the end itself is excluded.
+
+    Returns
+    -------
+    callable
+        ``parse(text)``: the number, or :class:`argparse.ArgumentTypeError` saying what was expected
+        (argparse prints it with the option's name).
+    """
     lo_sym, hi_sym = ("(" if low_open else "["), (")" if high_open else "]")
     what = f"{'an integer' if kind is int else 'a number'}"
     if low is not None and high is None:
@@ -37,6 +53,23 @@ POSITIVE, NONNEGATIVE, PROBABILITY = number(float, 0, low_open=True), number(flo
 
 
 def memory(text: str) -> str:
+    """An argparse type: a memory size gpunn's kNN reads ("512MB", "2GiB", a number of bytes), kept as text.
+
+    Parameters
+    ----------
+    text : str
+        The option's value.
+
+    Returns
+    -------
+    str
+        ``text``, once it reads as a size.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Where it does not, with examples of what does.
+    """
     try:
         parse_memory(text)
     except ValueError:

@@ -22,6 +22,13 @@ from .options import NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, POSITIVE_INT, PROBA
 
 
 def add_parser(sub) -> None:
+    """Register ``gpunn train`` and its options on the ``gpunn`` parser's subcommands.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers`` returned.
+    """
     t = sub.add_parser("train", help="train an MLP or a ConvNet and report validation and test accuracy",
                        description="Train an MLP (or, with --model convnet, a ConvNet) and report validation and "
                                    "test accuracy. With --resume, options "
@@ -65,6 +72,24 @@ def add_parser(sub) -> None:
 
 
 def train(args) -> int:
+    """``gpunn train``: build the model and data the options say, train with checkpoints, report test accuracy.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options; with ``--resume``, those left out are the checkpoint's.
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 130 where the run was interrupted (the last checkpoint is named).
+
+    Raises
+    ------
+    ValueError
+        For options that do not go together (a second ``--hidden`` size for the convnet, ``--data-dir``
+        for a dataset that reads none, an ``--out`` that cannot be written, a model change on resume).
+    """
     check_data_dir(args.dataset or resuming.FIXED["dataset"], args.data_dir)
     _check_out(args.out)
     ckpt = args.out / "checkpoint.npz"
@@ -165,6 +190,20 @@ def _silent(*_args, **_kwargs) -> None:
 
 
 def check_data_dir(dataset: str, data_dir) -> None:
+    """Refuse ``--data-dir`` for a dataset that reads no files (digits is embedded, spiral generated).
+
+    Parameters
+    ----------
+    dataset : str
+        The dataset's name.
+    data_dir : pathlib.Path or None
+        The ``--data-dir`` given.
+
+    Raises
+    ------
+    ValueError
+        Naming the datasets that read files.
+    """
     if data_dir is not None and dataset not in FILE_DATASETS:
         raise ValueError(f"--data-dir is read only by {' and '.join(FILE_DATASETS)}; "
                          f"{dataset} is {'embedded' if dataset == 'digits' else 'generated'}")

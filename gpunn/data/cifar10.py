@@ -31,7 +31,7 @@ class _ArraysOnly(pickle.Unpickler):
 
 
 def read_batch(path):
-    """(X uint8 (N, 3072), y int64 (N,)) from one CIFAR-10 batch file."""
+    """(X uint8 (N, 3072), y int64 (N,)) from one CIFAR-10 batch file; ValueError naming the file if it is not one."""
     where = repr(str(path))
     try:
         batch = _ArraysOnly(io.BytesIO(read_bytes(path)), encoding="bytes").load()
@@ -48,10 +48,34 @@ def read_batch(path):
 
 
 def load_cifar10(root) -> Split:
-    """CIFAR-10 from ``root`` (or ``root/cifar-10-batches-py``).
+    """CIFAR-10 from its python batches in ``root`` (or ``root/cifar-10-batches-py``).
 
-    X is float32 (N, 3072), pixel values 0..255 in the files' channel-major order
-    (reshape to (N, 3, 32, 32)); y int64. 50000 train, 10000 test, no val part.
+    Reads ``data_batch_1`` to ``data_batch_5`` and ``test_batch`` (each may be gzip-compressed),
+    unpickling arrays only (a batch cannot run code). Nothing is downloaded.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The directory holding the batches, or the one holding ``cifar-10-batches-py``.
+
+    Returns
+    -------
+    Split
+        X float32 (N, 3072), pixel values 0..255 in the files' channel-major order (reshape to
+        (N, 3, 32, 32)); y int64. 50,000 training rows and 10,000 test rows; ``X_val`` and
+        ``y_val`` are None (:func:`load_dataset` holds 1,000 training rows out).
+
+    Raises
+    ------
+    TypeError
+        If ``root`` is not a path.
+    ValueError
+        If ``root`` is not a directory, a batch is missing, or a file is not a CIFAR-10 batch (the
+        message names the file).
+
+    See Also
+    --------
+    load_dataset : CIFAR-10 with a validation part, as ``gpunn train --dataset cifar10`` reads it.
     """
     root = data_dir(root)
     if not (root / TEST).exists() and (root / "cifar-10-batches-py").is_dir():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def data_dir(root, name: str = "data_dir") -> Path:
-    """``root`` as an existing directory."""
+    """``root`` as an existing directory; TypeError or ValueError naming ``name`` otherwise."""
     if not isinstance(root, (str, Path)):
         raise TypeError(f"{name} must be a path, got {type(root).__name__}")
     path = Path(root).expanduser()
@@ -17,7 +17,7 @@ def data_dir(root, name: str = "data_dir") -> Path:
 
 
 def find(root: Path, stem: str, what: str) -> Path:
-    """``root/stem`` or ``root/stem.gz``, whichever exists."""
+    """``root/stem`` or ``root/stem.gz``, whichever exists; a ValueError naming ``what`` if neither does."""
     for candidate in (root / stem, root / f"{stem}.gz"):
         if candidate.is_file():
             return candidate

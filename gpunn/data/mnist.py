@@ -31,7 +31,28 @@ def read_idx(path, ndim: int) -> np.ndarray:
 
 
 def load_mnist(root) -> Split:
-    """MNIST from ``root``: X float32 (N, 784) pixels 0..255, y int64; 60000 train, 10000 test, no val."""
+    """MNIST from its four IDX files in ``root`` (each may be gzip-compressed). Nothing is downloaded.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+        ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (or the same names with ``.gz``).
+
+    Returns
+    -------
+    Split
+        X float32 (N, 784), pixel values 0..255, y int64; 60,000 training rows and 10,000 test rows.
+        ``X_val`` and ``y_val`` are None (:func:`load_dataset` holds 5,000 training rows out).
+
+    Raises
+    ------
+    TypeError
+        If ``root`` is not a path.
+    ValueError
+        If ``root`` is not a directory, a file is missing or is not an unsigned-byte IDX file, or
+        images and labels disagree (the message names the file or the part).
+    """
     root = data_dir(root)
     arrays = {k: read_idx(find(root, stem, "MNIST"), 3 if k.endswith("images") else 1) for k, stem in FILES.items()}
     parts = []

@@ -11,7 +11,30 @@ from ..validation import check_array, check_number
 
 
 class Split(NamedTuple):
-    """A dataset cut into parts; ``X_val``/``y_val`` are ``None`` where a loader has no validation part."""
+    """A dataset cut into training, validation and test parts (a named tuple).
+
+    Parameters
+    ----------
+    X_train : numpy.ndarray
+        Training rows, (N, D).
+    y_train : numpy.ndarray
+        Their labels, (N,).
+    X_val : numpy.ndarray or None
+        Validation rows; None where a loader has no validation part.
+    y_val : numpy.ndarray or None
+        Their labels; None with ``X_val``.
+    X_test : numpy.ndarray
+        Test rows.
+    y_test : numpy.ndarray
+        Their labels.
+
+    Examples
+    --------
+    >>> split = gn.data.load_digits()
+    >>> X_train, y_train, X_val, y_val, X_test, y_test = split    # a tuple, in this order
+    >>> split._replace(X_val=None).X_val is None
+    True
+    """
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -41,8 +64,44 @@ def check_xy(X, y, *, matrix: bool = True, names=("X", "y")):
 
 
 def train_val_split(X, y, val_fraction: float = 0.1, seed=0):
-    """(X_train, X_val, y_train, y_val): a random ``val_fraction`` of the rows held out (scikit-learn's
-    ``train_test_split``, shuffled by ``seed``)."""
+    """Hold a random ``val_fraction`` of the rows out (scikit-learn's ``train_test_split``).
+
+    Parameters
+    ----------
+    X : array_like
+        (N, ...) rows of numbers.
+    y : array_like
+        (N,) labels.
+    val_fraction : float, default=0.1
+        The share of rows held out, in (0, 1); rounded to a whole number of rows, which must leave
+        both parts non-empty.
+    seed : int, default=0
+        The shuffle's ``random_state``.
+
+    Returns
+    -------
+    X_train, X_val, y_train, y_val : numpy.ndarray
+        The kept rows and the held-out rows, with their labels (scikit-learn's order).
+
+    Raises
+    ------
+    ValueError
+        If ``val_fraction`` is outside (0, 1) or leaves a part empty, or ``X`` and ``y`` differ in
+        rows (the message names the argument).
+    TypeError
+        If ``X`` does not hold numbers.
+
+    Examples
+    --------
+    >>> X, y = gn.data.make_spiral(10, classes=2)
+    >>> X_train, X_val, y_train, y_val = gn.data.train_val_split(X, y, 0.25, seed=1)
+    >>> X_train.shape, X_val.shape
+    ((15, 2), (5, 2))
+    >>> gn.data.train_val_split(X, y, 1.5)
+    Traceback (most recent call last):
+        ...
+    ValueError: val_fraction must be in (0, 1), got 1.5
+    """
     X, y = check_xy(X, y, matrix=False)
     val_fraction = check_number("val_fraction", val_fraction, low=0, high=1, low_open=True, high_open=True)
     n = X.shape[0]

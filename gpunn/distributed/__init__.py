@@ -12,7 +12,33 @@ __all__ = ["MPIDataParallel", "Solo", "data_parallel"]
 
 
 def data_parallel(distributed):
-    """The Trainer's data-parallel seam: one process (False), MPI (True), or an object given by the caller."""
+    """The Trainer's data-parallel seam: one process (False), MPI (True), or an object given by the caller.
+
+    Parameters
+    ----------
+    distributed : bool, None or object
+        False or None: :class:`Solo`; True: :class:`MPIDataParallel` over ``MPI.COMM_WORLD``; an
+        object with ``rows``, ``reduce``, ``start``, ``total`` and ``device_for`` is used as it is.
+
+    Returns
+    -------
+    Solo or MPIDataParallel or object
+        What the Trainer calls at each step.
+
+    Raises
+    ------
+    TypeError
+        For anything else.
+
+    Examples
+    --------
+    >>> gn.distributed.data_parallel(False)
+    Solo()
+    >>> gn.distributed.data_parallel("yes")
+    Traceback (most recent call last):
+        ...
+    TypeError: distributed must be True, False or a gpunn.distributed object, got str
+    """
     if distributed is False or distributed is None:
         return Solo()
     if distributed is True:

@@ -27,12 +27,40 @@ def _mpi():
 
 
 class MPIDataParallel(Solo):
-    """Split every global batch over the processes of ``comm`` (default ``MPI.COMM_WORLD``) and sum their gradients.
+    """Split every global batch over the processes of ``comm`` and sum their gradients with one allreduce per step.
 
     GPUs: process r trains on ``cuda:(local rank % GPUs)``; gradients are summed by NCCL (CuPy's
     ``cupy.cuda.nccl``) where CuPy has it, otherwise copied to the host for MPI. BatchNorm uses
     each process's own batch statistics (not synchronised): with batchnorm, results depend on the
     number of processes. Everything else matches one process up to the order of the sums.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm, default=None
+        The processes to train on; None: ``MPI.COMM_WORLD``.
+
+    Attributes
+    ----------
+    rank : int
+        This process's rank in ``comm``.
+    size : int
+        The number of processes.
+    is_root : bool
+        Rank 0: the process that prints and writes files.
+    local_rank : int
+        The rank among the processes on this machine (it picks the GPU).
+
+    Raises
+    ------
+    ValueError
+        Where mpi4py or an MPI library is missing (the message says what to install).
+
+    Examples
+    --------
+    Run under ``mpirun -n 2 python train.py``, where ``train.py`` holds::
+
+        trainer = gn.Trainer(model, loss, opt, distributed=True)   # an MPIDataParallel over COMM_WORLD
+        trainer.fit(X, y)                                          # every process: the same X, y and model
     """
 
     def __init__(self, comm=None):
@@ -45,6 +73,18 @@ class MPIDataParallel(Solo):
         self._nccl = None
 
     def device_for(self, device: Device) -> Device:
+        """The device this process trains on: on CUDA, the GPU of its local rank.
+
+        Parameters
+        ----------
+        device : Device
+            The device the Trainer was given.
+
+        Returns
+        -------
+        Device
+            ``device`` on the CPU; ``cuda:(local_rank % number of GPUs)`` on CUDA.
+        """
         if device.type != "cuda":
             return device
         from ..devices import _cuda_device_count
@@ -52,7 +92,23 @@ class MPIDataParallel(Solo):
         return Device("cuda", self.local_rank % max(1, _cuda_device_count()))
 
     def start(self, model, X, y) -> None:
-        """Every process must hold data of one shape and a model of one layout; then all take rank 0's weights."""
+        """Check that every process holds data of one shape and a model of one layout; then all take rank 0's weights.
+
+        Parameters
+        ----------
+        model : gpunn.nn.Module
+            The model about to be trained.
+        X : array
+            This process's training rows.
+        y : array
+            Their labels.
+
+        Raises
+        ------
+        ValueError
+            If the processes disagree on the data's shapes or the model's parameters (nothing is
+            trained; the message names the ranks).
+        """
         mine = (tuple(X.shape), tuple(y.shape), [(n, p.shape) for n, p in model.named_parameters()])
         everyone = self.comm.allgather(mine)
         for rank, theirs in enumerate(everyone):
@@ -65,9 +121,35 @@ class MPIDataParallel(Solo):
         model.load_state_dict(self.comm.bcast(model.state_dict() if self.is_root else None, root=0))
 
     def rows(self, n: int) -> slice:
+        """The contiguous part of a global batch of ``n`` rows this process takes.
+
+        Parameters
+        ----------
+        n : int
+            The global batch's rows.
+
+        Returns
+        -------
+        slice
+            Rows ``rank * n // size`` to ``(rank + 1) * n // size``.
+        """
         return slice(self.rank * n // self.size, (self.rank + 1) * n // self.size)
 
     def reduce(self, value, grads):
+        """Sum the loss share and the gradients over the processes, in place, with one allreduce.
+
+        Parameters
+        ----------
+        value : array
+            This process's loss, scaled by its share of the batch (a 0-d array on the device).
+        grads : list of array
+            The parameters' gradients, one dtype, summed in place.
+
+        Returns
+        -------
+        array
+            The batch loss, the same on every process.
+        """
         xp = device_of(value).xp
         dtype = grads[0].dtype
         buf = xp.concatenate([value.reshape(1).astype(dtype)] + [g.reshape(-1) for g in grads])
@@ -111,6 +193,18 @@ class MPIDataParallel(Solo):
         return self._nccl or None
 
     def total(self, value: float) -> float:
+        """A host number summed over the processes.
+
+        Parameters
+        ----------
+        value : float
+            This process's number.
+
+        Returns
+        -------
+        float
+            The sum over ``comm``.
+        """
         return self.comm.allreduce(value, op=self._MPI.SUM)
 
     def __repr__(self):

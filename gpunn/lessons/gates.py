@@ -2,8 +2,8 @@
 
 f = (x + y) z at x=-2, y=5, z=-4, and the neuron sigmoid(a x + b y + c) at a=1, b=2, c=-3,
 x=-1, y=3, once with a sigmoid gate and once with the sigmoid spelled out as gates
-(1 / (1 + e^-s)): the same gradients, gate by gate. Drawn with Graphviz, as SVG and PNG (without
-Graphviz's ``dot``, the DOT source and how to render it).
+(1 / (1 + e^-s)): the same gradients, gate by gate. Drawn as SVG and PNG by Graphviz where its ``dot``
+program is installed, else by matplotlib (:func:`gpunn.autograd.draw`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,25 @@ TITLES = {
 
 
 def run(out_dir, device="auto", data_dir=None, seed=0) -> dict:
+    """Compute the three worked examples forward and backward and draw each graph (SVG and PNG).
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        The folder for the figures (created by :func:`gpunn.lessons.run`).
+    device : str or Device, default="auto"
+        Where the lesson computes.
+    data_dir : str or pathlib.Path, default=None
+        Not read: the examples are numbers from the lecture.
+    seed : int, default=0
+        The lesson's random numbers.
+
+    Returns
+    -------
+    dict
+        ``files`` (the pictures written), ``summary`` (the numbers behind them, a few lines) and
+        ``values``: each example's output and its inputs' gradients.
+    """
     from ..devices import device as make_device
 
     dev = make_device(device)
@@ -47,7 +66,7 @@ def run(out_dir, device="auto", data_dir=None, seed=0) -> dict:
     for key, (f, inputs) in examples.items():
         drawn = ag.draw(f, Path(out_dir) / f"gates_{key}.svg", title=TITLES[key])
         files.append(drawn)
-        if drawn.suffix == ".svg":  # dot is there: a PNG too, as the other lessons write
+        if drawn.suffix == ".svg":  # a renderer is there: a PNG too, as the other lessons write
             files.append(ag.draw(f, Path(out_dir) / f"gates_{key}.png", title=TITLES[key]))
         numbers[key] = {"f": float(f.data), **{n: float(t.grad) for n, t in inputs.items()}}
         grads = ", ".join(f"d{n}={float(t.grad):.3f}" for n, t in inputs.items())

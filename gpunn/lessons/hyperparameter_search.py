@@ -46,6 +46,25 @@ def search(data, device="auto", seed: int = 0, trials: int = TRIALS, epochs: int
 
 
 def run(out_dir, device="auto", data_dir=None, seed=0) -> dict:
+    """Search learning rate and regularization at random, draw the trials, retrain the best.
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        The folder for the figures (created by :func:`gpunn.lessons.run`).
+    device : str or Device, default="auto"
+        Where the lesson computes.
+    data_dir : str or pathlib.Path, default=None
+        CIFAR-10 batches to learn from instead of the embedded digits.
+    seed : int, default=0
+        The lesson's random numbers.
+
+    Returns
+    -------
+    dict
+        ``files`` (the pictures written), ``summary`` (the numbers behind them, a few lines) and
+        ``rows`` (each trial), ``best`` and ``retrained`` (the best settings trained longer).
+    """
     from .common import image_data
 
     data = image_data(data_dir, seed)

@@ -18,6 +18,25 @@ FOLDS = 5
 
 
 def run(out_dir, device="auto", data_dir=None, seed=0) -> dict:
+    """Cross-validate k for L1 and L2 kNN and draw accuracy against k, fold by fold.
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        The folder for the figures (created by :func:`gpunn.lessons.run`).
+    device : str or Device, default="auto"
+        Where the lesson computes.
+    data_dir : str or pathlib.Path, default=None
+        CIFAR-10 batches to learn from instead of the embedded digits.
+    seed : int, default=0
+        The lesson's random numbers.
+
+    Returns
+    -------
+    dict
+        ``files`` (the pictures written), ``summary`` (the numbers behind them, a few lines) and
+        ``results`` (a :class:`gpunn.neighbors.CrossValidation` per metric), ``ks`` and ``folds``.
+    """
     data = image_data(data_dir, seed)
     X = np.concatenate([data.X_train, data.X_val])  # k-NN has no epochs to validate: cross-validate on both
     y = np.concatenate([data.y_train, data.y_val])

@@ -62,6 +62,25 @@ def landscape(W, b, X, y, W1, W2, alphas, reg: float = REG, example: int = 0):
 
 
 def run(out_dir, device="auto", data_dir=None, seed=0) -> dict:
+    """Train a linear SVM, then draw its loss along random directions: a line and a plane.
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        The folder for the figures (created by :func:`gpunn.lessons.run`).
+    device : str or Device, default="auto"
+        Where the lesson computes.
+    data_dir : str or pathlib.Path, default=None
+        CIFAR-10 batches to learn from instead of the embedded digits.
+    seed : int, default=0
+        The lesson's random numbers.
+
+    Returns
+    -------
+    dict
+        ``files`` (the pictures written), ``summary`` (the numbers behind them, a few lines) and
+        ``alphas``, ``grid``, ``line`` and ``plane`` (the losses drawn).
+    """
     dev = make_device(device)
     data = image_data(data_dir, seed)
     clf = LinearClassifier(loss="svm", reg=REG, optimizer="momentum", lr=0.05, batch_size=None, epochs=EPOCHS[data.name],

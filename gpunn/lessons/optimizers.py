@@ -96,6 +96,26 @@ def train_curves(data, device, seed: int, epochs: int = 15):
 
 
 def run(out_dir, device="auto", data_dir=None, seed=0) -> dict:
+    """Run the update rules on 2-D surfaces and a small net; draw each path and loss curve.
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        The folder for the figures (created by :func:`gpunn.lessons.run`).
+    device : str or Device, default="auto"
+        Where the lesson computes.
+    data_dir : str or pathlib.Path, default=None
+        CIFAR-10 batches for the net's loss curves instead of the embedded digits (the surfaces are
+        formulas).
+    seed : int, default=0
+        The lesson's random numbers.
+
+    Returns
+    -------
+    dict
+        ``files`` (the pictures written), ``summary`` (the numbers behind them, a few lines) and
+        ``paths`` (each rule's points on each surface) and ``curves`` (the net's losses).
+    """
     dev = make_device(device)
     paths = {}
     for sname, (f, start, steps, view, lrs) in SURFACES.items():

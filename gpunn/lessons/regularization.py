@@ -34,6 +34,25 @@ def fit_grid(device="auto", seed: int = 0):
 
 
 def run(out_dir, device="auto", data_dir=None, seed=0) -> dict:
+    """Train nets of growing L2 strength on the spiral and draw their decision regions.
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        The folder for the figures (created by :func:`gpunn.lessons.run`).
+    device : str or Device, default="auto"
+        Where the lesson computes.
+    data_dir : str or pathlib.Path, default=None
+        Not read: the spiral is generated.
+    seed : int, default=0
+        The lesson's random numbers.
+
+    Returns
+    -------
+    dict
+        ``files`` (the pictures written), ``summary`` (the numbers behind them, a few lines) and
+        ``train_accuracy`` and ``test_accuracy`` of each net.
+    """
     (X, y, X_test, y_test), nets = fit_grid(device, seed)
     train_acc = {k: clf.score(X, y) for k, clf in nets.items()}
     test_acc = {k: clf.score(X_test, y_test) for k, clf in nets.items()}

@@ -59,6 +59,25 @@ def search_curves(X, y, device="auto", seed: int = 0, budget: int = BUDGET):
 
 
 def run(out_dir, device="auto", data_dir=None, seed=0) -> dict:
+    """Compare random search, random local search and gradient descent on a linear classifier.
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        The folder for the figures (created by :func:`gpunn.lessons.run`).
+    device : str or Device, default="auto"
+        Where the lesson computes.
+    data_dir : str or pathlib.Path, default=None
+        CIFAR-10 batches to learn from instead of the embedded digits.
+    seed : int, default=0
+        The lesson's random numbers.
+
+    Returns
+    -------
+    dict
+        ``files`` (the pictures written), ``summary`` (the numbers behind them, a few lines) and
+        ``curves`` (loss against evaluations, per strategy) and the test accuracies.
+    """
     data = image_data(data_dir, seed)
     curves = search_curves(data.X_train, data.y_train, device, seed)
     acc = {name: float((model.predict(data.X_test) == data.y_test).mean()) for name, (_, model) in curves.items()}

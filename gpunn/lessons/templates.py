@@ -18,6 +18,25 @@ REG = {"digits": 1e-3, "CIFAR-10": 1e-2}
 
 
 def run(out_dir, device="auto", data_dir=None, seed=0) -> dict:
+    """Train a softmax classifier and draw each class's weights as an image: the learned templates.
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        The folder for the figures (created by :func:`gpunn.lessons.run`).
+    device : str or Device, default="auto"
+        Where the lesson computes.
+    data_dir : str or pathlib.Path, default=None
+        CIFAR-10 batches to learn from instead of the embedded digits.
+    seed : int, default=0
+        The lesson's random numbers.
+
+    Returns
+    -------
+    dict
+        ``files`` (the pictures written), ``summary`` (the numbers behind them, a few lines) and
+        ``W``, ``test_accuracy`` and ``template_correlation``.
+    """
     data = image_data(data_dir, seed)
     clf = LinearClassifier(loss="softmax", reg=REG[data.name], optimizer="momentum", lr=0.05, batch_size=200,
                            epochs=40 if data.name == "digits" else 20, device=device, random_state=seed)

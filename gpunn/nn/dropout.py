@@ -44,18 +44,9 @@ class Dropout(Module):
             self._cache = ("identity", x.shape)
             return x
         seed, offset = self._mask_seed(), self._first_row * (x.size // x.shape[0])
-        y, mask = ops.dropout_forward(x, self.p, seed, offset, draw=self._draw(seed, offset))
+        y, mask = ops.dropout_forward(x, self.p, seed, offset)
         self._cache = ("mask", mask)
         return y
-
-    def _draw(self, seed: int, offset: int):
-        """[seed, offset] in a uint64 array kept on this layer's device, rewritten for each mask (no launch argument)."""
-        values = np.array([seed, offset], np.uint64)
-        if getattr(self, "_draw_buffer", None) is None or self._draw_device != self.device:
-            self._draw_buffer, self._draw_device = self.device.asarray(values), self.device
-        else:
-            self.device.write(self._draw_buffer, values)  # a 16-byte upload, queued in order on the device
-        return self._draw_buffer
 
     def backward(self, dout, input_grad: bool = True):
         how, value = self._saved()

@@ -32,6 +32,7 @@ class Sequential(Module):
                 raise TypeError(f"Sequential layer {i} must be a gpunn.nn.Module, got {type(layer).__name__}")
         self.layers = list(layers)
         self.fuse = bool(fuse)
+        self._plan = None  # (the layers it was made for, their fused steps): see _steps
 
     def append(self, layer: Module) -> "Sequential":
         if not isinstance(layer, Module):
@@ -42,7 +43,7 @@ class Sequential(Module):
     def _steps(self):
         """(index, layer, activation fused into it or None), in order: worked out once per list of layers."""
         key = (self.fuse, *map(id, self.layers))
-        if getattr(self, "_plan", (None,))[0] != key:
+        if self._plan is None or self._plan[0] != key:
             self._plan = (key, self._fused_steps())
         return self._plan[1]
 

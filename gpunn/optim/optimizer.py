@@ -85,7 +85,7 @@ class Optimizer:
         """The rule on whole arrays, in place: ``w`` and the ``state`` arrays from the gradient ``g``.
 
         ``h``: the hyperparameters named in ``numbers`` (and 0, 1/2, 1) in w's dtype; ``s``: what
-        :meth:`per_step` gives for this step; ``wd``: this parameter's L2 strength (0 if it is not decayed).
+        ``per_step`` gives for this step; ``wd``: this parameter's L2 strength (0 if it is not decayed).
         """
         raise NotImplementedError
 

@@ -229,9 +229,11 @@ def install() -> None:
         original_getitem(self, configuration)
         grid, block = _dims(self.grid_dim), _dims(self.block_dim)
         check_launch(self, grid, block, configuration[2] if len(configuration) > 2 else None, args)
-        seen = LAUNCHES.setdefault(locator(self), {})
-        signature = tuple(describe(a) for a in args)
-        seen[signature] = max(seen.get(signature, 0), block[0] * block[1] * block[2])
+        where = locator(self)
+        if where is not None:  # None: a kernel of a gate defined outside gpunn (a test's), not compiled offline
+            seen = LAUNCHES.setdefault(where, {})
+            signature = tuple(describe(a) for a in args)
+            seen[signature] = max(seen.get(signature, 0), block[0] * block[1] * block[2])
         COUNTS["numba"] += 1
         return original_call(self, *(_simulated(a) for a in args))
 
@@ -292,7 +294,7 @@ def _run_blocks_in_one_thread() -> None:
     BlockManager.run = run
 
 
-def locator(kernel) -> tuple[str, str]:
+def locator(kernel) -> tuple[str, str] | None:
     """(module, name) where the offline compiler finds ``kernel``: its own module and qualified name, or for a
     kernel a factory made, the module-level name holding it: ``NAME``, ``NAME[i]`` (the i-th value of a dict)
     or ``NAME['key']`` (a dict's string key: a gate's kernels, in ``gpunn.kernels.elementwise.BUILT``)."""
@@ -304,6 +306,8 @@ def locator(kernel) -> tuple[str, str]:
     for key, value in elementwise.BUILT.items():
         if value is kernel:
             return elementwise.__name__, f"BUILT[{key!r}]"
+    if any(value is kernel for value in elementwise.OTHERS.values()):
+        return None
     for name, value in vars(sys.modules[module]).items():
         if value is kernel:
             return module, name
