@@ -87,7 +87,18 @@ class LossScaler:
 
     # ---------------------------------------------------------------- on the device
     def bind(self, device: Device) -> "LossScaler":
-        """Keep the state on ``device`` (made there at ``init_scale`` the first time, moved after); returns self."""
+        """Keep the state on ``device``: made there at ``init_scale`` the first time, moved there after.
+
+        Parameters
+        ----------
+        device : Device
+            Where the training runs (the Trainer binds its scaler to its device).
+
+        Returns
+        -------
+        LossScaler
+            This scaler.
+        """
         if self.state is None:
             self.state = device.asarray(initial_state(self.init_scale))
         elif self.device != device:
@@ -101,11 +112,23 @@ class LossScaler:
         return self.state[SCALE:SCALE + 1]
 
     def device_state(self):
-        """A copy of the state on the device (no host transfer): to go back to if an epoch diverges."""
+        """A copy of the state on the device (no host transfer): to go back to if an epoch diverges.
+
+        Returns
+        -------
+        array
+            The float32 state, copied on the scaler's device.
+        """
         return self.state.copy()
 
     def load_device_state(self, saved) -> None:
-        """Put back what :meth:`device_state` took from this scaler (on its device)."""
+        """Put back what :meth:`device_state` took from this scaler (on its device).
+
+        Parameters
+        ----------
+        saved : array
+            What :meth:`device_state` returned.
+        """
         self.state[...] = saved
 
     # ---------------------------------------------------------------- read on the host
@@ -125,12 +148,27 @@ class LossScaler:
         return int(self._read()[SKIPPED])
 
     def hyperparameters(self) -> dict:
+        """The arguments the scaler was made with.
+
+        Returns
+        -------
+        dict
+            ``init_scale``, ``growth_factor``, ``backoff_factor``, ``growth_interval`` and
+            ``max_consecutive_overflows``.
+        """
         return {"init_scale": self.init_scale, "growth_factor": self.growth_factor,
                 "backoff_factor": self.backoff_factor, "growth_interval": self.growth_interval,
                 "max_consecutive_overflows": self.max_consecutive_overflows}
 
     def state_dict(self) -> dict:
-        """The scale, its growth tracker and the overflow counts (read from the device), and the hyperparameters."""
+        """The scale, its growth tracker and the overflow counts (read from the device), and the hyperparameters.
+
+        Returns
+        -------
+        dict
+            ``scale`` (float), ``growth_tracker``, ``overflows_in_a_row`` and ``skipped_steps`` (ints), and
+            ``hyperparameters`` (:meth:`hyperparameters`): JSON, as checkpoints hold it.
+        """
         state = self._read()
         return {"scale": float(state[SCALE]), "growth_tracker": int(state[TRACKER]),
                 "overflows_in_a_row": int(state[IN_A_ROW]), "skipped_steps": int(state[SKIPPED]),
@@ -139,7 +177,23 @@ class LossScaler:
     def load_state_dict(self, sd: dict) -> "LossScaler":
         """Restore the scale, tracker and counts of :meth:`state_dict` (this scaler keeps its own hyperparameters).
 
-        Everything is checked first: on a ValueError nothing changes.
+        Parameters
+        ----------
+        sd : dict
+            What :meth:`state_dict` returned (its ``hyperparameters`` are not read).
+
+        Returns
+        -------
+        LossScaler
+            This scaler.
+
+        Raises
+        ------
+        ValueError
+            ``sd`` lacks an entry, or holds a scale that is not a positive finite float32 number, or a count
+            below 0 (naming it). Everything is checked first: then nothing changes.
+        TypeError
+            A count that is not an integer.
         """
         if not isinstance(sd, dict) or not {"scale", "growth_tracker", "overflows_in_a_row", "skipped_steps"} <= sd.keys():
             raise ValueError("state dict is not a loss scaler's (needs scale, growth_tracker, overflows_in_a_row, "
