@@ -159,6 +159,12 @@ def half_slack(kind, g, x):
     return np.finfo(np.float32).eps * np.abs(g.astype(np.float64)) * CONDITIONING[kind](x.astype(np.float64))
 
 
+def forward_slack(kind, x):
+    """GELU's and SiLU's x (1 + tanh(...)) / 2 for x near -5: 1 + tanh cancels, and tanh's float32 ulp there is a
+    tenth of the result (the float32 kernels' tolerance allows the same, in absolute terms)."""
+    return 4 * np.finfo(np.float32).eps * np.abs(x.astype(np.float64)) if kind in CONDITIONING else 0.0
+
+
 @pytest.mark.filterwarnings("ignore:invalid value", "ignore:overflow")
 @pytest.mark.parametrize("kind", ["identity"] + KINDS)
 def test_float16_kernels_compute_in_float32_and_round_once(kind, one_gpu, rng):
@@ -170,16 +176,19 @@ def test_float16_kernels_compute_in_float32_and_round_once(kind, one_gpu, rng):
     g = data(rng, 300, np.float16, scale=1.0)[::-1].copy()
     y = ops.activation.with_kernel(one_gpu.asarray(x), gate)
     y_exact = ops.activation.reference(x.astype(wide), gate)
-    assert_half(y, y_exact, f"{kind} forward")
+    assert_half(y, y_exact, f"{kind} forward", forward_slack(kind, x))
     saved = x if gate.backward_from == "input" else y_exact.astype(np.float16)
     dx = ops.activation_backward.with_kernel(one_gpu.asarray(g), one_gpu.asarray(saved), gate)
+    # where g is infinite, inf * f'(x) is NaN or infinite by whether an ill-conditioned f'(x) rounded to 0 (as in
+    # assert_conditioned): those elements are left out for GELU and SiLU
+    sure = np.isfinite(g) if kind in CONDITIONING else None
     assert_half(dx, ops.activation_backward.reference(g.astype(wide), saved.astype(wide), gate), f"{kind} backward",
-                half_slack(kind, g, saved))
+                half_slack(kind, g, saved), sure)
     z, b, gz = (rng.standard_normal(shape).astype(np.float16) for shape in ((70, 5), (5,), (70, 5)))
     z_dev = one_gpu.asarray(z)
     y = ops.bias_activation.with_kernel(z_dev, one_gpu.asarray(b), gate)
     z_exact = z.astype(wide) + b.astype(wide)
-    assert_half(y, ops.activation.reference(z_exact, gate), f"{kind} bias forward")
+    assert_half(y, ops.activation.reference(z_exact, gate), f"{kind} bias forward", forward_slack(kind, z_exact))
     if gate.backward_from == "input":
         assert_half(z_dev, z_exact, f"{kind}: z + b kept for backward")
     saved = z_exact.astype(np.float16) if gate.backward_from == "input" else gn.to_numpy(y)

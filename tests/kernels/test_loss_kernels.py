@@ -99,8 +99,10 @@ def test_float16_scores_compute_in_float32(name, one_gpu, rng):
     exact_value, exact_grad, exact_correct = ops.fused_loss.reference(s.astype(np.float64), y, loss)
     assert gn.to_numpy(value).dtype == np.float32 and gn.to_numpy(grad).dtype == np.float16
     np.testing.assert_allclose(gn.to_numpy(value), exact_value, rtol=1e-6)
-    assert_half(grad, 2.0 ** 12 * exact_grad, f"{name} scaled gradient")
+    # a probability near 1 carries float32's absolute error (an ulp of 1) into p - 1: scaled, near a float16 ulp
+    slack = 2 * np.finfo(np.float32).eps * 2.0 ** 12 / 37
+    assert_half(grad, 2.0 ** 12 * exact_grad, f"{name} scaled gradient", slack)
     assert int(gn.to_numpy(correct)) == int(exact_correct) == int((s.argmax(axis=1) == y).sum())
     on_cpu = ops.fused_loss(s, y, loss, scale)  # the CPU declines float16: the reference computes in float32 too
     np.testing.assert_allclose(on_cpu[0], exact_value, rtol=1e-6)
-    assert_half(on_cpu[1], 2.0 ** 12 * exact_grad, f"{name} scaled gradient, the reference")
+    assert_half(on_cpu[1], 2.0 ** 12 * exact_grad, f"{name} scaled gradient, the reference", slack)
