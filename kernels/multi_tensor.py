@@ -15,7 +15,7 @@ With a loss scaler (mixed precision, ``gpunn/loss_scaler.py``) the same launch i
 non-finite gradient is then an overflow of the scaled float16 gradients, not divergence, and the last
 thread decides the step as PyTorch's ``GradScaler`` does (skip it, halve the scale; or count a good step
 and double the scale after ``growth_interval`` of them), writing the decision into the scaler's state
-(:data:`SCALE` ...), which the update kernels read.
+(``SCALE`` ...), which the update kernels read.
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ def nonfinite_check(loss, grads: tuple, state, scaler=None, decide: bool = True)
 
     The first bad step sticks (steps count from 1); ``state`` is what the update kernels read to skip.
 
-    ``scaler``: a loss scaler (``state``: its float32 array on the device, laid out as :data:`SCALE` ...;
-    ``rule``: a :class:`ScalerRule`). Then a non-finite gradient is an overflow: recorded in the scaler
+    ``scaler``: a loss scaler (``state``: its float32 array on the device, laid out as ``SCALE`` ... above;
+    ``rule``: a ``ScalerRule``). Then a non-finite gradient is an overflow: recorded in the scaler
     (FOUND, the scale halved), and a bad step for ``state`` only where the loss is not finite or
     ``rule.give_up`` steps in a row overflowed. Gradients of two dtypes (float16, and float32 layers such as
     batchnorm) are checked by two calls: the first with ``decide=False`` only notes an overflow (PENDING).
