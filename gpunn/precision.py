@@ -27,8 +27,8 @@ MIXED = "mixed"
 
 
 def training_precision(precision, model, device: Device, processes: int = 1) -> str:
-    """The precision a Trainer of ``model`` on ``device`` computes in: ``precision`` checked (None: the model's own
-    dtype; "float32" or "float64": the model is cast to it).
+    """The precision a Trainer of ``model`` on ``device`` computes in: ``precision`` checked, nothing changed (None: the
+    model's own dtype; "float32" or "float64": the Trainer casts the model to it).
 
     Raises
     ------
@@ -40,7 +40,6 @@ def training_precision(precision, model, device: Device, processes: int = 1) -> 
         return model.dtype.name
     check_choice("precision", precision, TRAINING_PRECISIONS)
     if precision != MIXED:
-        model.to(dtype=precision)
         return precision
     if device.type != "cuda":
         raise ValueError(f"precision='mixed' needs a CUDA device, and the device is {device}: on the CPU NumPy has no "

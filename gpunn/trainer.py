@@ -16,7 +16,7 @@ from . import trainer_checkpoint
 from .batches import Batches, resident
 from .data.splits import check_xy
 from .devices import device as make_device
-from .devices import on_device
+from .devices import PRECISIONS, on_device
 from .distributed import data_parallel
 from .divergence import DivergenceFlag
 from .history import History
@@ -108,6 +108,7 @@ class Trainer:
         self.seed = check_int("seed", seed, low=0)
         self.patience = None if patience is None else check_int("patience", patience, low=1)
         self.monitor = check_choice("monitor", monitor, tuple(MONITORS))
+        self.log_every = check_int("log_every", log_every, low=1)
         if loss_scaler is not None and not isinstance(loss_scaler, LossScaler):
             raise TypeError(f"loss_scaler must be a gpunn LossScaler or None, got {type(loss_scaler).__name__}")
         self.parallel = data_parallel(distributed)
@@ -116,10 +117,11 @@ class Trainer:
         if loss_scaler is not None and self.precision != MIXED:
             raise ValueError(f"loss_scaler is for precision='mixed' (float16 gradients), got precision="
                              f"{self.precision!r}")
-        self.model, self.loss, self.optimizer, self.schedule = model.to(self.device), loss, optimizer, schedule
+        # checked: now the model moves (and is cast to "float32" or "float64" where that was asked)
+        dtype = precision if precision in PRECISIONS else None
+        self.model, self.loss, self.optimizer, self.schedule = model.to(self.device, dtype), loss, optimizer, schedule
         self.restore_best = bool(restore_best)
         self.progress = bool(progress)
-        self.log_every = check_int("log_every", log_every, low=1)
         self.epoch = 0
         self.history = History()
         self._best_state = None

@@ -34,6 +34,8 @@ def test_mixed_precision_on_the_cpu_is_refused_naming_precision_and_the_device()
 @pytest.mark.parametrize("kwargs,error,match", [
     (dict(precision="float16"), ValueError, "unknown precision 'float16'; expected one of 'float32', 'float64', 'mixed'"),
     (dict(loss_scaler=gn.LossScaler()), ValueError, "loss_scaler is for precision='mixed'"),
+    (dict(precision="float64", loss_scaler=gn.LossScaler()), ValueError, "loss_scaler is for precision='mixed'"),
+    (dict(precision="float64", log_every=0), ValueError, "log_every must be >= 1"),
     (dict(precision="mixed", loss_scaler=2.0 ** 16), TypeError, "loss_scaler must be a gpunn LossScaler"),
 ])
 def test_bad_precision_arguments_are_named(kwargs, error, match):
@@ -41,6 +43,7 @@ def test_bad_precision_arguments_are_named(kwargs, error, match):
     opt = gn.optim.SGD(model.parameters())
     with pytest.raises(error, match=match):
         gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), opt, device="cpu", **kwargs)
+    assert all(p.dtype == np.float32 for p in model.parameters())  # a refused trainer cast nothing
 
 
 def test_mixed_precision_of_a_float64_model_is_refused(one_gpu):
