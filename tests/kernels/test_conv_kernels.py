@@ -135,10 +135,11 @@ def test_float16_im2col_copies_and_col2im_sums_in_float32(shape, k, s, p, one_gp
     assert_half(dx, ops.col2im.reference(g.astype(np.float64), shape, k, s, p), "col2im")
 
 
-@pytest.mark.parametrize("kind", ["relu", "tanh"])
+@pytest.mark.parametrize("kind", OUTPUT_BASED)
 def test_float16_conv_epilogue(kind, one_gpu, rng):
     n, f, plane = 3, 5, 17
-    gate = gn.nn.ACTIVATIONS[kind]()
+    cls = gn.nn.ACTIVATIONS[kind]
+    gate = cls(alpha=0.2) if "alpha" in cls.numbers else cls()
     z, b = rng.standard_normal((f, n * plane)).astype(np.float16) * 2, rng.standard_normal(f).astype(np.float16)
     out = one_gpu.asarray(np.full((n, f, plane), np.nan, np.float16))
     ops.conv_bias_activation.with_kernel(one_gpu.asarray(z), one_gpu.asarray(b), out, gate)
