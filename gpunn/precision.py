@@ -34,8 +34,12 @@ def training_precision(precision, model, device: Device, processes: int = 1) -> 
     ------
     ValueError
         ``precision`` not one of "float32", "float64", "mixed"; or "mixed" on the CPU, for a model that is
-        not float32 (mixed precision keeps float32 masters), or under MPI with several processes.
+        not float32 (mixed precision keeps float32 masters), or under MPI with several processes; or a model
+        already computing in mixed precision.
     """
+    if model.mixed:  # the Trainer applies the policy itself, for the length of each fit
+        raise ValueError("model computes in mixed precision already (mixed_precision() was called): give the Trainer "
+                         "the float32 model and precision='mixed'")
     if precision is None:
         return model.dtype.name
     check_choice("precision", precision, TRAINING_PRECISIONS)

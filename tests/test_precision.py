@@ -46,6 +46,12 @@ def test_bad_precision_arguments_are_named(kwargs, error, match):
     assert all(p.dtype == np.float32 for p in model.parameters())  # a refused trainer cast nothing
 
 
+def test_a_model_already_in_mixed_precision_is_refused():
+    model = net().mixed_precision()
+    with pytest.raises(ValueError, match=r"model computes in mixed precision already"):
+        gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), gn.optim.SGD(model.parameters()), device="cpu")
+
+
 def test_mixed_precision_of_a_float64_model_is_refused(one_gpu):
     model = net().to(dtype="float64")
     with pytest.raises(ValueError, match="precision='mixed' keeps float32 master weights, but the model is float64"):
