@@ -27,7 +27,7 @@ def tolerance(kind, dtype, device):
 
 @pytest.mark.filterwarnings("ignore:invalid value", "ignore:overflow")
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ["identity"] + KINDS)  # the identity's kernels too (a conv layer's own gate)
 def test_activation_forward_and_backward(kind, dtype, device, rng):
     gate = gate_of(kind, alpha=0.1 if kind == "leaky_relu" else 1.3)
     for n in sizes(device):
