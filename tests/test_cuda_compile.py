@@ -109,3 +109,17 @@ def test_every_kernel_compiles_cleanly_for_sm80_and_sm90():
     assert len(reports) == 2 * len(launches)
     found = [p for r in reports for p in offline_compile.problems(r)]
     assert not found, f"{len(found)} problems:\n" + "\n".join(found)
+
+
+def test_float64_instructions_are_judged_in_float16_and_float32_variants():
+    """The judge's own rule: a float16 signature (mixed precision: float16 arrays, float32 numbers) is held to no float64
+    instruction, as a float32 one is; a float64 signature may have them."""
+    report = {"module": "gpunn.kernels.m", "qualname": "k", "cc": [8, 0], "spill_stores": 0, "spill_loads": 0,
+              "stack": 0, "lmem": 0, "disk_cache": True, "div64_in_loops": 0, "float64": 3}
+    half = [["array", "float16", 1, "C"], ["tuple", [["scalar", "float32"]], ""]]
+    single = [["array", "float32", 1, "C"], ["scalar", "int64"]]
+    double = [["array", "float64", 1, "C"], ["array", "float16", 1, "C"]]
+    assert [offline_compile.variant(s) for s in (half, single, double)] == ["float16", "float32", "float64"]
+    for signature, flagged in ((half, True), (single, True), (double, False)):
+        found = offline_compile.problems({**report, "signature": signature})
+        assert bool(found) == flagged and all("float64 instructions in a float" in p for p in found)
