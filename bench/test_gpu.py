@@ -4,15 +4,24 @@ Skipped without a usable GPU. On a GPU machine (CuPy, numba-cuda, PyTorch):
     pytest bench/test_gpu.py --benchmark-json=gpu.json && python bench/report.py gpu.json
 Each candidate synchronises the device before its timer stops, so times are device work plus launch
 overhead, as a training loop sees them. Peers are interleaved (bench/conftest.py).
+
+The mixed-precision and TF32 rows time gpunn's float32, TF32 (``set_matmul_precision("high")``) and mixed
+(float16 with a loss scaler on the device) steps beside PyTorch's float32, TF32 (``allow_tf32``) and
+``autocast`` + ``GradScaler`` steps, on the same shapes and weights.
 """
 
 from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import gpunn as gn
 from gpunn import ops
+from gpunn.divergence import DivergenceFlag
 
 pytestmark = pytest.mark.skipif(not gn.cuda_available(), reason="needs a usable CUDA GPU (CuPy and a device)")
 
@@ -101,6 +110,146 @@ def test_train_step_gpu(benchmark, interleaved, net):
         pass
     benchmark.group = f"GPU train step {net}"
     interleaved(candidates, primary="gpunn", rounds=15, block=20)
+
+
+# ----------------------------------------------------------------------------- mixed precision and TF32
+
+@contextlib.contextmanager
+def matmul_precision(gpunn_precision: str, torch_tf32: bool):
+    """Within the block gpunn's and PyTorch's float32 products compute as asked (each candidate sets its own)."""
+    before = gn.get_matmul_precision()
+    gn.set_matmul_precision(gpunn_precision)
+    torch = sys.modules.get("torch")
+    tf32 = None if torch is None else torch.backends.cuda.matmul.allow_tf32
+    if torch is not None:
+        torch.backends.cuda.matmul.allow_tf32 = torch_tf32
+    try:
+        yield
+    finally:
+        gn.set_matmul_precision(before)
+        if torch is not None:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def with_precision(step, gpunn_precision="highest", torch_tf32=False):
+    def run():
+        with matmul_precision(gpunn_precision, torch_tf32):
+            step()
+    return run
+
+
+def gpunn_model_step(model, X, y, mixed=False):
+    """One SGD step of a gpunn ``model`` on device data, as the Trainer takes it: float32, or mixed precision (float16
+    copies of float32 masters, the loss scaled and the step decided on the device, the update unscaling)."""
+    dev = gn.device("cuda")
+    model.to(dev)
+    X, y = dev.asarray(X, dtype=np.float16 if mixed else np.float32), dev.asarray(y)
+    loss, opt = gn.nn.SoftmaxCrossEntropy(), gn.optim.SGD(model.parameters(), lr=1e-3)
+    scaler = gn.LossScaler().bind(dev) if mixed else None
+    flag = DivergenceFlag(dev)
+    if mixed:
+        model.mixed_precision()
+
+    def step():
+        opt.zero_grad()
+        with loss.scaled(None if scaler is None else scaler.scale_array):
+            value = loss.forward(model.forward(X), y)
+        model.backward(loss.backward())
+        flag.check(value, [p.grad for p in opt.params if p.grad is not None], scaler)
+        opt.step(skip=flag.state, scaler=scaler)
+        sync()
+
+    return step
+
+
+def torch_model_step(model, X, y, mixed=False):
+    """One SGD step of a PyTorch ``model``: float32, or ``autocast`` (float16) with ``GradScaler``."""
+    import torch
+
+    model = model.cuda()
+    X, y = torch.from_numpy(X).cuda(), torch.from_numpy(y).cuda()
+    opt, loss = torch.optim.SGD(model.parameters(), lr=1e-3), torch.nn.CrossEntropyLoss()
+    scaler = torch.amp.GradScaler("cuda") if mixed else None
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=mixed):
+            value = loss(model(X), y)
+        if scaler is None:
+            value.backward()
+            opt.step()
+        else:
+            scaler.scale(value).backward()
+            scaler.step(opt)
+            scaler.update()
+        torch.cuda.synchronize()
+
+    return step
+
+
+def torch_mlp(d, hidden, c):
+    import torch
+
+    sizes = [d, *hidden, c]
+    layers = []
+    for a, b in zip(sizes, sizes[1:]):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers[:-1])
+
+
+def precision_candidates(gpunn_model, torch_model, X, y) -> dict:
+    """gpunn's and PyTorch's float32, TF32 and mixed steps (each builds its own model from the makers given)."""
+    candidates = {
+        "gpunn float32": gpunn_model_step(gpunn_model(), X, y),
+        "gpunn TF32": with_precision(gpunn_model_step(gpunn_model(), X, y), "high"),
+        "gpunn mixed": gpunn_model_step(gpunn_model(), X, y, mixed=True),
+    }
+    try:
+        candidates.update({
+            "torch float32": torch_model_step(torch_model(), X, y),
+            "torch TF32": with_precision(torch_model_step(torch_model(), X, y), torch_tf32=True),
+            "torch autocast+GradScaler": torch_model_step(torch_model(), X, y, mixed=True),
+        })
+    except ImportError:
+        pass
+    return candidates
+
+
+@pytest.mark.parametrize("net", list(NETS))
+def test_train_step_mixed_and_tf32_gpu(benchmark, interleaved, net):
+    d, hidden, c, n = NETS[net]
+    X, y = batch(d, c, n)
+    candidates = precision_candidates(lambda: gn.classifiers.build_mlp(d, c, hidden, rng=0),
+                                      lambda: torch_mlp(d, hidden, c), X, y)
+    benchmark.group = f"GPU train step, mixed precision and TF32, {net}"
+    interleaved(candidates, primary="gpunn mixed", rounds=15, block=20)
+
+
+def test_convnet_step_mixed_and_tf32_gpu(benchmark, interleaved):
+    """cs231n's three-layer ConvNet step of bench/test_conv.py (N=64, 3x32x32, 32 filters of 7x7), on the GPU."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_conv import STEP, step_data, step_weights
+
+    X, y = step_data()
+
+    def torch_convnet():
+        import torch
+
+        s = STEP
+        _, (W1, b1, W2, b2, W3, b3) = step_weights()
+        model = torch.nn.Sequential(
+            torch.nn.Conv2d(s["c"], s["f"], s["k"], padding=s["k"] // 2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(), torch.nn.Linear(W2.shape[0], s["hidden"]), torch.nn.ReLU(),
+            torch.nn.Linear(s["hidden"], s["classes"]))
+        with torch.no_grad():
+            for layer, w, b in ((model[0], W1, b1), (model[4], W2.T, b2), (model[6], W3.T, b3)):
+                layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
+                layer.bias.copy_(torch.from_numpy(b))
+        return model
+
+    candidates = precision_candidates(lambda: step_weights()[0], torch_convnet, X, y)
+    benchmark.group = "GPU ConvNet train step N=64 3x32x32, mixed precision and TF32"
+    interleaved(candidates, primary="gpunn mixed", rounds=10, block=5)
 
 
 def test_activation_bandwidth_gpu(benchmark, interleaved):

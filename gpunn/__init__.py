@@ -9,13 +9,16 @@ from . import autograd, checkpoint, cli, data, gradcheck, lessons, neighbors, nn
 from .classifiers import LinearClassifier, MLPClassifier
 from .devices import Device, cuda_available, cuda_unavailable_reason, device, device_of, to_numpy
 from .history import History
+from .kernels.matmul import get_matmul_precision, set_matmul_precision
+from .loss_scaler import LossScaler
 from .neighbors import KNeighborsClassifier
 from .trainer import Trainer, TrainingDiverged
 
 __version__ = "0.2.0"
 
 __all__ = [
-    "Device", "History", "KNeighborsClassifier", "LinearClassifier", "MLPClassifier", "Trainer", "TrainingDiverged",
-    "autograd", "cli", "cuda_available", "cuda_unavailable_reason", "data", "device", "device_of", "gradcheck", "lessons",
-    "neighbors", "nn", "ops", "optim", "plots", "preprocessing", "to_numpy", "checkpoint",
+    "Device", "History", "KNeighborsClassifier", "LinearClassifier", "LossScaler", "MLPClassifier", "Trainer",
+    "TrainingDiverged", "autograd", "cli", "cuda_available", "cuda_unavailable_reason", "data", "device", "device_of",
+    "get_matmul_precision", "gradcheck", "lessons", "neighbors", "nn", "ops", "optim", "plots", "preprocessing",
+    "set_matmul_precision", "to_numpy", "checkpoint",
 ]

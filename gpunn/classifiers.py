@@ -12,7 +12,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from . import nn
-from .devices import PRECISIONS, array_module
+from .devices import TRAINING_PRECISIONS, array_module
 from .devices import device as make_device
 from .estimator import (DeviceClassifier, as_input_type, check_X, encode_labels, keeps_state_on_failure, labels_of,
                         on_fit_device, on_fitted_device, onto)
@@ -90,7 +90,7 @@ class TrainedClassifier(DeviceClassifier):
         patience = check_int("patience", self.patience, low=1)
         if self.early_stopping and fraction == 0:
             raise ValueError("early_stopping=True needs validation_fraction > 0 (the rows it validates on)")
-        dtype = check_choice("precision", self.precision, PRECISIONS)
+        precision = check_choice("precision", self.precision, TRAINING_PRECISIONS)
         dev = make_device(self.device)
         X = check_X(self, X, reset=True)
         classes, y_index = encode_labels(self, y, X.shape[0])
@@ -99,13 +99,12 @@ class TrainedClassifier(DeviceClassifier):
                              "classes")
         rs = check_random_state(self.random_state)
         model, loss = self._build(X.shape[1], len(classes), int(rs.randint(2**31)))
-        model.to(dtype=dtype)
         optimizer = make_optimizer(self.optimizer, model.parameters(), lr, reg)
         # early stopping by validation loss: on a small validation split accuracy moves in coarse steps and
         # often peaks while the model is still underfit
         trainer = Trainer(model, loss, optimizer, batch_size=self.batch_size, epochs=self.epochs, device=dev,
                           seed=int(rs.randint(2**31)), restore_best=self.early_stopping, progress=bool(self.progress),
-                          patience=patience if self.early_stopping else None, monitor="val_loss")
+                          patience=patience if self.early_stopping else None, monitor="val_loss", precision=precision)
         X = onto(dev, X)
         if self.early_stopping:
             train, val = self._validation_split(y_index, fraction, int(rs.randint(2**31)))
@@ -179,7 +178,9 @@ class MLPClassifier(TrainedClassifier):
     of the rows is held out: training stops after ``patience`` epochs without a lower validation
     loss and the best epoch's weights are kept. ``device``: "auto", "cpu", "cuda" or "cuda:N";
     the model lives there. ``precision``: "float32" or "float64", the model's dtype (float32
-    scores of a row may differ in the last bits with the other rows predicted beside it).
+    scores of a row may differ in the last bits with the other rows predicted beside it), or "mixed":
+    trained on a GPU in float16 with float32 master weights and dynamic loss scaling (see
+    :class:`~gpunn.Trainer`), the fitted model float32; on the CPU "mixed" is a ValueError.
     Fitted: ``classes_``, ``model_``, ``history_``, ``n_iter_`` (epochs run), ``n_features_in_``,
     ``feature_names_in_`` (DataFrames), ``device_``.
     """

@@ -21,6 +21,8 @@ import numpy as np
 DEFAULT_DTYPE = np.dtype(np.float32)
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 PRECISIONS = ("float32", "float64")  # the estimators' precision parameter: their names
+# Training may also be "mixed": float16 compute with float32 master weights on a GPU (gpunn/precision.py)
+TRAINING_PRECISIONS = (*PRECISIONS, "mixed")
 
 _SPEC = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 

@@ -19,7 +19,7 @@ from . import checkpoint
 # run keeps, and those of training, which it may change.
 FIXED = {"dataset": "digits", "model": "mlp", "hidden": [256], "activation": "relu", "dropout": 0.0,
          "batchnorm": False, "seed": 0}
-CHANGEABLE = {"optimizer": "adam", "lr": 1e-3, "reg": 1e-3, "batch_size": 64, "epochs": 40}
+CHANGEABLE = {"optimizer": "adam", "lr": 1e-3, "reg": 1e-3, "batch_size": 64, "epochs": 40, "precision": "float32"}
 
 
 def options(given: dict, saved: dict) -> tuple[dict, list[str]]:

@@ -16,15 +16,17 @@ from . import trainer_checkpoint
 from .batches import Batches, resident
 from .data.splits import check_xy
 from .devices import device as make_device
-from .devices import on_device
+from .devices import PRECISIONS, on_device
 from .distributed import data_parallel
 from .divergence import DivergenceFlag
 from .history import History
+from .loss_scaler import LossScaler
 from .metrics import correct_count
 from .nn.losses import Loss
 from .nn.module import Module, backward
 from .optim.optimizer import Optimizer
 from .optim.schedules import LRSchedule
+from .precision import MIXED, computing_in, training_precision
 from .validation import NonFiniteError, check_choice, check_finite, check_int, check_labels
 
 MONITORS = {"val_accuracy": 1, "val_loss": -1}  # what a better epoch has more of (1) or less of (-1)
@@ -80,12 +82,21 @@ class Trainer:
     checks are off while training), the finiteness check is a flag on the device that the update
     kernels read (``gpunn/divergence.py``), and losses and correct counts add up on the device.
     The host reads them every ``log_every`` steps (the progress bar) and at the end of each epoch.
+
+    ``precision``: None (the default: the model's own dtype), "float32" or "float64" (the model is cast
+    to it), or "mixed": on a CUDA device, float16 compute with float32 master weights and optimizer
+    state, and dynamic loss scaling on the device (``loss_scaler``, a :class:`~gpunn.LossScaler`;
+    PyTorch ``GradScaler``'s defaults when None). What stays float32 is said in ``gpunn/precision.py``;
+    a step whose float16 gradients overflow is skipped and the scale halved, which is not divergence.
+    ``fit`` ends with the float32 masters in the model (a float32 model, as it began); checkpoints hold
+    the masters and the scaler's state. On the CPU "mixed" is a ValueError.
     """
 
     def __init__(self, model: Module, loss: Loss, optimizer: Optimizer, batch_size: int | None = 256,
                  epochs: int = 10, device="auto", seed: int = 0, schedule: LRSchedule | None = None,
                  restore_best: bool = True, patience: int | None = None, progress: bool = True, log_every: int = 50,
-                 distributed=False, monitor: str = "val_accuracy"):
+                 distributed=False, monitor: str = "val_accuracy", precision: str | None = None,
+                 loss_scaler: LossScaler | None = None):
         for name, value, cls in (("model", model, Module), ("loss", loss, Loss), ("optimizer", optimizer, Optimizer)):
             if not isinstance(value, cls):
                 raise TypeError(f"{name} must be a gpunn {cls.__name__}, got {type(value).__name__}")
@@ -97,18 +108,29 @@ class Trainer:
         self.seed = check_int("seed", seed, low=0)
         self.patience = None if patience is None else check_int("patience", patience, low=1)
         self.monitor = check_choice("monitor", monitor, tuple(MONITORS))
+        self.log_every = check_int("log_every", log_every, low=1)
+        if loss_scaler is not None and not isinstance(loss_scaler, LossScaler):
+            raise TypeError(f"loss_scaler must be a gpunn LossScaler or None, got {type(loss_scaler).__name__}")
         self.parallel = data_parallel(distributed)
         self.device = self.parallel.device_for(make_device(device))
-        self.model, self.loss, self.optimizer, self.schedule = model.to(self.device), loss, optimizer, schedule
+        self.precision = training_precision(precision, model, self.device, self.parallel.size)
+        if loss_scaler is not None and self.precision != MIXED:
+            raise ValueError(f"loss_scaler is for precision='mixed' (float16 gradients), got precision="
+                             f"{self.precision!r}")
+        # checked: now the model moves (and is cast to "float32" or "float64" where that was asked)
+        dtype = precision if precision in PRECISIONS else None
+        self.model, self.loss, self.optimizer, self.schedule = model.to(self.device, dtype), loss, optimizer, schedule
         self.restore_best = bool(restore_best)
         self.progress = bool(progress)
-        self.log_every = check_int("log_every", log_every, low=1)
         self.epoch = 0
         self.history = History()
         self._best_state = None
         self._trained_state = None  # the last epoch's weights, kept while the model holds the best ones
         self.metadata: dict = {}
         self._flag = DivergenceFlag(self.device)
+        self.loss_scaler = None  # mixed precision: its state on the device, read by the loss, check and update
+        if self.precision == MIXED:
+            self.loss_scaler = (loss_scaler or LossScaler()).bind(self.device)
 
     # ---------------------------------------------------------------- training
     @on_device(lambda self, *rest: self.device)
@@ -133,19 +155,22 @@ class Trainer:
         if done:
             warnings.warn(done, UserWarning, stacklevel=3)
         self.parallel.start(self.model, X, y)  # same data everywhere, and rank 0's weights
-        batches = Batches(self.device, X, y, self.batch_size, self.parallel, self.model.dtype)
-        val_d = None if val is None else resident(self.device, *val, self.model.dtype)  # uploaded once per fit
-        bar = tqdm(total=(self.epochs - self.epoch) * len(batches), unit="batch", leave=True, dynamic_ncols=True,
-                   disable=not self.progress or not sys.stderr.isatty())
-        self._gradients_looked_at = False  # after this fit's first step: parameters that got no gradient
-        try:  # labels were checked above; a NaN shows in the divergence flag
-            with self.loss.unchecked(), np.errstate(over="ignore", invalid="ignore"):
-                self._epochs(batches, val_d, bar, checkpoint_path, on_epoch)
-        finally:
-            bar.close()
-        if self.restore_best and self._best_state is not None:
-            self._trained_state = self.model.device_state()
-            self.model.load_device_state(self._best_state)
+        with computing_in(self.precision, self.model):  # mixed: float16 copies of float32 masters, for this fit
+            # the data in the model's compute dtype (float16 in mixed precision: half the bytes, cast once)
+            batches = Batches(self.device, X, y, self.batch_size, self.parallel, self.model.dtype)
+            val_d = None if val is None else resident(self.device, *val, self.model.dtype)  # uploaded once per fit
+            bar = tqdm(total=(self.epochs - self.epoch) * len(batches), unit="batch", leave=True, dynamic_ncols=True,
+                       disable=not self.progress or not sys.stderr.isatty())
+            self._gradients_looked_at = False  # after this fit's first step: parameters that got no gradient
+            scale = None if self.loss_scaler is None else self.loss_scaler.scale_array
+            try:  # labels were checked above; a NaN shows in the divergence flag
+                with self.loss.unchecked(), self.loss.scaled(scale), np.errstate(over="ignore", invalid="ignore"):
+                    self._epochs(batches, val_d, bar, checkpoint_path, on_epoch)
+            finally:
+                bar.close()
+            if self.restore_best and self._best_state is not None:
+                self._trained_state = self.model.device_state()
+                self.model.load_device_state(self._best_state)
         return self.history
 
     def _validation(self, val, X):
@@ -232,8 +257,7 @@ class Trainer:
                 losses += values
                 pending = []
                 if bad:  # the update kernels skipped that step and the rest: the step count stopped there too
-                    return Diverged(f"training diverged at epoch {epoch}, iteration {bad}: the loss ({losses[bad - 1]}) "
-                                    "or a gradient is NaN, infinite or huge (try a smaller lr)",
+                    return Diverged(f"training diverged at epoch {epoch}, iteration {bad}: {self._why_bad(losses[bad - 1])}",
                                     f"the weights after iteration {bad - 1} of epoch {epoch}" if bad > 1 else None)
                 bar.set_postfix(loss=f"{np.mean(losses[-self.log_every:]):.4f}")
         if first_row:
@@ -266,9 +290,21 @@ class Trainer:
         if batch.share != 1:  # this process's share of the global batch's mean loss
             value = value * value.dtype.type(batch.share)
         value = self.parallel.reduce(value, grads)  # the batch's loss and gradients
-        self._flag.check(value, grads)
-        self.optimizer.step(skip=self._flag.state)  # the kernels read the flag: no update from the first bad step on
+        # mixed precision: the same check decides the loss scaler's step (an overflow skips it, halves the scale)
+        self._flag.check(value, grads, self.loss_scaler)
+        # the kernels read the flag (no update from the first bad step on) and the scaler's decision
+        self.optimizer.step(skip=self._flag.state, scaler=self.loss_scaler)
         return value, correct
+
+    def _why_bad(self, loss: float) -> str:
+        """What the divergence flag recorded, in words: a loss or gradient that is not finite (or too large); in mixed
+        precision, a loss that is not finite, or too many float16 overflows in a row."""
+        if self.loss_scaler is None:
+            return f"the loss ({loss}) or a gradient is NaN, infinite or huge (try a smaller lr)"
+        if not math.isfinite(loss):
+            return f"the loss ({loss}) is NaN or infinite (try a smaller lr)"
+        return (f"the float16 gradients overflowed in {self.loss_scaler.max_consecutive_overflows} steps in a row, "
+                "the loss scale halved each time (try a smaller lr, or precision='float32')")
 
     def _correct(self, scores, y):
         """The rows of ``scores`` whose top score is their label (0-d, on the device), after ``loss.forward``:
@@ -299,9 +335,11 @@ class Trainer:
         return int(both[0]), [float(v) for v in both[1:]]
 
     def _snapshot(self) -> dict:
-        """Model, optimizer and schedule state (copies on the device), to go back to if the coming epoch diverges."""
+        """Model, optimizer, schedule and loss scaler state (copies on the device), to go back to if the coming epoch
+        diverges."""
         return {"model": self.model.device_state(), "optimizer": self.optimizer.device_state(),
-                "schedule": None if self.schedule is None else self.schedule.state_dict(), "epoch": self.epoch}
+                "schedule": None if self.schedule is None else self.schedule.state_dict(), "epoch": self.epoch,
+                "scaler": None if self.loss_scaler is None else self.loss_scaler.device_state()}
 
     def _settle(self, candidate: str | None, good: dict, X, y) -> str:
         """Leave the model with working weights after a divergence; say which they are.
@@ -317,6 +355,8 @@ class Trainer:
         self.optimizer.load_device_state(good["optimizer"])
         if self.schedule is not None:
             self.schedule.load_state_dict(good["schedule"])
+        if self.loss_scaler is not None:
+            self.loss_scaler.load_device_state(good["scaler"])
         epoch = good["epoch"]
         which = "the weights training started from" if epoch == 0 else f"the weights from the end of epoch {epoch}"
         if not self._finite_on(X, y):

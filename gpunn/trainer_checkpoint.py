@@ -4,6 +4,11 @@ One ``.npz`` (:mod:`gpunn.checkpoint`, written atomically): the model's weights 
 (and the best epoch's beside them), the optimizer's state, the schedule, the epoch, the seed, the history
 and the trainer's ``metadata``. Loading checks the whole file against the trainer first; a file that
 does not fit leaves model, optimizer and schedule as they were.
+
+A mixed-precision run saves what is its truth: the float32 master weights (the model's state holds them),
+the float32 optimizer state, and the loss scaler's scale, growth tracker and overflow counts, so that a
+resumed run takes exactly the steps the uninterrupted one would. A trainer without a loss scaler ignores a
+file's; one with a scaler keeps its own where the file has none (a float32 run continued in mixed precision).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ def save(trainer, path):
         "epoch": trainer.epoch, "seed": trainer.seed, "optimizer": opt, "n_params": len(trainer.optimizer.params),
         "schedule": None if trainer.schedule is None else trainer.schedule.state_dict(),
         "history": trainer.history.to_dict(), "metadata": trainer.metadata, "batch_size": trainer.batch_size,
+        "precision": trainer.precision,
+        "loss_scaler": None if trainer.loss_scaler is None else trainer.loss_scaler.state_dict(),
     }
     return checkpoint.save(path, arrays, meta)
 
@@ -43,8 +50,10 @@ def load(trainer, path, weights: str = "last", optimizer: bool = True):
     """
     check_choice("weights", weights, checkpoint.WEIGHTS)
     model_state, opt, best, epoch, history, meta = _read(path, weights)
+    scaler = trainer.loss_scaler
     saved = (trainer.model.state_dict(), trainer.optimizer.state_dict(),
-             None if trainer.schedule is None else trainer.schedule.state_dict())  # to undo a load that fails
+             None if trainer.schedule is None else trainer.schedule.state_dict(),
+             None if scaler is None else scaler.state_dict())  # to undo a load that fails
     try:
         trainer.model.load_state_dict(model_state)
         if optimizer:
@@ -53,11 +62,15 @@ def load(trainer, path, weights: str = "last", optimizer: bool = True):
             raise ValueError("the checkpoint and this trainer disagree on having a learning-rate schedule")
         if trainer.schedule is not None:
             trainer.schedule.load_state_dict(meta["schedule"])
+        if scaler is not None and meta.get("loss_scaler") is not None:
+            scaler.load_state_dict(meta["loss_scaler"])
     except (ValueError, TypeError) as e:
         trainer.model.load_state_dict(saved[0])
         trainer.optimizer.load_state_dict(saved[1])
         if saved[2] is not None:
             trainer.schedule.load_state_dict(saved[2])
+        if saved[3] is not None:
+            scaler.load_state_dict(saved[3])
         raise ValueError(f"checkpoint {str(path)!r} does not fit this trainer: {e}") from None
     trainer.epoch, trainer.history, trainer._trained_state = epoch, history, None
     trainer._best_state = None if best is None else _on_device(trainer, best)

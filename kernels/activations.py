@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, prange
 
-from .checks import contiguous, empty, flat, same_arrays
+from .checks import HALF, compute_dtype, contiguous, empty, flat, same_arrays
 from .elementwise import family
 from .launch import PARALLEL_MIN_SIZE, TILE_2D, clamped_blocks, configured, counters, finished_last, run
 from .op import op
@@ -66,15 +66,17 @@ def activation_kernels(made) -> dict:
                     dz[r, c] = d
                     acc[c] += d
 
+    # The CUDA kernels widen each load (k.zero + x[i]): float16 arrays compute in float32 (k holds float32
+    # numbers for them), float32 and float64 ones are unchanged by it.
     def forward_cuda(x, out, k):
         start, stride = cuda.grid(1), cuda.gridsize(1)
         for i in range(start, x.size, stride):
-            out[i] = f_dev(x[i], k)
+            out[i] = f_dev(k.zero + x[i], k)
 
     def backward_cuda(g, s, out, k):
         start, stride = cuda.grid(1), cuda.gridsize(1)
         for i in range(start, g.size, stride):
-            out[i] = df_dev(g[i], s[i], k)
+            out[i] = df_dev(k.zero + g[i], k.zero + s[i], k)
 
     def bias_forward_cuda(z, bias, out, keep_input, k):
         """A 2-D grid-stride loop, x over columns (coalesced), y over rows: no integer division per element.
@@ -88,7 +90,7 @@ def activation_kernels(made) -> dict:
         while r < rows:
             c = c0
             while c < cols:
-                t = z[r, c] + bias[c]
+                t = k.zero + z[r, c] + bias[c]
                 if keep_input:
                     z[r, c] = t
                 out[r, c] = f_dev(t, k)
@@ -100,7 +102,7 @@ def activation_kernels(made) -> dict:
 
         Thread (c, j) sums column c over rows j, j + J, j + 2J, ... (J: the grid's threads along y) into
         parts[j, c]; the last of column c's J threads to finish adds its J partial sums in order, so db
-        does not depend on which thread ran when.
+        does not depend on which thread ran when. The sums are in k's dtype (float32 for float16 arrays).
         """
         c0, j = cuda.grid(2)
         cs, chunks = cuda.gridsize(2)
@@ -110,7 +112,7 @@ def activation_kernels(made) -> dict:
             acc = k.zero
             r = j
             while r < rows:
-                d = df_dev(g[r, c], s[r, c], k)
+                d = df_dev(k.zero + g[r, c], k.zero + s[r, c], k)
                 dz[r, c] = d
                 acc += d
                 r += chunks
@@ -161,7 +163,7 @@ def bias_activation_backward(dout, saved, gate):
 
 @activation.kernel("cpu")
 def _activation_cpu(x, gate):
-    if gate.xp_forward_on_cpu:
+    if gate.xp_forward_on_cpu or x.dtype == HALF:  # (a NumPy float16 array: Numba's CPU target has no float16)
         return NotImplemented
     return _activation(x, gate)
 
@@ -180,7 +182,7 @@ def _activation(x, gate):
 @activation_backward.kernel("cpu", "cuda")
 def _activation_backward(dout, saved, gate):
     made = gate.kernels
-    if made is None:
+    if made is None or (dout.dtype == HALF and type(dout) is np.ndarray):  # inline cpu_half: a call per step
         return NotImplemented
     dout, saved = contiguous(dout), contiguous(saved)
     out = empty(dout, dout.shape, same_arrays("activation_backward", dout, saved=saved))
@@ -199,6 +201,8 @@ def _bias(z, b):
 
 @bias_activation.kernel("cpu")
 def _bias_activation_cpu(z, b, gate):
+    if z.dtype == HALF:
+        return NotImplemented
     if gate.xp_forward_on_cpu and z.ndim == 2:
         z += _bias(z, b)
         return gate.f(z)
@@ -220,7 +224,7 @@ def _bias_activation(z, b, gate):
 @bias_activation_backward.kernel("cpu")
 def _bias_activation_backward_cpu(dout, saved, gate):
     made = gate.kernels
-    if made is None or dout.ndim != 2:
+    if made is None or dout.ndim != 2 or dout.dtype == HALF:
         return NotImplemented
     dout, saved = contiguous(dout), contiguous(saved)
     dt = same_arrays("bias_activation_backward", dout, saved=saved)
@@ -246,7 +250,7 @@ def _bias_activation_backward_cuda(dout, saved, gate):
     # about 8 rows per thread along y (at most 64 blocks there): enough threads, and few partial sums per column
     blocks = clamped_blocks(cols, TILE_2D[0]), clamped_blocks(rows, 8 * TILE_2D[1], cap=64)
     dz, db = empty(dout, dout.shape, dt), empty(dout, (cols,), dt)
-    parts = empty(dout, (blocks[1] * TILE_2D[1], cols), dt)
+    parts = empty(dout, (blocks[1] * TILE_2D[1], cols), compute_dtype(dt))  # float32 sums for float16
     configured(made.bias_backward.cuda, blocks, TILE_2D)(dout, saved, dz, parts, db, counters(dout, cols),
                                                          gate.kernel_numbers(dt))
     return dz, db

@@ -12,13 +12,28 @@ import numpy as np
 from .arrays import array_module, device_of
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+HALF = np.dtype(np.float16)  # CUDA kernels take it too (mixed precision); Numba's CPU target has no float16
+
+
+def compute_dtype(dt) -> np.dtype:
+    """The dtype a kernel computes in for arrays of ``dt``: float32 for float16 arrays (loads widened, sums kept
+    in float32, results rounded once when stored), the arrays' own dtype otherwise."""
+    return np.dtype(np.float32) if dt == HALF else np.dtype(dt)
+
+
+def cpu_half(a) -> bool:
+    """True for a NumPy float16 array: the CPU kernels (Numba) have no float16, so the op runs its NumPy reference."""
+    return type(a) is np.ndarray and a.dtype == HALF
 
 
 def same_arrays(op: str, first, **others) -> np.dtype:
-    """All arrays of ``first``'s shape and float dtype, C-contiguous, on one device; returns the dtype."""
+    """All arrays of ``first``'s shape and float dtype, C-contiguous, on one device; returns the dtype.
+
+    float16 is a GPU array's dtype only (mixed precision): a CPU binding declines it first (:func:`cpu_half`).
+    """
     dt, kind, shape = first.dtype, type(first), first.shape
-    if dt not in FLOATS:
-        raise ValueError(f"{op}: arrays must be float32 or float64, got {dt}")
+    if dt not in FLOATS and not (dt == HALF and kind is not np.ndarray):
+        raise ValueError(f"{op}: arrays must be float32 or float64, got {dt} (float16 on a GPU only)")
     for name, a in (("x", first), *others.items()):
         if type(a) is not kind:
             if not isinstance(a, array_module(a).ndarray):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from numba import cuda, prange
 
 from .arrays import array_module
-from .checks import contiguous, empty, into, out_array, same_arrays
+from .checks import contiguous, cpu_half, empty, into, out_array, same_arrays
 from .elementwise import family
 from .launch import run
 from .op import op
@@ -98,8 +98,8 @@ def epilogue_kernels(made) -> dict:
             img = y0
             while img < n:
                 p = x0
-                while p < plane:
-                    out[img, ch, p] = f_dev(z[ch, img * plane + p] + add, k)
+                while p < plane:  # the load widened: float16 arrays compute in float32 (k's dtype)
+                    out[img, ch, p] = f_dev(k.zero + z[ch, img * plane + p] + add, k)
                     p += xs
                 img += ys
             ch += zs
@@ -115,7 +115,7 @@ def epilogue_kernels(made) -> dict:
             while img < n:
                 p = x0
                 while p < plane:
-                    dz[ch, img * plane + p] = df_dev(g[img, ch, p], y[img, ch, p], k)
+                    dz[ch, img * plane + p] = df_dev(k.zero + g[img, ch, p], k.zero + y[img, ch, p], k)
                     p += xs
                 img += ys
             ch += zs
@@ -129,8 +129,8 @@ def epilogue_kernels(made) -> dict:
 
 @conv_bias_activation.kernel("cpu")
 def _conv_bias_activation_cpu(z, b, out, gate):
-    if gate.xp_forward_on_cpu:
-        return NotImplemented  # the reference runs NumPy's SIMD tanh
+    if gate.xp_forward_on_cpu or cpu_half(z):
+        return NotImplemented  # the reference runs NumPy's SIMD tanh (or NumPy's float16)
     return _conv_bias_activation(z, b, out, gate)
 
 
@@ -158,7 +158,7 @@ def _conv_bias_activation(z, b, out, gate):
 def _conv_bias_activation_backward(dout, y, gate, out=None):
     _output_based("conv_bias_activation_backward", gate)
     made = gate.kernels
-    if made is None:
+    if made is None or cpu_half(dout):
         return NotImplemented
     dout = contiguous(dout)
     y = dout if y is None else contiguous(y)  # the identity gate reads no y
@@ -174,4 +174,5 @@ def _conv_bias_activation_backward_cuda(dout, y, gate, out=None):
     got = _conv_bias_activation_backward(dout, y, gate, out)
     if got is NotImplemented:
         return NotImplemented
-    return got[0], got[0].sum(axis=1)  # the CUDA kernel leaves db: CuPy's row reduction spreads over the whole GPU
+    # the CUDA kernel leaves db: CuPy's row reduction spreads over the whole GPU (and sums float16 in float32)
+    return got[0], got[0].sum(axis=1)

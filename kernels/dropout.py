@@ -16,7 +16,7 @@ import numpy as np
 from numba import cuda, prange
 
 from .arrays import array_module
-from .checks import contiguous, empty, flat, same_arrays
+from .checks import compute_dtype, contiguous, cpu_half, empty, flat, same_arrays
 from .launch import Kernels, run
 from .op import op
 
@@ -99,9 +99,14 @@ DROPOUT = Kernels(dropout_cpu, dropout_cuda)
 
 @dropout_forward.kernel("cpu", "cuda")
 def _dropout_forward(x, p, seed, offset=0):
+    if cpu_half(x):
+        return NotImplemented
     x = contiguous(x)
     dt = same_arrays("dropout_forward", x)
     out, mask = empty(x, x.shape, dt), empty(x, x.shape, dt)
+    # the scale in the arrays' dtype (the mask holds it: backward multiplies by the same value), widened for float16
+    # arrays, whose x * scale is then exact in float32 and rounded once: NumPy's float16 product, bit for bit
+    ct = compute_dtype(dt).type
     run(DROPOUT, x.size, flat(x), flat(out), flat(mask), np.uint64(seed), np.uint64(offset),
-        np.uint64(dropout_threshold(p)), dt.type(1.0 / (1.0 - p)), dt.type(0))
+        np.uint64(dropout_threshold(p)), ct(dt.type(1.0 / (1.0 - p))), ct(0))
     return out, mask

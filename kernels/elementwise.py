@@ -11,6 +11,10 @@ compiled on first call, and cached on disk (:class:`RuleCache`), so a new proces
 ``k``: the gate's numbers in the arrays' dtype, a named tuple ``(zero, half, one, <the gate's own>)``,
 e.g. ``k.alpha``. A float literal in a scalar rule would be float64 and pull a float32 kernel into
 float64 arithmetic (on a GPU, at a fraction of the speed): the rules use ``k``'s fields instead.
+
+float16 arrays (mixed precision, CUDA only) get float32 numbers: the CUDA kernels widen each load
+(``k.zero + x[i]``: float16 plus float32 is float32, in Numba as in NumPy), so a rule computes in float32
+and only the stored result is rounded to float16.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 from numba import cuda
 from numba.core.caching import FunctionCache
 
+from .checks import compute_dtype
 from .launch import Kernels
 
 FAMILIES: list[Callable] = []  # builders, (GateKernels) -> {name: Kernels}, registered by the op families
@@ -55,11 +60,12 @@ class RuleKernels:
         self._numbers: dict = {}
 
     def numbers(self, dtype: np.dtype, values: tuple):
-        """The rules' numbers for arrays of ``dtype``: 0, 1/2, 1 and ``values`` (in the class's ``numbers`` order)."""
+        """The rules' numbers for arrays of ``dtype``: 0, 1/2, 1 and ``values`` (in the class's ``numbers`` order),
+        in the dtype the kernels compute in (float32 for float16 arrays)."""
         key = (dtype, values)
         k = self._numbers.get(key)
         if k is None:
-            cast = dtype.type
+            cast = compute_dtype(dtype).type
             k = self._numbers[key] = self.Numbers(cast(0), cast(0.5), cast(1),
                                                    *(v if isinstance(v, bool) else cast(v) for v in values))
         return k

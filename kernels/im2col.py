@@ -20,7 +20,7 @@ import numba
 from numba import cuda, prange
 
 from .arrays import array_module
-from .checks import contiguous, into, out_array, same_arrays
+from .checks import compute_dtype, contiguous, cpu_half, into, out_array, same_arrays
 from .launch import Kernels, run
 from .op import op
 
@@ -209,10 +209,13 @@ def _im2col(x, kernel, stride, padding, out=None):
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     n, c, h, w = x.shape
     ho, wo = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    if cpu_half(x):
+        return NotImplemented
     x = contiguous(x)
     dt = same_arrays("im2col", x)
     cols = out_array(out, x, (c * kh * kw, n * ho * wo), dt, "im2col")
-    run(IM2COL, cols.size, x, cols, kh, kw, sh, sw, ph, pw, ho, wo, dt.type(0), grid=(cols.shape[0], ho, wo))
+    run(IM2COL, cols.size, x, cols, kh, kw, sh, sw, ph, pw, ho, wo, compute_dtype(dt).type(0),
+        grid=(cols.shape[0], ho, wo))
     return cols
 
 
@@ -221,11 +224,14 @@ def _col2im(cols, x_shape, kernel, stride, padding, out=None):
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     n, c, h, w = x_shape
     ho, wo = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    if cpu_half(cols):
+        return NotImplemented
     cols = contiguous(cols)
     dt = same_arrays("col2im", cols)
     if cols.shape != (c * kh * kw, n * ho * wo):
         raise ValueError(f"col2im: cols has shape {tuple(cols.shape)}, expected {(c * kh * kw, n * ho * wo)} "
                          f"for images {tuple(x_shape)}")
     dx = out_array(out, cols, tuple(x_shape), dt, "col2im")
-    run(COL2IM, cols.size, cols, dx, kh, kw, sh, sw, ph, pw, ho, wo, dt.type(0), grid=(c, h, w))
+    # float16 columns are summed in float32 (the zero's dtype), each pixel rounded once
+    run(COL2IM, cols.size, cols, dx, kh, kw, sh, sw, ph, pw, ho, wo, compute_dtype(dt).type(0), grid=(c, h, w))
     return dx

@@ -8,6 +8,11 @@ partial sums the last thread to finish adds up in order (:func:`~gpunn.kernels.l
 so the loss does not depend on which thread ran when. The loss a kernel returns is a 1-element array of
 the scores' dtype and the count a 1-element int64 array, both on the scores' device: nothing is read on
 the host.
+
+``scale`` (a 1-element array on the device, or None) multiplies the gradient: a mixed-precision Trainer's
+loss scale (``gpunn/loss_scaler.py``), folded in here so that scaling costs no launch. The loss value is
+never scaled. float16 scores (mixed precision, CUDA) are read into float32: the softmax, its logarithm and
+the sums are float32, the loss a float32 value, and only the gradient is stored in float16.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 from numba import cuda
 
 from .arrays import array_module
-from .checks import contiguous, empty
+from .checks import compute_dtype, contiguous, empty, small_array
 from .launch import Kernels, clamped_blocks, configured, counters, finished_last
 from .op import op
 
@@ -29,46 +34,50 @@ THREADS = 128  # threads per block of a loss launch: a thread per row, a few row
 # --------------------------------------------------------------------------- one row at a time
 
 @numba.njit(inline="always", cache=True)
-def _softmax_row(s, grad, r, label, n_f, zero, one):
-    """Row r: its loss -log softmax(s_r)[label], its gradient row (p - onehot) / n (``n_f``: the rows, in the
-    dtype), and whether argmax == label."""
+def _softmax_row(s, grad, r, label, n_f, zero, one, sc):
+    """Row r: its loss -log softmax(s_r)[label], its gradient row (p - onehot) / n times the scale ``sc``
+    (``n_f``: the rows, in the compute dtype), and whether argmax == label. Each load is widened (zero + s):
+    float16 scores compute in float32."""
     cols = s.shape[1]
-    top, best = s[r, 0], 0
+    top, best = zero + s[r, 0], 0
     for j in range(1, cols):
-        if s[r, j] > top:
-            top, best = s[r, j], j
+        v = zero + s[r, j]
+        if v > top:
+            top, best = v, j
     total = zero
     for j in range(cols):
-        total += math.exp(s[r, j] - top)
+        total += math.exp((zero + s[r, j]) - top)
     log_z = math.log(total)
     for j in range(cols):
-        p = math.exp(s[r, j] - top - log_z)
-        grad[r, j] = (p - one if j == label else p) / n_f
-    return log_z - (s[r, label] - top), best == label
+        p = math.exp((zero + s[r, j]) - top - log_z)
+        grad[r, j] = (p - one if j == label else p) / n_f * sc
+    return log_z - ((zero + s[r, label]) - top), best == label
 
 
 _softmax_row_device = cuda.jit(device=True)(_softmax_row.py_func)
 
 
 @numba.njit(inline="always", cache=True)
-def _hinge_row(s, grad, r, label, delta, n_f, zero, one):
-    """Row r: sum over j != label of max(0, s_j - s_label + delta), its gradient row / n, and argmax == label."""
+def _hinge_row(s, grad, r, label, delta, n_f, zero, one, sc):
+    """Row r: sum over j != label of max(0, s_j - s_label + delta), its gradient row / n times ``sc``, and
+    argmax == label (loads widened, as in :func:`_softmax_row`)."""
     cols = s.shape[1]
-    top, best = s[r, 0], 0
+    top, best = zero + s[r, 0], 0
     for j in range(1, cols):
-        if s[r, j] > top:
-            top, best = s[r, j], j
-    correct_score = s[r, label]
+        v = zero + s[r, j]
+        if v > top:
+            top, best = v, j
+    correct_score = zero + s[r, label]
     total, count = zero, zero
     for j in range(cols):
-        margin = s[r, j] - correct_score + delta
+        margin = (zero + s[r, j]) - correct_score + delta
         if j != label and margin > zero:
             total += margin
             count += one
-            grad[r, j] = one / n_f
+            grad[r, j] = one / n_f * sc
         else:
             grad[r, j] = zero
-    grad[r, label] = -count / n_f  # the correct class is pushed once for each violating class
+    grad[r, label] = -count / n_f * sc  # the correct class is pushed once for each violating class
     return total, best == label
 
 
@@ -78,10 +87,10 @@ _hinge_row_device = cuda.jit(device=True)(_hinge_row.py_func)
 # --------------------------------------------------------------------------- the kernels
 
 @numba.njit(cache=True)
-def softmax_cross_entropy_cpu(s, y, grad, loss, correct, n_f, zero, one):
-    total, right = zero, 0
+def softmax_cross_entropy_cpu(s, y, grad, loss, correct, scale, n_f, zero, one):
+    total, right, sc = zero, 0, scale[0]
     for r in range(s.shape[0]):
-        value, hit = _softmax_row(s, grad, r, y[r], n_f, zero, one)
+        value, hit = _softmax_row(s, grad, r, y[r], n_f, zero, one, sc)
         total += value
         right += hit
     loss[0] = total / n_f
@@ -89,10 +98,10 @@ def softmax_cross_entropy_cpu(s, y, grad, loss, correct, n_f, zero, one):
 
 
 @numba.njit(cache=True)
-def multiclass_hinge_cpu(s, y, grad, loss, correct, delta, n_f, zero, one):
-    total, right = zero, 0
+def multiclass_hinge_cpu(s, y, grad, loss, correct, scale, delta, n_f, zero, one):
+    total, right, sc = zero, 0, scale[0]
     for r in range(s.shape[0]):
-        value, hit = _hinge_row(s, grad, r, y[r], delta, n_f, zero, one)
+        value, hit = _hinge_row(s, grad, r, y[r], delta, n_f, zero, one, sc)
         total += value
         right += hit
     loss[0] = total / n_f
@@ -100,14 +109,14 @@ def multiclass_hinge_cpu(s, y, grad, loss, correct, delta, n_f, zero, one):
 
 
 @cuda.jit(cache=True)
-def softmax_cross_entropy_cuda(s, y, grad, loss, correct, parts, hits, done, n_f, zero, one):
+def softmax_cross_entropy_cuda(s, y, grad, loss, correct, scale, parts, hits, done, n_f, zero, one):
     """Thread t takes rows t, t + T, ...; parts[t] and hits[t] hold its sums; the last thread adds them up."""
     t, stride = cuda.grid(1), cuda.gridsize(1)
     n = s.shape[0]
-    total, right = zero, 0
+    total, right, sc = zero, 0, scale[0]
     r = t
     while r < n:
-        value, hit = _softmax_row_device(s, grad, r, y[r], n_f, zero, one)
+        value, hit = _softmax_row_device(s, grad, r, y[r], n_f, zero, one, sc)
         total += value
         right += hit
         r += stride
@@ -122,13 +131,13 @@ def softmax_cross_entropy_cuda(s, y, grad, loss, correct, parts, hits, done, n_f
 
 
 @cuda.jit(cache=True)
-def multiclass_hinge_cuda(s, y, grad, loss, correct, parts, hits, done, delta, n_f, zero, one):
+def multiclass_hinge_cuda(s, y, grad, loss, correct, scale, parts, hits, done, delta, n_f, zero, one):
     t, stride = cuda.grid(1), cuda.gridsize(1)
     n = s.shape[0]
-    total, right = zero, 0
+    total, right, sc = zero, 0, scale[0]
     r = t
     while r < n:
-        value, hit = _hinge_row_device(s, grad, r, y[r], delta, n_f, zero, one)
+        value, hit = _hinge_row_device(s, grad, r, y[r], delta, n_f, zero, one, sc)
         total += value
         right += hit
         r += stride
@@ -149,49 +158,74 @@ MULTICLASS_HINGE = Kernels(multiclass_hinge_cpu, multiclass_hinge_cuda)
 # --------------------------------------------------------------------------- the op
 
 @op(min_size={"cpu": 0})
-def fused_loss(scores, y, loss):
+def fused_loss(scores, y, loss, scale=None):
     """(mean loss (0-d), its gradient w.r.t. ``scores``, the number of rows whose top score is their label (0-d)).
 
     ``loss``: the loss object, whose ``value_and_grad`` is the reference and whose ``kernels`` (a
-    :class:`~gpunn.kernels.launch.Kernels` pair from this file) compute the same in one pass.
+    :class:`~gpunn.kernels.launch.Kernels` pair from this file) compute the same in one pass. ``scale``: a
+    1-element array on the scores' device whose value multiplies the gradient (a loss scale), or None.
+    float16 scores are computed in float32: a float32 loss, a float16 gradient.
     """
-    return loss.value_and_grad(scores, y)
+    half = scores.dtype == np.float16
+    value, grad, correct = loss.value_and_grad(scores.astype(np.float32) if half else scores, y)
+    if scale is not None:
+        grad = grad * scale[0]
+    return value, grad.astype(np.float16) if half else grad, correct
 
 
 def _outputs(scores, y):
+    """(compute dtype, gradient, loss, count) arrays for a kernel, or None for what no kernel takes."""
     dt = scores.dtype
-    if dt not in (np.float32, np.float64) or scores.ndim != 2 or y.shape != (scores.shape[0],) or y.dtype.kind not in "iu":
+    takes = dt in (np.float32, np.float64) or (dt == np.float16 and type(scores) is not np.ndarray)
+    if not takes or scores.ndim != 2 or y.shape != (scores.shape[0],) or y.dtype.kind not in "iu":
         return None
-    return dt, empty(scores, scores.shape, dt), empty(scores, (1,), dt), empty(scores, (1,), np.int64)
+    ct = compute_dtype(dt)
+    return ct, empty(scores, scores.shape, dt), empty(scores, (1,), ct), empty(scores, (1,), np.int64)
 
 
-def _numbers(scores) -> tuple:
-    """(n, 0, 1) in the scores' dtype: the rows as a float divides the sums, as the reference's mean does."""
-    cast = scores.dtype.type
+def _numbers(scores, ct) -> tuple:
+    """(n, 0, 1) in the compute dtype ``ct``: the rows as a float divides the sums, as the reference's mean does."""
+    cast = ct.type
     return cast(scores.shape[0]), cast(0), cast(1)
 
 
+_ONES: dict = {}  # (array type, device, dtype) -> a 1-element one there: the scale of an unscaled gradient
+
+
+def _scale(scores, ct, scale):
+    """``scale`` checked (a 1-element array of the compute dtype beside the scores), or a kept 1 where it is None."""
+    if scale is None:
+        key = (type(scores), getattr(scores, "device", None), ct)
+        if key not in _ONES:
+            _ONES[key] = array_module(scores).ones(1, ct)
+        return _ONES[key]
+    return small_array(scale, scores, "fused_loss: scale", f"a 1-D {ct} array (its first element scales the gradient)",
+                       lambda a: a.dtype == ct and a.ndim == 1 and a.size >= 1)
+
+
 @fused_loss.kernel("cpu")
-def _fused_loss_cpu(scores, y, loss):
+def _fused_loss_cpu(scores, y, loss, scale=None):
     scores, y = contiguous(scores), contiguous(y)
     made = _outputs(scores, y)
     if loss.kernels is None or made is None:
         return NotImplemented
-    dt, grad, value, correct = made
-    loss.kernels.cpu(scores, y, grad, value, correct, *loss.kernel_numbers(dt), *_numbers(scores))
+    ct, grad, value, correct = made
+    loss.kernels.cpu(scores, y, grad, value, correct, _scale(scores, ct, scale), *loss.kernel_numbers(ct),
+                     *_numbers(scores, ct))
     return value.reshape(()), grad, correct.reshape(())
 
 
 @fused_loss.kernel("cuda")
-def _fused_loss_cuda(scores, y, loss):
+def _fused_loss_cuda(scores, y, loss, scale=None):
     scores, y = contiguous(scores), contiguous(y)
     made = _outputs(scores, y)
     if loss.kernels is None or made is None:
         return NotImplemented
-    dt, grad, value, correct = made
+    ct, grad, value, correct = made
+    sc = _scale(scores, ct, scale)
     blocks = clamped_blocks(scores.shape[0], 4 * THREADS, cap=64)  # about four rows per thread
     xp = array_module(scores)
-    parts, hits = xp.empty(blocks * THREADS, dt), xp.empty(blocks * THREADS, np.int64)
-    configured(loss.kernels.cuda, blocks, THREADS)(scores, y, grad, value, correct, parts, hits, counters(scores, 1),
-                                                   *loss.kernel_numbers(dt), *_numbers(scores))
+    parts, hits = xp.empty(blocks * THREADS, ct), xp.empty(blocks * THREADS, np.int64)
+    configured(loss.kernels.cuda, blocks, THREADS)(scores, y, grad, value, correct, sc, parts, hits,
+                                                   counters(scores, 1), *loss.kernel_numbers(ct), *_numbers(scores, ct))
     return value.reshape(()), grad, correct.reshape(())

@@ -6,6 +6,14 @@ threaded work runs on Numba's threads (``kernels/blas_pool.py``): a training ste
 with such kernels then keeps one thread pool busy, not two. OpenBLAS keeps its own jobs and their
 partition, so the result is NumPy's bit for bit. Where the optional ``mkl`` package is installed, 2-D float
 products run on MKL instead (``kernels/mkl_gemm.py``; ``GPUNN_MKL=0`` switches it off).
+
+On a GPU, :func:`set_matmul_precision` says how cuBLAS computes: "highest" (the default) computes float32
+products in float32; "high" lets them use TF32 tensor cores (inputs rounded to a 10-bit mantissa, sums in
+float32: several times the speed on GPUs of compute capability 8.0 and above, about 1e-3 relative error
+per product). float16 products (mixed precision) always accumulate in float32. CuPy's own switch is a
+process-wide compute type per dtype (``cupy._core.set_compute_type``): gpunn sets it before its first
+CUDA product after a change, so the choice holds for every CuPy GEMM of the process (CuPy's ``CUPY_TF32``
+environment variable is overridden). The CPU is unaffected.
 """
 
 from __future__ import annotations
@@ -22,6 +30,66 @@ from .op import op
 @op(min_size={"cpu": 0})
 def matmul(a, b, out=None):
     """``a @ b`` (NumPy's matmul rules), into ``out`` where given."""
+    return array_module(a).matmul(a, b, out=out)
+
+
+MATMUL_PRECISIONS = ("highest", "high")
+_PRECISION = ["highest"]  # asked for
+_APPLIED = [None]  # set in CuPy's compute types (None: not yet in this process)
+
+
+def set_matmul_precision(precision: str) -> None:
+    """How float32 matrix products compute on a GPU: "highest" (float32, the default) or "high" (TF32 where the
+    GPU has it: compute capability 8.0 and above; float32 on older GPUs). The CPU is unaffected.
+
+    Parameters
+    ----------
+    precision : {"highest", "high"}
+        PyTorch's names (``torch.set_float32_matmul_precision``) for the same two choices.
+
+    Raises
+    ------
+    ValueError
+        ``precision`` is not one of them (naming it).
+
+    Examples
+    --------
+    >>> gn.set_matmul_precision("high")
+    >>> gn.get_matmul_precision()
+    'high'
+    >>> gn.set_matmul_precision("highest")
+    """
+    if precision not in MATMUL_PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(map(repr, MATMUL_PRECISIONS))}")
+    _PRECISION[0] = precision
+
+
+def get_matmul_precision() -> str:
+    """The matrix-product precision on a GPU: "highest" (float32) or "high" (TF32); see :func:`set_matmul_precision`."""
+    return _PRECISION[0]
+
+
+def compute_types(precision: str, cupy_linalg) -> dict:
+    """{dtype: CuPy compute type} for ``precision``: float32 in FP32 or TF32, float16 always accumulating in FP32."""
+    fp32 = cupy_linalg.COMPUTE_TYPE_FP32
+    return {np.dtype(np.float32): cupy_linalg.COMPUTE_TYPE_TF32 if precision == "high" else fp32,
+            np.dtype(np.float16): fp32}
+
+
+def _apply_precision() -> None:
+    """Set CuPy's compute types to the precision asked for (process-wide; done once per change)."""
+    from cupy import _core
+    from cupy._core import _routines_linalg
+
+    for dtype, compute_type in compute_types(_PRECISION[0], _routines_linalg).items():
+        _core.set_compute_type(dtype, compute_type)
+    _APPLIED[0] = _PRECISION[0]
+
+
+@matmul.kernel("cuda")
+def _cuda_matmul(a, b, out=None):
+    if _APPLIED[0] != _PRECISION[0]:  # one comparison per product
+        _apply_precision()
     return array_module(a).matmul(a, b, out=out)
 
 

@@ -10,22 +10,49 @@ kept on its device (:func:`chunk_table`).
 ``nonfinite_check`` (:func:`gpunn.ops.nonfinite_check`) is the divergence flag's check (``gpunn/divergence.py``): is the loss, or any
 element of any gradient, NaN or infinite? One launch reads every gradient once; the thread that finishes
 last records the answer (:func:`~gpunn.kernels.launch.finished_last`), so the host never waits for it.
+
+With a loss scaler (mixed precision, ``gpunn/loss_scaler.py``) the same launch is the scaler's too: a
+non-finite gradient is then an overflow of the scaled float16 gradients, not divergence, and the last
+thread decides the step as PyTorch's ``GradScaler`` does (skip it, halve the scale; or count a good step
+and double the scale after ``growth_interval`` of them), writing the decision into the scaler's state
+(``SCALE`` ...), which the update kernels read.
 """
 
 from __future__ import annotations
 
 import math
 from operator import attrgetter, methodcaller
+from typing import NamedTuple
 
 import numba
 import numpy as np
 from numba import cuda, prange
 
 from .arrays import array_module, device_of
+from .checks import small_array
 from .launch import PARALLEL_MIN_SIZE, THREADS, clamped_blocks, configured, counters, finished_last
 from .op import op
 
 CHUNK = 1 << 15  # elements per chunk: a block's 256 threads take 128 each; on the CPU a vectorised run
+
+# The loss scaler's state: one float32 array on the device, [SCALE_SLOTS] long. SCALE: the loss scale for the
+# next step; TRACKER: good steps since the scale last changed; INV_SCALE: 1 / the scale this step's gradients
+# carry (the update kernels unscale by it); FOUND: 1 where this step's gradients overflowed (the update kernels
+# skip it); PENDING: an overflow seen by a check that does not decide (the step's other dtype); IN_A_ROW:
+# overflowed steps in a row; SKIPPED: overflowed steps in all. Counts are exact in float32 up to 2^24.
+SCALE, TRACKER, INV_SCALE, FOUND, PENDING, IN_A_ROW, SKIPPED, SCALE_SLOTS = range(8)
+
+
+class ScalerRule(NamedTuple):
+    """The loss scaler's hyperparameters as its kernels read them (float32): GradScaler's growth_factor,
+    backoff_factor and growth_interval, the overflows in a row that count as divergence, and 0 and 1."""
+
+    growth: np.float32
+    backoff: np.float32
+    interval: np.float32
+    give_up: np.float32
+    zero: np.float32
+    one: np.float32
 
 
 def table_rows(sizes: tuple) -> np.ndarray:
@@ -64,18 +91,97 @@ def grid(table) -> tuple:
 # --------------------------------------------------------------------------- the all-finite check
 
 @op(min_size={"cpu": 0})
-def nonfinite_check(loss, grads: tuple, state) -> None:
+def nonfinite_check(loss, grads: tuple, state, scaler=None, decide: bool = True) -> None:
     """Count a step in ``state`` (int64 [first bad step, steps counted]) and record it if it is the first whose
     ``loss`` (a 1-element array) or any element of ``grads`` is NaN or infinite, or whose g * g overflows.
 
     The first bad step sticks (steps count from 1); ``state`` is what the update kernels read to skip.
+
+    ``scaler``: a loss scaler (``state``: its float32 array on the device, laid out as ``SCALE`` ... above;
+    ``rule``: a ``ScalerRule``). Then a non-finite gradient is an overflow: recorded in the scaler
+    (FOUND, the scale halved), and a bad step for ``state`` only where the loss is not finite or
+    ``rule.give_up`` steps in a row overflowed. Gradients of two dtypes (float16, and float32 layers such as
+    batchnorm) are checked by two calls: the first with ``decide=False`` only notes an overflow (PENDING).
     """
     xp = array_module(loss)
-    bad = ~xp.isfinite(loss.reshape(()))
+    if scaler is None:
+        bad = ~xp.isfinite(loss.reshape(()))
+        for g in grads:
+            g = g.astype(np.float32) if g.dtype == np.float16 else g  # g * g must not overflow float16 itself
+            bad = bad | ~xp.isfinite(g * g).all()
+        state[1] += 1
+        state[0] = xp.where(bad & (state[0] == 0), state[1], state[0])
+        return
+    st, rule = scaler.state, scaler.rule
+    found = st[PENDING] != 0
     for g in grads:
-        bad = bad | ~xp.isfinite(g * g).all()
+        found = found | ~xp.isfinite(g).all()
+    if not decide:
+        st[PENDING:PENDING + 1] = found.astype(st.dtype)
+        return
+    scale, one, zero = st[SCALE], rule.one, rule.zero
+    tracker = xp.where(found, zero, st[TRACKER] + one)
+    grow = ~found & (tracker >= rule.interval)
+    with np.errstate(over="ignore"):  # a growth past float32's range is not made (below), not an error
+        grown = scale * rule.growth
+    new_scale = xp.where(found, scale * rule.backoff, xp.where(grow & xp.isfinite(grown), grown, scale))
+    in_a_row = xp.where(found, st[IN_A_ROW] + one, zero)
+    st[...] = xp.stack([new_scale, xp.where(grow, zero, tracker), one / scale, found.astype(st.dtype),
+                        xp.zeros((), st.dtype), in_a_row, st[SKIPPED] + found])
     state[1] += 1
+    bad = ~xp.isfinite(loss.reshape(())) | (in_a_row >= rule.give_up)
     state[0] = xp.where(bad & (state[0] == 0), state[1], state[0])
+
+
+def _decide(loss, state, scaler, rule) -> None:
+    """The step's decision, made by the last thread of the deciding check (one thread: plain loads and stores)."""
+    found = scaler[PENDING] != rule.zero
+    scaler[PENDING] = rule.zero
+    scale = scaler[SCALE]
+    scaler[INV_SCALE] = rule.one / scale
+    state[1] += 1
+    if found:  # skip the step (the update kernels read FOUND), halve the scale
+        scaler[FOUND] = rule.one
+        scaler[SCALE] = scale * rule.backoff
+        scaler[TRACKER] = rule.zero
+        scaler[IN_A_ROW] += rule.one
+        scaler[SKIPPED] += rule.one
+    else:  # a good step: after growth_interval of them in a row the scale doubles, if it stays finite
+        scaler[FOUND] = rule.zero
+        scaler[IN_A_ROW] = rule.zero
+        tracker = scaler[TRACKER] + rule.one
+        if tracker >= rule.interval:
+            grown = scale * rule.growth
+            if math.isfinite(grown):
+                scaler[SCALE] = grown
+            tracker = rule.zero
+        scaler[TRACKER] = tracker
+    if state[0] == 0 and (not math.isfinite(loss[0]) or scaler[IN_A_ROW] >= rule.give_up):
+        state[0] = state[1]
+
+
+_decide_device = cuda.jit(device=True)(_decide)
+
+
+@cuda.jit(cache=True)
+def _scaled_check_cuda(grads, table, loss, state, scaler, scratch, decide, rule):
+    """The check of a loss-scaled step: a thread that sees a non-finite gradient (its load widened: float16 to
+    float32) notes it in scaler[PENDING]; the last thread to finish decides the step where ``decide``."""
+    bad = False
+    c = cuda.blockIdx.x
+    while c < table.shape[0]:
+        g = grads[table[c, 0]]
+        i = table[c, 1] + cuda.threadIdx.x
+        while i < table[c, 2]:
+            if not math.isfinite(rule.zero + g[i]):
+                bad = True
+            i += cuda.blockDim.x
+        c += cuda.gridDim.x
+    if bad:
+        scaler[PENDING] = rule.one
+    if finished_last(scratch, 1, cuda.gridDim.x * cuda.blockDim.x):
+        if decide:
+            _decide_device(loss, state, scaler, rule)
 
 
 @numba.njit(cache=True)
@@ -131,7 +237,9 @@ def _check_cuda(grads, table, loss, state, scratch):
 
 
 @nonfinite_check.kernel("cpu")
-def _nonfinite_check_cpu(loss, grads, state):
+def _nonfinite_check_cpu(loss, grads, state, scaler=None, decide=True):
+    if scaler is not None or grads[0].dtype == np.float16:
+        return NotImplemented  # mixed precision runs on a GPU: on the CPU the reference is its definition
     grads, loss = flat_arrays(grads), loss.reshape(-1)
     table = chunk_table(grads)
     if sum(map(_SIZE, grads)) < PARALLEL_MIN_SIZE:
@@ -141,7 +249,19 @@ def _nonfinite_check_cpu(loss, grads, state):
 
 
 @nonfinite_check.kernel("cuda")
-def _nonfinite_check_cuda(loss, grads, state):
+def _nonfinite_check_cuda(loss, grads, state, scaler=None, decide=True):
+    dtypes = {g.dtype for g in grads}
+    if len(dtypes) != 1:
+        raise ValueError(f"nonfinite_check: the gradients of one call must share a dtype (one launch indexes them "
+                         f"as one tuple), got {sorted(map(str, dtypes))}")
     grads, loss = flat_arrays(grads), loss.reshape(-1)
     table = chunk_table(grads)
-    configured(_check_cuda, *grid(table))(grads, table, loss, state, counters(loss, 2))
+    if scaler is None:
+        if np.float16 in dtypes:
+            return NotImplemented  # float16 without a scaler: g * g is squared in float32 by the reference
+        configured(_check_cuda, *grid(table))(grads, table, loss, state, counters(loss, 2))
+        return
+    small_array(scaler.state, loss, "nonfinite_check: scaler.state", f"a float32 array of {SCALE_SLOTS} values",
+                lambda a: a.dtype == np.float32 and a.shape == (SCALE_SLOTS,))
+    configured(_scaled_check_cuda, *grid(table))(grads, table, loss, state, scaler.state, counters(loss, 2),
+                                                 bool(decide), scaler.rule)

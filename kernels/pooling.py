@@ -18,7 +18,7 @@ import numpy as np
 from numba import cuda, prange
 
 from .arrays import array_module
-from .checks import contiguous, empty, same_arrays
+from .checks import compute_dtype, contiguous, cpu_half, empty, same_arrays
 from .im2col import output_size, window
 from .launch import Kernels, run
 from .op import op
@@ -115,13 +115,17 @@ def _max_pool_2x2_cpu(x, out, arg):
                 arg[t, oh, ow] = k
 
 
-def _window_max(x, t, oh, ow, kh, kw, sh, sw):
-    """(the window's first maximum, or its last NaN; the tap i kw + j it came from) for output (oh, ow) of plane t."""
-    best = x[t, oh * sh, ow * sw]
+def _window_max(x, t, oh, ow, kh, kw, sh, sw, zero):
+    """(the window's first maximum, or its last NaN; the tap i kw + j it came from) for output (oh, ow) of plane t.
+
+    Each load is widened (``zero`` + x: float16 is compared in float32, exactly): numba-cuda's float16 comparisons
+    give PTX that nvJitLink refuses (ERROR_INTERNAL, seen with numba-cuda 0.30.4).
+    """
+    best = zero + x[t, oh * sh, ow * sw]
     k = 0
     for i in range(kh):
         for j in range(kw):
-            v = x[t, oh * sh + i, ow * sw + j]
+            v = zero + x[t, oh * sh + i, ow * sw + j]
             if v > best or v != v:
                 best = v
                 k = i * kw + j
@@ -133,7 +137,7 @@ window_max_device = cuda.jit(device=True)(_window_max)
 
 
 @numba.njit(parallel=True, cache=True)
-def max_pool_cpu(x, out, arg, kh, kw, sh, sw):
+def max_pool_cpu(x, out, arg, kh, kw, sh, sw, zero):
     """Per plane of x (N C, H, W): each window's first maximum (or last NaN) and its tap i kw + j."""
     planes, ho, wo = out.shape
     if kh == 2 and kw == 2 and sh == 2 and sw == 2:
@@ -142,7 +146,7 @@ def max_pool_cpu(x, out, arg, kh, kw, sh, sw):
     for t in prange(planes):
         for oh in range(ho):
             for ow in range(wo):
-                out[t, oh, ow], arg[t, oh, ow] = window_max_scalar(x, t, oh, ow, kh, kw, sh, sw)
+                out[t, oh, ow], arg[t, oh, ow] = window_max_scalar(x, t, oh, ow, kh, kw, sh, sw, zero)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -167,7 +171,7 @@ def max_pool_backward_cpu(g, arg, dx, kh, kw, sh, sw, zero):
 # --------------------------------------------------------------------------- CUDA kernels
 
 @cuda.jit(cache=True)
-def max_pool_cuda(x, out, arg, kh, kw, sh, sw):
+def max_pool_cuda(x, out, arg, kh, kw, sh, sw, zero):
     """Per window: its first maximum (or last NaN) and its tap i kw + j; x over ow, y over oh, z over planes."""
     planes, ho, wo = out.shape
     x0, y0, z0 = cuda.grid(3)
@@ -178,7 +182,7 @@ def max_pool_cuda(x, out, arg, kh, kw, sh, sw):
         while oh < ho:
             ow = x0
             while ow < wo:
-                out[t, oh, ow], arg[t, oh, ow] = window_max_device(x, t, oh, ow, kh, kw, sh, sw)
+                out[t, oh, ow], arg[t, oh, ow] = window_max_device(x, t, oh, ow, kh, kw, sh, sw, zero)
                 ow += xs
             oh += ys
         t += zs
@@ -227,10 +231,13 @@ def _max_pool_forward(x, kernel, stride):
     (kh, kw), (sh, sw) = kernel, stride
     n, c, h, w = x.shape
     ho, wo = output_size(h, kh, sh), output_size(w, kw, sw)
+    if cpu_half(x):
+        return NotImplemented
     x = contiguous(x)
     dt = same_arrays("max_pool_forward", x)
     out, arg = empty(x, (n * c, ho, wo), dt), empty(x, (n * c, ho, wo), np.int32)
-    run(MAX_POOL, out.size, x.reshape(n * c, h, w), out, arg, kh, kw, sh, sw, grid=(n * c, ho, wo))
+    run(MAX_POOL, out.size, x.reshape(n * c, h, w), out, arg, kh, kw, sh, sw, compute_dtype(dt).type(0),
+        grid=(n * c, ho, wo))
     return out.reshape(n, c, ho, wo), arg.reshape(n, c, ho, wo)
 
 
@@ -238,6 +245,8 @@ def _max_pool_forward(x, kernel, stride):
 def _max_pool_backward(dout, argmax, x_shape, kernel, stride):
     (kh, kw), (sh, sw) = kernel, stride
     n, c, h, w = x_shape
+    if cpu_half(dout):
+        return NotImplemented
     dout, argmax = contiguous(dout), contiguous(argmax)
     dt = same_arrays("max_pool_backward", dout)
     if argmax.shape != dout.shape or argmax.dtype != np.int32:
@@ -246,5 +255,5 @@ def _max_pool_backward(dout, argmax, x_shape, kernel, stride):
     _, _, ho, wo = dout.shape
     dx = empty(dout, (n * c, h, w), dt)
     run(MAX_POOL_BACKWARD, dx.size, dout.reshape(n * c, ho, wo), argmax.reshape(n * c, ho, wo), dx, kh, kw, sh, sw,
-        dt.type(0), grid=(n * c, h, w))
+        compute_dtype(dt).type(0), grid=(n * c, h, w))  # float16 gradients summed in float32
     return dx.reshape(n, c, h, w)

@@ -196,6 +196,24 @@ def test_float64_precision_trains_a_float64_model(rng):
     np.testing.assert_allclose(one_by_one, whole, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("cls", [gn.MLPClassifier, gn.LinearClassifier])
+def test_mixed_precision_needs_a_gpu_and_a_failed_fit_changes_nothing(cls, rng):
+    X, y = blobs(rng, [0, 1, 2])
+    clf = cls(epochs=2, precision="mixed", device="cpu", random_state=0)
+    with pytest.raises(ValueError, match=r"precision='mixed' needs a CUDA device, and the device is cpu"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "model_")
+
+
+@pytest.mark.parametrize("cls", [gn.MLPClassifier, gn.LinearClassifier])
+def test_mixed_precision_on_a_gpu_fits_a_float32_model(cls, gpu, rng):
+    X, y = blobs(rng, [0, 1, 2])
+    clf = cls(epochs=20, lr=0.01, precision="mixed", device=str(gpu), random_state=0, batch_size=32).fit(X, y)
+    assert all(p.data.dtype == np.float32 and p.master is None for p in clf.model_.parameters())
+    reference = cls(epochs=20, lr=0.01, device="cpu", random_state=0, batch_size=32).fit(X, y)
+    assert clf.score(X, y) >= reference.score(X, y) - 0.05 and clf.score(X, y) > 0.9
+
+
 def test_early_stopping_keeps_the_epoch_of_lowest_validation_loss(rng):
     X, y = rng.standard_normal((200, 8)), rng.choice(["a", "b", "c"], 200)  # no signal: validation loss soon rises
     clf = gn.MLPClassifier(hidden=(64,), lr=1e-2, epochs=200, early_stopping=True, patience=3, device="cpu",

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import GPU_MARKS, on
 
 import gpunn as gn
 from gpunn.cli import main
@@ -42,6 +43,7 @@ def test_train_resumes_from_its_checkpoint(tmp_path, capsys):
         (["--dataset", "mnist", "--data-dir", "/nonexistent/mnist"], "does not exist or is not a directory"),
         (["--data-dir", "/tmp"], "--data-dir is read only by cifar10 and mnist; digits is embedded"),
         (["--dataset", "spiral", "--data-dir", "/tmp"], "spiral is generated"),
+        (["--precision", "mixed", "--device", "cpu"], "precision='mixed' needs a CUDA device, and the device is cpu"),
     ],
 )
 def test_train_errors_are_one_clear_line(args, message, tmp_path, capsys):
@@ -60,6 +62,8 @@ def test_train_errors_are_one_clear_line(args, message, tmp_path, capsys):
         (["train", "--hidden", "64", "x"], "argument --hidden: must be an integer >= 1, got 'x'"),
         (["knn", "--ks", "0", "1"], "argument --ks: must be an integer >= 1, got '0'"),
         (["knn", "--memory-limit", "lots"], "argument --memory-limit: cannot read 'lots'"),
+        (["train", "--precision", "float16"], "argument --precision: invalid choice: 'float16'"),
+        (["train", "--matmul-precision", "tf32"], "argument --matmul-precision: invalid choice: 'tf32'"),
     ],
 )
 def test_invalid_option_values_name_the_option_and_the_entry(args, message, capsys):
@@ -197,3 +201,20 @@ def test_resuming_a_finished_run_says_there_is_nothing_left(tmp_path, capsys):
     assert main([*common, "--resume", "--epochs", "1"]) == 0
     assert capsys.readouterr().err.strip() == ("gpunn train: nothing left to train: 2 epochs are done, more than "
                                                "--epochs=1; raise --epochs above 2")
+
+
+@pytest.mark.parametrize("gpu_spec", [pytest.param("cuda:0", marks=GPU_MARKS)])
+def test_train_in_mixed_precision_on_a_gpu_and_resume_it(gpu_spec, tmp_path, capsys):
+    """gpunn train --precision mixed: float16 with a loss scaler on the GPU; its checkpoint holds the scaler's state,
+    and --resume continues the run in mixed precision."""
+    common = ["train", "--device", gpu_spec, "--dataset", "spiral", "--hidden", "16", "--out", str(tmp_path),
+              "--no-progress", "--matmul-precision", "high"]
+    with on(gpu_spec):
+        assert main([*common, "--epochs", "2", "--precision", "mixed"]) == 0
+        out = capsys.readouterr().out
+        assert f"device {gpu_spec}, precision mixed" in out and "test accuracy" in out
+        _, meta = gn.checkpoint.load(tmp_path / "checkpoint.npz")
+        assert meta["precision"] == "mixed" and meta["loss_scaler"]["scale"] > 0
+        assert main([*common, "--epochs", "3", "--resume"]) == 0
+        assert "precision mixed, resuming from" in capsys.readouterr().out
+    gn.set_matmul_precision("highest")

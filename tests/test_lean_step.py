@@ -5,6 +5,9 @@ The math of a small step is cheap; what a step spends around it is not. The READ
 ``sys.setprofile``: every Python frame, a compiled Numba kernel's call included). A 784-512-512-10 ReLU +
 Adam step with its data on the device is held to 20 launches on the simulated GPU: CuPy kernels, cuBLAS
 calls and Numba kernels, counted as real CuPy would launch them (``simulated_gpu.strict_cupy.launched``).
+The same step in mixed precision is held to the same 20: the loss scale is folded into the fused loss,
+the overflow check is the divergence check, and the update unscales and writes the float16 copies in its
+one launch (the data is float16 on the device, so no cast per batch).
 """
 
 import collections
@@ -60,8 +63,9 @@ def test_readme_step_python_call_budget(rng, monkeypatch):
 
 
 @pytest.mark.skipif(not SIMULATED, reason="on a real GPU launches are counted by the profiler (bench/GPU.md)")
+@pytest.mark.parametrize("precision", ["float32", "mixed"])
 @pytest.mark.parametrize("gpu_spec", [pytest.param("cuda:0", marks=GPU_MARKS)])
-def test_mlp_training_step_launch_budget(gpu_spec, rng, monkeypatch):
+def test_mlp_training_step_launch_budget(gpu_spec, precision, rng, monkeypatch):
     from simulated_gpu import kernel_launches, strict_cupy
 
     def launches():
@@ -85,7 +89,8 @@ def test_mlp_training_step_launch_budget(gpu_spec, rng, monkeypatch):
         model = gn.nn.Sequential(gn.nn.Linear(784, 512, rng=0), gn.nn.ReLU(), gn.nn.Linear(512, 512, rng=1),
                                  gn.nn.ReLU(), gn.nn.Linear(512, 10, rng=2))
         trainer = gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), gn.optim.Adam(model.parameters()), batch_size=256,
-                             epochs=1, device=dev, progress=False, log_every=1000, restore_best=False)
+                             epochs=1, device=dev, progress=False, log_every=1000, restore_best=False,
+                             precision=precision)
         monkeypatch.setattr(strict_cupy, "launched", _logging(strict_cupy.launched, log))
         trainer.fit(X, y)
     # per_step holds (gather, step) pairs in order: the second batch's pair is the steady state

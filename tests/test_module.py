@@ -149,3 +149,62 @@ def test_nan_scores_never_become_class_0(rng):
     clf.model_[2].W.data[:, 0] = np.nan
     with pytest.raises(ValueError, match="hold NaN: no class can be chosen"):
         clf.predict(X)
+
+
+# --------------------------------------------------------------------------- mixed precision (the layers' dtype policy)
+
+def test_mixed_precision_keeps_float32_masters_and_batchnorm_in_float32(device, rng):
+    model = small_net().to(device)
+    before = model.state_dict()
+    model.mixed_precision()
+    assert model.mixed and model.dtype == np.float16
+    dtypes = {type(m).__name__: m.dtype for m in model.layers}
+    assert dtypes == {"Linear": np.float16, "BatchNorm1d": np.float32, "ReLU": np.float16, "Dropout": np.float16}
+    for name, p in model.named_parameters():
+        if name.startswith("1."):  # batchnorm: its own float32 parameters, no copies
+            assert p.master is None and p.data.dtype == np.float32
+        else:
+            assert p.master.dtype == np.float32 and p.data.dtype == np.float16
+            np.testing.assert_array_equal(gn.to_numpy(p.master), before[name])
+            np.testing.assert_array_equal(gn.to_numpy(p.data), before[name].astype(np.float16))
+    assert_states_equal(model.state_dict(), before)  # the state is the masters': float32, exactly as before
+    model.eval()
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    y = model.forward(device.asarray(x))
+    assert y.dtype == np.float16
+    np.testing.assert_allclose(gn.to_numpy(y), gn.to_numpy(small_net().to(device).eval().forward(x)), rtol=2e-2,
+                               atol=2e-2)  # float16's few digits, nothing worse
+    model.mixed_precision(False)
+    assert not model.mixed and all(m.dtype == np.float32 for m in model.modules())
+    assert_states_equal(model.state_dict(), before)  # back to float32, bit for bit
+
+
+def assert_states_equal(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype, k
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_loading_a_mixed_model_sets_its_masters_and_their_copies(gpu, rng):
+    model = small_net().to(gpu).mixed_precision()
+    state = small_net(7).state_dict()
+    model.load_state_dict(state)
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(gn.to_numpy(p.weights), state[name])
+        np.testing.assert_array_equal(gn.to_numpy(p.data), state[name].astype(p.data.dtype))
+    saved = model.device_state()
+    model.load_state_dict(small_net(9).state_dict())
+    model.load_device_state(saved)
+    assert_states_equal(model.state_dict(), state)
+
+
+def test_mixed_precision_needs_a_float32_model_and_a_mixed_model_keeps_its_dtype():
+    model = small_net().to(dtype="float64")
+    with pytest.raises(ValueError, match="mixed precision keeps float32 master weights, but Sequential is float64"):
+        model.mixed_precision()
+    assert model.dtype == np.float64 and model.layers[0].W.master is None
+    mixed = small_net().mixed_precision()
+    with pytest.raises(ValueError, match="dtype=float64: the model computes in mixed precision"):
+        mixed.to(dtype="float64")
+    assert mixed.layers[0].W.data.dtype == np.float16

@@ -60,6 +60,12 @@ def test_the_snapshot_names_only_what_cupy_has():
     for top in ("cupy", "cupyx"):
         for path, names in ours[top].items():
             wrong += _compare(f"{top}.{path}".rstrip("."), names, real[top].get(path, {}))
+    for path, names in ours["private"].items():  # the compute types: names, signatures and the constants' values
+        theirs = real["private"].get(path, {})
+        wrong += _compare(f"cupy.{path}", names, theirs)
+        wrong += [f"cupy.{path}.{name} = {spec['value']}, CuPy's is {theirs[name].get('value')}"
+                  for name, spec in names.items() if "value" in spec and name in theirs
+                  and theirs[name].get("value") != spec["value"]]
     assert not wrong, "the snapshot is laxer than the installed CuPy " + \
         f"{real['cupy_version']} (regenerate it with tests/simulated_gpu/snapshot.py):\n" + "\n".join(wrong[:40])
 

@@ -61,6 +61,24 @@ def test_training_steps_never_read_the_device(strict_cuda, opt, rng):
     assert history.column("val_accuracy") == pytest.approx(cpu.history.column("val_accuracy"))
 
 
+@pytest.mark.parametrize("opt", ["adam", "nesterov"])
+def test_mixed_precision_steps_never_read_the_device(strict_cuda, opt, rng):
+    """The loss scaler lives on the device: scaling the loss, checking the float16 gradients, deciding the step and
+    unscaling them in the update read nothing on the host (the scale starts at 2^16: some early steps overflow)."""
+    device, cupyx, reads = strict_cuda
+    X, y = blobs(rng)
+    val = (X[:40], y[:40])
+    trainer = trainer_on(device, opt, epochs=3, precision="mixed")
+    with cupyx.allow_synchronize(False):
+        history = trainer.fit(X, y, val=val)
+    if reads is not None:
+        assert reads[0] <= 3 * 4, reads[0]
+    cpu = trainer_on("cpu", opt, epochs=3)
+    cpu.fit(X, y, val=val)
+    assert abs(history.column("val_accuracy")[-1] - cpu.history.column("val_accuracy")[-1]) <= 0.05
+    assert trainer.optimizer.steps == 3 * 15 - trainer.loss_scaler.skipped_steps
+
+
 def test_host_reads_follow_log_every(strict_cuda, rng):
     device, cupyx, reads = strict_cuda
     if reads is None:

@@ -1,4 +1,5 @@
-"""``gpunn info``: versions, the devices found (or why none), and which ops run fused kernels."""
+"""``gpunn info``: versions, the devices found (or why none), the GPU's matrix-product precision, and which ops run
+fused kernels."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ from importlib import metadata
 
 from .. import ops
 from ..devices import _cuda_device_count, cuda_unavailable_reason
+from ..kernels.matmul import get_matmul_precision
+
+
+MATMUL_WORDS = {"highest": "highest (float32 products on a GPU in float32; gn.set_matmul_precision('high') for TF32)",
+                "high": "high (float32 products on a GPU in TF32 where its compute capability is 8.0 or above)"}
 
 
 def info(_args) -> int:
@@ -38,7 +44,10 @@ def info(_args) -> int:
         import cupy
 
         props = cupy.cuda.runtime.getDeviceProperties(i)
-        print(f"  cuda:{i}  {props['name'].decode()}  {props['totalGlobalMem'] / 2**30:.1f} GiB")
+        print(f"  cuda:{i}  {props['name'].decode()}  {props['totalGlobalMem'] / 2**30:.1f} GiB"
+              f"  compute capability {props['major']}.{props['minor']}")
+    print(f"matmul precision: {MATMUL_WORDS[get_matmul_precision()]}; float16 products (precision='mixed') "
+          "accumulate in float32; the CPU computes in the arrays' dtype")
     kernels = ops.active_kernels()
     fused = {k: v for k, v in kernels.items() if v != "reference"}
     print(f"kernels: {len(fused)} of {len(kernels)} op/device pairs use fused kernels; the rest run the xp reference")

@@ -10,7 +10,8 @@ from pathlib import Path
 from .. import resume as resuming
 from ..classifiers import ACTIVATIONS, build_mlp
 from ..data.by_name import DATASETS, FILE_DATASETS, IMAGE_SHAPES, load_dataset
-from ..devices import device
+from ..devices import TRAINING_PRECISIONS, device
+from ..kernels.matmul import MATMUL_PRECISIONS, set_matmul_precision
 from ..nn.activations import ACTIVATIONS as GATES
 from ..nn.losses import SoftmaxCrossEntropy
 from ..optim.by_name import OPTIMIZERS, make_optimizer
@@ -55,6 +56,12 @@ def add_parser(sub) -> None:
     t.add_argument("--epochs", type=POSITIVE_INT, help=f"total epochs (default: 40{resumable})")
     t.add_argument("--batch-size", type=POSITIVE_INT, help=f"minibatch rows (default: 64{resumable})")
     t.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    t.add_argument("--precision", choices=TRAINING_PRECISIONS,
+                   help="float32, float64, or mixed: float16 compute with float32 master weights and dynamic loss "
+                        f"scaling, on a CUDA device only (default: float32{resumable})")
+    t.add_argument("--matmul-precision", choices=MATMUL_PRECISIONS, default="highest",
+                   help="float32 matrix products on a GPU: highest (float32) or high (TF32 on GPUs of compute "
+                        "capability 8.0 and above); the CPU is unaffected (default: highest)")
     t.add_argument("--seed", type=NONNEGATIVE_INT, help=f"weights, split and batch order (default: 0{resumable})")
     t.add_argument("--out", type=Path, default=Path("runs/train"),
                    help="directory for checkpoint.npz, history.json and curves.png (default: runs/train)")
@@ -101,7 +108,8 @@ def train(args) -> int:
     world = f", {trainer.parallel.size} processes" if trainer.parallel.size > 1 else ""
     say(f"gpunn train: {s['dataset']} ({len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test), "
         f"{arch}, {s['optimizer']} lr={s['lr']:g} reg={s['reg']:g}, batch {s['batch_size']}, device "
-        f"{trainer.device}{world}" + (f", resuming from {ckpt}" if resume else ""))
+        f"{trainer.device}{world}" + ("" if s["precision"] == "float32" else f", precision {s['precision']}")
+        + (f", resuming from {ckpt}" if resume else ""))
     finished = resume is not None and resuming.nothing_left(done, s["epochs"], "--epochs")
     if finished:
         say(f"gpunn train: {finished}", file=sys.stderr)
@@ -134,9 +142,10 @@ def _build(s: dict, args):
                           s["batchnorm"], rng=s["seed"])
         arch = f"{' -> '.join(map(str, [data.X_train.shape[1], *s['hidden'], n_classes]))} {s['activation']}"
     opt = make_optimizer(s["optimizer"], model.parameters(), s["lr"], s["reg"])
+    set_matmul_precision(args.matmul_precision)
     trainer = Trainer(model, SoftmaxCrossEntropy(), opt, batch_size=s["batch_size"], epochs=s["epochs"],
                       device=device(args.device), seed=s["seed"], progress=not args.no_progress,
-                      distributed=args.distributed)
+                      distributed=args.distributed, precision=s["precision"])
     trainer.metadata = {"cli": s}
     return trainer, data, arch
 

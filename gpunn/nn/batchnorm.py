@@ -19,10 +19,13 @@ class _BatchNorm(Module):
 
     Training uses the batch's mean and (biased) variance and updates the running
     statistics: running <- (1 - momentum) running + momentum batch, with the unbiased
-    variance, as PyTorch does. Evaluation uses the running statistics.
+    variance, as PyTorch does. Evaluation uses the running statistics. In a model computing in
+    mixed precision it stays float32 (as under PyTorch's autocast): float16 input is cast to float32
+    on the way in, and the next layer casts the output back.
     """
 
     buffers = ("running_mean", "running_var")
+    keeps_float32 = True  # mixed precision: float16 would lose the statistics (a variance's range and digits)
     ndim = 2
     layout = "(N, {c})"
     unit = "rows per batch"  # what the statistics are taken over, for messages

@@ -80,6 +80,8 @@ class Lambda(Module):
     array([-1.,  0.,  2.], dtype=float32)
     """
 
+    keeps_float32 = True  # the autograd computes in float32 or float64: mixed precision leaves it in float32
+
     def __init__(self, fn, name: str | None = None, decay: bool = True, **params):
         super().__init__()
         if not callable(fn):

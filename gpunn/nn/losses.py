@@ -4,6 +4,10 @@
 scores' namespace (``float(value)`` reads it; on a GPU that is the one sync).
 ``backward()`` returns the gradient w.r.t. the scores, same shape and device.
 All are written in numerically stable form: no exponential of a large positive number.
+
+float16 scores (a model computing in mixed precision) are computed in float32: the classification losses
+read them in their fused kernel, the others cast them first. Within :meth:`Loss.scaled` the gradient is
+multiplied by a loss scale read on the device (the mixed-precision Trainer's, ``gpunn/loss_scaler.py``).
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ class Loss:
     """
 
     checks = True
+    _scale = None  # within scaled(): a 1-element device array whose value multiplies the gradient
+    folds_scale = False  # True where forward's fused kernel applies _scale itself
+    takes_float16 = False  # True where forward computes float16 scores in float32 itself (its fused kernel)
 
     def __init_subclass__(cls, **kwargs):
         """A loss computes on its scores' device (see :func:`gpunn.devices.on_device`)."""
@@ -77,6 +84,16 @@ class Loss:
         finally:
             self.checks = checks
 
+    @contextlib.contextmanager
+    def scaled(self, scale):
+        """Within the block :meth:`backward`'s gradient is multiplied by ``scale[0]`` (a 1-element float32 array on
+        the scores' device, read there: a loss scale that changes without a host write). None: unscaled."""
+        previous, self._scale = self._scale, scale
+        try:
+            yield self
+        finally:
+            self._scale = previous
+
     def __call__(self, scores, y=None):
         return self.forward(scores, y)
 
@@ -89,6 +106,8 @@ class Loss:
             raise RuntimeError(f"{self!r}: backward called before forward")
         dout = check_number("dout", dout)
         grad = self._grad()
+        if self._scale is not None and not self.folds_scale:
+            grad = grad * self._scale[:1].astype(grad.dtype, copy=False)
         return grad if dout == 1.0 else grad * grad.dtype.type(dout)
 
     def _grad(self):
@@ -101,7 +120,7 @@ class Loss:
             raise TypeError(f"scores must be an array of shape {shape_desc}, got {type(scores).__name__}")
         if type(scores) is not np.ndarray or scores.dtype.kind != "f":
             scores = adopt(scores, device_of(scores), "scores")
-        if scores.dtype.kind != "f":
+        if scores.dtype.kind != "f" or (scores.dtype == np.float16 and not self.takes_float16):
             scores = scores.astype(DEFAULT_DTYPE)
         if not ok(scores.shape):
             raise ValueError(f"scores must have shape {shape_desc}, got {tuple(scores.shape)}")
@@ -133,11 +152,12 @@ class _ClassScores(Loss):
     ties) is their label, a 0-d int64 array on the scores' device (the Trainer's accuracy, with no extra pass)."""
 
     kernels = None
+    folds_scale = takes_float16 = True
 
     def forward(self, scores, y):
         s = self._scores(scores, "(N, C)", lambda sh: len(sh) == 2 and sh[1] >= 1)
         y = self._labels(y, s, s.shape[1])
-        loss, grad, self.correct = ops.fused_loss(s, y, self)
+        loss, grad, self.correct = ops.fused_loss(s, y, self, self._scale)
         self._cache = (grad,)
         return loss
 

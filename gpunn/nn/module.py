@@ -5,6 +5,11 @@ state but not trained, such as batchnorm's running statistics), the device and
 dtype they live in, and whatever its backward pass needs from the forward pass.
 Submodules are found by looking at attributes (a module, or a list of modules),
 in the order they were set.
+
+Mixed precision (:meth:`Module.mixed_precision`) is a dtype policy the layers carry out: each layer
+computes in float16 from float16 copies of its float32 weights (``Parameter.master``), except those that
+say they keep float32 (``keeps_float32``: batchnorm, whose statistics need float32's range); each layer
+casts what it receives to its own dtype, so the casts happen where the dtype changes.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ class Module:
     """
 
     buffers: tuple[str, ...] = ()
+    keeps_float32 = False  # computes in float32 even in mixed precision (its statistics need float32)
+    mixed = False  # computing in mixed precision: float16 copies of float32 master weights
 
     def __init_subclass__(cls, **kwargs):
         """Each pass a layer defines runs on the layer's own device (see :func:`gpunn.devices.on_device`)."""
@@ -179,9 +186,12 @@ class Module:
         if isinstance(device, str) and device in _FLOAT_NAMES or isinstance(device, (np.dtype, type)):
             device, dtype = None, device
         dev = self.device if device is None else make_device(device)
-        dt = self.dtype if dtype is None else as_float_dtype(dtype)
+        dt = None if dtype is None else as_float_dtype(dtype)
+        if dt is not None and self.mixed:
+            raise ValueError(f"dtype={dt.name}: the model computes in mixed precision; call "
+                             "model.mixed_precision(False) before casting it")
         for m in self.modules():
-            m._move(dev, dt)
+            m._move(dev, m.dtype if dt is None else dt)  # a move alone keeps each layer's dtype
         return self
 
     def _move(self, dev: Device, dt: np.dtype) -> None:
@@ -189,11 +199,64 @@ class Module:
             return
         for value in vars(self).values():
             if isinstance(value, Parameter):
+                if value.master is not None:  # mixed precision: the master moves too, keeping its dtype
+                    value.master = dev.asarray(value.master)
                 value.data = dev.asarray(value.data, dtype=dt)
                 value.grad = None if value.grad is None else dev.asarray(value.grad, dtype=dt)
         for name in self.buffers:
-            setattr(self, name, dev.asarray(getattr(self, name), dtype=dt))
+            buffer = getattr(self, name)
+            setattr(self, name, dev.asarray(buffer, dtype=buffer.dtype if self.mixed else dt))
         self.device, self.dtype = dev, dt
+        self._cache = None
+        self._moved()
+
+    def mixed_precision(self, enabled: bool = True) -> "Module":
+        """Compute in float16 with float32 master weights (``enabled``), or in float32 again; returns ``self``.
+
+        Enabled: each layer's parameters keep their float32 weights as ``Parameter.master`` and compute with
+        a float16 copy in ``data``; its inputs are cast to float16; layers with ``keeps_float32``
+        (batchnorm) stay float32, parameters, statistics and arithmetic. Disabled: the masters become the
+        parameters' data again, and the model is float32 throughout. Gradients are dropped either way.
+        It is the policy a :class:`~gpunn.Trainer` with ``precision="mixed"`` applies for the length of
+        ``fit`` (on a GPU: NumPy has no fast float16 matrix product).
+
+        Raises
+        ------
+        ValueError
+            Enabling it on a model that is not float32 (naming the layer's dtype).
+
+        Examples
+        --------
+        >>> model = gn.nn.Sequential(gn.nn.Linear(4, 3, rng=0), gn.nn.ReLU()).mixed_precision()
+        >>> model.layers[0].W.data.dtype, model.layers[0].W.master.dtype
+        (dtype('float16'), dtype('float32'))
+        >>> model.mixed_precision(False).layers[0].W.data.dtype
+        dtype('float32')
+        """
+        enabled = bool(enabled)
+        if enabled and not self.mixed:
+            wrong = [f"{type(m).__name__} is {m.dtype}" for m in self.modules() if not m.mixed and m.dtype != np.float32]
+            if wrong:
+                raise ValueError(f"mixed precision keeps float32 master weights, but {wrong[0]}: cast the model to "
+                                 "float32 first (model.to('float32'))")
+        for m in self.modules():
+            m._set_mixed(enabled)
+        return self
+
+    def _set_mixed(self, enabled: bool) -> None:
+        """This layer's part of :meth:`mixed_precision`: its own parameters and dtype."""
+        if enabled == self.mixed:
+            return
+        half = enabled and not self.keeps_float32
+        with self.device:  # the copies are made on the layer's own GPU
+            for value in vars(self).values():
+                if isinstance(value, Parameter):
+                    if half:
+                        value.master, value.data = value.data, value.data.astype(np.float16)
+                    elif value.master is not None:
+                        value.data, value.master = value.master, None
+                    value.grad = None
+        self.dtype, self.mixed = np.dtype(np.float16 if half else np.float32), enabled
         self._cache = None
         self._moved()
 
@@ -205,35 +268,37 @@ class Module:
         """Every parameter and buffer by dotted name, as NumPy copies on the host."""
         out = OrderedDict()
         for name, p in self.named_parameters():
-            out[name] = to_numpy(p.data).copy()
+            out[name] = to_numpy(p.weights).copy()  # in mixed precision the float32 masters
         for name, b in self.named_buffers():
             out[name] = to_numpy(b).copy()
         return out
 
     def device_state(self) -> "OrderedDict":
         """Copies of every parameter and buffer by dotted name, on this module's device (no host transfer)."""
-        out = OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
-        out.update((name, b.copy()) for name, b in self.named_buffers())
+        with self.device:  # copies on the model's own GPU
+            out = OrderedDict((name, p.weights.copy()) for name, p in self.named_parameters())
+            out.update((name, b.copy()) for name, b in self.named_buffers())
         return out
 
     def load_device_state(self, state) -> "Module":
         """Put back arrays taken by :meth:`device_state` of this same model (trusted: no checks, no host transfer)."""
         params = dict(self.named_parameters())
-        for name, p in params.items():
-            p.data = state[name].copy()
-        for name, m, b in self._buffer_slots():
-            setattr(m, b, state[name].copy())
+        with self.device:  # copies (and float16 copies of masters) made on the model's own GPU
+            for name, p in params.items():
+                p.assign(state[name].copy())
+            for name, m, b in self._buffer_slots():
+                setattr(m, b, state[name].copy())
         for m in self.modules():
             m._cache = None
         return self
 
     def load_state_dict(self, state) -> "Module":
         """Load arrays saved by :meth:`state_dict`. Checks every name and shape first; on error nothing changes."""
-        targets = OrderedDict()
+        targets = OrderedDict()  # name -> (shape, dtype, how to put the new value in)
         for name, p in self.named_parameters():
-            targets[name] = (p.shape, lambda v, p=p: setattr(p, "data", v))
+            targets[name] = (p.shape, p.weights.dtype, p.assign)
         for name, m, b in self._buffer_slots():
-            targets[name] = (tuple(getattr(m, b).shape), lambda v, m=m, b=b: setattr(m, b, v))
+            targets[name] = (tuple(getattr(m, b).shape), getattr(m, b).dtype, lambda v, m=m, b=b: setattr(m, b, v))
         if not hasattr(state, "keys"):
             raise TypeError(f"state must be a mapping of names to arrays, got {type(state).__name__}")
         missing = [k for k in targets if k not in state]
@@ -241,15 +306,16 @@ class Module:
         if missing or unexpected:
             raise ValueError(f"state does not fit this model: missing {missing}, unexpected {unexpected}")
         arrays = {}
-        for name, (shape, _) in targets.items():
+        for name, (shape, _, _) in targets.items():
             value = to_numpy(state[name])
             if tuple(value.shape) != shape:
                 raise ValueError(f"state[{name!r}] has shape {tuple(value.shape)}, the model expects {shape}")
             if value.dtype.kind not in "fiu" or not np.isfinite(value).all():
                 raise ValueError(f"state[{name!r}] must hold finite numbers")
-            arrays[name] = value
-        for name, (_, assign) in targets.items():
-            assign(self.device.asarray(arrays[name], dtype=self.dtype))
+            arrays[name] = value.copy()  # the model's own: training must not change the caller's arrays
+        with self.device:
+            for name, (_, dtype, assign) in targets.items():
+                assign(self.device.asarray(arrays[name], dtype=dtype))
         for m in self.modules():
             m._cache = None
         return self

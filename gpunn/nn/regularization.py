@@ -21,7 +21,8 @@ def l2_penalty_array(parameters, reg: float, decay_biases: bool = False):
     chosen = decayed(parameters, decay_biases)
     if not reg or not chosen:
         return None
-    total = sum(p.data.reshape(-1) @ p.data.reshape(-1) for p in chosen)
+    # the weights themselves (in mixed precision the float32 masters: a float16 sum of squares overflows at 65504)
+    total = sum(p.weights.reshape(-1) @ p.weights.reshape(-1) for p in chosen)
     return total * total.dtype.type(0.5 * reg)
 
 
@@ -33,4 +34,4 @@ def l2_penalty(parameters, reg: float, decay_biases: bool = False) -> float:
 
 def l2_penalty_gradient(p: Parameter, reg: float):
     """The penalty's gradient w.r.t. one decayed parameter: reg * W."""
-    return p.data * p.data.dtype.type(reg)
+    return p.weights * p.weights.dtype.type(reg)

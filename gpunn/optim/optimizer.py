@@ -10,6 +10,11 @@ the same for one element, from which the kernels are made when the class is defi
 :meth:`Optimizer.step` updates every parameter with one call of the op ``update_step``: one launch on a
 GPU, one pass on the CPU, however many parameters there are. The step count lives on the parameters'
 device and the kernels advance it, so a step makes no host-to-device write and no host read.
+
+In mixed precision the optimizer updates each parameter's float32 ``master`` (``Parameter.weights``) and
+keeps its state in float32, from the float16 gradient of the float16 copy, which the same launch
+rewrites; with a loss scaler (``step(scaler=...)``) the launch unscales the gradients, or skips the step
+where they overflowed (``gpunn/loss_scaler.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 
 from .. import ops
 from ..devices import device_of, to_numpy
+from ..loss_scaler import unit_state
 from ..kernels.elementwise import defines_its_rules
 from ..kernels.optimizers import UpdateKernels
 from ..nn.parameter import Parameter
@@ -33,6 +39,7 @@ RULES_TOGETHER = (("update", "rule"),)
 RULES_READ = ("numbers", "state_names", "per_step")
 # C callables: mapped over the parameters, they run no Python frame each
 _DATA, _GRAD, _CONTIGUOUS = attrgetter("data"), attrgetter("grad"), attrgetter("data.flags.c_contiguous")
+_MASTER = attrgetter("master")
 
 
 class Optimizer:
@@ -70,7 +77,7 @@ class Optimizer:
         self.weight_decay = check_number("weight_decay", weight_decay, low=0)
         self.decay_biases = bool(decay_biases)
         self.state: list[dict] = [{} for _ in params]
-        self._counts: dict = {}  # (device index, dtype) -> the step count there (1 element, on the device)
+        self._counts: dict = {}  # (device index, dtype, mixed) -> the step count there (1 element, on the device)
         self._decays: dict = {}  # (device, dtype, which params, strength) -> their L2 strengths, on the device
 
     # ------------------------------------------------------------------ the rule (a subclass's)
@@ -122,7 +129,7 @@ class Optimizer:
         """:meth:`penalty` as a 0-d array on the parameters' device (None where it is 0), read by no one yet."""
         return None if self.decoupled else l2_penalty_array(self.params, self.weight_decay, self.decay_biases)
 
-    def step(self, skip=None) -> None:
+    def step(self, skip=None, scaler=None) -> None:
         """Update every parameter that has a gradient. Checks them all before changing any.
 
         ``lr`` may be 0 here (a schedule such as cosine annealing can reach it: the step then
@@ -130,6 +137,9 @@ class Optimizer:
         ``skip``: an int64 array on the parameters' device (the Trainer's divergence flag); where
         skip[0] != 0 the update changes nothing and the step count stays. It is read on the device,
         not here, so the host never waits for the GPU.
+        ``scaler``: a :class:`~gpunn.LossScaler` whose check ran on this step's gradients (mixed
+        precision): they are unscaled as they are read, or, where they overflowed, the step is skipped
+        as a whole (the count stays, as PyTorch's ``GradScaler`` skips ``optimizer.step()``).
         """
         check_number("lr", self.lr, low=0)
         groups: dict = {}
@@ -143,28 +153,35 @@ class Optimizer:
                 raise ValueError(f"params[{i}].grad is on {device_of(g)}, its data on {device_of(w)}")
             if g.dtype != w.dtype or not g.flags.c_contiguous:
                 p.grad = _like(g, w)
-            groups.setdefault((type(w), getattr(w, "device", None), w.dtype), []).append(i)
-        for which in groups.values():
+            mixed = p.master is not None  # its weights are the float32 master, data their float16 copy
+            groups.setdefault((type(w), getattr(w, "device", None), p.master.dtype if mixed else w.dtype, mixed),
+                              []).append(i)
+        state = None if scaler is None else scaler.state
+        for (*_, mixed), which in groups.items():
             dev = device_of(self.params[which[0]].data)
             with dev:  # its state arrays are made, and its update runs, on its own GPU
-                self._step_group(dev, which, skip)
+                self._step_group(dev, which, skip, state, mixed)
 
-    def _step_group(self, dev, which: list, skip) -> None:
+    def _step_group(self, dev, which: list, skip, scaler, mixed: bool) -> None:
+        """One update_step over the parameters ``which`` (one device, one dtype; float16 copies or none)."""
         params = list(map(self.params.__getitem__, which))
-        w0 = params[0].data
-        if not all(map(_CONTIGUOUS, params)):  # a user's strided view: the xp rule updates it
-            ops.update_step.reference(self._count(dev, w0.dtype), self, *self._arrays(which, params, dev),
-                                      self.kernels_numbers(w0.dtype), self._decay(dev, w0.dtype, which), skip)
-            return
-        ops.update_step(self._count(dev, w0.dtype), self, *self._arrays(which, params, dev),
-                        self.kernels_numbers(w0.dtype), self._decay(dev, w0.dtype, which), skip)
+        if mixed and scaler is None:
+            scaler = unit_state(dev)  # float16 copies stepped without loss scaling: scale 1, nothing skipped
+        ws, gs, states = self._arrays(which, params, dev, mixed)
+        dt = ws[0].dtype
+        extra = (tuple(map(_DATA, params)) if mixed else None, scaler)
+        run = ops.update_step if all(map(_CONTIGUOUS, params)) else ops.update_step.reference  # a user's strided
+        run(self._count(dev, dt, mixed), self, ws, gs, states, self.kernels_numbers(dt), self._decay(dev, dt, which),
+            skip, *extra)
 
-    def _arrays(self, which: list, params: list, dev) -> tuple:
-        """(weights, gradients, state arrays by name) of the parameters ``which``, as ``update_step`` takes them."""
+    def _arrays(self, which: list, params: list, dev, mixed: bool = False) -> tuple:
+        """(weights, gradients, state arrays by name) of the parameters ``which``, as ``update_step`` takes them.
+
+        The weights are the float32 masters where the parameters have float16 copies (``mixed``)."""
         states = [self.state[i] for i in which]
         if self.state_names and not all(states):
             states = [self._state_arrays(i) for i in which]  # the first step: zeros on the parameters' device
-        return (tuple(map(_DATA, params)), tuple(map(_GRAD, params)),
+        return (tuple(map(_MASTER if mixed else _DATA, params)), tuple(map(_GRAD, params)),
                 tuple([tuple(map(itemgetter(name), states)) for name in self.state_names]))
 
     def kernels_numbers(self, dtype):
@@ -175,11 +192,13 @@ class Optimizer:
             return _Numbers(cast(0), cast(0.5), cast(1), dict(zip(self.numbers, values)))
         return self.kernels.numbers(np.dtype(dtype), values)
 
-    def _count(self, dev, dt):
-        """The step count on ``dev`` in ``dt`` (made at 0, or at the count the other groups keep)."""
-        count = self._counts.get((dev.index, dt))
+    def _count(self, dev, dt, mixed: bool = False):
+        """The step count on ``dev`` in ``dt`` for parameters with float16 copies (``mixed``) or without: each group's
+        own, since each launch advances its count (made at 0, or at the count the other groups keep)."""
+        key = (dev.index, dt, mixed)
+        count = self._counts.get(key)
         if count is None:
-            count = self._counts[(dev.index, dt)] = dev.asarray(np.full(1, self._host_steps(), dt))
+            count = self._counts[key] = dev.asarray(np.full(1, self._host_steps(), dt))
         return count
 
     def _host_steps(self) -> int:
@@ -194,7 +213,7 @@ class Optimizer:
     @steps.setter
     def steps(self, value: int) -> None:
         self._loaded_steps = int(value)
-        for (_, dt), count in self._counts.items():
+        for (_, dt, _), count in self._counts.items():
             device_of(count).write(count, np.full(1, value, dt))
 
     def _decay(self, dev, dt, which: list):
@@ -210,15 +229,16 @@ class Optimizer:
         return held
 
     def _state_arrays(self, i: int) -> dict:
-        """Parameter i's state arrays, made as zeros on first use and kept on the parameter's device."""
+        """Parameter i's state arrays, made as zeros on first use and kept on the parameter's device, in its weights'
+        dtype (float32 in mixed precision, as the masters)."""
         p, state = self.params[i], self.state[i]
-        dev = device_of(p.data)
+        dev, w = device_of(p.data), p.weights
         for name in self.state_names:
             a = state.get(name)
             if a is None:
-                state[name] = dev.xp.zeros_like(p.data)
-            elif device_of(a) != dev or a.dtype != p.data.dtype:
-                state[name] = dev.asarray(a, dtype=p.data.dtype)  # the model was moved after the last step
+                state[name] = dev.xp.zeros_like(w)
+            elif device_of(a) != dev or a.dtype != w.dtype:
+                state[name] = dev.asarray(a, dtype=w.dtype)  # the model was moved (or cast) after the last step
         return state
 
     # ---------------------------------------------------------------- saving and loading
@@ -253,7 +273,7 @@ class Optimizer:
                 v = np.asarray(v)
                 if tuple(v.shape) != p.shape:
                     raise ValueError(f"state[{i}][{k!r}] has shape {tuple(v.shape)}, the parameter {p.shape}")
-                arrays[k] = device_of(p.data).asarray(v, dtype=p.dtype)
+                arrays[k] = device_of(p.data).asarray(v, dtype=p.weights.dtype)
             new_state.append(arrays)
         hyper = dict(sd["hyperparameters"])
         unknown = hyper.keys() - self.hyperparameters().keys()

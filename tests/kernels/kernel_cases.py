@@ -74,3 +74,23 @@ def assert_refused_unchanged(call, x, match):
     with pytest.raises(ValueError, match=match):
         call(x)
     np.testing.assert_array_equal(x, before)
+
+
+def assert_half(got, exact, what, slack=0.0, where=None):
+    """A float16 result of a kernel that computes in float32 and rounds once, against the float64 truth ``exact``
+    (the reference run on the float16 inputs widened to float64): within one float16 ulp of it rounded to float16
+    (round to nearest lands either side of a boundary that float32's own error straddles), plus ``slack``
+    (absolute, per element: where the computation is ill-conditioned in float32). NaN and infinities must match,
+    on the elements ``where`` selects (all by default)."""
+    got, exact = gn.to_numpy(got), np.asarray(exact, np.float64)
+    assert got.dtype == np.float16 and got.shape == exact.shape, f"{what}: {got.dtype} {got.shape}"
+    if where is not None:
+        got, exact, slack = got[where], exact[where], np.broadcast_to(slack, where.shape)[where]
+    expected = exact.astype(np.float16)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=f"{what}: NaN pattern")
+    infinite = np.isinf(expected)
+    np.testing.assert_array_equal(got[infinite], expected[infinite], err_msg=f"{what}: infinities")
+    finite = np.isfinite(expected)
+    off = np.abs(got[finite].astype(np.float64) - expected[finite])
+    allowed = np.spacing(np.abs(expected[finite])).astype(np.float64) + np.broadcast_to(slack, exact.shape)[finite]
+    assert (off <= allowed).all(), f"{what}: off by {off[off > allowed][:5]} (allowed {allowed[off > allowed][:5]})"

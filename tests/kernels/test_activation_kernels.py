@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from kernel_cases import DTYPES, assert_close, assert_refused_unchanged, data, poisoned_outputs, sizes, ulps  # noqa: F401
+from kernel_cases import (DTYPES, assert_close, assert_half, assert_refused_unchanged, data, poisoned_outputs,  # noqa: F401
+                          sizes, ulps)
 
 import gpunn as gn
 from gpunn import ops
@@ -26,7 +27,7 @@ def tolerance(kind, dtype, device):
 
 @pytest.mark.filterwarnings("ignore:invalid value", "ignore:overflow")
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ["identity"] + KINDS)  # the identity's kernels too (a conv layer's own gate)
 def test_activation_forward_and_backward(kind, dtype, device, rng):
     gate = gate_of(kind, alpha=0.1 if kind == "leaky_relu" else 1.3)
     for n in sizes(device):
@@ -146,3 +147,61 @@ def test_a_gate_that_changes_f_without_its_scalar_rule_runs_its_xp_rule(rng):
     assert Doubled.kernels is None and not Doubled().fusable
     x = rng.standard_normal(40000).astype(np.float32)
     np.testing.assert_array_equal(ops.activation(x, Doubled()), 2 * np.maximum(x, 0))
+
+
+# --------------------------------------------------------------------------- float16 (mixed precision, CUDA only)
+
+def half_slack(kind, g, x):
+    """float32's own error where a gate's f' is ill-conditioned (CONDITIONING, in float32 ulps of |g|): what the
+    float16 result may carry beyond its rounding."""
+    if kind not in CONDITIONING:
+        return 0.0
+    return np.finfo(np.float32).eps * np.abs(g.astype(np.float64)) * CONDITIONING[kind](x.astype(np.float64))
+
+
+def forward_slack(kind, x):
+    """GELU's and SiLU's x (1 + tanh(...)) / 2 for x near -5: 1 + tanh cancels, and tanh's float32 ulp there is a
+    tenth of the result (the float32 kernels' tolerance allows the same, in absolute terms)."""
+    return 4 * np.finfo(np.float32).eps * np.abs(x.astype(np.float64)) if kind in CONDITIONING else 0.0
+
+
+@pytest.mark.filterwarnings("ignore:invalid value", "ignore:overflow")
+@pytest.mark.parametrize("kind", ["identity"] + KINDS)
+def test_float16_kernels_compute_in_float32_and_round_once(kind, one_gpu, rng):
+    """Every gate's kernels on float16 arrays (a mixed-precision model's): each result within one float16 ulp of the
+    float64 truth, the bias gradient summed in float32 (a float16 sum of 70 rows would be off by several ulp)."""
+    gate = gate_of(kind, alpha=0.1 if kind == "leaky_relu" else 1.3)
+    wide = np.float64
+    x = data(rng, 300, np.float16)
+    g = data(rng, 300, np.float16, scale=1.0)[::-1].copy()
+    y = ops.activation.with_kernel(one_gpu.asarray(x), gate)
+    y_exact = ops.activation.reference(x.astype(wide), gate)
+    assert_half(y, y_exact, f"{kind} forward", forward_slack(kind, x))
+    saved = x if gate.backward_from == "input" else y_exact.astype(np.float16)
+    dx = ops.activation_backward.with_kernel(one_gpu.asarray(g), one_gpu.asarray(saved), gate)
+    # where g is infinite, inf * f'(x) is NaN or infinite by whether an ill-conditioned f'(x) rounded to 0 (as in
+    # assert_conditioned): those elements are left out for GELU and SiLU
+    sure = np.isfinite(g) if kind in CONDITIONING else None
+    assert_half(dx, ops.activation_backward.reference(g.astype(wide), saved.astype(wide), gate), f"{kind} backward",
+                half_slack(kind, g, saved), sure)
+    z, b, gz = (rng.standard_normal(shape).astype(np.float16) for shape in ((70, 5), (5,), (70, 5)))
+    z_dev = one_gpu.asarray(z)
+    y = ops.bias_activation.with_kernel(z_dev, one_gpu.asarray(b), gate)
+    z_exact = z.astype(wide) + b.astype(wide)
+    assert_half(y, ops.activation.reference(z_exact, gate), f"{kind} bias forward", forward_slack(kind, z_exact))
+    if gate.backward_from == "input":
+        assert_half(z_dev, z_exact, f"{kind}: z + b kept for backward")
+    saved = z_exact.astype(np.float16) if gate.backward_from == "input" else gn.to_numpy(y)
+    dz, db = ops.bias_activation_backward.with_kernel(one_gpu.asarray(gz), one_gpu.asarray(saved), gate)
+    dz_exact = ops.activation_backward.reference(gz.astype(wide), saved.astype(wide), gate)
+    slack = half_slack(kind, gz, saved)
+    assert_half(dz, dz_exact, f"{kind} dz", slack)
+    assert_half(db, dz_exact.sum(axis=0), f"{kind} db", np.sum(np.broadcast_to(slack, dz_exact.shape), axis=0))
+
+
+def test_float16_arrays_on_the_cpu_run_the_numpy_reference(rng):
+    """Numba's CPU target has no float16: the CPU bindings decline it and NumPy computes (mixed precision is for GPUs)."""
+    x = rng.standard_normal(40_000).astype(np.float16)
+    for gate in (RELU, gn.nn.GELU()):
+        np.testing.assert_array_equal(ops.activation(x, gate), ops.activation.reference(x, gate))
+        np.testing.assert_array_equal(ops.activation_backward(x, x, gate), ops.activation_backward.reference(x, x, gate))

@@ -3,7 +3,7 @@
 
 import numpy as np
 import pytest
-from kernel_cases import DTYPES, assert_refused_unchanged, poisoned_outputs  # noqa: F401
+from kernel_cases import DTYPES, assert_half, assert_refused_unchanged, poisoned_outputs  # noqa: F401
 
 import gpunn as gn
 from gpunn import ops
@@ -121,3 +121,47 @@ def test_bad_arguments_are_named(call, match, rng):
 def test_strided_images_are_made_contiguous(rng):
     x = rng.standard_normal((2, 3, 10, 10))[:, :, ::2, ::2]
     np.testing.assert_array_equal(ops.im2col.with_kernel(x, (3, 3), (1, 1), (1, 1)), ops.im2col.reference(x, (3, 3), (1, 1), (1, 1)))
+
+
+# --------------------------------------------------------------------------- float16 (mixed precision, CUDA only)
+
+@pytest.mark.parametrize("shape,k,s,p", GEOMETRIES[:3])
+def test_float16_im2col_copies_and_col2im_sums_in_float32(shape, k, s, p, one_gpu, rng):
+    x = rng.standard_normal(shape).astype(np.float16)
+    cols = ops.im2col.with_kernel(one_gpu.asarray(x), k, s, p)
+    np.testing.assert_array_equal(host(cols), ops.im2col.reference(x, k, s, p))
+    g = rng.standard_normal(cols.shape).astype(np.float16)
+    dx = ops.col2im.with_kernel(one_gpu.asarray(g), shape, k, s, p)
+    assert_half(dx, ops.col2im.reference(g.astype(np.float64), shape, k, s, p), "col2im")
+
+
+@pytest.mark.parametrize("kind", OUTPUT_BASED)
+def test_float16_conv_epilogue(kind, one_gpu, rng):
+    n, f, plane = 3, 5, 17
+    cls = gn.nn.ACTIVATIONS[kind]
+    gate = cls(alpha=0.2) if "alpha" in cls.numbers else cls()
+    z, b = rng.standard_normal((f, n * plane)).astype(np.float16) * 2, rng.standard_normal(f).astype(np.float16)
+    out = one_gpu.asarray(np.full((n, f, plane), np.nan, np.float16))
+    ops.conv_bias_activation.with_kernel(one_gpu.asarray(z), one_gpu.asarray(b), out, gate)
+    exact = ops.conv_bias_activation.reference(z.astype(np.float64), b.astype(np.float64),
+                                                np.empty((n, f, plane)), gate)
+    assert_half(out, exact, f"{kind} epilogue")
+    g, y = rng.standard_normal((n, f, plane)).astype(np.float16), host(out)
+    dz, db = ops.conv_bias_activation_backward.with_kernel(one_gpu.asarray(g), one_gpu.asarray(y), gate)
+    dz_exact, db_exact = ops.conv_bias_activation_backward.reference(g.astype(np.float64), y.astype(np.float64), gate)
+    assert_half(dz, dz_exact, f"{kind} epilogue dz")
+    # on CUDA db is CuPy's row sum of the float16 dz (accumulated in float32): the sum of dz as stored
+    assert_half(db, host(dz).astype(np.float64).sum(axis=1), f"{kind} epilogue db")
+
+
+def test_float16_max_pool(one_gpu, rng):
+    shape, k, s = POOLS[2]
+    x = rng.standard_normal(shape).astype(np.float16)
+    x.reshape(-1)[::7] = x.reshape(-1)[3]  # ties
+    out, arg = ops.max_pool_forward.with_kernel(one_gpu.asarray(x), k, s)
+    out_ref, arg_ref = ops.max_pool_forward.reference(x, k, s)
+    np.testing.assert_array_equal(host(out), out_ref)
+    np.testing.assert_array_equal(host(arg), arg_ref)
+    g = rng.standard_normal(out.shape).astype(np.float16)
+    dx = ops.max_pool_backward.with_kernel(one_gpu.asarray(g), one_gpu.asarray(arg_ref), shape, k, s)
+    assert_half(dx, ops.max_pool_backward.reference(g.astype(np.float64), arg_ref, shape, k, s), "max pool backward")

@@ -23,6 +23,18 @@ def test_dropout_masks_are_bit_identical_to_the_reference(dtype, device, rng):
             assert abs((mask_ref == 0).mean() - p) < 0.003
 
 
+def test_float16_dropout_is_numpys_float16_product_bit_for_bit(one_gpu, rng):
+    """float16 arrays (mixed precision): the mask holds the scale rounded to float16, and x * mask, computed in float32
+    from two float16 values, is exact there, so rounding it once gives NumPy's float16 product."""
+    x = rng.standard_normal(300).astype(np.float16)
+    seed, p = int(rng.integers(0, 2**63)), float(rng.uniform(0.1, 0.9))
+    out, mask = ops.dropout_forward.with_kernel(one_gpu.asarray(x), p, seed, 1000)
+    out_ref, mask_ref = ops.dropout_forward.reference(x, p, seed, 1000)
+    assert gn.to_numpy(out).dtype == gn.to_numpy(mask).dtype == np.float16
+    np.testing.assert_array_equal(gn.to_numpy(mask), mask_ref)
+    np.testing.assert_array_equal(gn.to_numpy(out), out_ref)
+
+
 def test_dropout_offset_draws_the_rows_of_a_bigger_batch(rng):
     """A process holding rows 5..12 of a batch draws exactly those rows of the whole batch's mask."""
     x = rng.standard_normal((13, 1000)).astype(np.float32)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from kernel_cases import DTYPES, poisoned_outputs  # noqa: F401
+from kernel_cases import DTYPES, assert_half, poisoned_outputs  # noqa: F401
 
 import gpunn as gn
 from gpunn import ops
@@ -65,3 +65,44 @@ def test_a_loss_defined_without_kernels_runs_its_formula(rng):
 
     s, y = rng.standard_normal((20, 4)), rng.integers(0, 4, 20)
     np.testing.assert_allclose(Scaled().forward(s, y), 2 * gn.nn.SoftmaxCrossEntropy().forward(s, y), rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", LOSSES)
+def test_a_scale_multiplies_the_gradient_and_leaves_the_loss(name, dtype, device, rng):
+    """The loss scale (mixed precision's) is read on the device and folded into the gradient, in the kernel."""
+    loss = LOSSES[name]()
+    s, y = (rng.standard_normal((37, 10)) * 3).astype(dtype), rng.integers(0, 10, 37)
+    scale = np.array([1024.0], dtype)
+    value, grad, correct = ops.fused_loss.with_kernel(device.asarray(s), device.asarray(y), loss, device.asarray(scale))
+    ref_value, ref_grad, ref_correct = ops.fused_loss.reference(s, y, loss)
+    tol = 16 * np.finfo(dtype).eps
+    np.testing.assert_allclose(gn.to_numpy(value), ref_value, rtol=tol * 6, atol=tol)
+    np.testing.assert_allclose(gn.to_numpy(grad), 1024 * ref_grad, rtol=tol, atol=1024 * tol / 37)
+    assert int(gn.to_numpy(correct)) == int(ref_correct)
+    with pytest.raises(ValueError, match="fused_loss: scale must be a 1-D"):
+        ops.fused_loss.with_kernel(device.asarray(s), device.asarray(y), loss,
+                                   device.asarray(scale.astype(np.float64 if dtype == np.float32 else np.float32)))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_float16_scores_compute_in_float32(name, one_gpu, rng):
+    """A mixed-precision model's float16 scores: the loss in float32 (softmax, log and sums: far beyond float16's
+    4 digits), the gradient times the loss scale stored in float16, the count exact."""
+    loss = LOSSES[name]()
+    s = (rng.standard_normal((37, 10)) * 4).astype(np.float16)
+    s[:, -1] = s[:, 0]  # ties for the top score: the first one counts
+    y = rng.integers(0, 10, 37)
+    scale = np.array([2.0 ** 12], np.float32)
+    value, grad, correct = ops.fused_loss.with_kernel(one_gpu.asarray(s), one_gpu.asarray(y), loss,
+                                                      one_gpu.asarray(scale))
+    exact_value, exact_grad, exact_correct = ops.fused_loss.reference(s.astype(np.float64), y, loss)
+    assert gn.to_numpy(value).dtype == np.float32 and gn.to_numpy(grad).dtype == np.float16
+    np.testing.assert_allclose(gn.to_numpy(value), exact_value, rtol=1e-6)
+    # a probability near 1 carries float32's absolute error (an ulp of 1) into p - 1: scaled, near a float16 ulp
+    slack = 2 * np.finfo(np.float32).eps * 2.0 ** 12 / 37
+    assert_half(grad, 2.0 ** 12 * exact_grad, f"{name} scaled gradient", slack)
+    assert int(gn.to_numpy(correct)) == int(exact_correct) == int((s.argmax(axis=1) == y).sum())
+    on_cpu = ops.fused_loss(s, y, loss, scale)  # the CPU declines float16: the reference computes in float32 too
+    np.testing.assert_allclose(on_cpu[0], exact_value, rtol=1e-6)
+    assert_half(on_cpu[1], 2.0 ** 12 * exact_grad, f"{name} scaled gradient, the reference", slack)

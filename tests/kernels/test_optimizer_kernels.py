@@ -92,3 +92,82 @@ def test_bad_arguments_are_named_and_write_nothing(call, match, rng):
     assert_refused_unchanged(lambda x: call(x, opt, h, decay, steps), rng.standard_normal(10).astype(np.float32),
                              match)
     assert steps[0] == 0
+
+
+# --------------------------------------------------------------------------- loss-scaled updates (mixed precision)
+
+def scaler_state(scale, found):
+    """A loss scaler's state after its check decided a step: this step's gradients carry ``scale``."""
+    from gpunn.loss_scaler import initial_state
+
+    state = initial_state(scale)
+    state[multi_tensor.FOUND] = found
+    return state
+
+
+@pytest.mark.parametrize("found", [0, 1])
+@pytest.mark.parametrize("case", OPTIMIZER_CASES)
+def test_scaled_updates_unscale_update_the_masters_and_write_their_float16_copies(case, found, one_gpu, rng,
+                                                                                  monkeypatch):
+    """float32 masters and state, float16 gradients scaled by 2^12: the kernel (one launch) against the reference;
+    the copies are the masters rounded to float16; where the check found an overflow nothing moves, the count stays."""
+    monkeypatch.setattr(multi_tensor, "CHUNK", 64)
+    opt, ws, gs, states, decay, steps = problem(case, np.float32, one_gpu, rng)
+    halves = tuple((g * 2.0 ** 12).astype(np.float16) for g in gs)
+    copies = [w.astype(np.float16) for w in ws]
+    scaler = scaler_state(2.0 ** 12, found)
+    h = opt.kernels_numbers(np.float32)
+    w_k, s_k, c_k, steps_k = on(one_gpu, ws), [on(one_gpu, s) for s in states], on(one_gpu, copies), \
+        one_gpu.asarray(steps.copy())
+    ops.update_step.with_kernel(steps_k, opt, w_k, on(one_gpu, halves), tuple(s_k), h, one_gpu.asarray(decay), None,
+                                c_k, one_gpu.asarray(scaler))
+    w_r, s_r, c_r, steps_r = [w.copy() for w in ws], [[a.copy() for a in s] for s in states], \
+        [c.copy() for c in copies], steps.copy()
+    ops.update_step.reference(steps_r, opt, tuple(w_r), halves, tuple(tuple(s) for s in s_r), h, decay, None,
+                              tuple(c_r), scaler)
+    if found:
+        for got, start in [*zip(w_k, ws), *zip(w_r, ws), *zip(c_k, copies), (steps_k, steps), (steps_r, steps)]:
+            np.testing.assert_array_equal(gn.to_numpy(got), start)
+        return
+    rtol = 8 * np.finfo(np.float32).eps
+    for got, expected in zip(w_k, w_r):
+        assert_close(got, expected, rtol, f"{case} masters")
+    for got, expected in zip(sum(map(list, s_k), []), sum(s_r, [])):
+        assert_close(got, expected, rtol, f"{case} state")
+    for copy, master in [*zip(c_k, w_k), *zip(c_r, w_r)]:
+        np.testing.assert_array_equal(gn.to_numpy(copy), gn.to_numpy(master).astype(np.float16))
+    # the unscaled float16 gradient is what the float32 rule saw: the same update from float32 gradients g16 / 2^12
+    w_32 = [w.copy() for w in ws]
+    ops.update_step.reference(steps.copy(), opt, tuple(w_32), tuple(g.astype(np.float32) / 2.0 ** 12 for g in halves),
+                              tuple(tuple(a.copy() for a in s) for s in states), h, decay)
+    for got, expected in zip(w_r, w_32):
+        np.testing.assert_allclose(got, expected, rtol=2 * np.finfo(np.float32).eps)
+    assert gn.to_numpy(steps_k)[0] == steps_r[0] == steps[0] + 1
+
+
+def test_a_scaled_update_of_float32_parameters_writes_them_once(one_gpu, rng):
+    """Batchnorm's float32 parameters in a mixed-precision step: unscaled, updated, and no copies (the kernel writes
+    the masters themselves as their "copies")."""
+    opt, ws, gs, states, decay, steps = problem("adam", np.float32, one_gpu, rng)
+    w_k = on(one_gpu, ws)
+    scaled = tuple(g * np.float32(8) for g in gs)
+    ops.update_step.with_kernel(one_gpu.asarray(steps.copy()), opt, w_k, on(one_gpu, scaled),
+                                tuple(on(one_gpu, s) for s in states), opt.kernels_numbers(np.float32),
+                                one_gpu.asarray(decay), None, None, one_gpu.asarray(scaler_state(8.0, 0)))
+    w_r = [w.copy() for w in ws]
+    ops.update_step.reference(steps.copy(), opt, tuple(w_r), gs, tuple(tuple(a.copy() for a in s) for s in states),
+                              opt.kernels_numbers(np.float32), decay)
+    for got, expected in zip(w_k, w_r):
+        assert_close(got, expected, 8 * np.finfo(np.float32).eps, "adam, unscaled float32 gradients")
+
+
+def test_float16_copies_need_float32_masters_and_a_scaler(one_gpu):
+    x = one_gpu.asarray(np.zeros(10, np.float32))
+    opt = gn.optim.SGD([gn.nn.Parameter(x)])
+    h, d, t = opt.kernels_numbers(np.float32), one_gpu.asarray(np.zeros(1, np.float32)), x[:1].copy()
+    half = x.astype(np.float16)
+    with pytest.raises(ValueError, match="copies .float16. are updated from float32 masters with a loss scaler"):
+        ops.update_step.with_kernel(t, opt, (x,), (half,), (), h, d, None, (half,))
+    with pytest.raises(ValueError, match="every array must be a C-contiguous float16 array"):
+        ops.update_step.with_kernel(t, opt, (x,), (x,), (), h, d, None, (half,), one_gpu.asarray(scaler_state(1.0, 0)))
+    np.testing.assert_array_equal(gn.to_numpy(x), 0)  # refused before anything was written

@@ -51,6 +51,13 @@ IDIOMS = {
     "a + list": lambda xp, make: make((2,)) + [1.0, 2.0],
     "a.__dlpack__(stream=None, max_version=(1, 0))": lambda xp, make: make((4,)).__dlpack__(stream=None,
                                                                                             max_version=(1, 0)),
+    # the compute types of matrix products (gpunn's TF32 switch): CuPy's refusals, which need no device
+    "_core.set_compute_type(int8 dtype, FP32)": lambda xp, make: xp._core.set_compute_type(
+        np.dtype(np.int8), xp._core._routines_linalg.COMPUTE_TYPE_FP32),
+    "_core.set_compute_type(np.int64, DEFAULT)": lambda xp, make: xp._core.set_compute_type(
+        np.int64, xp._core._routines_linalg.COMPUTE_TYPE_DEFAULT),
+    "_core.set_compute_type(float32, 99)": lambda xp, make: xp._core.set_compute_type(np.float32, 99),
+    "_core.get_compute_type(int64 dtype)": lambda xp, make: xp._core.get_compute_type(np.dtype(np.int64)),
 }
 
 

@@ -152,6 +152,15 @@ def describe(arg) -> tuple:
     return ("scalar", str(ty))
 
 
+def flat_descriptions(signature):
+    """The argument descriptions of a launch with tuples' members in place of the tuples (arrays inside them too)."""
+    for d in signature:
+        if d[0] == "tuple":
+            yield from flat_descriptions(d[1])
+        else:
+            yield d
+
+
 def numba_cuda_typeof(arg):
     """numba-cuda's type for a kernel argument (``numba.cuda.typing.typeof``, the launch's own inference)."""
     from numba.cuda.typing.typeof import Purpose, typeof

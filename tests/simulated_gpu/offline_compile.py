@@ -7,7 +7,7 @@ memory. :func:`problems` names what a GPU would pay for:
 
 - a kernel that does not compile;
 - any spill, stack frame or local memory;
-- a float64 instruction in a float32 variant (a constant or a conversion that left float32);
+- a float64 instruction in a float32 or float16 variant (a constant or a conversion that left float32);
 - a 64-bit integer division or remainder in an innermost loop (about a hundred instructions per element).
 
 Run as a program (without ``NUMBA_ENABLE_CUDASIM``): it reads launches as JSON and writes reports.
@@ -243,10 +243,19 @@ def _flat(signature):
             yield d
 
 
+FLOATS = ("float16", "float32", "float64")
+
+
+def variant(signature) -> str:
+    """The dtype a compiled variant is judged and listed by: "float64" where an argument is float64, else "float16"
+    where one is float16 (mixed precision: float16 arrays, float32 numbers), else "float32"; "-" without floats."""
+    floats = {d[1] for d in _flat(signature) if d[1] in FLOATS}
+    return next((f for f in ("float64", "float16", "float32") if f in floats), "-")
+
+
 def float32_variant(signature) -> bool:
-    """True when no argument is float64: then no instruction may be."""
-    floats = [d[1] for d in _flat(signature) if d[1] in ("float32", "float64")]
-    return bool(floats) and "float64" not in floats
+    """True when no argument is float64 but some are float16 or float32: then no instruction may be float64."""
+    return variant(signature) in ("float16", "float32")
 
 
 def problems(report: dict) -> list[str]:
@@ -257,7 +266,7 @@ def problems(report: dict) -> list[str]:
     if not report.get("disk_cache"):
         found.append(f"{where}: not cached on disk (numba-cuda would compile it again in every process)")
     if report["float64"] and float32_variant(report["signature"]):
-        found.append(f"{where}: {report['float64']} float64 instructions in a float32 variant")
+        found.append(f"{where}: {report['float64']} float64 instructions in a {variant(report['signature'])} variant")
     if report["div64_in_loops"]:
         found.append(f"{where}: {report['div64_in_loops']} 64-bit integer divisions/remainders per element "
                      "(in an innermost loop)")
@@ -291,16 +300,15 @@ def markdown(reports: list[dict]) -> str:
             "|---|---|---|---:|---:|---:|---:|---:|"]
     worst = {}  # one row per kernel, dtype and architecture: the variant (argument layouts) using most registers
     for r in reports:
-        key = (r["module"], r["qualname"], float32_variant(r["signature"]), tuple(r["cc"]))
+        key = (r["module"], r["qualname"], variant(r["signature"]), tuple(r["cc"]))
         if key not in worst or "error" in r or r.get("registers", 0) > worst[key].get("registers", 0):
             worst[key] = r
-    for r in sorted(worst.values(), key=lambda r: (r["module"], r["qualname"], signature_text(r), r["cc"])):
+    for r in sorted(worst.values(), key=lambda r: (r["module"], r["qualname"], variant(r["signature"]), r["cc"])):
         if "error" in r:
             rows.append(f"| `{r['qualname']}` | {signature_text(r)} | sm_{r['cc'][0]}{r['cc'][1]} | does not compile |"
                         " | | | |")
             continue
-        dtype = "float32" if float32_variant(r["signature"]) else "float64" if any(
-            d[1] == "float64" for d in _flat(r["signature"])) else "-"
+        dtype = variant(r["signature"])
         rows.append(f"| `{r['module'].rsplit('.', 1)[-1]}.{r['qualname']}` | {dtype} | sm_{r['cc'][0]}{r['cc'][1]} | "
                     f"{r['registers']} | {r['smem']} | {r['spill_stores'] + r['spill_loads']} | {r['threads']} | "
                     f"{r['occupancy']:.0%} |")

@@ -18,6 +18,13 @@ from pathlib import Path
 # The namespaces gpunn may touch, by the attribute path from the ``cupy`` module ("" is cupy itself).
 NAMESPACES = ("", "random", "linalg", "lib.stride_tricks", "cuda", "cuda.runtime")
 CUPYX = ("",)
+# Private names gpunn uses on purpose, by path: the compute type of CuPy's matrix products (its only switch for
+# TF32, and for float16 products' accumulation), with the values of its constants.
+PRIVATE = {
+    "_core": ("get_compute_type", "set_compute_type"),
+    "_core._routines_linalg": ("COMPUTE_TYPE_TBD", "COMPUTE_TYPE_DEFAULT", "COMPUTE_TYPE_PEDANTIC", "COMPUTE_TYPE_FP16",
+                               "COMPUTE_TYPE_FP32", "COMPUTE_TYPE_FP64", "COMPUTE_TYPE_BF16", "COMPUTE_TYPE_TF32"),
+}
 _TYPE_WORDS = re.compile(r"^(?:(?:int|bint|bool|str|tuple|list|dict|object|Py_ssize_t|_ndarray_base|ndarray|"
                          r"unsigned|long|double|float|size_t|intptr_t)\s+)+")
 
@@ -118,6 +125,21 @@ def ufunc_methods(ufunc) -> list[str]:
     return taken
 
 
+def private(root) -> dict:
+    """The names of :data:`PRIVATE` that the installed CuPy has, described, constants with their values."""
+    out = {}
+    for path, names in PRIVATE.items():
+        obj = root
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        out[path] = {}
+        for name in names:
+            if hasattr(obj, name):
+                value = getattr(obj, name)
+                out[path][name] = {**describe(value), **({"value": int(value)} if isinstance(value, int) else {})}
+    return out
+
+
 def namespace(root, path: str) -> dict:
     obj = root
     for part in filter(None, path.split(".")):
@@ -136,6 +158,7 @@ def snapshot() -> dict:
         "cupyx": {path: namespace(cupyx, path) for path in CUPYX},
         "ndarray": members(cupy.ndarray),
         "random.Generator": members(cupy.random.Generator),
+        "private": private(cupy),
     }
 
 

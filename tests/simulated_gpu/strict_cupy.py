@@ -20,6 +20,11 @@ wherever it would fail on one. So it refuses everything CuPy refuses, and someti
 
 Two devices exist, visible only inside :func:`visible` (outside it the machine looks like one
 without a GPU driver, as CI's does), so tests choose when gpunn may see a GPU.
+
+Matrix products compute as cuBLAS does under CuPy's compute types (``cupy._core.set_compute_type``, the
+snapshot's private names, with CuPy's refusals): float16 products accumulate in float32 and are rounded
+once; float32 ones under ``COMPUTE_TYPE_TF32`` read their inputs rounded to TF32 (10 mantissa bits, to
+nearest, ties away from zero, as the hardware's ``cvt.rna.tf32.f32``), so TF32 is visible in results.
 """
 
 from __future__ import annotations
@@ -143,6 +148,72 @@ STABLE = {"sort", "argsort"}
 UNSUPPORTED = {"astype": ("casting", "subok")}
 # Creation functions that take host data (an upload) and so accept NumPy arrays.
 UPLOADS = {"asarray", "array", "asanyarray"}
+
+
+# --------------------------------------------------------------------------- matrix products and compute types
+
+_LINALG = {name: spec["value"] for name, spec in API["private"]["_core._routines_linalg"].items()}
+_COMPUTE_TYPES: dict = {}  # compute type index -> the compute type set (CuPy's list, TBD where absent)
+_COMPUTE_TYPE_NAMES = {v: k for k, v in _LINALG.items()}
+
+
+def _compute_type_index(dtype) -> int:
+    """CuPy 14's index of a dtype's compute type: float16, float32 (and complex64), float64 (and complex128) only.
+
+    Its TypeError names ``dtype.name`` of what it was given, so a scalar type (np.int8) raises AttributeError there.
+    """
+    for index, chars in enumerate(("e", "fF", "dD")):
+        if np.dtype(dtype).char in chars:
+            return index
+    raise TypeError(f"dtype is not supported: {dtype.name}")
+
+
+def set_compute_type(dtype, compute_type):
+    """``cupy._core.set_compute_type``, with CuPy 14's checks; TF32 and BF16 need compute capability 8.0 and above
+    (the simulated devices are 9.0)."""
+    if compute_type not in _COMPUTE_TYPE_NAMES:
+        raise ValueError(f"Unknown compute type: {compute_type}")
+    _COMPUTE_TYPES[_compute_type_index(dtype)] = compute_type
+
+
+def get_compute_type(dtype):
+    """``cupy._core.get_compute_type``: COMPUTE_TYPE_DEFAULT until set (TF32 for float32 where CUPY_TF32 > 0)."""
+    import os
+
+    index = _compute_type_index(dtype)
+    if _COMPUTE_TYPES.get(index, _LINALG["COMPUTE_TYPE_TBD"]) == _LINALG["COMPUTE_TYPE_TBD"]:
+        tf32 = np.dtype(dtype).char in "fF" and int(os.getenv("CUPY_TF32", "0")) > 0
+        set_compute_type(dtype, _LINALG["COMPUTE_TYPE_TF32" if tf32 else "COMPUTE_TYPE_DEFAULT"])
+    return _COMPUTE_TYPES[index]
+
+
+def tf32(a: np.ndarray) -> np.ndarray:
+    """float32 values rounded to TF32 (the top 10 of 23 mantissa bits kept, to nearest, ties away from zero)."""
+    bits = a.view(np.uint32)
+    rounded = ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+    return np.where(np.isfinite(a), rounded, a)
+
+
+def _gemm(numpy_fn):
+    """A matrix product (``matmul``, ``dot``) as cuBLAS computes it under the current compute types."""
+
+    @functools.wraps(numpy_fn)
+    def product(a, b, *args, out=None, **kwargs):
+        a, b = np.asarray(a), np.asarray(b)
+        dt = np.result_type(a, b)
+        if dt == np.float16:  # CUBLAS_COMPUTE_32F for float16 in every compute type CuPy sets
+            with np.errstate(over="ignore"):  # a product beyond 65504 rounds to inf on the GPU without a word
+                result = numpy_fn(a.astype(np.float32), b.astype(np.float32), *args, **kwargs).astype(np.float16)
+        elif dt == np.float32 and get_compute_type(dt) == _LINALG["COMPUTE_TYPE_TF32"]:
+            result = numpy_fn(tf32(a.astype(np.float32)), tf32(b.astype(np.float32)), *args, **kwargs)
+        else:
+            return numpy_fn(a, b, *args, out=out, **kwargs)
+        if out is None:
+            return result
+        np.copyto(out, result)
+        return out
+
+    return product
 
 
 def _function(name: str, numpy_fn, params: dict | None, qualname: str):
@@ -666,7 +737,9 @@ def _namespace(path: str, numpy_ns, extra: dict) -> types.ModuleType:
             setattr(mod, name, _Ufunc(name, spec))
         elif spec["kind"] == "function" and callable(getattr(numpy_ns, name, None)):
             qual = f"{mod.__name__}.{name}"
-            setattr(mod, name, _function(name, getattr(numpy_ns, name), spec["params"], qual))
+            fn = getattr(numpy_ns, name)
+            setattr(mod, name, _function(name, _gemm(fn) if not path and name in ("matmul", "dot") else fn,
+                                         spec["params"], qual))
         elif spec["kind"] in ("type", "value") and hasattr(numpy_ns, name):
             setattr(mod, name, getattr(numpy_ns, name))
     return mod
@@ -686,6 +759,10 @@ _MODULE.random = _namespace("random", np.random, {"default_rng": _Generator, "Ge
 _MODULE.linalg = _namespace("linalg", np.linalg, {})
 _MODULE.lib = types.ModuleType("cupy.lib")
 _MODULE.lib.stride_tricks = _namespace("lib.stride_tricks", np.lib.stride_tricks, {})
+_MODULE._core = types.ModuleType("cupy._core")
+_MODULE._core._routines_linalg = types.ModuleType("cupy._core._routines_linalg")
+_MODULE._core._routines_linalg.__dict__.update(_LINALG)
+_MODULE._core.set_compute_type, _MODULE._core.get_compute_type = set_compute_type, get_compute_type
 _MODULE.__version__ = API["cupy_version"] + "+simulated"
 _MODULE.__file__ = __file__
 _MODULE.SIMULATED = True
@@ -714,5 +791,6 @@ def _reprobe() -> None:
 def modules() -> dict:
     """{module name: module} to put in ``sys.modules`` so that ``import cupy`` (and ``cupyx``) give these."""
     return {"cupy": _MODULE, "cupy.cuda": cuda, "cupy.cuda.runtime": runtime, "cupy.cuda.nccl": nccl,
+            "cupy._core": _MODULE._core, "cupy._core._routines_linalg": _MODULE._core._routines_linalg,
             "cupy.random": _MODULE.random, "cupy.linalg": _MODULE.linalg, "cupy.lib": _MODULE.lib,
             "cupy.lib.stride_tricks": _MODULE.lib.stride_tricks, "cupyx": cupyx}
