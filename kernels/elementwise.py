@@ -140,9 +140,15 @@ def defines_its_rules(cls: type, together: tuple, read: tuple = ()) -> bool:
 
 def _numbers_type(owner: type, fields: tuple) -> type:
     """The named tuple type of the rules' numbers for ``owner``, reachable as ``owner.Numbers`` (Numba's disk cache
-    pickles it by name)."""
+    pickles it by name).
+
+    Its ``__name__`` is the owner's full name: Numba's dispatchers look an argument's type up by a fingerprint
+    that holds a named tuple's class name and fields but not its class, so two gates' ``Numbers`` of one name
+    and fields would share an entry, and every call of the second gate's kernels would be typed again in Python.
+    """
     numbers = collections.namedtuple("Numbers", fields)
     numbers.__module__, numbers.__qualname__ = owner.__module__, f"{owner.__qualname__}.Numbers"
+    numbers.__name__ = f"{owner.__module__}.{owner.__qualname__}.Numbers"
     return numbers
 
 

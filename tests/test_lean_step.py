@@ -44,6 +44,12 @@ def test_readme_step_python_call_budget(rng, monkeypatch):
     # as in a process that runs this loop: no parallel Numba kernel in the last 0.2 s (an earlier test's would
     # hand the GEMMs to Numba's threads, kernels/blas_pool.py, a path this step does not take)
     monkeypatch.setattr(gn.kernels.blas_pool, "LAST_PARALLEL", [-1.0])
+    # every gate's fused kernels first, as in a process that used them before: the step's own kernels must still
+    # be found by Numba's dispatch without typing their arguments again in Python
+    z, b = rng.standard_normal((7, 31)).astype(np.float32), np.zeros(31, np.float32)
+    for cls in gn.nn.ACTIVATIONS.values():
+        gate = cls(alpha=0.5) if "alpha" in cls.numbers else cls()
+        gn.ops.bias_activation_backward.with_kernel(z, gn.ops.bias_activation.with_kernel(z.copy(), b, gate), gate)
     step = readme_step(rng)
     for _ in range(3):  # compiled, allocated, resolved
         step()
