@@ -182,8 +182,9 @@ class Loss:
         Returns
         -------
         ndarray
-            d(dout * loss)/d(scores): the shape, dtype (float32 for float16 scores) and device of the
-            last forward's scores.
+            d(dout * loss)/d(scores): the shape, dtype and device of the last forward's scores (for
+            float16 scores, float16 from the class losses' fused kernel, float32 from the losses that
+            cast the scores first).
 
         Raises
         ------
