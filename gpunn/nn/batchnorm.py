@@ -88,14 +88,119 @@ class _BatchNorm(Module):
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch normalisation per feature of x (N, features), statistics over the batch."""
+    """Batch normalisation per feature of x (N, features), statistics over the batch.
+
+    y = gamma (x - mean) / sqrt(var + eps) + beta for each feature (column). In training the mean and
+    the (biased) variance are the batch's, and the running statistics are updated; in evaluation
+    mode the running statistics are used, and backward is a plain per-feature scale. Backward in
+    training includes the terms from the mean and variance depending on every row of the batch::
+
+        dgamma = sum over N of dout xhat          accumulated into gamma.grad
+        dbeta  = sum over N of dout               accumulated into beta.grad
+        dx     = inv_std / N (N dxhat - sum(dxhat) - xhat sum(dxhat xhat)),  dxhat = dout gamma
+
+    Parameters
+    ----------
+    num_features : int
+        Features per row, C >= 1: the length of ``gamma``, ``beta`` and the running statistics.
+    eps : float, default=1e-5
+        Added to the variance before its square root, > 0.
+    momentum : float, default=0.1
+        The running statistics' update weight in [0, 1]: running <- (1 - momentum) running +
+        momentum batch (the batch's unbiased variance for ``running_var``).
+
+    Attributes
+    ----------
+    gamma : Parameter
+        The per-channel scale, (C,), starting at 1; not weight-decayed.
+    beta : Parameter
+        The per-channel shift, (C,), starting at 0; not weight-decayed.
+    running_mean : ndarray
+        (C,) buffer, starting at 0: the mean evaluation mode normalises with.
+    running_var : ndarray
+        (C,) buffer, starting at 1: the variance evaluation mode normalises with.
+
+    Raises
+    ------
+    ValueError
+        If ``num_features`` is below 1, ``eps`` not above 0 or ``momentum`` outside [0, 1]. A forward
+        pass raises it too for an input of another shape than (N, C), and in training for fewer
+        than 2 rows.
+    TypeError
+        If ``num_features`` is not an integer, or ``eps`` or ``momentum`` not a number.
+
+    Examples
+    --------
+    >>> bn = gn.nn.BatchNorm1d(2)
+    >>> bn
+    BatchNorm1d(2, eps=1e-05, momentum=0.1)
+    >>> x = np.array([[1.0, 10.0], [3.0, 20.0], [5.0, 30.0]])
+    >>> bn.forward(x)  # each column to mean 0, variance 1
+    array([[-1.2247, -1.2247],
+           [ 0.    ,  0.    ],
+           [ 1.2247,  1.2247]], dtype=float32)
+    >>> bn.running_mean  # 0.9 * 0 + 0.1 * the batch's mean
+    array([0.3, 2. ], dtype=float32)
+    >>> bn.backward(np.ones_like(x))  # a shift of every row changes nothing after normalising
+    array([[0., 0.],
+           [0., 0.],
+           [0., 0.]], dtype=float32)
+    >>> bn.beta.grad
+    array([3., 3.], dtype=float32)
+    """
 
     ndim = 2
     layout = "(N, {c})"
 
 
 class BatchNorm2d(_BatchNorm):
-    """Spatial batch normalisation per channel of NCHW images, statistics over N, H and W (cs231n's spatial batchnorm)."""
+    """Spatial batch normalisation per channel of NCHW images, statistics over N, H and W (cs231n's spatial batchnorm).
+
+    :class:`BatchNorm1d`'s computation with each channel of x (N, C, H, W) as one feature, its
+    statistics taken over the N H W values of the channel; the output has the input's shape.
+
+    Parameters
+    ----------
+    num_features : int
+        Channels of the images, C >= 1: the length of ``gamma``, ``beta`` and the running statistics.
+    eps : float, default=1e-5
+        Added to the variance before its square root, > 0.
+    momentum : float, default=0.1
+        The running statistics' update weight in [0, 1]: running <- (1 - momentum) running +
+        momentum batch (the batch's unbiased variance for ``running_var``).
+
+    Attributes
+    ----------
+    gamma : Parameter
+        The per-channel scale, (C,), starting at 1; not weight-decayed.
+    beta : Parameter
+        The per-channel shift, (C,), starting at 0; not weight-decayed.
+    running_mean : ndarray
+        (C,) buffer, starting at 0: the mean evaluation mode normalises with.
+    running_var : ndarray
+        (C,) buffer, starting at 1: the variance evaluation mode normalises with.
+
+    Raises
+    ------
+    ValueError
+        If ``num_features`` is below 1, ``eps`` not above 0 or ``momentum`` outside [0, 1]. A forward
+        pass raises it too for an input of another shape than (N, C, H, W), and in training for fewer
+        than 2 values per channel (N H W).
+    TypeError
+        If ``num_features`` is not an integer, or ``eps`` or ``momentum`` not a number.
+
+    Examples
+    --------
+    >>> bn = gn.nn.BatchNorm2d(3)
+    >>> x = np.random.default_rng(0).normal(2.0, 3.0, size=(4, 3, 5, 5))
+    >>> y = bn.forward(x)
+    >>> y.shape
+    (4, 3, 5, 5)
+    >>> bool(np.allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-5)), y.std(axis=(0, 2, 3)).round(3)
+    (True, array([1., 1., 1.], dtype=float32))
+    >>> bn.eval().forward(x).shape  # evaluation mode: the running statistics
+    (4, 3, 5, 5)
+    """
 
     ndim = 4
     layout = "(N, {c}, H, W)"

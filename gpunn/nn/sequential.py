@@ -117,6 +117,24 @@ class Sequential(Module):
         return steps
 
     def forward(self, x):
+        """Run ``x`` through every layer, first to last; a fusable layer and its activation run as one step.
+
+        Parameters
+        ----------
+        x : ndarray
+            The input batch, (N, ...), in the shape the first layer expects (NumPy or CuPy).
+
+        Returns
+        -------
+        ndarray
+            The last layer's output, (N, ...), on the model's device.
+
+        Raises
+        ------
+        ValueError
+            If the model has no layers, or a layer refuses its input (the message starts with the
+            layer's position, ``layer 2: ...``); a layer's ``TypeError`` is located the same way.
+        """
         if not self.layers:
             raise ValueError("Sequential has no layers")
         steps = self._steps()
