@@ -451,7 +451,8 @@ def device(spec: str | Device | None = "auto", verbose: bool | None = None) -> D
     ----------
     spec : str, Device or None, default="auto"
         ``"cpu"``, ``"cuda"`` (device 0), ``"cuda:N"``, ``"auto"`` or None (the same as ``"auto"``);
-        case and surrounding spaces are ignored. A :class:`Device` is returned as it is.
+        in the cpu and cuda forms case and surrounding spaces are ignored. A :class:`Device` is
+        returned as it is.
     verbose : bool or None, default=None
         Whether ``"auto"`` warns (a ``UserWarning``, once per process) when it falls back to the CPU;
         None reads the environment variable ``GPUNN_VERBOSE``.
