@@ -77,12 +77,38 @@ class TrainedClassifier(DeviceClassifier):
     @keeps_state_on_failure
     @on_fit_device
     def fit(self, X, y) -> "TrainedClassifier":
-        """Train on X (n_samples, n_features) and class labels y (n_samples,); returns ``self``.
+        """Train a new model on X and the class labels y; returns ``self``.
 
         With ``early_stopping=True`` a stratified ``validation_fraction`` of the rows is held
         out; training stops after ``patience`` epochs without a lower validation loss and the
         weights of the epoch with the lowest are kept (``history_.best_epoch``). A failed fit
-        leaves the estimator as it was.
+        leaves the estimator as it was. Training runs on ``device`` (a :class:`~gpunn.Trainer`);
+        the fitted model stays there.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Finite numbers: a NumPy or CuPy array, a list or a DataFrame; float32 and float64 are
+            kept, anything else becomes float32.
+        y : array_like of shape (n_samples,)
+            Class labels, any scikit-learn accepts (integers, strings, ...), at least two distinct.
+
+        Returns
+        -------
+        self
+            The fitted classifier, with ``classes_``, ``model_``, ``history_``, ``n_iter_``,
+            ``n_features_in_`` and ``device_``.
+
+        Raises
+        ------
+        ValueError
+            If ``early_stopping`` is True with ``validation_fraction`` 0, ``y`` has one class, the
+            validation split leaves no training rows, X is not finite, or a hyperparameter is out of
+            range or unknown ("mixed" ``precision`` on the CPU included).
+        TypeError
+            If a numeric hyperparameter is not a number.
+        TrainingDiverged
+            If training diverged (try a smaller ``lr``).
         """
         lr = check_number("lr", self.lr, low=0, low_open=True)
         reg = check_number("reg", self.reg, low=0)
@@ -140,20 +166,68 @@ class TrainedClassifier(DeviceClassifier):
 
     @on_fitted_device
     def decision_function(self, X):
-        """Class scores: (n_samples, n_classes), or (n_samples,) for two classes (positive: ``classes_[1]``)."""
+        """The model's class scores for each row.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Finite numbers, as many features as in ``fit`` (NumPy or CuPy).
+
+        Returns
+        -------
+        array of shape (n_samples, n_classes) or (n_samples,), float64
+            One score per class, columns in ``classes_`` order; for two classes one score per row,
+            that of ``classes_[1]`` minus that of ``classes_[0]`` (positive: ``classes_[1]``). In
+            X's array type (CuPy in, CuPy out).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the classifier is not fitted.
+        """
         X, s = self._scores(X)
         return as_input_type(s[:, 1] - s[:, 0] if s.shape[1] == 2 else s, X)
 
     @on_fitted_device
     def predict(self, X):
-        """The predicted label of each row, from ``classes_``."""
+        """The predicted label of each row, from ``classes_``: that of the highest score.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Finite numbers, as many features as in ``fit`` (NumPy or CuPy).
+
+        Returns
+        -------
+        array of shape (n_samples,)
+            Labels of ``classes_``'s dtype; in X's array type where it can hold them (CuPy holds
+            numbers only: string labels come back as NumPy).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the classifier is not fitted.
+        gpunn.validation.NonFiniteError
+            A ``ValueError`` where a row's scores hold NaN (no class can be chosen).
+        """
         X, s = self._scores(X)
         return labels_of(self.classes_, as_input_type(labels_from_scores(s), X))
 
     @available_if(_has_probabilities)
     @on_fitted_device
     def predict_proba(self, X):
-        """Softmax of the scores: (n_samples, n_classes), rows summing to 1, columns in ``classes_`` order."""
+        """Class probabilities: the softmax of the scores (with ``loss="softmax"`` only).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Finite numbers, as many features as in ``fit`` (NumPy or CuPy).
+
+        Returns
+        -------
+        array of shape (n_samples, n_classes), float64
+            Rows summing to 1, columns in ``classes_`` order, in X's array type.
+        """
         X, s = self._scores(X)
         xp = array_module(s)
         e = xp.exp(s - s.max(axis=1, keepdims=True))
@@ -162,7 +236,18 @@ class TrainedClassifier(DeviceClassifier):
     @available_if(_has_probabilities)
     @on_fitted_device
     def predict_log_proba(self, X):
-        """Log of :meth:`predict_proba`, computed as scores minus their log-sum-exp (no underflow)."""
+        """Log of :meth:`predict_proba`, computed as scores minus their log-sum-exp (no underflow).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Finite numbers, as many features as in ``fit`` (NumPy or CuPy).
+
+        Returns
+        -------
+        array of shape (n_samples, n_classes), float64
+            Log-probabilities, columns in ``classes_`` order, in X's array type.
+        """
         X, s = self._scores(X)
         xp = array_module(s)
         shifted = s - s.max(axis=1, keepdims=True)
@@ -172,17 +257,85 @@ class TrainedClassifier(DeviceClassifier):
 class MLPClassifier(TrainedClassifier):
     """A fully connected net: [Linear -> (BatchNorm) -> activation -> (Dropout)] per hidden size, then Linear.
 
-    Trained with softmax cross-entropy for ``epochs`` epochs of minibatches. ``reg`` is the
-    L2 strength on the weights; ``optimizer`` is one of "sgd", "momentum", "nesterov",
-    "adagrad", "rmsprop", "adam", "adamw". With ``early_stopping=True``, ``validation_fraction``
-    of the rows is held out: training stops after ``patience`` epochs without a lower validation
-    loss and the best epoch's weights are kept. ``device``: "auto", "cpu", "cuda" or "cuda:N";
-    the model lives there. ``precision``: "float32" or "float64", the model's dtype (float32
-    scores of a row may differ in the last bits with the other rows predicted beside it), or "mixed":
-    trained on a GPU in float16 with float32 master weights and dynamic loss scaling (see
-    :class:`~gpunn.Trainer`), the fitted model float32; on the CPU "mixed" is a ValueError.
-    Fitted: ``classes_``, ``model_``, ``history_``, ``n_iter_`` (epochs run), ``n_features_in_``,
-    ``feature_names_in_`` (DataFrames), ``device_``.
+    A scikit-learn classifier, trained with softmax cross-entropy for ``epochs`` epochs of
+    minibatches (one output per class, two for a binary problem). Hidden weights start with the
+    activation's own init ("he" for the ReLU family, "xavier" for sigmoid and tanh).
+
+    Parameters
+    ----------
+    hidden : int or sequence of int, default=(100,)
+        The width of each hidden layer, >= 1; an int is one layer.
+    activation : {"relu", "leaky_relu", "elu", "sigmoid", "tanh", "gelu", "silu"}, default="relu"
+        The hidden layers' activation.
+    dropout : float, default=0.0
+        The dropout probability after each hidden activation, in [0, 1); 0 adds no Dropout layer.
+    batchnorm : bool, default=False
+        Whether a BatchNorm1d follows each hidden Linear.
+    optimizer : {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"}, default="adam"
+        The update rule (:func:`~gpunn.optim.make_optimizer`).
+    lr : float, default=1e-3
+        The learning rate, > 0.
+    reg : float, default=1e-4
+        The L2 strength lambda on the weights (not the biases), >= 0: the optimizer's weight decay
+        (decoupled for "adamw").
+    batch_size : int, default=64
+        Rows per update.
+    epochs : int, default=100
+        Epochs to train (fewer with early stopping).
+    validation_fraction : float, default=0.1
+        The share of rows held out for early stopping, in [0, 1) (> 0 where ``early_stopping``).
+    early_stopping : bool, default=False
+        Whether to hold out ``validation_fraction`` of the rows (stratified where every class
+        fits), stop after ``patience`` epochs without a lower validation loss and keep the best
+        epoch's weights.
+    patience : int, default=5
+        Epochs without improvement before early stopping, >= 1.
+    device : str, default="auto"
+        Where the model trains and lives: "auto", "cpu", "cuda" or "cuda:N".
+    precision : {"float32", "float64", "mixed"}, default="float32"
+        The model's dtype (float32 scores of a row may differ in the last bits with the other rows
+        predicted beside it), or "mixed": trained on a GPU in float16 with float32 master weights
+        and dynamic loss scaling (see :class:`~gpunn.Trainer`), the fitted model float32; on the
+        CPU "mixed" is a ValueError in ``fit``.
+    random_state : int, numpy.random.RandomState or None, default=None
+        Seeds the weights, the training (each epoch's row order, dropout masks) and the validation
+        split.
+    progress : bool, default=False
+        Whether to show a progress bar while training.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The distinct labels of ``y``, sorted.
+    model_ : gpunn.nn.Sequential
+        The trained network, on ``device_``.
+    history_ : History
+        What training measured (:meth:`gpunn.Trainer.fit`'s).
+    n_iter_ : int
+        Epochs run.
+    n_features_in_ : int
+        Features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names, where X was a DataFrame with string column names.
+    device_ : Device
+        Where the model lives; predictions run there.
+
+    Examples
+    --------
+    Two blobs of 20 points, one hidden layer of 8 units, two epochs:
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-2, 1, (20, 2)), rng.normal(2, 1, (20, 2))]).astype(np.float32)
+    >>> y = np.repeat(["no", "yes"], 20)
+    >>> clf = gn.MLPClassifier(hidden=8, epochs=2, batch_size=16, lr=0.05, device="cpu", random_state=0)
+    >>> clf.fit(X, y).classes_, clf.n_iter_
+    (array(['no', 'yes'], dtype='<U3'), 2)
+    >>> clf.predict(np.array([[-2, -2], [2, 2]], np.float32))
+    array(['no', 'yes'], dtype='<U3')
+    >>> clf.predict_proba(np.array([[2, 2]], np.float32)).round(2)
+    array([[0., 1.]])
+    >>> clf.score(X, y)
+    1.0
     """
 
     def __init__(self, hidden=(100,), activation="relu", dropout=0.0, batchnorm=False, optimizer="adam", lr=1e-3,
@@ -213,12 +366,83 @@ class MLPClassifier(TrainedClassifier):
 class LinearClassifier(TrainedClassifier):
     """The linear score function s = x W + b, trained with the multiclass SVM or softmax loss.
 
-    ``loss``: "softmax" (cross-entropy; has ``predict_proba``) or "svm" (multiclass hinge,
-    delta = 1; scores only, as scikit-learn's hinge-loss classifiers). ``reg`` is the L2
-    strength lambda on W. Weights start small (std 1e-3). ``coef_`` (n_classes, n_features)
+    A scikit-learn classifier. Weights start small (std 1e-3). ``coef_`` (n_classes, n_features)
     and ``intercept_`` (n_classes,) read W and b as scikit-learn's linear models do, with one
     row (``classes_[1]`` against ``classes_[0]``) for a binary problem; on the model's device.
-    Other hyperparameters and fitted attributes as :class:`MLPClassifier`.
+
+    Parameters
+    ----------
+    loss : {"softmax", "svm"}, default="softmax"
+        "softmax": cross-entropy, with ``predict_proba``; "svm": the multiclass hinge loss
+        (delta = 1), scores only, as scikit-learn's hinge-loss classifiers.
+    reg : float, default=1e-4
+        The L2 strength lambda on W, >= 0: the optimizer's weight decay (decoupled for "adamw").
+    optimizer : {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"}, default="adam"
+        The update rule (:func:`~gpunn.optim.make_optimizer`).
+    lr : float, default=0.02
+        The learning rate, > 0.
+    batch_size : int, default=200
+        Rows per update.
+    epochs : int, default=50
+        Epochs to train (fewer with early stopping).
+    validation_fraction : float, default=0.1
+        The share of rows held out for early stopping, in [0, 1) (> 0 where ``early_stopping``).
+    early_stopping : bool, default=False
+        Whether to hold out ``validation_fraction`` of the rows (stratified where every class
+        fits), stop after ``patience`` epochs without a lower validation loss and keep the best
+        epoch's weights.
+    patience : int, default=5
+        Epochs without improvement before early stopping, >= 1.
+    device : str, default="auto"
+        Where the model trains and lives: "auto", "cpu", "cuda" or "cuda:N".
+    precision : {"float32", "float64", "mixed"}, default="float32"
+        The model's dtype (float32 scores of a row may differ in the last bits with the other rows
+        predicted beside it), or "mixed": trained on a GPU in float16 with float32 master weights
+        and dynamic loss scaling (see :class:`~gpunn.Trainer`), the fitted model float32; on the
+        CPU "mixed" is a ValueError in ``fit``.
+    random_state : int, numpy.random.RandomState or None, default=None
+        Seeds the weights, the training (each epoch's row order, dropout masks) and the validation
+        split.
+    progress : bool, default=False
+        Whether to show a progress bar while training.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The distinct labels of ``y``, sorted.
+    model_ : gpunn.nn.Sequential
+        The trained network, on ``device_``.
+    history_ : History
+        What training measured (:meth:`gpunn.Trainer.fit`'s).
+    n_iter_ : int
+        Epochs run.
+    n_features_in_ : int
+        Features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names, where X was a DataFrame with string column names.
+    device_ : Device
+        Where the model lives; predictions run there.
+    coef_ : array of shape (n_classes, n_features) or (1, n_features)
+        W transposed (one row for two classes), on ``device_``.
+    intercept_ : array of shape (n_classes,) or (1,)
+        b (one value for two classes), on ``device_``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-2, 1, (20, 2)), rng.normal(2, 1, (20, 2))]).astype(np.float32)
+    >>> y = np.repeat([0, 1], 20)
+    >>> clf = gn.LinearClassifier(epochs=2, batch_size=16, device="cpu", random_state=0).fit(X, y)
+    >>> clf.coef_.shape, clf.intercept_.shape, clf.score(X, y)
+    ((1, 2), (1,), 1.0)
+    >>> clf.decision_function(np.array([[-2, -2], [2, 2]], np.float32)) > 0
+    array([False,  True])
+
+    With the hinge loss there are scores but no probabilities:
+
+    >>> svm = gn.LinearClassifier(loss="svm", epochs=2, batch_size=16, device="cpu", random_state=0).fit(X, y)
+    >>> svm.predict(np.array([[2, 2]], np.float32)), hasattr(svm, "predict_proba")
+    (array([1]), False)
     """
 
     def __init__(self, loss="softmax", reg=1e-4, optimizer="adam", lr=0.02, batch_size=200, epochs=50,

@@ -92,12 +92,40 @@ def _cuda_device_count() -> int:
 
 
 def cuda_available() -> bool:
-    """True when CuPy is installed and at least one CUDA device answers. Never raises."""
+    """Whether CUDA can be used here: CuPy is installed and at least one CUDA device answers.
+
+    The probe runs once per process (its answer is cached) and never raises.
+
+    Returns
+    -------
+    bool
+        True when at least one CUDA device is usable; :func:`cuda_unavailable_reason` says why not
+        when False.
+
+    Examples
+    --------
+    >>> isinstance(gn.cuda_available(), bool)
+    True
+    """
     return _cuda_device_count() > 0
 
 
 def cuda_unavailable_reason() -> str:
-    """Why CUDA cannot be used here (which import or driver call failed); "" when it can. Never raises."""
+    """Why CUDA cannot be used here (which import or driver call failed); "" when it can.
+
+    Never raises: the reason comes from the same cached probe as :func:`cuda_available`.
+
+    Returns
+    -------
+    str
+        One sentence naming what failed (CuPy missing or broken, no driver, a driver older than
+        CuPy's CUDA, no GPU), or ``""`` when a CUDA device is usable.
+
+    Examples
+    --------
+    >>> gn.cuda_available() == (gn.cuda_unavailable_reason() == "")
+    True
+    """
     count, reason = _cuda_probe()
     return "" if count else reason
 
@@ -109,7 +137,30 @@ class Device:
     """A place for arrays: ``Device("cpu")`` or ``Device("cuda", 0)``.
 
     ``xp`` is the array namespace for this device. Use :func:`device` to build one
-    from a string such as ``"cuda:0"`` or ``"auto"``.
+    from a string such as ``"cuda:0"`` or ``"auto"``: it also checks that the GPU exists,
+    which this constructor does not. Devices compare equal to each other and to their
+    string (``Device("cpu") == "cpu"``). As a context manager (``with dev:``) a CUDA
+    device is made current for CuPy and Numba; on the CPU the block only runs.
+
+    Parameters
+    ----------
+    type : {"cpu", "cuda"}, default="cpu"
+        The kind of device.
+    index : int or None, default=None
+        The GPU's number for ``"cuda"`` (None means 0); None or 0 for ``"cpu"``, which has no index.
+
+    Raises
+    ------
+    ValueError
+        If ``type`` is neither ``"cpu"`` nor ``"cuda"``, or ``"cpu"`` is given an index other than 0.
+
+    Examples
+    --------
+    >>> dev = gn.Device("cpu")
+    >>> dev, str(dev), dev.xp.__name__
+    (Device('cpu'), 'cpu', 'numpy')
+    >>> dev == "cpu", gn.Device("cuda", 1)
+    (True, Device('cuda:1'))
     """
 
     __slots__ = ("type", "index")
@@ -128,7 +179,26 @@ class Device:
         return np if self.type == "cpu" else importlib.import_module("cupy")
 
     def asarray(self, a, dtype=None):
-        """``a`` as an array on this device (a copy only where needed)."""
+        """``a`` as an array on this device (a copy only where needed).
+
+        Parameters
+        ----------
+        a : array_like
+            A NumPy or CuPy array, a :class:`~gpunn.nn.Parameter`, a list or a scalar.
+        dtype : dtype or None, default=None
+            The dtype of the result; None keeps ``a``'s.
+
+        Returns
+        -------
+        numpy.ndarray or cupy.ndarray
+            ``a`` on this device: ``a`` itself where it is already there in ``dtype``, else a copy
+            (a CuPy array is copied to the host for the CPU; a host array is uploaded for CUDA).
+
+        Examples
+        --------
+        >>> gn.Device("cpu").asarray([1, 2], dtype=np.float32)
+        array([1., 2.], dtype=float32)
+        """
         if self.type == "cpu":
             return np.asarray(to_numpy(a), dtype=dtype)
         cupy = self.xp
@@ -136,7 +206,13 @@ class Device:
             return cupy.asarray(a, dtype=dtype)
 
     def free_memory(self) -> int:
-        """Bytes free now: available physical memory on the CPU, free device memory on a GPU."""
+        """Bytes free now: available physical memory on the CPU, free device memory on a GPU.
+
+        Returns
+        -------
+        int
+            The free bytes; on a platform that cannot tell the CPU's, 2**40 (taken as plenty).
+        """
         if self.type == "cpu":
             try:
                 return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -147,11 +223,42 @@ class Device:
         return int(free)
 
     def fits(self, nbytes: int, fraction: float = 0.5) -> bool:
-        """Whether ``nbytes`` more fit comfortably: always on the CPU, within ``fraction`` of free GPU memory."""
+        """Whether ``nbytes`` more fit comfortably: always on the CPU, within ``fraction`` of free GPU memory.
+
+        Parameters
+        ----------
+        nbytes : int
+            The size of what is to be allocated, in bytes.
+        fraction : float, default=0.5
+            The share of the GPU's free memory (:meth:`free_memory`) it may take.
+
+        Returns
+        -------
+        bool
+            True on the CPU (whatever ``nbytes``); on a GPU, whether ``nbytes <= fraction * free_memory()``.
+
+        Examples
+        --------
+        >>> gn.Device("cpu").fits(10**15)
+        True
+        """
         return self.type == "cpu" or nbytes <= fraction * self.free_memory()
 
     def pinned_empty(self, shape, dtype) -> np.ndarray:
-        """A host array for staging uploads: page-locked (fast DMA to this GPU) on CUDA, plain on the CPU."""
+        """A host array for staging uploads: page-locked (fast DMA to this GPU) on CUDA, plain on the CPU.
+
+        Parameters
+        ----------
+        shape : int or tuple of int
+            The array's shape.
+        dtype : dtype
+            The array's dtype.
+
+        Returns
+        -------
+        numpy.ndarray
+            An uninitialised host array of ``shape`` and ``dtype`` (in pinned memory on CUDA).
+        """
         if self.type == "cpu":
             return np.empty(shape, dtype)
         cupyx = importlib.import_module("cupyx")
@@ -160,8 +267,22 @@ class Device:
 
     def read(self, a) -> np.ndarray:
         """``a`` copied to the host: the deliberate reads of a training loop (once per epoch, or every
-        ``log_every`` steps). Allowed even inside ``cupyx.allow_synchronize(False)``, which the tests use
-        to prove that nothing else in a training step waits for the GPU."""
+        ``log_every`` steps).
+
+        Allowed even inside ``cupyx.allow_synchronize(False)``, which the tests use to prove that
+        nothing else in a training step waits for the GPU.
+
+        Parameters
+        ----------
+        a : numpy.ndarray or cupy.ndarray
+            An array on this device.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``a`` on the host: on the CPU ``np.asarray(a)`` (no copy), on CUDA a copy that waits for
+            the GPU.
+        """
         if self.type == "cpu":
             return np.asarray(a)
         allow = getattr(importlib.import_module("cupyx"), "allow_synchronize", None)
@@ -175,6 +296,21 @@ class Device:
 
         The array keeps its memory (a captured CUDA graph reading it sees the new values); on CUDA the
         copy is queued on the current stream. CuPy refuses ``dst[...] = host`` for a NumPy ``host``.
+
+        Parameters
+        ----------
+        dst : numpy.ndarray or cupy.ndarray
+            The array on this device to overwrite, in place.
+        host : numpy.ndarray
+            The new values, shaped like ``dst`` (cast to ``dst``'s dtype).
+
+        Examples
+        --------
+        >>> dev = gn.Device("cpu")
+        >>> a = dev.asarray(np.zeros(2, np.float32))
+        >>> dev.write(a, np.array([3.0, 4.0]))
+        >>> a
+        array([3., 4.], dtype=float32)
         """
         if self.type == "cpu":
             dst[...] = host
@@ -186,7 +322,19 @@ class Device:
         """(device copy of ``host``, event recorded after the copy), queued without waiting.
 
         From page-locked memory (:meth:`pinned_empty`) the copy runs asynchronously on the current
-        stream; wait on the event before writing into ``host`` again.
+        stream; wait on the event before writing into ``host`` again. For CUDA devices only.
+
+        Parameters
+        ----------
+        host : numpy.ndarray
+            The array to upload, ideally from :meth:`pinned_empty`.
+
+        Returns
+        -------
+        out : cupy.ndarray
+            A new array on this GPU of ``host``'s shape and dtype, its copy queued.
+        done : cupy.cuda.Event
+            Recorded after the copy: ``done.synchronize()`` waits until ``host`` may be reused.
         """
         cupy = self.xp
         with cupy.cuda.Device(self.index):
@@ -298,6 +446,36 @@ def device(spec: str | Device | None = "auto", verbose: bool | None = None) -> D
     ``verbose=True`` (or the environment variable ``GPUNN_VERBOSE=1``) a fallback to the CPU
     is reported once per process, with the reason (:func:`cuda_unavailable_reason`).
     Asking for CUDA where none is usable raises a one-line ``ValueError`` saying why.
+
+    Parameters
+    ----------
+    spec : str, Device or None, default="auto"
+        ``"cpu"``, ``"cuda"`` (device 0), ``"cuda:N"``, ``"auto"`` or None (the same as ``"auto"``);
+        in the cpu and cuda forms case and surrounding spaces are ignored. A :class:`Device` is
+        returned as it is.
+    verbose : bool or None, default=None
+        Whether ``"auto"`` warns (a ``UserWarning``, once per process) when it falls back to the CPU;
+        None reads the environment variable ``GPUNN_VERBOSE``.
+
+    Returns
+    -------
+    Device
+        The device asked for.
+
+    Raises
+    ------
+    TypeError
+        If ``spec`` is neither a str, a Device nor None.
+    ValueError
+        If ``spec`` is not one of the forms above, or names a CUDA device that is not usable here
+        (no GPU, or an index past the last one).
+
+    Examples
+    --------
+    >>> gn.device("cpu"), gn.device(" CPU:0 ")
+    (Device('cpu'), Device('cpu'))
+    >>> gn.device("auto") == ("cuda:0" if gn.cuda_available() else "cpu")
+    True
     """
     if isinstance(spec, Device):
         return spec
@@ -336,7 +514,23 @@ def _is_cupy_array(a) -> bool:
 
 
 def device_of(a) -> Device:
-    """The device an array lives on (NumPy arrays, scalars and lists are on the CPU)."""
+    """The device an array lives on (NumPy arrays, scalars and lists are on the CPU).
+
+    Parameters
+    ----------
+    a : object
+        An array (NumPy or CuPy) or anything else.
+
+    Returns
+    -------
+    Device
+        ``cuda:N`` for a CuPy array on GPU N, the CPU for everything else.
+
+    Examples
+    --------
+    >>> gn.device_of(np.zeros(3)), gn.device_of([1, 2])
+    (Device('cpu'), Device('cpu'))
+    """
     if type(a) is np.ndarray:  # first: a training step asks this dozens of times
         return _CPU
     if _is_cupy_array(a):
@@ -361,7 +555,26 @@ class ArrayHolder:
 
 
 def to_numpy(a) -> np.ndarray:
-    """Any gpunn or backend array (NumPy, CuPy, :class:`~gpunn.nn.Parameter`) as a NumPy array."""
+    """Any gpunn or backend array (NumPy, CuPy, :class:`~gpunn.nn.Parameter`) as a NumPy array.
+
+    Parameters
+    ----------
+    a : array_like
+        A NumPy or CuPy array, a :class:`~gpunn.nn.Parameter` (its ``data`` is read), a list or a scalar.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``a`` on the host: a CuPy array is copied from its GPU; a NumPy array is returned as it is
+        (not copied).
+
+    Examples
+    --------
+    >>> gn.to_numpy(gn.nn.Parameter(np.ones(2, np.float32)))
+    array([1., 1.], dtype=float32)
+    >>> gn.to_numpy([1, 2])
+    array([1, 2])
+    """
     a = a.data if isinstance(a, ArrayHolder) else a
     if _is_cupy_array(a):
         return a.get()

@@ -165,7 +165,31 @@ class DeviceClassifier(ClassifierMixin, BaseEstimator):
     """Base of gpunn's classifiers: scikit-learn's classifier, with a score that also takes CuPy arrays."""
 
     def score(self, X, y, sample_weight=None) -> float:
-        """Mean accuracy of ``predict(X)`` against ``y`` (weighted by ``sample_weight``)."""
+        """Mean accuracy of ``predict(X)`` against ``y`` (weighted by ``sample_weight``).
+
+        Parameters
+        ----------
+        X : array of shape (N, D) (NumPy or CuPy)
+            The rows to classify, as :meth:`predict` takes them.
+        y : array of shape (N,) (NumPy or CuPy)
+            Their true labels.
+        sample_weight : array of shape (N,) or None, default=None
+            Each row's weight in the mean; None weighs every row 1.
+
+        Returns
+        -------
+        float
+            The (weighted) fraction of rows whose predicted label equals ``y``, in [0, 1].
+
+        Examples
+        --------
+        >>> X = np.array([[0.0], [1.0], [10.0], [11.0]], np.float32)
+        >>> knn = gn.KNeighborsClassifier(k=1, device="cpu").fit(X, np.array([0, 0, 1, 1]))
+        >>> knn.score(np.array([[0.5], [10.5]], np.float32), np.array([1, 1]))
+        0.5
+        >>> knn.score(np.array([[0.5], [10.5]], np.float32), np.array([1, 1]), sample_weight=np.array([1.0, 3.0]))
+        0.75
+        """
         predicted = to_numpy(self.predict(X))
         weights = None if sample_weight is None else to_numpy(sample_weight)
         return float(accuracy_score(to_numpy(y), predicted, sample_weight=weights))

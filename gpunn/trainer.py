@@ -49,47 +49,120 @@ class Diverged(NamedTuple):
 
 
 class Trainer:
-    """Trains ``model`` on (X, y) with ``loss`` and ``optimizer``.
+    """Trains ``model`` on (X, y) with ``loss`` and ``optimizer``: minibatch gradient descent.
 
-    ``optimizer`` updates the model's parameters (another model's are refused); built from a part
-    of them, it leaves the rest as they are, which is how parameters are frozen on purpose. A
-    parameter the optimizer holds but whose gradient no backward pass sets is named in a warning
-    after each fit's first step.
+    Each epoch visits every row once, in an order drawn from ``(seed, epoch)``; dropout masks come
+    from the same pair, so a run resumed from a checkpoint replays exactly what the uninterrupted run
+    did. With validation data the best epoch's weights (by ``monitor``) are put in the model at the
+    end of :meth:`fit` (``restore_best``).
 
-    ``batch_size``: 1 (stochastic), n (minibatch) or None (full batch). Each epoch visits
-    every row once, in an order drawn from ``(seed, epoch)``; dropout masks come from the
-    same pair, so a run resumed from a checkpoint replays exactly what the uninterrupted run did.
-    ``schedule`` (an :class:`~gpunn.optim.LRSchedule`) is stepped after each epoch.
-    With validation data the best epoch's weights are restored at the end (``restore_best``), best by
-    ``monitor``: "val_accuracy" (the default; higher is better) or "val_loss" (lower is better, finer on a
-    small validation set); ``patience`` stops early after that many epochs without improvement.
-
-    Divergence: the loss and gradients are checked before every update, and each epoch ends
-    with a forward pass on a training batch (and the validation pass) that must be finite.
-    When either fails, :class:`TrainingDiverged` is raised and model, optimizer and schedule
-    return to the start of that epoch, whose weights passed the previous epoch's check. A
-    checkpoint is written only after an epoch passed its check.
-
-    ``metadata``: a JSON-serialisable dict saved in every checkpoint and restored on load
-    (the command line keeps its options there).
-
-    ``distributed=True``: data-parallel over MPI, launched with ``mpirun -n P`` (see
-    :mod:`gpunn.distributed`); each process takes its part of every global batch, gradients are
-    summed across processes, and only rank 0 writes checkpoints. An object with
-    :class:`~gpunn.distributed.Solo`'s methods may be given instead.
+    Divergence: the loss and gradients are checked before every update, and each epoch ends with a
+    forward pass on a training batch (and the validation pass) that must be finite. When either
+    fails, :class:`TrainingDiverged` is raised and model, optimizer and schedule return to the start
+    of that epoch, whose weights passed the previous epoch's check (or to the weights after the last
+    good update, where their loss is finite). A checkpoint is written only after an epoch passed its
+    check.
 
     No host round-trips in a step: labels are checked once per ``fit`` (the loss's own per-call
     checks are off while training), the finiteness check is a flag on the device that the update
     kernels read (``gpunn/divergence.py``), and losses and correct counts add up on the device.
     The host reads them every ``log_every`` steps (the progress bar) and at the end of each epoch.
 
-    ``precision``: None (the default: the model's own dtype), "float32" or "float64" (the model is cast
-    to it), or "mixed": on a CUDA device, float16 compute with float32 master weights and optimizer
-    state, and dynamic loss scaling on the device (``loss_scaler``, a :class:`~gpunn.LossScaler`;
-    PyTorch ``GradScaler``'s defaults when None). What stays float32 is said in ``gpunn/precision.py``;
-    a step whose float16 gradients overflow is skipped and the scale halved, which is not divergence.
-    ``fit`` ends with the float32 masters in the model (a float32 model, as it began); checkpoints hold
-    the masters and the scaler's state. On the CPU "mixed" is a ValueError.
+    Parameters
+    ----------
+    model : Module
+        The network to train. It is moved to ``device`` (and cast to ``precision`` where that is
+        "float32" or "float64") when the trainer is made.
+    loss : Loss
+        The data loss, e.g. :class:`~gpunn.nn.SoftmaxCrossEntropy`.
+    optimizer : Optimizer
+        Updates the model's parameters (another model's are refused). Built from a part of them,
+        it leaves the rest as they are, which is how parameters are frozen on purpose. A parameter
+        it holds but whose gradient no backward pass sets is named in a warning after each fit's
+        first step.
+    batch_size : int or None, default=256
+        Rows per update: 1 (stochastic), n (minibatch) or None (full batch, every row at once).
+    epochs : int, default=10
+        The epochs to train, >= 1, counted from the start of the run (a resumed run continues
+        to this number).
+    device : str or Device, default="auto"
+        Where the model trains: "auto", "cpu", "cuda", "cuda:N" or a :class:`~gpunn.Device`.
+    seed : int, default=0
+        Seeds each epoch's row order and dropout masks (with the epoch number), >= 0.
+    schedule : LRSchedule or None, default=None
+        A learning-rate schedule built on ``optimizer``, stepped after each epoch.
+    restore_best : bool, default=True
+        Whether :meth:`fit` with validation data ends with the best epoch's weights in the model
+        (training goes on from the last epoch's if ``fit`` is called again).
+    patience : int or None, default=None
+        With validation data, stop after this many epochs without improvement of ``monitor``;
+        None trains every epoch.
+    progress : bool, default=True
+        Whether to show a progress bar (tqdm; shown only where stderr is a terminal).
+    log_every : int, default=50
+        Steps between the host's reads of the losses (for the bar and the divergence check), >= 1.
+    distributed : bool or object, default=False
+        True: data-parallel over MPI, launched with ``mpirun -n P`` (see :mod:`gpunn.distributed`);
+        each process takes its part of every global batch, gradients are summed across processes,
+        and only rank 0 writes checkpoints. An object with :class:`~gpunn.distributed.Solo`'s
+        methods may be given instead.
+    monitor : {"val_accuracy", "val_loss"}, default="val_accuracy"
+        What makes an epoch the best: a higher validation accuracy, or a lower validation loss
+        (finer on a small validation set).
+    precision : {None, "float32", "float64", "mixed"}, default=None
+        None: the model's own dtype; "float32" or "float64": the model is cast to it; "mixed": on
+        a CUDA device, float16 compute with float32 master weights and optimizer state, and dynamic
+        loss scaling on the device. What stays float32 is said in ``gpunn/precision.py``; a step
+        whose float16 gradients overflow is skipped and the scale halved, which is not divergence.
+        ``fit`` ends with the float32 masters in the model; checkpoints hold the masters and the
+        scaler's state.
+    loss_scaler : LossScaler or None, default=None
+        The loss scaler of ``precision="mixed"`` (PyTorch ``GradScaler``'s defaults when None).
+
+    Attributes
+    ----------
+    model, loss, optimizer, schedule : Module, Loss, Optimizer, LRSchedule or None
+        As given (the model on ``device``).
+    device : Device
+        Where the model trains.
+    precision : str
+        The precision it trains in: "float32", "float64" or "mixed".
+    epoch : int
+        Epochs trained so far (restored from a checkpoint on resume).
+    history : History
+        What the training measured, per iteration and per epoch.
+    metadata : dict
+        JSON-serialisable; saved in every checkpoint and restored on load (the command line keeps
+        its options there).
+
+    Raises
+    ------
+    TypeError
+        If ``model``, ``loss``, ``optimizer`` or ``loss_scaler`` is not a gpunn object of its kind,
+        ``schedule`` is not an LRSchedule of this optimizer, or a number is not an int.
+    ValueError
+        If the optimizer holds parameters that are not the model's, a number is out of range,
+        ``monitor`` or ``precision`` is unknown, "mixed" is asked for on the CPU (or for a model that
+        is not float32), or ``loss_scaler`` is given without "mixed".
+
+    Examples
+    --------
+    A linear classifier of 3 features, trained for two epochs with a validation split:
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 3)).astype(np.float32)
+    >>> y = (X[:, 0] > 0).astype(np.int64)
+    >>> model = gn.nn.Sequential(gn.nn.Linear(3, 2, rng=0))
+    >>> opt = gn.optim.SGD(model.parameters(), lr=0.5)
+    >>> trainer = gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), opt, batch_size=10, epochs=2,
+    ...                      device="cpu", progress=False)
+    >>> history = trainer.fit(X[:30], y[:30], val=(X[30:], y[30:]))
+    >>> history
+    History(epochs=2, best_epoch=2)
+    >>> history.column("val_accuracy"), opt.steps
+    ([0.8, 0.9], 6)
+    >>> round(trainer.evaluate(X, y)["accuracy"], 2)
+    0.95
     """
 
     def __init__(self, model: Module, loss: Loss, optimizer: Optimizer, batch_size: int | None = 256,
@@ -137,9 +210,46 @@ class Trainer:
     def fit(self, X, y, val=None, resume=None, checkpoint_path=None, on_epoch=None) -> History:
         """Train until ``epochs`` epochs are done; returns the :class:`History`.
 
-        ``val``: (X_val, y_val). ``resume``: a checkpoint to continue from (the rules are in ``gpunn/resume.py``).
-        ``checkpoint_path``: where to write a checkpoint after every epoch.
-        ``on_epoch``: called with each epoch's record (a dict, see :class:`History`).
+        The epoch count carries over between calls: a second ``fit`` with ``epochs`` already done
+        warns that nothing is left to train (raise ``trainer.epochs`` to go on). Training goes on
+        from the last epoch's weights, not the best ones ``restore_best`` put in the model.
+
+        Parameters
+        ----------
+        X : array of shape (N, ...) (NumPy or CuPy)
+            The training rows, finite numbers (any trailing shape the model takes, e.g. (N, C, H, W)
+            for a convnet); moved to the device in batches, or whole where it fits.
+        y : array of shape (N,), int
+            Class indices, 0 <= y < the model's number of outputs (0 or 1 for one output unit).
+        val : tuple (X_val, y_val) or None, default=None
+            Validation data, rows shaped like ``X``'s: scored after each epoch, for ``monitor``,
+            ``patience`` and ``restore_best``.
+        resume : str, pathlib.Path or None, default=None
+            A checkpoint (from :meth:`save_checkpoint` or ``checkpoint_path``) to continue from: its
+            weights, optimizer state, epoch and history are loaded, and this trainer's own
+            hyperparameters apply where they differ (each change recorded in ``history.changes``;
+            the rules are in ``gpunn/resume.py``).
+        checkpoint_path : str, pathlib.Path or None, default=None
+            Where to write a checkpoint after every epoch (by rank 0 only, under MPI).
+        on_epoch : callable or None, default=None
+            Called with each epoch's record (a dict, see :class:`~gpunn.History`) at the end of the epoch,
+            after its checkpoint (if any) is written.
+
+        Returns
+        -------
+        History
+            ``self.history``: the loss of each iteration and a record per epoch.
+
+        Raises
+        ------
+        TrainingDiverged
+            If the loss, a gradient or the model's outputs became NaN or infinite (the model is left
+            with working weights; the message says which).
+        ValueError
+            If the data are not finite, the labels do not fit the model, ``X_val`` rows are shaped
+            unlike ``X``'s, or ``resume`` is not a checkpoint that fits this trainer.
+        TypeError
+            If ``val`` is not a pair.
         """
         X, y = self._data(X, y, "X", "y")
         val = None if val is None else self._validation(val, X)
@@ -375,8 +485,26 @@ class Trainer:
     def evaluate(self, X, y, batch_size: int | None = None) -> dict:
         """Mean data loss, accuracy, and the full objective over (X, y), in evaluation mode.
 
-        {"loss": mean data loss, "accuracy": fraction correct, "penalty": the optimizer's L2 term
-        (lambda / 2) sum ||W||^2, "objective": loss + penalty (what the updates descend)}.
+        Parameters
+        ----------
+        X : array of shape (N, ...) (NumPy or CuPy)
+            The rows to score, finite numbers shaped as the model takes them.
+        y : array of shape (N,), int
+            Their class indices.
+        batch_size : int or None, default=None
+            Rows per forward pass; None: the larger of the trainer's ``batch_size`` and 1024.
+
+        Returns
+        -------
+        dict
+            ``{"loss": mean data loss, "accuracy": fraction correct, "penalty": the optimizer's L2
+            term (lambda / 2) sum ||W||^2, "objective": loss + penalty}`` (what the updates
+            descend), as floats.
+
+        Raises
+        ------
+        NonFiniteError
+            A ``ValueError`` raised where the model's outputs, the loss or the penalty are not finite.
         """
         X, y = self._data(X, y, "X", "y")
         bs = check_int("batch_size", batch_size or max(self.batch_size or 0, 1024), low=1)
@@ -426,15 +554,59 @@ class Trainer:
         """Model, optimizer, schedule, epoch, seed and history in one ``.npz``, written atomically.
 
         The model's weights are those of the last epoch trained (even while ``restore_best``
-        has put the best epoch's weights in the model); the best ones are saved beside them.
+        has put the best epoch's weights in the model); the best ones are saved beside them,
+        with ``metadata`` and the loss scaler's state.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The file to write (replaced if it exists).
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
         """
         return trainer_checkpoint.save(self, path)
 
     def load_checkpoint(self, path, weights: str = "last", optimizer: bool = True) -> "Trainer":
         """Restore a checkpoint; a file that does not fit leaves model, optimizer and schedule untouched.
 
-        ``weights="last"`` puts the last trained epoch's weights in the model; ``"best"`` the best
-        validation epoch's (training then goes on from the last ones, as after ``fit``).
-        ``optimizer=False`` keeps this trainer's optimizer as it is (a different update rule).
+        The epoch, history, best weights and ``metadata`` come from the file too.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            A checkpoint written by :meth:`save_checkpoint`.
+        weights : {"last", "best"}, default="last"
+            "last" puts the last trained epoch's weights in the model; "best" the best validation
+            epoch's (training then goes on from the last ones, as after ``fit``).
+        optimizer : bool, default=True
+            Whether to load the optimizer's state; False keeps this trainer's optimizer as it is
+            (a different update rule).
+
+        Returns
+        -------
+        Trainer
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            If the file is missing or not a complete gpunn trainer checkpoint, does not fit this
+            trainer's model, optimizer or schedule, or has no best weights for ``weights="best"``.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> model = gn.nn.Sequential(gn.nn.Linear(3, 2, rng=0))
+        >>> trainer = gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), gn.optim.SGD(model.parameters()),
+        ...                      epochs=1, device="cpu", progress=False)
+        >>> _ = trainer.fit(np.ones((4, 3), np.float32), np.array([0, 1, 0, 1]))
+        >>> path = trainer.save_checkpoint(os.path.join(tempfile.mkdtemp(), "run.npz"))
+        >>> again = gn.Trainer(model, gn.nn.SoftmaxCrossEntropy(), gn.optim.SGD(model.parameters()),
+        ...                    epochs=3, device="cpu", progress=False)
+        >>> again.load_checkpoint(path).epoch
+        1
         """
         return trainer_checkpoint.load(self, path, weights, optimizer)

@@ -43,10 +43,72 @@ _MASTER = attrgetter("master")
 
 
 class Optimizer:
-    """Base class: ``step()``, ``zero_grad()``, ``state_dict()`` / ``load_state_dict()``.
+    """Base class of the update rules: ``step()``, ``zero_grad()``, ``state_dict()`` / ``load_state_dict()``.
+
+    A subclass names its state arrays (``state_names``) and the hyperparameters its rule reads
+    (``numbers``), and defines the rule twice: :meth:`update` on whole arrays in ``xp`` code, and
+    :meth:`rule` for one element, from which its kernels are made when the class is defined. A
+    subclass with ``update`` alone has no kernels: its steps run ``update``.
 
     ``weight_decay`` is the L2 strength lambda (penalty (lambda / 2) ||w||^2). It applies
     to parameters marked ``decay`` (weights, not biases) unless ``decay_biases=True``.
+
+    Parameters
+    ----------
+    params : iterable of Parameter
+        The parameters to train, e.g. ``model.parameters()``; not empty.
+    lr : float
+        The learning rate, > 0.
+    weight_decay : float, default=0.0
+        The L2 strength lambda, >= 0.
+    decay_biases : bool, default=False
+        Whether weight decay applies to the parameters not marked ``decay`` (biases,
+        normalisation scales and shifts) too.
+
+    Attributes
+    ----------
+    params : list of Parameter
+        The parameters it updates.
+    state : list of dict
+        Each parameter's state arrays by name (made as zeros at the first step, on the
+        parameter's device).
+    state_names : tuple of str
+        The names of the state arrays the rule keeps per parameter (class attribute).
+    numbers : tuple of str
+        The hyperparameters the rule reads, as ``h.<name>`` (class attribute).
+    decoupled : bool
+        True where weight decay shrinks the weights directly rather than adding lambda w to
+        the gradient (AdamW; class attribute).
+    kernels : UpdateKernels or None
+        The multi-tensor update kernels made from :meth:`rule`; None without a rule.
+
+    Raises
+    ------
+    TypeError
+        If ``params`` is not an iterable of Parameters (a single Parameter included), or a
+        hyperparameter is not a number.
+    ValueError
+        If ``params`` is empty or a hyperparameter is outside its range.
+
+    Examples
+    --------
+    A rule of one's own, sign descent w <- w - lr sign(g + lambda w), in ``xp`` code only:
+
+    >>> class SignDescent(gn.optim.Optimizer):
+    ...     def __init__(self, params, lr=0.1, weight_decay=0.0):
+    ...         super().__init__(params, lr, weight_decay)
+    ...     def update(self, w, g, *state, h, s, wd):
+    ...         w -= h.lr * np.sign(g + wd * w)
+    >>> w = gn.nn.Parameter(np.array([1.0, -2.0, 0.5], np.float32))
+    >>> opt = SignDescent([w], lr=0.1)
+    >>> w.grad = np.array([3.0, -0.1, 0.0], np.float32)
+    >>> opt.step()
+    >>> w.data, opt.steps
+    (array([ 0.9, -1.9,  0.5], dtype=float32), 1)
+    >>> opt
+    SignDescent(lr=0.1, weight_decay=0.0)
+    >>> opt.state_dict()["steps"], opt.hyperparameters()
+    (1, {'lr': 0.1, 'weight_decay': 0.0})
     """
 
     state_names: tuple[str, ...] = ()
@@ -84,19 +146,81 @@ class Optimizer:
     def update(self, w, g, *state, h, s, wd) -> None:
         """The rule on whole arrays, in place: ``w`` and the ``state`` arrays from the gradient ``g``.
 
-        ``h``: the hyperparameters named in ``numbers`` (and 0, 1/2, 1) in w's dtype; ``s``: what
-        ``per_step`` gives for this step; ``wd``: this parameter's L2 strength (0 if it is not decayed).
+        A subclass defines it (the base raises); :meth:`step` calls it for each parameter where
+        the class has no kernels, and it is the reference the kernels are tested against.
+
+        Parameters
+        ----------
+        w : array (NumPy or CuPy)
+            The weights, updated in place (the float32 master in mixed precision).
+        g : array
+            The gradient, shaped like ``w``.
+        *state : array
+            The state arrays, one per name in ``state_names``, shaped like ``w``; updated in place.
+        h : Numbers
+            ``h.zero``, ``h.half``, ``h.one`` and the hyperparameters named in ``numbers``, as
+            attributes (:meth:`kernels_numbers`).
+        s : tuple
+            What :meth:`per_step` gives for this step.
+        wd : scalar
+            This parameter's L2 strength (0 where it is not decayed).
+
+        Raises
+        ------
+        NotImplementedError
+            Always, in the base class.
         """
         raise NotImplementedError
 
     @staticmethod
     def rule(w, g, *state_and_numbers):
-        """The same rule for one element: returns the new w (and new state values)."""
+        """The same rule for one element: returns the new w (and new state values).
+
+        A subclass defines it as a static method that Numba compiles (scalar arithmetic and
+        ``math``, no arrays), with the signature ``rule(w, g, *state, h, s, wd)``: the arguments
+        of :meth:`update` for one element. The class's CPU and CUDA kernels are made from it.
+
+        Parameters
+        ----------
+        w : float
+            One element of the weights.
+        g : float
+            The matching element of the gradient.
+        *state_and_numbers : float and tuple
+            The matching elements of the state arrays, one per name in ``state_names``, then
+            ``h``, ``s`` and ``wd`` as :meth:`update` takes them.
+
+        Returns
+        -------
+        float or tuple of float
+            The new w, followed by the new state values where the rule keeps state.
+
+        Raises
+        ------
+        NotImplementedError
+            Always, in the base class.
+        """
         raise NotImplementedError
 
     @staticmethod
     def per_step(h, t):
-        """Numbers of the t-th step (t = 1, 2, ...) that every element shares, computed once per step."""
+        """Numbers of the t-th step (t = 1, 2, ...) that every element shares, computed once per step.
+
+        A subclass whose rule depends on the step count (Adam's bias corrections) defines it as a
+        static method that Numba compiles, like :meth:`rule`.
+
+        Parameters
+        ----------
+        h : Numbers
+            The rule's numbers (:meth:`kernels_numbers`).
+        t : scalar
+            The step's number, 1 for the first, in the weights' dtype.
+
+        Returns
+        -------
+        tuple
+            The ``s`` that :meth:`update` and :meth:`rule` read; empty in the base class.
+        """
         return ()
 
     # ------------------------------------------------------------------ training
@@ -104,6 +228,25 @@ class Optimizer:
         """Every parameter this optimizer updates must be one of ``model``'s (else training changes nothing in it).
 
         It may hold only some of them: the others are not trained (frozen on purpose).
+
+        Parameters
+        ----------
+        model : Module
+            The model it is to train.
+
+        Raises
+        ------
+        ValueError
+            If any of its parameters is not one of ``model.parameters()`` (up to three are named).
+
+        Examples
+        --------
+        >>> model, other = gn.nn.Linear(3, 2, rng=0), gn.nn.Linear(3, 2, rng=1)
+        >>> gn.optim.SGD(model.parameters()).check_trains(model)
+        >>> gn.optim.SGD(other.parameters()).check_trains(model)
+        Traceback (most recent call last):
+            ...
+        ValueError: optimizer must update the model's parameters, but 2 of its 2 are not the model's: ...
         """
         mine = {id(p) for p in model.parameters()}
         foreign = [i for i, p in enumerate(self.params) if id(p) not in mine]
@@ -122,24 +265,59 @@ class Optimizer:
         """The L2 term this optimizer's weight decay adds to the objective: (lambda / 2) sum ||w||^2.
 
         0 for decoupled decay (AdamW), which shrinks the weights without being the gradient of a loss term.
+        The sum runs over the decayed parameters (those marked ``decay``, or all with ``decay_biases``).
+
+        Returns
+        -------
+        float
+            The penalty (a host read of the device's sum).
+
+        Examples
+        --------
+        >>> w = gn.nn.Parameter(np.array([1.0, -2.0], np.float32))
+        >>> b = gn.nn.Parameter(np.array([3.0], np.float32), decay=False)
+        >>> gn.optim.SGD([w, b], weight_decay=0.1).penalty()  # 0.1 / 2 * (1 + 4): b is not decayed
+        0.25
         """
         return 0.0 if self.decoupled else l2_penalty(self.params, self.weight_decay, self.decay_biases)
 
     def penalty_array(self):
-        """:meth:`penalty` as a 0-d array on the parameters' device (None where it is 0), read by no one yet."""
+        """:meth:`penalty` as a 0-d array on the parameters' device, without a host read.
+
+        Returns
+        -------
+        array of shape () or None
+            The penalty in the weights' dtype, on their device; None where it is 0 (no decay, no
+            decayed parameter, or decoupled decay).
+        """
         return None if self.decoupled else l2_penalty_array(self.params, self.weight_decay, self.decay_biases)
 
     def step(self, skip=None, scaler=None) -> None:
         """Update every parameter that has a gradient. Checks them all before changing any.
 
-        ``lr`` may be 0 here (a schedule such as cosine annealing can reach it: the step then
-        changes nothing); a user-given ``lr`` must be > 0 when the optimizer is made.
-        ``skip``: an int64 array on the parameters' device (the Trainer's divergence flag); where
-        skip[0] != 0 the update changes nothing and the step count stays. It is read on the device,
-        not here, so the host never waits for the GPU.
-        ``scaler``: a :class:`~gpunn.LossScaler` whose check ran on this step's gradients (mixed
-        precision): they are unscaled as they are read, or, where they overflowed, the step is skipped
-        as a whole (the count stays, as PyTorch's ``GradScaler`` skips ``optimizer.step()``).
+        One launch per device and dtype updates all of them (:func:`gpunn.ops.update_step`); the
+        step count advances on the device. ``lr`` may be 0 here (a schedule such as cosine
+        annealing can reach it: the step then changes nothing); a user-given ``lr`` must be > 0
+        when the optimizer is made. A gradient of another dtype than its weights, or not
+        C-contiguous, is replaced by a contiguous copy in the weights' dtype first.
+
+        Parameters
+        ----------
+        skip : array of shape (1,), int64, or None, default=None
+            On the parameters' device (the Trainer's divergence flag): where ``skip[0] != 0`` the
+            update changes nothing and the step count stays. It is read on the device, not here,
+            so the host never waits for the GPU.
+        scaler : LossScaler or None, default=None
+            A :class:`~gpunn.LossScaler` whose check ran on this step's gradients (mixed
+            precision): they are unscaled as they are read, or, where they overflowed, the step is
+            skipped as a whole (the count stays, as PyTorch's ``GradScaler`` skips
+            ``optimizer.step()``).
+
+        Raises
+        ------
+        ValueError
+            If a gradient's shape or device differs from its parameter's, or ``lr`` is negative;
+            nothing is updated then.
         """
         check_number("lr", self.lr, low=0)
         groups: dict = {}
@@ -185,7 +363,27 @@ class Optimizer:
                 tuple([tuple(map(itemgetter(name), states)) for name in self.state_names]))
 
     def kernels_numbers(self, dtype):
-        """``h`` for arrays of ``dtype``: 0, 1/2, 1 and this optimizer's ``numbers`` (hyperparameters), cast."""
+        """``h`` for arrays of ``dtype``: 0, 1/2, 1 and this optimizer's ``numbers`` (hyperparameters), cast.
+
+        Parameters
+        ----------
+        dtype : dtype
+            The weights' dtype (float32 or float64; float16 computes in float32).
+
+        Returns
+        -------
+        Numbers
+            ``zero``, ``half``, ``one`` and each name of ``numbers`` as attributes, in the dtype the
+            kernels compute in (booleans stay booleans). Without kernels only 0, 1/2 and 1 are cast;
+            the hyperparameters are as the optimizer holds them.
+
+        Examples
+        --------
+        >>> w = gn.nn.Parameter(np.zeros(2, np.float32))
+        >>> h = gn.optim.SGD([w], lr=0.1, momentum=0.9).kernels_numbers(np.float32)
+        >>> h.lr, h.momentum, h.nesterov, h.one
+        (np.float32(0.1), np.float32(0.9), False, np.float32(1.0))
+        """
         values = tuple([getattr(self, name) for name in self.numbers])
         if self.kernels is None:
             cast = np.dtype(dtype).type
@@ -243,12 +441,44 @@ class Optimizer:
 
     # ---------------------------------------------------------------- saving and loading
     def hyperparameters(self) -> dict:
-        """Every argument of ``__init__`` but the parameters, as this optimizer holds it now."""
+        """Every argument of ``__init__`` but the parameters, as this optimizer holds it now.
+
+        A subclass keeps each argument of its ``__init__`` as an attribute of the same name.
+
+        Returns
+        -------
+        dict
+            Argument name to current value, in the signature's order (``lr`` as a schedule left it).
+
+        Examples
+        --------
+        >>> w = gn.nn.Parameter(np.zeros(2, np.float32))
+        >>> gn.optim.Adam([w], lr=0.01).hyperparameters()
+        {'lr': 0.01, 'betas': (0.9, 0.999), 'eps': 1e-08, 'weight_decay': 0.0, 'decay_biases': False}
+        """
         names = list(inspect.signature(type(self).__init__).parameters)[2:]
         return {name: getattr(self, name) for name in names}
 
     def state_dict(self) -> dict:
-        """Hyperparameters, step count and state arrays (NumPy copies on the host)."""
+        """Hyperparameters, step count and state arrays (NumPy copies on the host).
+
+        Returns
+        -------
+        dict
+            ``{"type": class name, "hyperparameters": dict, "steps": int, "state": list}``: the
+            state is one dict per parameter, of its state arrays by name (empty before the first
+            step). :meth:`load_state_dict` takes it back; ``gpunn.checkpoint`` saves it.
+
+        Examples
+        --------
+        >>> w = gn.nn.Parameter(np.array([1.0, -2.0], np.float32))
+        >>> opt = gn.optim.SGD([w], lr=0.1, momentum=0.9)
+        >>> w.grad = np.array([1.0, 1.0], np.float32)
+        >>> opt.step()
+        >>> sd = opt.state_dict()
+        >>> sd["steps"], sd["state"]
+        (1, [{'velocity': array([1., 1.], dtype=float32)}])
+        """
         return {
             "type": type(self).__name__,
             "hyperparameters": self.hyperparameters(),
@@ -257,7 +487,38 @@ class Optimizer:
         }
 
     def load_state_dict(self, sd: dict) -> "Optimizer":
-        """Restore from :meth:`state_dict`. Checks type, count and shapes first; on error nothing changes."""
+        """Restore from :meth:`state_dict`. Checks type, count and shapes first; on error nothing changes.
+
+        The state arrays are put on each parameter's device, in its weights' dtype.
+
+        Parameters
+        ----------
+        sd : dict
+            What :meth:`state_dict` returned, for an optimizer of the same class over parameters of
+            the same shapes (lists where it held tuples, as JSON gives them back, are accepted).
+
+        Returns
+        -------
+        Optimizer
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            If ``sd`` is not an optimizer state, is for another class, holds state for another
+            number of parameters, a state array of an unknown name or another shape, an unknown
+            hyperparameter, or a negative ``lr``.
+
+        Examples
+        --------
+        >>> w = gn.nn.Parameter(np.array([1.0, -2.0], np.float32))
+        >>> opt = gn.optim.SGD([w], lr=0.1, momentum=0.9)
+        >>> w.grad = np.array([1.0, 1.0], np.float32)
+        >>> opt.step()
+        >>> again = gn.optim.SGD([w], lr=0.5, momentum=0.9).load_state_dict(opt.state_dict())
+        >>> again, again.steps
+        (SGD(lr=0.1, momentum=0.9, nesterov=False, weight_decay=0.0, decay_biases=False), 1)
+        """
         if not isinstance(sd, dict) or not {"type", "hyperparameters", "steps", "state"} <= sd.keys():
             raise ValueError("state dict is not an optimizer state (needs type, hyperparameters, steps, state)")
         if sd["type"] != type(self).__name__:
@@ -287,13 +548,28 @@ class Optimizer:
         return self
 
     def device_state(self) -> dict:
-        """Step counts, learning rate and copies of the state arrays on their device (no host transfer)."""
+        """Step counts, learning rate and copies of the state arrays on their device (no host transfer).
+
+        For going back within a run (the Trainer's snapshot before each epoch); :meth:`state_dict`
+        is for saving.
+
+        Returns
+        -------
+        dict
+            Opaque to callers: give it to :meth:`load_device_state` of this same optimizer.
+        """
         return {"counts": {k: v.copy() for k, v in self._counts.items()}, "lr": self.lr,
                 "loaded": getattr(self, "_loaded_steps", 0),
                 "state": [{k: v.copy() for k, v in s.items()} for s in self.state]}
 
     def load_device_state(self, saved: dict) -> None:
-        """Put back what :meth:`device_state` took from this same optimizer."""
+        """Put back what :meth:`device_state` took from this same optimizer.
+
+        Parameters
+        ----------
+        saved : dict
+            What :meth:`device_state` returned; it is copied, so it may be loaded again.
+        """
         self._counts = {k: v.copy() for k, v in saved["counts"].items()}
         self.lr, self._loaded_steps = saved["lr"], saved["loaded"]
         self.state = [{k: v.copy() for k, v in s.items()} for s in saved["state"]]
