@@ -177,6 +177,8 @@ class KNeighborsClassifier(DeviceClassifier):
         ValueError
             If a hyperparameter is out of range, X or y is malformed or not finite, ``k`` is more than the
             training rows, or (for "ivf") ``n_lists`` is more than the rows or ``n_probe`` more than ``n_lists``.
+        TypeError
+            If an integer hyperparameter (``k``, ``n_lists``, a numeric ``n_probe``) is not an integer.
 
         Examples
         --------
@@ -615,6 +617,8 @@ def cross_validate_k(X, y, ks=(1, 3, 5, 8, 10, 12, 15, 20, 50, 100), folds: int 
     ValueError
         If ``folds`` is more than the rows, ``ks`` is empty, the largest k is more than a fold's
         training rows, or X, y or another argument is malformed.
+    TypeError
+        If ``folds`` or a value of ``ks`` is not an integer.
 
     Examples
     --------
