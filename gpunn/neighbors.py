@@ -53,6 +53,8 @@ class KNeighborsClassifier(DeviceClassifier):
     weights : {"uniform", "distance"}, default "uniform"
         "distance": each neighbour votes 1/d, and exact matches (d = 0) alone where a query has any.
     device : str or Device, default "auto"
+        Where the training rows are kept and searched: "cpu", "cuda", "cuda:N", or "auto" (CUDA device 0
+        where usable, else the CPU). On a Dask cluster it is resolved on each worker.
     memory_limit : str or int, default "1GB"
         Temporary memory of a query ("1GB", "512MiB", bytes); lowered to half the device's free memory.
     precision : {"float32", "float64"}, default "float32"
@@ -155,6 +157,40 @@ class KNeighborsClassifier(DeviceClassifier):
 
         With ``algorithm="ivf"``, builds the index (and with ``n_probe="auto"`` chooses n_probe). A fit that
         raises leaves the classifier as it was.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            The training rows: NumPy, CuPy, a DataFrame, anything scikit-learn takes, or a dask array
+            chunked by rows (the rows then stay on the cluster's workers). Finite; stored in ``precision``.
+        y : array_like of shape (n_samples,)
+            Class labels: integers, strings, booleans or whole-number floats (a column vector is accepted
+            with scikit-learn's warning).
+
+        Returns
+        -------
+        KNeighborsClassifier
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            If a hyperparameter is out of range, X or y is malformed or not finite, ``k`` is more than the
+            training rows, or (for "ivf") ``n_lists`` is more than the rows or ``n_probe`` more than ``n_lists``.
+        TypeError
+            If an integer hyperparameter (``k``, ``n_lists``, a numeric ``n_probe``) is not an integer.
+
+        Examples
+        --------
+        >>> X = np.array([[0, 0], [0, 1], [1, 0], [5, 5], [5, 6], [6, 5]])
+        >>> y = np.array(["a", "a", "a", "b", "b", "b"])
+        >>> knn = gn.KNeighborsClassifier(k=3, device="cpu").fit(X, y)
+        >>> knn.classes_, knn.X_.dtype
+        (array(['a', 'b'], dtype='<U1'), dtype('float32'))
+        >>> gn.KNeighborsClassifier(k=10, device="cpu").fit(X, y)
+        Traceback (most recent call last):
+        ...
+        ValueError: k=10 is more than the number of training rows, n_samples=6
         """
         dev, limit = self._settings()
         if is_dask_array(X):
@@ -282,6 +318,7 @@ class KNeighborsClassifier(DeviceClassifier):
         k : int or None, default None
             Neighbours per query; None: the classifier's ``k``.
         return_distance : bool, default True
+            Return the distances with the indices; False: the indices alone.
 
         Returns
         -------
@@ -289,6 +326,20 @@ class KNeighborsClassifier(DeviceClassifier):
             Only when ``return_distance``.
         indices : array (n_queries, k) int64
             In the input's array type (the device's for X None; NumPy on a Dask cluster).
+
+        Examples
+        --------
+        >>> X = np.array([[0, 0], [0, 1], [1, 0], [5, 5], [5, 6], [6, 5]])
+        >>> knn = gn.KNeighborsClassifier(k=3, device="cpu").fit(X, [0, 0, 0, 1, 1, 1])
+        >>> d, i = knn.kneighbors(np.array([[0.2, 0.1]]))
+        >>> d
+        array([[0.2236, 0.8062, 0.922 ]])
+        >>> i
+        array([[0, 2, 1]])
+        >>> knn.kneighbors(np.array([[0.2, 0.1]]), k=2, return_distance=False)
+        array([[0, 2]])
+        >>> knn.kneighbors(k=1, return_distance=False).ravel()   # the training rows, each left out
+        array([1, 0, 0, 4, 3, 3])
         """
         X, d, i = self._neighbors(X, self.k if k is None else k)
         xp = array_module(d)
@@ -304,6 +355,7 @@ class KNeighborsClassifier(DeviceClassifier):
         X : array (n_queries, n_features) or None, default None
             As :meth:`kneighbors`; None: the training rows, each left out of its own row of the graph.
         k : int or None, default None
+            Neighbours per query; None: the classifier's ``k``.
         mode : {"connectivity", "distance"}, default "connectivity"
             The entries: 1.0 for each neighbour, or its distance.
 
@@ -311,6 +363,15 @@ class KNeighborsClassifier(DeviceClassifier):
         -------
         scipy.sparse.csr_matrix (n_queries, n_samples) float64
             Row q holds query q's k neighbours (on the host whatever the device).
+
+        Examples
+        --------
+        >>> X = np.array([[0, 0], [0, 1], [1, 0], [5, 5], [5, 6], [6, 5]])
+        >>> knn = gn.KNeighborsClassifier(k=3, device="cpu").fit(X, [0, 0, 0, 1, 1, 1])
+        >>> knn.kneighbors_graph(np.array([[0.2, 0.1]])).toarray()
+        array([[1., 1., 1., 0., 0., 0.]])
+        >>> knn.kneighbors_graph(np.array([[0.2, 0.1]]), k=2, mode="distance").toarray()
+        array([[0.2236, 0.    , 0.8062, 0.    , 0.    , 0.    ]])
         """
         from scipy.sparse import csr_matrix
 
@@ -327,6 +388,34 @@ class KNeighborsClassifier(DeviceClassifier):
 
         The share of the exact k nearest training rows that :meth:`kneighbors` finds, averaged over
         the queries: 1.0 for ``algorithm="brute"``; for ``"ivf"`` it grows with ``n_probe``.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_rows, n_features)
+            Queries (NumPy, CuPy, anything scikit-learn takes; NumPy or dask on a Dask cluster).
+        k : int or None, default=None
+            Neighbours per query; None: the classifier's ``k``.
+        n_queries : int, default=1000
+            How many rows of X, drawn at random without replacement, are searched both ways (all, if X
+            has no more).
+        random_state : int, numpy.random.Generator or None, default=None
+            Seeds the draw of the rows.
+
+        Returns
+        -------
+        float
+            recall@k (:func:`gpunn.knn.recall_at_k`), in [0, 1].
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((60, 4)).astype(np.float32)
+        >>> y = (X[:, 0] > 0).astype(int)
+        >>> ivf = gn.KNeighborsClassifier(k=5, algorithm="ivf", n_lists=6, n_probe=1, random_state=0, device="cpu")
+        >>> ivf.fit(X, y).recall_at_k(X, n_queries=20, random_state=0)
+        0.73
+        >>> gn.KNeighborsClassifier(k=5, device="cpu").fit(X, y).recall_at_k(X, n_queries=20, random_state=0)
+        1.0
         """
         check_is_fitted(self)
         k = self.k if k is None else check_int("k", k, low=1)
@@ -350,13 +439,52 @@ class KNeighborsClassifier(DeviceClassifier):
 
     @on_fitted_device
     def predict_proba(self, X):
-        """Vote shares (n_queries, n_classes), columns in ``classes_`` order."""
+        """Vote shares (n_queries, n_classes), columns in ``classes_`` order.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_queries, n_features)
+            Queries (NumPy, CuPy, anything scikit-learn takes; NumPy or dask on a Dask cluster).
+
+        Returns
+        -------
+        array of shape (n_queries, n_classes), float64
+            Each class's share of the query's votes (one vote per neighbour, or 1/d with
+            ``weights="distance"``), rows summing to 1; in the input's array type (NumPy on a Dask cluster).
+
+        Examples
+        --------
+        >>> X = np.array([[0, 0], [0, 1], [1, 0], [5, 5], [5, 6], [6, 5]])
+        >>> knn = gn.KNeighborsClassifier(k=3, device="cpu").fit(X, ["a", "a", "a", "b", "b", "b"])
+        >>> knn.predict_proba(np.array([[0.2, 0.1], [3.0, 3.0]]))
+        array([[1.    , 0.    ],
+               [0.6667, 0.3333]])
+        """
         X, totals = self._votes(X)
         return as_input_type(totals / totals.sum(axis=1, keepdims=True), X)
 
     @on_fitted_device
     def predict(self, X):
-        """The label with the most votes (the smallest label on ties)."""
+        """The label with the most votes (the smallest label on ties).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_queries, n_features)
+            Queries (NumPy, CuPy, anything scikit-learn takes; NumPy or dask on a Dask cluster).
+
+        Returns
+        -------
+        array of shape (n_queries,)
+            Labels from ``classes_``: in the input's array type where it can hold them (CuPy holds numbers
+            and booleans only: string labels come back as NumPy).
+
+        Examples
+        --------
+        >>> X = np.array([[0, 0], [0, 1], [1, 0], [5, 5], [5, 6], [6, 5]])
+        >>> knn = gn.KNeighborsClassifier(k=3, device="cpu").fit(X, ["a", "a", "a", "b", "b", "b"])
+        >>> knn.predict(np.array([[0.2, 0.1], [4.0, 4.0]]))
+        array(['a', 'b'], dtype='<U1')
+        """
         X, totals = self._votes(X)
         return labels_of(self.classes_, as_input_type(totals.argmax(axis=1), X))
 
@@ -391,7 +519,32 @@ def vote(neighbor_labels: np.ndarray, distances: np.ndarray, n_classes: int, wei
 
 @dataclass
 class CrossValidation:
-    """Accuracy of each k on each fold (``fold_accuracies``: len(ks) x folds), with mean, std and the best k."""
+    """Accuracy of each k on each fold (``fold_accuracies``: len(ks) x folds), with mean, std and the best k.
+
+    What :func:`cross_validate_k` returns.
+
+    Parameters
+    ----------
+    ks : list of int
+        The values of k compared, ascending.
+    fold_accuracies : numpy.ndarray of shape (len(ks), folds)
+        The accuracy of each k on each fold's held-out rows.
+    mean : numpy.ndarray of shape (len(ks),)
+        Each k's mean accuracy over the folds.
+    std : numpy.ndarray of shape (len(ks),)
+        Its standard deviation over the folds (population, ``ddof=0``).
+    best_k : int
+        The k with the highest mean accuracy (the smaller k on ties).
+
+    Examples
+    --------
+    >>> cv = gn.neighbors.CrossValidation([1, 3], np.array([[0.9, 0.8], [1.0, 0.9]]), np.array([0.85, 0.95]),
+    ...                                   np.array([0.05, 0.05]), 3)
+    >>> print(cv.table())
+        k     mean      std
+        1   0.8500   0.0500
+        3   0.9500   0.0500  <- best
+    """
 
     ks: list
     fold_accuracies: np.ndarray
@@ -400,6 +553,21 @@ class CrossValidation:
     best_k: int
 
     def table(self) -> str:
+        """The results as text: a header, then one row per k (mean and std to 4 places), the best marked.
+
+        Returns
+        -------
+        str
+            The lines of the table, joined by newlines (no trailing newline).
+
+        Examples
+        --------
+        >>> cv = gn.neighbors.CrossValidation([1, 5], np.zeros((2, 3)), np.array([0.8, 0.7]), np.zeros(2), 1)
+        >>> print(cv.table())
+            k     mean      std
+            1   0.8000   0.0000  <- best
+            5   0.7000   0.0000
+        """
         rows = [f"{'k':>5}  {'mean':>7}  {'std':>7}"]
         rows += [f"{k:>5}  {m:7.4f}  {s:7.4f}{'  <- best' if k == self.best_k else ''}"
                  for k, m, s in zip(self.ks, self.mean, self.std)]
@@ -414,6 +582,57 @@ def cross_validate_k(X, y, ks=(1, 3, 5, 8, 10, 12, 15, 20, 50, 100), folds: int 
     Each fold's neighbours are found once, for the largest k; smaller k use the first
     columns. The best k has the highest mean accuracy (the smaller k on ties). X may be a
     dask array: each fold is then searched on the cluster.
+
+    Parameters
+    ----------
+    X : array_like of shape (n_samples, n_features)
+        The rows: NumPy, CuPy, anything scikit-learn takes, or a dask array chunked by rows.
+    y : array_like of shape (n_samples,)
+        Their class labels (as :meth:`KNeighborsClassifier.fit` takes them).
+    ks : sequence of int, default=(1, 3, 5, 8, 10, 12, 15, 20, 50, 100)
+        The values of k to compare, each >= 1 and no more than a fold's training rows; duplicates are
+        dropped and the rest sorted.
+    folds : int, default=5
+        The number of folds, 2 <= folds <= n_samples.
+    metric : {"l2", "l1", "sqeuclidean"}, default="l2"
+        As :class:`KNeighborsClassifier`'s.
+    weights : {"uniform", "distance"}, default="uniform"
+        As :class:`KNeighborsClassifier`'s.
+    device : str or Device, default="auto"
+        As :class:`KNeighborsClassifier`'s.
+    memory_limit : str or int, default="1GB"
+        As :class:`KNeighborsClassifier`'s.
+    shuffle : bool, default=False
+        Shuffle the rows before they are split into folds (else the folds are consecutive rows).
+    seed : int or None, default=None
+        Seeds the shuffle (ignored without ``shuffle``).
+
+    Returns
+    -------
+    CrossValidation
+        Each k's accuracy on each fold, their mean and std, and the best k.
+
+    Raises
+    ------
+    ValueError
+        If ``folds`` is more than the rows, ``ks`` is empty, the largest k is more than a fold's
+        training rows, or X, y or another argument is malformed.
+    TypeError
+        If ``folds`` or a value of ``ks`` is not an integer.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((60, 4)).astype(np.float32)
+    >>> y = (X[:, 0] > 0).astype(int)
+    >>> cv = gn.neighbors.cross_validate_k(X, y, ks=(1, 5, 15), folds=4, device="cpu")
+    >>> cv.best_k, cv.fold_accuracies.shape
+    (5, (3, 4))
+    >>> print(cv.table())
+        k     mean      std
+        1   0.8000   0.0000
+        5   0.8667   0.1054  <- best
+       15   0.8333   0.0745
     """
     probe = KNeighborsClassifier(1, metric, weights, device, memory_limit)
     if is_dask_array(X):  # the folds are searched on the cluster

@@ -133,13 +133,58 @@ def activation_kernels(made) -> dict:
 
 @op
 def activation(x, gate):
-    """y = f(x) elementwise, same shape and dtype as ``x``: the gate's ``f``."""
+    """y = f(x) elementwise, same shape and dtype as ``x``: the gate's ``f``.
+
+    Parameters
+    ----------
+    x : array of any shape, float16, float32 or float64 (NumPy or CuPy)
+        The input.
+    gate : gpunn.nn.Activation
+        The activation (``gn.nn.ReLU()`` ...): its ``f`` and ``df`` are the reference, its kernels the
+        fused path.
+
+    Returns
+    -------
+    array
+        f(x), a new array of ``x``'s shape, dtype and device.
+
+    Examples
+    --------
+    >>> x = np.array([[-1.0, 2.0], [3.0, -4.0]], np.float32)
+    >>> gn.ops.activation(x, gn.nn.ReLU())
+    array([[0., 2.],
+           [3., 0.]], dtype=float32)
+    """
     return gate.f(x)
 
 
 @op
 def activation_backward(dout, saved, gate):
-    """dx = dout * f'(x), from what the gate saved (y = f(x); x where ``gate.backward_from == "input"``)."""
+    """dx = dout * f'(x), from what the gate saved (y = f(x); x where ``gate.backward_from == "input"``).
+
+    Parameters
+    ----------
+    dout : array, float16, float32 or float64 (NumPy or CuPy)
+        The gradient of the loss with respect to y.
+    saved : array of ``dout``'s shape and dtype
+        What the forward pass saved: y, or x where ``gate.backward_from == "input"``.
+    gate : gpunn.nn.Activation
+        The activation (``gn.nn.ReLU()`` ...): its ``f`` and ``df`` are the reference, its kernels the
+        fused path.
+
+    Returns
+    -------
+    array
+        dx, a new array of ``dout``'s shape and dtype.
+
+    Examples
+    --------
+    >>> relu = gn.nn.ReLU()
+    >>> y = gn.ops.activation(np.array([[-1.0, 2.0], [3.0, -4.0]], np.float32), relu)
+    >>> gn.ops.activation_backward(np.ones((2, 2), np.float32), y, relu)
+    array([[0., 1.],
+           [1., 0.]], dtype=float32)
+    """
     return gate.df(dout, saved)
 
 
@@ -149,6 +194,34 @@ def bias_activation(z, b, gate):
 
     z holds z + b afterwards (what a gate that saves its input needs); y may be z itself where the gate
     saves its output (the GEMM's fresh output, reused).
+
+    Parameters
+    ----------
+    z : array of shape (N, M), float16, float32 or float64 (NumPy or CuPy)
+        The affine layer's product x W, overwritten (see above).
+    b : array of shape (M,)
+        The bias, of ``z``'s dtype and on its device.
+    gate : gpunn.nn.Activation
+        The activation (``gn.nn.ReLU()`` ...): its ``f`` and ``df`` are the reference, its kernels the
+        fused path.
+
+    Returns
+    -------
+    array of shape (N, M)
+        f(z + b), in ``z``'s dtype: a new array, or ``z`` itself.
+
+    Raises
+    ------
+    ValueError
+        Where a kernel runs, if ``b`` is not of ``z``'s dtype or not of shape (M,) (the reference
+        broadcasts and casts as NumPy's ``+=`` does).
+
+    Examples
+    --------
+    >>> z = np.array([[-1.0, 2.0], [3.0, -4.0]], np.float32)
+    >>> gn.ops.bias_activation(z, np.array([0.5, 5.0], np.float32), gn.nn.ReLU())
+    array([[0. , 7. ],
+           [3.5, 1. ]], dtype=float32)
     """
     z += b
     return gate.f(z)
@@ -156,7 +229,33 @@ def bias_activation(z, b, gate):
 
 @op
 def bias_activation_backward(dout, saved, gate):
-    """(dz, db) for y = f(z + b): dz = dout * f'(z + b), db = dz summed over the batch."""
+    """(dz, db) for y = f(z + b): dz = dout * f'(z + b), db = dz summed over the batch.
+
+    Parameters
+    ----------
+    dout : array of shape (N, M), float16, float32 or float64 (NumPy or CuPy)
+        The gradient of the loss with respect to y.
+    saved : array of shape (N, M)
+        What :func:`bias_activation` left: y, or z + b where ``gate.backward_from == "input"``.
+    gate : gpunn.nn.Activation
+        The activation (``gn.nn.ReLU()`` ...): its ``f`` and ``df`` are the reference, its kernels the
+        fused path.
+
+    Returns
+    -------
+    dz : array of shape (N, M)
+        The gradient with respect to z (and z + b), in ``dout``'s dtype.
+    db : array of shape (M,)
+        The gradient with respect to b: dz's column sums.
+
+    Examples
+    --------
+    >>> relu = gn.nn.ReLU()
+    >>> y = np.array([[0.0, 7.0], [3.5, 1.0]], np.float32)
+    >>> dz, db = gn.ops.bias_activation_backward(np.ones((2, 2), np.float32), y, relu)
+    >>> db
+    array([1., 2.], dtype=float32)
+    """
     dz = gate.df(dout, saved)
     return dz, dz.sum(axis=0)
 

@@ -67,7 +67,7 @@ def empty(like, shape, dtype):
 
 
 def out_array(out, like, shape, dtype, op: str):
-    """``out`` if it is a C-contiguous ``dtype`` array of ``shape`` on ``like``'s device, else a new one."""
+    """``out``, checked to be C-contiguous, ``dtype``, ``shape`` and on ``like``'s device; a new array if None."""
     if out is None:
         return empty(like, shape, dtype)
     if out.shape != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous \

@@ -27,7 +27,42 @@ def _output_based(op_name: str, gate) -> None:
 
 @op
 def conv_bias_activation(z, b, out, gate):
-    """out (N, F, P) = f(z + b) for the GEMM's output z (F, N P); returns ``out``. ``b`` is (F,) or None."""
+    """out (N, F, P) = f(z + b) for the GEMM's output z (F, N P); returns ``out``. ``b`` is (F,) or None.
+
+    The convolution's epilogue: bias, activation and the layout change from channels first (F, N P) to
+    images first (N, F, P) in one pass. Only for gates whose backward reads their output.
+
+    Parameters
+    ----------
+    z : array of shape (F, N P), float16, float32 or float64 (NumPy or CuPy)
+        The convolution's GEMM output: F filters by N images of P = Ho Wo pixels.
+    b : array of shape (F,) or None
+        The bias, of ``z``'s dtype and on its device; None: no bias.
+    out : array of shape (N, F, P)
+        Where the result goes, of ``z``'s dtype and on its device (C-contiguous where a kernel runs).
+    gate : gpunn.nn.Activation
+        The activation, one with ``backward_from == "output"`` (``gn.nn.Identity()`` for none).
+
+    Returns
+    -------
+    array of shape (N, F, P)
+        ``out``, holding f(z + b).
+
+    Raises
+    ------
+    ValueError
+        If the gate's backward reads its input (``backward_from == "input"``); where a kernel runs, also
+        if ``b`` or ``out`` does not fit ``z``.
+
+    Examples
+    --------
+    >>> z = np.array([[-1.0, 2.0, 3.0, -4.0]], np.float32)       # 1 filter, 2 images of 2 pixels
+    >>> out = np.empty((2, 1, 2), np.float32)
+    >>> gn.ops.conv_bias_activation(z, np.array([0.5], np.float32), out, gn.nn.ReLU())
+    array([[[0. , 2.5]],
+    <BLANKLINE>
+           [[3.5, 0. ]]], dtype=float32)
+    """
     _output_based("conv_bias_activation", gate)
     f, n = z.shape[0], out.shape[0]
     z3 = z.reshape(f, n, -1)
@@ -41,7 +76,35 @@ def conv_bias_activation(z, b, out, gate):
 def conv_bias_activation_backward(dout, y, gate, out=None):
     """(dz (F, N P), db (F,)) for y = f(z + b) laid out (N, F, P): dz = dout f'(z + b), channels first.
 
-    ``y`` is the saved output (ignored by the identity gate); ``out``: a C-contiguous array for dz.
+    Parameters
+    ----------
+    dout : array of shape (N, F, P), float16, float32 or float64 (NumPy or CuPy)
+        The gradient of the loss with respect to the epilogue's output.
+    y : array of shape (N, F, P)
+        The saved output f(z + b) (ignored by the identity gate).
+    gate : gpunn.nn.Activation
+        The activation, one with ``backward_from == "output"``.
+    out : array of shape (F, N P) or None, default=None
+        A C-contiguous array of ``dout``'s dtype for dz; None: a new one.
+
+    Returns
+    -------
+    dz : array of shape (F, N P)
+        The gradient with respect to z, channels first as the GEMM laid z out (``out`` where given).
+    db : array of shape (F,)
+        The gradient with respect to b: dz summed over images and pixels.
+
+    Raises
+    ------
+    ValueError
+        If the gate's backward reads its input (``backward_from == "input"``), or ``out`` does not fit.
+
+    Examples
+    --------
+    >>> y = np.array([[[0.0, 2.5]], [[3.5, 0.0]]], np.float32)
+    >>> dz, db = gn.ops.conv_bias_activation_backward(np.ones_like(y), y, gn.nn.ReLU())
+    >>> dz, db
+    (array([[0., 1., 1., 0.]], dtype=float32), array([2.], dtype=float32))
     """
     _output_based("conv_bias_activation_backward", gate)
     xp = array_module(dout)

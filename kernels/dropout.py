@@ -26,7 +26,23 @@ S30, S27, S31, S40 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(40)
 
 
 def dropout_threshold(p: float) -> int:
-    """A unit is kept when its 24 hash bits reach this: the drop probability is threshold / 2^24 ~ p."""
+    """A unit is kept when its 24 hash bits reach this: the drop probability is threshold / 2^24 ~ p.
+
+    Parameters
+    ----------
+    p : float
+        The drop probability, in [0, 1).
+
+    Returns
+    -------
+    int
+        ``ceil(p 2^24)``, in [0, 2^24].
+
+    Examples
+    --------
+    >>> gn.ops.dropout_threshold(0.5), gn.ops.dropout_threshold(0.0)
+    (8388608, 0)
+    """
     return math.ceil(p * (1 << 24))
 
 
@@ -35,6 +51,31 @@ def dropout_keep(xp, n: int, p: float, seed: int, offset: int = 0):
 
     ``offset`` shifts the indices: a process holding rows r0.. of a batch draws exactly those rows'
     units of the whole batch's mask (data-parallel training).
+
+    Parameters
+    ----------
+    xp : module
+        ``numpy`` or ``cupy``: where the mask is made.
+    n : int
+        The number of units.
+    p : float
+        The drop probability, in [0, 1).
+    seed : int
+        The mask's seed, in [0, 2^64).
+    offset : int, default=0
+        The index of the first unit in the mask's numbering.
+
+    Returns
+    -------
+    array of shape (n,), bool
+        True for each unit kept.
+
+    Examples
+    --------
+    >>> gn.ops.dropout_keep(np, 8, 0.5, seed=0)
+    array([False,  True, False, False,  True, False, False, False])
+    >>> gn.ops.dropout_keep(np, 4, 0.5, seed=0, offset=4)        # the same mask's last four units
+    array([ True, False, False, False])
     """
     z = (xp.arange(n, dtype=xp.uint64) + np.uint64(offset)) * GOLDEN + np.uint64(seed)
     z = (z ^ (z >> S30)) * MIX1
@@ -47,8 +88,29 @@ def dropout_keep(xp, n: int, p: float, seed: int, offset: int = 0):
 def dropout_forward(x, p: float, seed: int, offset: int = 0):
     """Inverted dropout: (y, mask) with mask in {0, 1/(1-p)}, each unit dropped with probability p.
 
-    ``seed`` (an int in [0, 2^64)) fixes the mask, ``offset`` the index of x's first unit in the
-    mask's numbering (see :func:`dropout_keep`).
+    Parameters
+    ----------
+    x : array of any shape, float16, float32 or float64 (NumPy or CuPy)
+        The input.
+    p : float
+        The drop probability, in [0, 1).
+    seed : int
+        Fixes the mask: an int in [0, 2^64).
+    offset : int, default=0
+        The index of x's first unit in the mask's numbering (see :func:`dropout_keep`).
+
+    Returns
+    -------
+    y : array of ``x``'s shape and dtype
+        ``x * mask``.
+    mask : array of ``x``'s shape and dtype
+        0 for a dropped unit, 1 / (1 - p) for a kept one: what :func:`dropout_backward` multiplies by.
+
+    Examples
+    --------
+    >>> y, mask = gn.ops.dropout_forward(np.ones(8, np.float32), 0.5, seed=0)
+    >>> mask
+    array([0., 2., 0., 0., 2., 0., 0., 0.], dtype=float32)
     """
     keep = dropout_keep(array_module(x), x.size, p, seed, offset).reshape(x.shape)
     mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
@@ -57,7 +119,26 @@ def dropout_forward(x, p: float, seed: int, offset: int = 0):
 
 @op
 def dropout_backward(dout, mask):
-    """dx = dout * mask: the same units are dropped and the same scale applied."""
+    """dx = dout * mask: the same units are dropped and the same scale applied.
+
+    Parameters
+    ----------
+    dout : array, float16, float32 or float64 (NumPy or CuPy)
+        The gradient of the loss with respect to y.
+    mask : array of ``dout``'s shape and dtype
+        The mask :func:`dropout_forward` returned.
+
+    Returns
+    -------
+    array of ``dout``'s shape and dtype
+        dx.
+
+    Examples
+    --------
+    >>> mask = np.array([0.0, 2.0, 0.0, 2.0], np.float32)
+    >>> gn.ops.dropout_backward(np.full(4, 3.0, np.float32), mask)
+    array([0., 6., 0., 6.], dtype=float32)
+    """
     return dout * mask
 
 

@@ -26,7 +26,29 @@ from .op import op
 
 
 def output_size(size: int, kernel: int, stride: int, pad: int = 0) -> int:
-    """Output length of a window of ``kernel`` sliding by ``stride`` over ``size`` + 2 ``pad`` values."""
+    """Output length of a window of ``kernel`` sliding by ``stride`` over ``size`` + 2 ``pad`` values.
+
+    Parameters
+    ----------
+    size : int
+        The input's length along the axis (H or W).
+    kernel : int
+        The window's length.
+    stride : int
+        The step between windows, >= 1.
+    pad : int, default=0
+        Zeros added at each end.
+
+    Returns
+    -------
+    int
+        ``(size + 2 pad - kernel) // stride + 1``: the number of whole windows.
+
+    Examples
+    --------
+    >>> gn.ops.output_size(32, 3, 1, 1), gn.ops.output_size(7, 2, 2)
+    (32, 3)
+    """
     return (size + 2 * pad - kernel) // stride + 1
 
 
@@ -40,8 +62,37 @@ def window(offset: int, count: int, stride: int) -> slice:
 def im2col(x, kernel, stride, padding, out=None):
     """Patches of x (N, C, H, W) as columns: (C kh kw, N Ho Wo), rows ordered (c, i, j), columns (n, ho, wo).
 
-    ``out``: a C-contiguous array of that shape to write into (returned). The reference copies one
-    strided slice per kernel tap (kh kw copies).
+    The reference copies one strided slice per kernel tap (kh kw copies).
+
+    Parameters
+    ----------
+    x : array of shape (N, C, H, W), float16, float32 or float64 (NumPy or CuPy)
+        The images.
+    kernel : tuple of int
+        (kh, kw), the window's height and width.
+    stride : tuple of int
+        (sh, sw), the steps between windows.
+    padding : tuple of int
+        (ph, pw), the rows and columns of zeros on each side.
+    out : array of shape (C kh kw, N Ho Wo) or None, default=None
+        A C-contiguous array of ``x``'s dtype to write into (and return); None: a new one.
+
+    Returns
+    -------
+    array of shape (C kh kw, N Ho Wo)
+        The patches, in ``x``'s dtype: column (n, ho, wo) holds the window at output pixel (ho, wo) of image n.
+
+    Raises
+    ------
+    ValueError
+        If ``out`` does not have that shape and dtype (or, where a kernel runs, is not C-contiguous on
+        ``x``'s device).
+
+    Examples
+    --------
+    >>> x = np.ones((2, 3, 5, 5), np.float32)
+    >>> gn.ops.im2col(x, (3, 3), (1, 1), (1, 1)).shape      # 3 * 3 * 3 rows, 2 * 5 * 5 columns
+    (27, 50)
     """
     xp = array_module(x)
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
@@ -59,8 +110,40 @@ def im2col(x, kernel, stride, padding, out=None):
 def col2im(cols, x_shape, kernel, stride, padding, out=None):
     """The adjoint of :func:`im2col`: sums each column entry back onto the pixel it was copied from.
 
-    ``cols`` (C kh kw, N Ho Wo) -> dx of shape ``x_shape`` (N, C, H, W), in ``cols``'s dtype
-    (written into ``out``, C-contiguous, where given).
+    Parameters
+    ----------
+    cols : array of shape (C kh kw, N Ho Wo), float16, float32 or float64 (NumPy or CuPy)
+        Values laid out as :func:`im2col` lays out patches (the gradient with respect to its output).
+    x_shape : tuple of int
+        (N, C, H, W), the images' shape.
+    kernel : tuple of int
+        (kh, kw), the window's height and width.
+    stride : tuple of int
+        (sh, sw), the steps between windows.
+    padding : tuple of int
+        (ph, pw), the rows and columns of zeros on each side.
+    out : array of shape ``x_shape`` or None, default=None
+        A C-contiguous array of ``cols``'s dtype to write into (and return); None: a new one.
+
+    Returns
+    -------
+    array of shape ``x_shape``
+        Each pixel's sum of the entries copied from it, in ``cols``'s dtype (entries on padding dropped).
+
+    Raises
+    ------
+    ValueError
+        If ``out`` does not have that shape and dtype (or, where a kernel runs, is not C-contiguous on
+        ``cols``'s device).
+
+    Examples
+    --------
+    >>> x = np.ones((1, 1, 3, 3), np.float32)
+    >>> cols = gn.ops.im2col(x, (2, 2), (1, 1), (0, 0))
+    >>> gn.ops.col2im(cols, x.shape, (2, 2), (1, 1), (0, 0))[0, 0]   # how many windows hold each pixel
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]], dtype=float32)
     """
     xp = array_module(cols)
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding

@@ -161,10 +161,40 @@ MULTICLASS_HINGE = Kernels(multiclass_hinge_cpu, multiclass_hinge_cuda)
 def fused_loss(scores, y, loss, scale=None):
     """(mean loss (0-d), its gradient w.r.t. ``scores``, the number of rows whose top score is their label (0-d)).
 
-    ``loss``: the loss object, whose ``value_and_grad`` is the reference and whose ``kernels`` (a
-    :class:`~gpunn.kernels.launch.Kernels` pair from this file) compute the same in one pass. ``scale``: a
-    1-element array on the scores' device whose value multiplies the gradient (a loss scale), or None.
     float16 scores are computed in float32: a float32 loss, a float16 gradient.
+
+    Parameters
+    ----------
+    scores : array of shape (N, C), float16, float32 or float64 (NumPy or CuPy)
+        Each row's class scores.
+    y : array of shape (N,), integer
+        Each row's label, in [0, C), on the scores' device.
+    loss : gpunn.nn.Loss
+        The loss (``gn.nn.SoftmaxCrossEntropy()``, ``gn.nn.MulticlassHinge()``): its ``value_and_grad``
+        is the reference, and its ``kernels`` (a :class:`~gpunn.kernels.launch.Kernels` pair from this
+        file, or None) compute the same in one pass.
+    scale : array of shape (1,) or None, default=None
+        A loss scale on the scores' device whose value multiplies the gradient (where a kernel runs: a
+        1-D array of the compute dtype, float32 for float16 scores); None: no scaling.
+
+    Returns
+    -------
+    loss : 0-d array or scalar
+        The mean loss over the rows (float32 for float16 scores).
+    grad : array of shape (N, C)
+        Its gradient with respect to ``scores`` (times the scale), in the scores' dtype.
+    correct : 0-d array or scalar, int64
+        How many rows' top score is their label.
+
+    Examples
+    --------
+    >>> scores = np.array([[2.0, 0.0, 0.0], [0.0, 1.0, 3.0]], np.float32)
+    >>> loss, grad, correct = gn.ops.fused_loss(scores, np.array([0, 1]), gn.nn.SoftmaxCrossEntropy())
+    >>> round(float(loss), 4), int(correct)
+    (1.2047, 1)
+    >>> grad
+    array([[-0.1065,  0.0533,  0.0533],
+           [ 0.021 , -0.4429,  0.4219]], dtype=float32)
     """
     half = scores.dtype == np.float16
     value, grad, correct = loss.value_and_grad(scores.astype(np.float32) if half else scores, y)

@@ -29,7 +29,32 @@ from .op import op
 
 @op(min_size={"cpu": 0})
 def matmul(a, b, out=None):
-    """``a @ b`` (NumPy's matmul rules), into ``out`` where given."""
+    """``a @ b`` (NumPy's matmul rules), into ``out`` where given.
+
+    On the CPU: MKL where installed, else NumPy's BLAS (on Numba's threads while its kernels are busy);
+    on a GPU: cuBLAS at the precision :func:`set_matmul_precision` chose.
+
+    Parameters
+    ----------
+    a : array (NumPy or CuPy)
+        The left operand, (M, K) or a stack of such matrices.
+    b : array
+        The right operand, (K, N) or a stack, on ``a``'s device.
+    out : array or None, default=None
+        Where to write the product (as ``numpy.matmul``'s ``out``); None: a new array.
+
+    Returns
+    -------
+    array
+        ``a @ b`` (``out`` where given).
+
+    Examples
+    --------
+    >>> a = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    >>> gn.ops.matmul(a, np.eye(2, dtype=np.float32))
+    array([[1., 2.],
+           [3., 4.]], dtype=float32)
+    """
     return array_module(a).matmul(a, b, out=out)
 
 
@@ -65,7 +90,18 @@ def set_matmul_precision(precision: str) -> None:
 
 
 def get_matmul_precision() -> str:
-    """The matrix-product precision on a GPU: "highest" (float32) or "high" (TF32); see :func:`set_matmul_precision`."""
+    """The matrix-product precision on a GPU: "highest" (float32) or "high" (TF32); see :func:`set_matmul_precision`.
+
+    Returns
+    -------
+    str
+        "highest" (the default) or "high".
+
+    Examples
+    --------
+    >>> gn.get_matmul_precision()
+    'highest'
+    """
     return _PRECISION[0]
 
 

@@ -102,6 +102,31 @@ def nonfinite_check(loss, grads: tuple, state, scaler=None, decide: bool = True)
     (FOUND, the scale halved), and a bad step for ``state`` only where the loss is not finite or
     ``rule.give_up`` steps in a row overflowed. Gradients of two dtypes (float16, and float32 layers such as
     batchnorm) are checked by two calls: the first with ``decide=False`` only notes an overflow (PENDING).
+
+    Parameters
+    ----------
+    loss : array of shape (1,), float (NumPy or CuPy)
+        The step's loss, on the gradients' device.
+    grads : tuple of arrays
+        Every gradient of the step, C-contiguous, float16, float32 or float64, on one device.
+    state : array of shape (2,), int64
+        [first bad step (0: none yet), steps counted], on the same device; updated in place.
+    scaler : loss scaler or None, default=None
+        An object with ``state`` (its float32 array, ``SCALE_SLOTS`` long) and ``rule`` (a
+        :class:`ScalerRule`), updated in place; None: no loss scaling.
+    decide : bool, default=True
+        With a scaler: False only notes an overflow of these gradients (PENDING) for the call that
+        decides; ``state`` is then left as it is.
+
+    Examples
+    --------
+    >>> state = np.zeros(2, np.int64)
+    >>> gn.ops.nonfinite_check(np.array([0.5], np.float32), (np.ones(3, np.float32),), state)
+    >>> state
+    array([0, 1])
+    >>> gn.ops.nonfinite_check(np.array([0.5], np.float32), (np.array([np.inf], np.float32),), state)
+    >>> state                             # step 2 is the first bad one
+    array([2, 2])
     """
     xp = array_module(loss)
     if scaler is None:

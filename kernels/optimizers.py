@@ -273,6 +273,46 @@ def update_step(steps, optimizer, ws: tuple, gs: tuple, states: tuple, h, decay,
     where its FOUND is set nothing changes (and the count stays); else each gradient is unscaled by its
     INV_SCALE before the rule. ``copies``: float16 arrays shaped like ``ws`` that receive the new weights
     (the model's compute copies of the masters ``ws``); ``gs`` are then in their dtype.
+
+    Parameters
+    ----------
+    steps : array of shape (1,), float16, float32 or float64 (NumPy or CuPy)
+        The step count so far, in the parameters' dtype and on their device; advanced in place.
+    optimizer : gpunn.optim.Optimizer
+        The rule: its ``update`` (the reference), ``per_step``, ``state_names`` and ``kernels``.
+    ws : tuple of arrays
+        The weights (the float32 masters with ``copies``), C-contiguous, one dtype, one device; updated
+        in place.
+    gs : tuple of arrays
+        Their gradients, shaped like ``ws`` (float16 with ``copies``, else the weights' dtype).
+    states : tuple of tuples of arrays
+        One tuple per name in ``optimizer.state_names``, each holding an array shaped like each weight
+        (momentum, moments ...), in the weights' dtype; updated in place.
+    h : tuple
+        The rule's numbers for this dtype (``optimizer.kernels_numbers(dtype)``).
+    decay : array of shape (len(ws),)
+        Each weight's L2 strength, in the weights' dtype.
+    skip : array of shape (1,) or more, int64, or None, default=None
+        ``skip[0] != 0`` skips the update (the divergence flag); None: never skipped.
+    copies : tuple of arrays or None, default=None
+        float16 arrays shaped like ``ws`` that receive the new weights (mixed precision, with ``scaler``).
+    scaler : array of shape (SCALE_SLOTS,), float32, or None, default=None
+        The loss scaler's state: a step whose gradients overflowed is skipped, others are unscaled.
+
+    Raises
+    ------
+    ValueError
+        Where a kernel runs, if the arrays do not match (counts, shapes, dtypes, array types,
+        contiguity), or ``copies`` come without a scaler or float32 weights.
+
+    Examples
+    --------
+    >>> opt = gn.optim.SGD([gn.nn.Parameter(np.ones(3, np.float32))], lr=0.1)
+    >>> w, g = np.ones(3, np.float32), np.array([1.0, 2.0, 3.0], np.float32)
+    >>> steps = np.zeros(1, np.float32)
+    >>> gn.ops.update_step(steps, opt, (w,), (g,), (), opt.kernels_numbers(np.float32), np.zeros(1, np.float32))
+    >>> w, steps
+    (array([0.9, 0.8, 0.7], dtype=float32), array([1.], dtype=float32))
     """
     xp = array_module(steps)
     keep = None if skip is None else skip[0] == 0

@@ -30,6 +30,33 @@ def max_pool_forward(x, kernel, stride):
 
     ``argmax`` (int32) is the winning tap i kw + j inside each window: the first maximum
     in row-major order, or the last NaN (a NaN in a window makes its maximum NaN).
+
+    Parameters
+    ----------
+    x : array of shape (N, C, H, W), float16, float32 or float64 (NumPy or CuPy)
+        The images.
+    kernel : tuple of int
+        (kh, kw), the window's height and width.
+    stride : tuple of int
+        (sh, sw), the steps between windows.
+
+    Returns
+    -------
+    out : array of shape (N, C, Ho, Wo)
+        Each window's maximum, in ``x``'s dtype; Ho = (H - kh) // sh + 1, Wo likewise.
+    argmax : array of shape (N, C, Ho, Wo), int32
+        The tap each maximum came from, what :func:`max_pool_backward` routes the gradient by.
+
+    Examples
+    --------
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> out, argmax = gn.ops.max_pool_forward(x, (2, 2), (2, 2))
+    >>> out[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    >>> argmax[0, 0]                      # the bottom-right tap, 1 * 2 + 1, of each window
+    array([[3, 3],
+           [3, 3]], dtype=int32)
     """
     xp = array_module(x)
     (kh, kw), (sh, sw) = kernel, stride
@@ -49,7 +76,36 @@ def max_pool_forward(x, kernel, stride):
 
 @op
 def max_pool_backward(dout, argmax, x_shape, kernel, stride):
-    """dx of shape ``x_shape``: each window's upstream gradient routed to its maximum (summed where windows overlap)."""
+    """dx of shape ``x_shape``: each window's upstream gradient routed to its maximum (summed where windows overlap).
+
+    Parameters
+    ----------
+    dout : array of shape (N, C, Ho, Wo), float16, float32 or float64 (NumPy or CuPy)
+        The gradient of the loss with respect to the pooled output.
+    argmax : array of shape (N, C, Ho, Wo), int32
+        The taps :func:`max_pool_forward` returned.
+    x_shape : tuple of int
+        (N, C, H, W), the shape of the pooled images.
+    kernel : tuple of int
+        (kh, kw), the window's height and width.
+    stride : tuple of int
+        (sh, sw), the steps between windows.
+
+    Returns
+    -------
+    array of shape ``x_shape``
+        dx, in ``dout``'s dtype: zero where no window took its maximum.
+
+    Examples
+    --------
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> out, argmax = gn.ops.max_pool_forward(x, (2, 2), (2, 2))
+    >>> gn.ops.max_pool_backward(np.ones_like(out), argmax, x.shape, (2, 2), (2, 2))[0, 0]
+    array([[0., 0., 0., 0.],
+           [0., 1., 0., 1.],
+           [0., 0., 0., 0.],
+           [0., 1., 0., 1.]], dtype=float32)
+    """
     xp = array_module(dout)
     (kh, kw), (sh, sw) = kernel, stride
     ho, wo = dout.shape[2], dout.shape[3]
@@ -62,7 +118,31 @@ def max_pool_backward(dout, argmax, x_shape, kernel, stride):
 
 @op
 def avg_pool_forward(x, kernel, stride, padding):
-    """Average pooling of x (N, C, H, W) -> (N, C, Ho, Wo); padded zeros count in the average (PyTorch's default)."""
+    """Average pooling of x (N, C, H, W) -> (N, C, Ho, Wo); padded zeros count in the average (PyTorch's default).
+
+    Parameters
+    ----------
+    x : array of shape (N, C, H, W), float16, float32 or float64 (NumPy or CuPy)
+        The images.
+    kernel : tuple of int
+        (kh, kw), the window's height and width.
+    stride : tuple of int
+        (sh, sw), the steps between windows.
+    padding : tuple of int
+        (ph, pw), the rows and columns of zeros on each side.
+
+    Returns
+    -------
+    array of shape (N, C, Ho, Wo)
+        Each window's mean over its kh kw taps, in ``x``'s dtype; Ho = (H + 2 ph - kh) // sh + 1, Wo likewise.
+
+    Examples
+    --------
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> gn.ops.avg_pool_forward(x, (2, 2), (2, 2), (0, 0))[0, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    """
     xp = array_module(x)
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     ho, wo = output_size(x.shape[2], kh, sh, ph), output_size(x.shape[3], kw, sw, pw)
@@ -77,7 +157,32 @@ def avg_pool_forward(x, kernel, stride, padding):
 
 @op
 def avg_pool_backward(dout, x_shape, kernel, stride, padding):
-    """dx of shape ``x_shape``: each window's upstream gradient spread evenly over its kh kw taps."""
+    """dx of shape ``x_shape``: each window's upstream gradient spread evenly over its kh kw taps.
+
+    Parameters
+    ----------
+    dout : array of shape (N, C, Ho, Wo), float16, float32 or float64 (NumPy or CuPy)
+        The gradient of the loss with respect to the pooled output.
+    x_shape : tuple of int
+        (N, C, H, W), the shape of the pooled images.
+    kernel : tuple of int
+        (kh, kw), the window's height and width.
+    stride : tuple of int
+        (sh, sw), the steps between windows.
+    padding : tuple of int
+        (ph, pw), the rows and columns of zeros on each side.
+
+    Returns
+    -------
+    array of shape ``x_shape``
+        dx, in ``dout``'s dtype (the shares that fell on padding are dropped).
+
+    Examples
+    --------
+    >>> gn.ops.avg_pool_backward(np.ones((1, 1, 1, 1), np.float32), (1, 1, 2, 2), (2, 2), (2, 2), (0, 0))
+    array([[[[0.25, 0.25],
+             [0.25, 0.25]]]], dtype=float32)
+    """
     xp = array_module(dout)
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     n, c, h, w = x_shape

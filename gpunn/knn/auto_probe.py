@@ -32,7 +32,25 @@ MIN_QUERIES = 10  # fewer held-out rows measure nothing
 
 @dataclass(frozen=True)
 class ProbeChoice:
-    """What :func:`tune_n_probe` chose: ``n_probe`` and its ``recall`` (recall@k) on ``n_queries`` held-out rows."""
+    """What :func:`tune_n_probe` chose: ``n_probe`` and its ``recall`` (recall@k) on ``n_queries`` held-out rows.
+
+    Parameters
+    ----------
+    n_probe : int
+        The smallest n_probe whose measured recall reached the target, or n_lists where none did.
+    recall : float
+        recall@k measured at ``n_probe``, in [0, 1].
+    n_queries : int
+        The held-out rows it was measured on.
+
+    Examples
+    --------
+    >>> choice = gn.knn.ProbeChoice(n_probe=3, recall=0.96, n_queries=20)
+    >>> choice
+    ProbeChoice(n_probe=3, recall=0.96, n_queries=20)
+    >>> choice.n_probe
+    3
+    """
 
     n_probe: int
     recall: float
@@ -86,13 +104,28 @@ def tune_n_probe(index, queries, self_rows, truth, truth_vectors, k: int, target
     truth_vectors : array (Q k, D)
         The rows ``truth.ravel()`` names, on the centroids' device.
     k : int
+        Neighbours per query that recall@k counts (the searches ask for k + 1 and drop the query's own row).
     target_recall : float in (0, 1]
+        The recall@k to reach (not checked here; the estimator checks it).
     limit : int, default 1 << 30
         Bytes of temporaries for the ranking of the lists.
 
     Returns
     -------
     ProbeChoice
+        The smallest n_probe whose measured recall@k is at least ``target_recall``, that recall and the
+        number of held-out rows; where even n_lists falls short, n_lists and the recall measured there.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((60, 4)).astype(np.float32)
+    >>> index = gn.knn.IVFIndex(n_lists=6, random_state=0).fit(X)
+    >>> rows = np.arange(0, 60, 3)                              # 20 held-out rows
+    >>> answer = gn.knn.kneighbors(X[rows], X, 6, "l2", 1 << 20)
+    >>> truth = gn.knn.drop_self(*answer, rows)[1]              # their 5 nearest other rows
+    >>> gn.knn.tune_n_probe(index, X[rows], rows, truth, X[truth.ravel()], 5, 0.9)
+    ProbeChoice(n_probe=3, recall=0.94, n_queries=20)
     """
     centroids = index.centroids_
     xp = array_module(centroids)

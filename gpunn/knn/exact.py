@@ -62,7 +62,31 @@ SERIAL_WORK = 1 << 27
 
 
 def parse_memory(limit) -> int:
-    """Bytes from ``"512MB"``, ``"2GiB"``, ``"1.5 GB"`` or a plain number of bytes."""
+    """Bytes from ``"512MB"``, ``"2GiB"``, ``"1.5 GB"`` or a plain number of bytes.
+
+    Parameters
+    ----------
+    limit : int or str
+        A positive integer number of bytes, or a string: a positive number with an optional unit, case
+        ignored: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).
+
+    Returns
+    -------
+    int
+        The number of bytes (a fractional count is truncated).
+
+    Raises
+    ------
+    ValueError
+        If ``limit`` is neither a positive int nor such a string (a float or a bool is refused).
+
+    Examples
+    --------
+    >>> gn.knn.parse_memory("512MB"), gn.knn.parse_memory("2GiB"), gn.knn.parse_memory("1.5 GB")
+    (512000000, 2147483648, 1500000000)
+    >>> gn.knn.parse_memory(4096)
+    4096
+    """
     if isinstance(limit, (int, np.integer)) and not isinstance(limit, bool) and limit > 0:
         return int(limit)
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*", str(limit).lower()) if isinstance(limit, str) else None
@@ -97,7 +121,42 @@ def distances(A, B, metric: str, b_sq=None):
 def pairwise_distances(A, B, metric: str = "l2", device="auto", precision: str = "float32"):
     """Distance matrix (len(A), len(B)) between the rows of A and B, on ``device`` (NumPy or CuPy array).
 
-    ``precision="float64"`` computes in float64, for users who need exact ties.
+    Parameters
+    ----------
+    A : array_like of shape (M, D)
+        Rows of numbers (NumPy, CuPy, or anything ``numpy.asarray`` takes), finite; copied to ``device``
+        in ``precision``.
+    B : array_like of shape (N, D)
+        The same, with as many features as ``A``.
+    metric : {"l2", "l1", "sqeuclidean"}, default="l2"
+        Euclidean distance, sum of absolute differences, or squared Euclidean distance.
+    device : str or Device, default="auto"
+        Where to compute: "cpu", "cuda", "cuda:N", or "auto" (CUDA device 0 where usable, else the CPU).
+    precision : {"float32", "float64"}, default="float32"
+        The dtype of the computation and of the result; "float64" for users who need exact ties.
+
+    Returns
+    -------
+    array of shape (M, N), float32 or float64
+        Entry (a, b) is the distance between ``A[a]`` and ``B[b]``: a NumPy array on the CPU, a CuPy
+        array on a GPU.
+
+    Raises
+    ------
+    ValueError
+        If ``metric``, ``device`` or ``precision`` is unknown, if ``A`` or ``B`` is not a finite matrix
+        with at least one row and one column, or if their numbers of features differ.
+
+    Examples
+    --------
+    >>> A = np.array([[0.0, 0.0], [3.0, 4.0]])
+    >>> B = np.array([[0.0, 0.0], [1.0, 1.0], [3.0, 0.0]])
+    >>> gn.neighbors.pairwise_distances(A, B, device="cpu")
+    array([[0.    , 1.4142, 3.    ],
+           [5.    , 3.6056, 4.    ]], dtype=float32)
+    >>> gn.neighbors.pairwise_distances(A, B, "l1", device="cpu", precision="float64")
+    array([[0., 2., 3.],
+           [7., 5., 4.]])
     """
     check_choice("metric", metric, METRICS)
     dev = make_device(device)
@@ -180,10 +239,49 @@ def plan(q: int, n: int, d: int, k: int, dtype, metric: str, limit: int, on_cpu:
 def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None, refine: bool = True):
     """(distances, indices) of the k nearest rows of X (N, D) for each row of Xq (Q, D), each (Q, k), on their device.
 
-    Float matrices of one dtype on one device, finite, k <= N (C-contiguous, or they are copied).
-    ``x_sq``: the squared row norms of X (L2), when known. Sorted by (distance, index). ``refine``: float32 L2
-    measures its near-ties again in float64 (:mod:`gpunn.knn.near_ties`); False where only the product
-    form's own order matters (ranking an IVF index's lists, k-means' assignments), which is faster.
+    The low-level exact search: its arguments are not checked (the estimator and the IVF index check
+    theirs before they call it).
+
+    Parameters
+    ----------
+    Xq : array of shape (Q, D), float32 or float64 (NumPy or CuPy)
+        The queries: finite, C-contiguous (or they are copied).
+    X : array of shape (N, D)
+        The rows searched: finite, of ``Xq``'s dtype and on its device, N >= k.
+    k : int
+        Neighbours per query, 1 <= k <= N.
+    metric : {"l2", "l1", "sqeuclidean"}
+        Euclidean distance, sum of absolute differences, or squared Euclidean distance.
+    limit : int
+        Bytes of temporaries the search may hold (product blocks, the running k best); a limit that
+        leaves very small blocks warns that the search will be slow.
+    x_sq : array of shape (N,) or None, default=None
+        The squared row norms of X, in its dtype and on its device, where already known (L2 and
+        sqeuclidean; ignored for L1); None: computed here.
+    refine : bool, default=True
+        float32 L2 measures its near-ties again in float64 (:mod:`gpunn.knn.near_ties`). False where only
+        the product form's own order matters (ranking an IVF index's lists, k-means' assignments), which
+        is faster.
+
+    Returns
+    -------
+    distances : array of shape (Q, k), ``Xq``'s dtype
+        Each query's k smallest distances, ascending.
+    indices : array of shape (Q, k), int64
+        The rows of X they belong to; equal distances are ordered by the lower row.
+
+    Examples
+    --------
+    >>> X = np.array([[0, 0], [1, 0], [0, 2], [5, 5]], np.float32)
+    >>> d, i = gn.knn.kneighbors(X[:2], X, 2, "l2", 1 << 20)
+    >>> d
+    array([[0., 1.],
+           [0., 1.]], dtype=float32)
+    >>> i
+    array([[0, 1],
+           [1, 0]])
+    >>> gn.knn.kneighbors(np.array([[0.9, 0.0]], np.float32), X, 3, "l1", 1 << 20)[1]
+    array([[1, 0, 2]])
     """
     xp = array_module(Xq)
     Xq, X = xp.ascontiguousarray(Xq), xp.ascontiguousarray(X)  # no copy when they are (the estimator's are)
@@ -235,6 +333,29 @@ def merge_best(parts, k: int):
     Each part sorted by (distance, index), the parts in ascending order of their indices: then
     a stable sort of the concatenation keeps lower indices first among equal distances, the
     tie rule of one search over all rows.
+
+    Parameters
+    ----------
+    parts : list of (distances, indices)
+        Answers for the same Q queries (searches of different row ranges, say): distances (Q, k_p) and
+        int64 indices (Q, k_p), all on one device (NumPy or CuPy).
+    k : int
+        Neighbours to keep per query, at most the parts' total width.
+
+    Returns
+    -------
+    distances : array of shape (Q, k)
+        Each query's k smallest distances over all parts, ascending.
+    indices : array of shape (Q, k)
+        The indices that go with them.
+
+    Examples
+    --------
+    >>> first = (np.array([[0.5, 2.0]]), np.array([[1, 3]]))     # rows 0..3 searched
+    >>> second = (np.array([[0.5, 1.0]]), np.array([[4, 6]]))    # rows 4..7 searched
+    >>> d, i = gn.knn.merge_best([first, second], 3)
+    >>> d, i
+    (array([[0.5, 0.5, 1. ]]), array([[1, 4, 6]]))
     """
     xp = array_module(parts[0][0])
     cat_d = xp.concatenate([d for d, _ in parts], axis=1)

@@ -39,16 +39,66 @@ def _check_rows(name: str, X) -> None:
 
 
 def default_n_lists(n_rows: int) -> int:
-    """About sqrt(N) lists (at least 1, at most N): the usual starting point, lists of about sqrt(N) rows each."""
+    """About sqrt(N) lists (at least 1, at most N): the usual starting point, lists of about sqrt(N) rows each.
+
+    Parameters
+    ----------
+    n_rows : int
+        The number of rows to index, N.
+
+    Returns
+    -------
+    int
+        ``round(sqrt(n_rows))``, clipped to [1, n_rows].
+
+    Examples
+    --------
+    >>> gn.knn.default_n_lists(10_000), gn.knn.default_n_lists(50), gn.knn.default_n_lists(1)
+    (100, 7, 1)
+    """
     return max(1, min(n_rows, round(math.sqrt(n_rows))))
 
 
 def probe_lists(Xq, centroids, list_sizes, n_probe: int, k: int, metric: str, limit: int):
     """(Q, width) int64 lists each query scans: its n_probe nearest, then the next-nearest until they hold k rows.
 
-    Xq (Q, D) and centroids (n_lists, D) on one device; ``list_sizes`` (n_lists,) host int64, summing to at
-    least k. Nearest first (ties to the lower list); -1 pads rows shorter than the widest. Only the queries
-    whose n_probe lists hold fewer than k rows are ranked against every centroid.
+    Only the queries whose n_probe lists hold fewer than k rows are ranked against more centroids. The
+    arguments are not checked (:meth:`IVFIndex.probes` and :meth:`IVFIndex.search` call it with theirs).
+
+    Parameters
+    ----------
+    Xq : array of shape (Q, D), float32 or float64 (NumPy or CuPy)
+        The queries, finite.
+    centroids : array of shape (n_lists, D)
+        The lists' centroids, of ``Xq``'s dtype and on its device.
+    list_sizes : numpy.ndarray of shape (n_lists,), int64
+        Rows per list (on the host), summing to at least k.
+    n_probe : int
+        The nearest lists each query scans at least, 1 <= n_probe <= n_lists.
+    k : int
+        The rows a query's lists must hold between them.
+    metric : {"l2", "l1", "sqeuclidean"}
+        The distance from a query to a centroid.
+    limit : int
+        Bytes of temporaries the ranking of the lists may hold.
+
+    Returns
+    -------
+    array of shape (Q, width), int64, on ``Xq``'s device
+        Each query's lists, nearest first (ties to the lower list). width is n_probe, or more where some
+        query needed more lists to hold k rows; -1 pads the rows shorter than the widest.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((60, 4)).astype(np.float32)
+    >>> index = gn.knn.IVFIndex(n_lists=6, random_state=0).fit(X)
+    >>> index.list_sizes_
+    array([16,  6,  4,  6, 11, 17])
+    >>> gn.knn.probe_lists(X[:3], index.centroids_, index.list_sizes_, 1, 15, "l2", 1 << 20)
+    array([[ 4,  3],
+           [ 3,  5],
+           [ 0, -1]])
     """
     xp = array_module(Xq)
     n_lists = centroids.shape[0]
@@ -144,6 +194,17 @@ class IVFIndex:
         ------
         ValueError
             For a bad metric, X or centroids, or ``n_lists`` beyond the rows; the index is then unchanged.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((60, 4)).astype(np.float32)
+        >>> index = gn.knn.IVFIndex(n_lists=6, random_state=0).fit(X)
+        >>> index.n_lists_, index.n_rows_, int(index.list_sizes_.sum())
+        (6, 60, 60)
+        >>> same = gn.knn.IVFIndex().fit(X, centroids=index.centroids_)   # lists around given centroids
+        >>> same.list_sizes_
+        array([16,  6,  4,  6, 11, 17])
         """
         check_choice("metric", self.metric, exact.METRICS)
         _check_rows("X", X)
@@ -170,12 +231,42 @@ class IVFIndex:
 
     @property
     def n_lists_(self) -> int:
+        """The number of lists (centroids) of the fitted index."""
         return self.centroids_.shape[0]
 
     def probes(self, Xq, n_probe: int, k: int = 1, memory_limit: int | None = None):
         """(Q, width) int64: the lists each query scans, nearest first, on the queries' device (:func:`probe_lists`).
 
-        Width n_probe, or more where a query's n_probe nearest lists hold fewer than k rows (-1 pads).
+        Parameters
+        ----------
+        Xq : array of shape (Q, D)
+            Finite queries of the index's dtype, device and width (not checked here).
+        n_probe : int
+            The nearest lists each query scans at least, 1 <= n_probe <= ``n_lists_``.
+        k : int, default=1
+            The rows a query's lists must hold between them.
+        memory_limit : int or None, default=None
+            Bytes of temporaries for the ranking; None: the index's ``memory_limit``.
+
+        Returns
+        -------
+        array of shape (Q, width), int64
+            Each query's lists, nearest first. width is n_probe, or more where a query's n_probe nearest
+            lists hold fewer than k rows; -1 pads the rows shorter than the widest.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((60, 4)).astype(np.float32)
+        >>> index = gn.knn.IVFIndex(n_lists=6, random_state=0).fit(X)
+        >>> index.probes(X[:3], 2)
+        array([[4, 3],
+               [3, 5],
+               [0, 1]])
+        >>> index.probes(X[:3], 1, k=15)     # lists 4 and 3 hold fewer than 15 rows: one more list each
+        array([[ 4,  3],
+               [ 3,  5],
+               [ 0, -1]])
         """
         limit = int(self.memory_limit if memory_limit is None else memory_limit)
         return probe_lists(Xq, self.centroids_, self.list_sizes_, n_probe, k, self.metric, limit)
@@ -198,14 +289,30 @@ class IVFIndex:
 
         Returns
         -------
-        distances : array (Q, k), the index's dtype
-        indices : array (Q, k) int64
+        distances : array of shape (Q, k), the index's dtype
+            Each query's k smallest distances among the rows of its probed lists, ascending.
+        indices : array of shape (Q, k), int64
             Rows of X, sorted by (distance, row).
 
         Raises
         ------
         ValueError
             n_probe > n_lists, k > rows indexed, or queries of another dtype, device or width, or not finite.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((60, 4)).astype(np.float32)
+        >>> index = gn.knn.IVFIndex(n_lists=6, random_state=0).fit(X)
+        >>> d, i = index.search(X[:3], 3, n_probe=2)
+        >>> i
+        array([[ 0, 35, 28],
+               [ 1,  9,  4],
+               [ 2, 32, 49]])
+        >>> gn.knn.kneighbors(X[:3], X, 3, "l2", 1 << 20)[1]   # exact search: row 8 is in a list not probed
+        array([[ 0, 35,  8],
+               [ 1,  9,  4],
+               [ 2, 32, 49]])
         """
         limit = int(self.memory_limit if memory_limit is None else memory_limit)
         k, n_probe = check_search(k, n_probe, self.n_lists_, self.n_rows_)

@@ -51,9 +51,46 @@ def kmeans(X, n_clusters: int, metric: str = "l2", n_iter: int = N_ITER, max_poi
            random_state=None, limit: int = 1 << 30, init=None):
     """(n_clusters, D) centroids of the rows of X (N, D), C-contiguous, on X's device and in its dtype.
 
-    n_clusters <= N. The same ``random_state`` (an int or a ``np.random.Generator``) gives the same centroids.
-    ``init``: the first centroids (n_clusters, D); by default distinct rows drawn at random (as FAISS does;
-    k-means++ would spread them better, at the cost of n_clusters passes over the rows).
+    Lloyd's iterations on a sample of the rows: each sampled row is assigned to its nearest centroid, and
+    each centroid moves to its rows' mean (L2, sqeuclidean) or coordinate-wise median (L1). A centroid
+    left with no rows restarts at a random row of the largest cluster. The arguments are not checked
+    (the IVF index checks its own).
+
+    Parameters
+    ----------
+    X : array of shape (N, D), float32 or float64 (NumPy or CuPy)
+        The rows, finite.
+    n_clusters : int
+        The number of centroids, 1 <= n_clusters <= N.
+    metric : {"l2", "l1", "sqeuclidean"}, default="l2"
+        The distance rows are assigned by; "l1" also moves the centroids to medians.
+    n_iter : int, default=10
+        Lloyd's iterations (0: the first centroids are returned).
+    max_points_per_cluster : int, default=256
+        At most ``max_points_per_cluster * n_clusters`` rows, drawn at random, train (FAISS's rule); all
+        rows where N is no more than that.
+    random_state : int, numpy.random.Generator or None, default=None
+        Seeds the sample and the first centroids: the same seed gives the same centroids.
+    limit : int, default=1 << 30
+        Bytes of temporaries each assignment's search may hold.
+    init : array of shape (n_clusters, D) or None, default=None
+        The first centroids; None: distinct sampled rows drawn at random (as FAISS does; k-means++ would
+        spread them better, at the cost of n_clusters passes over the rows).
+
+    Returns
+    -------
+    array of shape (n_clusters, D)
+        The centroids, C-contiguous, in X's dtype and on its device.
+
+    Examples
+    --------
+    >>> X = np.array([[0, 0], [0, 1], [1, 0], [10, 10], [10, 11], [11, 10]], np.float64)
+    >>> gn.knn.kmeans(X, 2, random_state=0)
+    array([[ 0.3333,  0.3333],
+           [10.3333, 10.3333]])
+    >>> gn.knn.kmeans(X, 2, "l1", random_state=0)          # medians
+    array([[ 0.,  0.],
+           [10., 10.]])
     """
     xp = array_module(X)
     rng = np.random.default_rng(random_state)

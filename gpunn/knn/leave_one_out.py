@@ -19,6 +19,7 @@ def drop_self(distances, indices, rows):
     Parameters
     ----------
     distances : array (Q, k + 1)
+        A search's distances for those queries, each row ascending.
     indices : array (Q, k + 1) int64
         A search's answer for the queries that are the indexed rows ``rows``, sorted.
     rows : array (Q,) int64
