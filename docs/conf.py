@@ -51,7 +51,8 @@ nitpick_ignore = [("py:class", name) for name in __import__("api_reference").pri
 
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": True}
+# a rule owner's Numbers (its kernels' named tuple type) is machinery, not API
+autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": True, "exclude-members": "Numbers"}
 # a class's page (_templates/autosummary/class.rst) shows the members it inherits from gpunn's private bases, not
 # those of its public or foreign ones
 autosummary_context = {"documented_elsewhere": ",".join(__import__("api_reference").documented_elsewhere())}

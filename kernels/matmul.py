@@ -7,7 +7,7 @@ with such kernels then keeps one thread pool busy, not two. OpenBLAS keeps its o
 partition, so the result is NumPy's bit for bit. Where the optional ``mkl`` package is installed, 2-D float
 products run on MKL instead (``kernels/mkl_gemm.py``; ``GPUNN_MKL=0`` switches it off).
 
-On a GPU, :func:`set_matmul_precision` says how cuBLAS computes: "highest" (the default) computes float32
+On a GPU, :func:`~gpunn.set_matmul_precision` says how cuBLAS computes: "highest" (the default) computes float32
 products in float32; "high" lets them use TF32 tensor cores (inputs rounded to a 10-bit mantissa, sums in
 float32: several times the speed on GPUs of compute capability 8.0 and above, about 1e-3 relative error
 per product). float16 products (mixed precision) always accumulate in float32. CuPy's own switch is a
@@ -32,7 +32,7 @@ def matmul(a, b, out=None):
     """``a @ b`` (NumPy's matmul rules), into ``out`` where given.
 
     On the CPU: MKL where installed, else NumPy's BLAS (on Numba's threads while its kernels are busy);
-    on a GPU: cuBLAS at the precision :func:`set_matmul_precision` chose.
+    on a GPU: cuBLAS at the precision :func:`~gpunn.set_matmul_precision` chose.
 
     Parameters
     ----------
@@ -90,7 +90,7 @@ def set_matmul_precision(precision: str) -> None:
 
 
 def get_matmul_precision() -> str:
-    """The matrix-product precision on a GPU: "highest" (float32) or "high" (TF32); see :func:`set_matmul_precision`.
+    """The matrix-product precision on a GPU: "highest" (float32) or "high" (TF32); see :func:`~gpunn.set_matmul_precision`.
 
     Returns
     -------

@@ -113,7 +113,7 @@ def nonfinite_check(loss, grads: tuple, state, scaler=None, decide: bool = True)
         [first bad step (0: none yet), steps counted], on the same device; updated in place.
     scaler : loss scaler or None, default=None
         An object with ``state`` (its float32 array, ``SCALE_SLOTS`` long) and ``rule`` (a
-        :class:`ScalerRule`), updated in place; None: no loss scaling.
+        :class:`~gpunn.kernels.multi_tensor.ScalerRule`), updated in place; None: no loss scaling.
     decide : bool, default=True
         With a scaler: False only notes an overflow of these gradients (PENDING) for the call that
         decides; ``state`` is then left as it is.

@@ -5,7 +5,7 @@ training rows are taken in blocks (:func:`plan`); for each pair of blocks
 
 - L2: the product of the blocks on BLAS / cuBLAS (:func:`gpunn.ops.matmul`), then one pass that turns it
   into distances and keeps each query's k best (kernels/knn_l2.py); in float32, k + 1 of them, whose
-  near-ties are measured again in float64 at the end (:mod:`gpunn.knn.near_ties`);
+  near-ties are measured again in float64 at the end (``gpunn/knn/near_ties.py``);
 - L1: one kernel that computes the distances in registers (float32 terms summed into float64 totals)
   and keeps the k best (kernels/knn_l1.py); on CUDA a distance block, then the selection kernel
   (kernels/topk.py).
@@ -259,7 +259,7 @@ def kneighbors(Xq, X, k: int, metric: str, limit: int, x_sq=None, refine: bool =
         The squared row norms of X, in its dtype and on its device, where already known (L2 and
         sqeuclidean; ignored for L1); None: computed here.
     refine : bool, default=True
-        float32 L2 measures its near-ties again in float64 (:mod:`gpunn.knn.near_ties`). False where only
+        float32 L2 measures its near-ties again in float64 (``gpunn/knn/near_ties.py``). False where only
         the product form's own order matters (ranking an IVF index's lists, k-means' assignments), which
         is faster.
 

@@ -149,7 +149,7 @@ class IVFIndex:
         Rows per list, on the host.
     n_rows_ : int
         Rows indexed.
-    positions_ : array (n_rows_,) int64 or None
+    positions_ : array (n_rows,) int64 or None
         Where each row sits in the lists (float32 L2: its near-ties are measured again from there).
 
     Examples

@@ -58,7 +58,7 @@ class Loss:
     once per ``fit`` and watches the loss for NaN on the device, so it turns them off while training.
 
     A loss is used in two calls: ``loss(scores, y)`` (:meth:`forward`) gives the mean loss over the
-    batch and keeps what the gradient needs; :meth:`backward` then gives the gradient w.r.t. the
+    batch and keeps what the gradient needs; :meth:`~gpunn.nn.Loss.backward` then gives the gradient w.r.t. the
     scores, to feed the model's backward pass. For a loss of one's own written with autograd, see
     :class:`FunctionLoss`.
 
@@ -113,7 +113,7 @@ class Loss:
 
     @contextlib.contextmanager
     def scaled(self, scale):
-        """Within the block :meth:`backward`'s gradient is multiplied by ``scale[0]`` (read on the device: a loss
+        """Within the block :meth:`~gpunn.nn.Loss.backward`'s gradient is multiplied by ``scale[0]`` (read on the device: a loss
         scale that changes without a host write).
 
         The loss value itself is not scaled. Blocks nest: on leaving, the previous scale is back.
@@ -139,7 +139,7 @@ class Loss:
         return self.forward(scores, y)
 
     def forward(self, scores, y):
-        """The mean loss over the batch; keeps what :meth:`backward` needs. ``loss(scores, y)`` is the same.
+        """The mean loss over the batch; keeps what :meth:`~gpunn.nn.Loss.backward` needs. ``loss(scores, y)`` is the same.
 
         Parameters
         ----------
@@ -408,7 +408,7 @@ class BinaryLogistic(Loss):
     """Sigmoid + binary cross-entropy on one output unit: scores (N,) or (N, 1), labels 0/1.
 
     The mean over the batch of -log sigmoid(s) where y = 1 and -log(1 - sigmoid(s)) where y = 0,
-    computed as max(s, 0) - s y + log(1 + exp(-|s|)), which never overflows. The gradient w.r.t. the
+    computed as ``max(s, 0) - s y + log(1 + exp(-|s|))``, which never overflows. The gradient w.r.t. the
     scores is (sigmoid(s) - y) / N, in the scores' shape.
 
     Examples

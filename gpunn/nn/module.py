@@ -34,7 +34,7 @@ PASSES = ("forward", "backward", "forward_fused", "backward_fused")
 class Module:
     """Base class of layers: ``forward(x)``, ``backward(dout)``, parameters, device and dtype.
 
-    Subclasses implement :meth:`forward` and :meth:`backward`; ``backward`` takes
+    Subclasses implement :meth:`~gpunn.nn.Module.forward` and :meth:`~gpunn.nn.Module.backward`; ``backward`` takes
     the upstream gradient, multiplies by the local one, accumulates parameter
     gradients into ``Parameter.grad`` and returns the gradient w.r.t. the input.
     ``backward(dout, input_grad=False)`` may skip that last product and return
@@ -112,7 +112,7 @@ class Module:
 
     # ------------------------------------------------------------------ the gate
     def forward(self, x):
-        """The layer's output for the batch ``x``; saves what :meth:`backward` needs.
+        """The layer's output for the batch ``x``; saves what :meth:`~gpunn.nn.Module.backward` needs.
 
         Calling the module, ``layer(x)``, is the same.
 
@@ -139,10 +139,10 @@ class Module:
         raise NotImplementedError
 
     def backward(self, dout, input_grad: bool = True):
-        """Backpropagate ``dout`` through the last :meth:`forward`: accumulate the parameters' gradients and
+        """Backpropagate ``dout`` through the last :meth:`~gpunn.nn.Module.forward`: accumulate the parameters' gradients and
         return the input's.
 
-        Each parameter's gradient is added into its ``Parameter.grad`` (call :meth:`zero_grad` between
+        Each parameter's gradient is added into its ``Parameter.grad`` (call :meth:`~gpunn.nn.Module.zero_grad` between
         steps); the gradient w.r.t. the input is the upstream one times the local one.
 
         Parameters

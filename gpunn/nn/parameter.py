@@ -82,7 +82,7 @@ class Parameter(ArrayHolder):
             self.master, self.data = value, value.astype(self.data.dtype)
 
     def accumulate(self, g) -> None:
-        """Add ``g`` into ``grad``; the first gradient since :meth:`zero_grad` is taken as it is (no copy).
+        """Add ``g`` into ``grad``; the first gradient since :meth:`~gpunn.nn.Parameter.zero_grad` is taken as it is (no copy).
 
         Parameters
         ----------

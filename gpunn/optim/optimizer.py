@@ -146,7 +146,7 @@ class Optimizer:
     def update(self, w, g, *state, h, s, wd) -> None:
         """The rule on whole arrays, in place: ``w`` and the ``state`` arrays from the gradient ``g``.
 
-        A subclass defines it (the base raises); :meth:`step` calls it for each parameter where
+        A subclass defines it (the base raises); :meth:`~gpunn.optim.Optimizer.step` calls it for each parameter where
         the class has no kernels, and it is the reference the kernels are tested against.
 
         Parameters
@@ -159,9 +159,9 @@ class Optimizer:
             The state arrays, one per name in ``state_names``, shaped like ``w``; updated in place.
         h : Numbers
             ``h.zero``, ``h.half``, ``h.one`` and the hyperparameters named in ``numbers``, as
-            attributes (:meth:`kernels_numbers`).
+            attributes (:meth:`~gpunn.optim.Optimizer.kernels_numbers`).
         s : tuple
-            What :meth:`per_step` gives for this step.
+            What :meth:`~gpunn.optim.Optimizer.per_step` gives for this step.
         wd : scalar
             This parameter's L2 strength (0 where it is not decayed).
 
@@ -212,7 +212,7 @@ class Optimizer:
         Parameters
         ----------
         h : Numbers
-            The rule's numbers (:meth:`kernels_numbers`).
+            The rule's numbers (:meth:`~gpunn.optim.Optimizer.kernels_numbers`).
         t : scalar
             The step's number, 1 for the first, in the weights' dtype.
 
