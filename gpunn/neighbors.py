@@ -50,6 +50,8 @@ class KNeighborsClassifier(DeviceClassifier):
     k : int, default 5
         Neighbours per query.
     metric : {"l2", "l1", "sqeuclidean"}, default "l2"
+        The distance: Euclidean, Manhattan (sum of absolute differences), or Euclidean squared (the same
+        neighbours as "l2", distances returned squared); "brute" and "ivf" alike.
     weights : {"uniform", "distance"}, default "uniform"
         "distance": each neighbour votes 1/d, and exact matches (d = 0) alone where a query has any.
     device : str or Device, default "auto"
@@ -58,6 +60,8 @@ class KNeighborsClassifier(DeviceClassifier):
     memory_limit : str or int, default "1GB"
         Temporary memory of a query ("1GB", "512MiB", bytes); lowered to half the device's free memory.
     precision : {"float32", "float64"}, default "float32"
+        The dtype the rows are kept and searched in. float32 neighbours are ordered as float64's would be
+        (L1 sums in float64, L2 near-ties measured again in float64); distances come back in this dtype.
     algorithm : {"brute", "ivf"}, default "brute"
         "brute": exact search. "ivf": an inverted-file index (:class:`gpunn.knn.IVFIndex`) built by ``fit``:
         ``n_lists`` k-means centroids, and a query scans the rows of its ``n_probe`` nearest lists only.
