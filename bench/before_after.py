@@ -145,7 +145,7 @@ class Side:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--before", required=True, help="the interpreter of an environment with the earlier gpunn")
+    parser.add_argument("--before", help="the interpreter of an environment with the earlier gpunn (required)")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES), metavar="CASE")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--block", type=int, default=5)
@@ -155,6 +155,8 @@ def main(argv=None) -> int:
     if args.worker:
         worker()
         return 0
+    if args.before is None:
+        parser.error("--before is required: the interpreter of an environment with the earlier gpunn")
     sides = [Side("before", args.before), Side("after", sys.executable)]
     load_before = os.getloadavg()
     samples = {case: {s.name: [] for s in sides} for case in args.cases}

@@ -71,7 +71,9 @@ def _update_kernels(made: UpdateKernels, n: int, rule, per_step) -> Kernels:
 
 # Kernel bodies by the number of state arrays. Each reads the step count t (the count so far + 1), computes
 # the rule's per-step numbers once, then updates every element of every chunk; on the CPU the count is
-# advanced after the loop, on CUDA by the last thread to finish.
+# advanced after the loop, on CUDA by the last thread to finish. On the CPU each chunk is taken as views
+# counted from 0: LLVM vectorises that loop, not one indexing the whole arrays from the chunk's start
+# (3x slower on 3M float32, measured).
 
 def _cpu_0(rule, per_step):
     def update(ws, gs, table, decay, h, steps, skip):
@@ -80,9 +82,9 @@ def _cpu_0(rule, per_step):
         t = steps[0] + h.one
         s = per_step(h, t)
         for c in prange(table.shape[0]):
-            j = table[c, 0]
-            w, g, wd = ws[j], gs[j], decay[j]
-            for i in range(table[c, 1], table[c, 2]):
+            j, lo, hi = table[c, 0], table[c, 1], table[c, 2]
+            w, g, wd = ws[j][lo:hi], gs[j][lo:hi], decay[j]
+            for i in range(w.size):
                 w[i] = rule(w[i], g[i], h, s, wd)
         steps[0] = t
     return update
@@ -95,9 +97,9 @@ def _cpu_1(rule, per_step):
         t = steps[0] + h.one
         s = per_step(h, t)
         for c in prange(table.shape[0]):
-            j = table[c, 0]
-            w, g, a, wd = ws[j], gs[j], s1[j], decay[j]
-            for i in range(table[c, 1], table[c, 2]):
+            j, lo, hi = table[c, 0], table[c, 1], table[c, 2]
+            w, g, a, wd = ws[j][lo:hi], gs[j][lo:hi], s1[j][lo:hi], decay[j]
+            for i in range(w.size):
                 w[i], a[i] = rule(w[i], g[i], a[i], h, s, wd)
         steps[0] = t
     return update
@@ -110,9 +112,9 @@ def _cpu_2(rule, per_step):
         t = steps[0] + h.one
         s = per_step(h, t)
         for c in prange(table.shape[0]):
-            j = table[c, 0]
-            w, g, a, b, wd = ws[j], gs[j], s1[j], s2[j], decay[j]
-            for i in range(table[c, 1], table[c, 2]):
+            j, lo, hi = table[c, 0], table[c, 1], table[c, 2]
+            w, g, a, b, wd = ws[j][lo:hi], gs[j][lo:hi], s1[j][lo:hi], s2[j][lo:hi], decay[j]
+            for i in range(w.size):
                 w[i], a[i], b[i] = rule(w[i], g[i], a[i], b[i], h, s, wd)
         steps[0] = t
     return update
