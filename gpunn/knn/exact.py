@@ -3,7 +3,7 @@
 Distances: "l1" (sum of absolute differences), "l2" (Euclidean), "sqeuclidean". The queries and the
 training rows are taken in blocks (:func:`plan`); for each pair of blocks
 
-- L2: the product of the blocks on BLAS / cuBLAS (:func:`gpunn.ops.matmul`), then one pass that turns it
+- L2: the product of the blocks on BLAS / cuBLAS (``own_pool_matmul`` in kernels/matmul.py), then one pass that turns it
   into distances and keeps each query's k best (kernels/knn_l2.py); in float32, k + 1 of them, whose
   near-ties are measured again in float64 at the end (``gpunn/knn/near_ties.py``);
 - L1: one kernel that computes the distances in registers (float32 terms summed into float64 totals)
@@ -27,11 +27,11 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .. import ops
 from ..devices import PRECISIONS, array_module, device_of, on_device
 from ..devices import device as make_device
 from ..kernels import knn_l1, knn_l2
 from ..kernels.knn_l2 import squared_norms
+from ..kernels.matmul import own_pool_matmul
 from ..kernels.launch import PARALLEL_MIN_SIZE, cpu_threads
 from ..kernels.topk import Best, Buffers
 from ..validation import check_array, check_choice, check_finite
@@ -115,7 +115,7 @@ def distances(A, B, metric: str, b_sq=None):
         return knn_l1.l1_distances(A, B)
     a_sq = squared_norms(A)
     b_sq = squared_norms(B) if b_sq is None else b_sq
-    return knn_l2.l2_distances(ops.matmul(A, B.T), a_sq, b_sq, metric == "l2")
+    return knn_l2.l2_distances(own_pool_matmul(A, B.T), a_sq, b_sq, metric == "l2")
 
 
 def pairwise_distances(A, B, metric: str = "l2", device="auto", precision: str = "float32"):
@@ -319,7 +319,7 @@ def _search(Xq, X, k: int, kept: int, metric: str, p: Plan, x_sq, refining: bool
                 knn_l1.l1_select(A, B, n0, best, last)
             else:
                 G = product[:A.shape[0] * B.shape[0]].reshape(A.shape[0], B.shape[0])
-                ops.matmul(A, B.T, out=G)
+                own_pool_matmul(A, B.T, out=G)  # beside the parallel selection: OpenBLAS's own threads
                 knn_l2.l2_select(G, a_sq, x_sq[n0:n0 + p.rows], n0, metric == "l2", best, last)
         d, i = best.result()
         if refining:
