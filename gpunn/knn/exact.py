@@ -3,7 +3,7 @@
 Distances: "l1" (sum of absolute differences), "l2" (Euclidean), "sqeuclidean". The queries and the
 training rows are taken in blocks (:func:`plan`); for each pair of blocks
 
-- L2: the product of the blocks on BLAS / cuBLAS (``own_pool_matmul`` in kernels/matmul.py), then one pass that turns it
+- L2: the product of the blocks on BLAS / cuBLAS (:func:`gpunn.ops.matmul`), then one pass that turns it
   into distances and keeps each query's k best (kernels/knn_l2.py); in float32, k + 1 of them, whose
   near-ties are measured again in float64 at the end (``gpunn/knn/near_ties.py``);
 - L1: one kernel that computes the distances in registers (float32 terms summed into float64 totals)
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .. import ops
 from ..devices import PRECISIONS, array_module, device_of, on_device
 from ..devices import device as make_device
 from ..kernels import knn_l1, knn_l2
@@ -38,6 +39,20 @@ from ..validation import check_array, check_choice, check_finite
 from . import near_ties
 
 METRICS = ("l1", "l2", "sqeuclidean")
+# Where rows have this many features or more, the L2 products keep OpenBLAS on its own threads; below, they run
+# on Numba's beside the parallel selection (kernels/blas_pool.py). Measured on a 2-core Xeon, k = 10, 500 queries
+# x 5,000 rows: 3,072 features 61 ms on OpenBLAS's own threads against 270 on Numba's, 1,024 features 26 against
+# 22; 2,000 x 100,000 x 128: 520 against 228; 2,000 x 50,000 x 64: 234 against 82.
+OWN_POOL_FEATURES = 2048
+
+
+def _product(A, B, out=None):
+    """A @ B.T for the L2 distances, on the BLAS threads that suit its width (OWN_POOL_FEATURES)."""
+    if A.shape[1] >= OWN_POOL_FEATURES:
+        return own_pool_matmul(A, B.T, out=out)
+    return ops.matmul(A, B.T, out=out)
+
+
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
@@ -115,7 +130,7 @@ def distances(A, B, metric: str, b_sq=None):
         return knn_l1.l1_distances(A, B)
     a_sq = squared_norms(A)
     b_sq = squared_norms(B) if b_sq is None else b_sq
-    return knn_l2.l2_distances(own_pool_matmul(A, B.T), a_sq, b_sq, metric == "l2")
+    return knn_l2.l2_distances(_product(A, B), a_sq, b_sq, metric == "l2")
 
 
 def pairwise_distances(A, B, metric: str = "l2", device="auto", precision: str = "float32"):
@@ -319,7 +334,7 @@ def _search(Xq, X, k: int, kept: int, metric: str, p: Plan, x_sq, refining: bool
                 knn_l1.l1_select(A, B, n0, best, last)
             else:
                 G = product[:A.shape[0] * B.shape[0]].reshape(A.shape[0], B.shape[0])
-                own_pool_matmul(A, B.T, out=G)  # beside the parallel selection: OpenBLAS's own threads
+                _product(A, B, out=G)
                 knn_l2.l2_select(G, a_sq, x_sq[n0:n0 + p.rows], n0, metric == "l2", best, last)
         d, i = best.result()
         if refining:
