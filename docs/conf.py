@@ -69,8 +69,7 @@ numpydoc_xref_param_type = False
 # Temporary: tables made before bench/tables.py recorded the code they measure, or measured before the code
 # changed. Each is shown with a warning box until `python bench/tables.py --suites NAME` regenerates it; a
 # table here that is fresh fails the build (so the list empties).
-benchmark_tables_stale_allowed = ["autograd", "train_step", "kernels", "fit", "conv", "knn", "trainer_epoch", "dask_knn",
-                                  "distributed"]
+benchmark_tables_stale_allowed = []
 
 doctest_global_setup = """
 import numpy as np
