@@ -90,15 +90,15 @@ class OpDocumenter(FunctionDocumenter):
 
 def public_bases(app, name, obj, options, bases: list) -> None:
     """Replace each base that is gpunn's but private (``gpunn.estimator.DeviceClassifier``) by its own bases."""
-    bases[:] = _public(bases) or [object]  # autodoc writes "Bases:" even for an empty list
+    bases[:] = _public(bases, set(public_names())) or [object]  # autodoc writes "Bases:" even for an empty list
 
 
-def _public(bases: list) -> list:
-    documented = set(public_names())
+def _public(bases: list, documented: set) -> list:
     shown = []
     for base in bases:
         if base.__module__.startswith("gpunn") and not any(d.endswith("." + base.__name__) for d in documented):
-            shown += [b for b in _public([b for b in base.__bases__ if b is not object]) if b not in shown]
+            more = _public([b for b in base.__bases__ if b is not object], documented)
+            shown += [b for b in more if b not in shown]
         elif base not in shown and base is not object:  # "Bases: object" says nothing where there are others
             shown.append(base)
     return shown
