@@ -358,6 +358,10 @@ def _run_threads_with_a_barrier(manager, grid_point, *args) -> None:
     from numba.cuda.simulator.kernel import BlockThread
 
     barrier = _Barrier(int(np.prod(manager._block_dim)))
+    # Threads wait for the whole block before running: a thread already computing holds the GIL for a
+    # switch interval (5 ms) while the next one's start() waits for it, which made starting a block of
+    # 256 threads take a quarter of a second.
+    go = threading.Event()
 
     class Thread(BlockThread):
         def syncthreads(self):
@@ -365,14 +369,18 @@ def _run_threads_with_a_barrier(manager, grid_point, *args) -> None:
 
         def run(self):
             try:
+                go.wait()
                 super().run()
             finally:
                 barrier.leave()
 
     threads = [Thread(lambda: manager._f(*args), manager, grid_point, point, manager._debug)
                for point in np.ndindex(*manager._block_dim)]
-    for t in threads:
-        t.start()
+    try:
+        for t in threads:
+            t.start()
+    finally:
+        go.set()
     for t in threads:
         t.join()
     for t in threads:
