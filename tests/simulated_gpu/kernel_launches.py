@@ -221,6 +221,8 @@ def install() -> None:
     def call(self, *args):
         from numba.cuda.simulator import kernel as sim
 
+        if self._device and sim._kernel_context and not _names_cuda(self.fn):
+            return self.fn(*args)  # nothing to swap: as original_call, without its per-call lock and globals scan
         if self._device or sim._kernel_context:  # a device function, or a call inside a kernel
             return original_call(self, *args)
         raise ValueError("kernel launch configuration was not specified (kernel[grid, block, stream](...))")
@@ -243,6 +245,40 @@ def install() -> None:
     cuda.gpus = _Gpus(strict_cupy.DEVICES)
     cuda.external_stream = _Stream
     cuda.default_stream = lambda: _Stream(None)
+
+
+_NAMES_CUDA: dict = {}
+
+
+def _names_cuda(fn) -> bool:
+    """True when ``fn``'s code reads a global bound to the ``cuda`` module (or closes over it).
+
+    Numba's simulator runs every device-function call under ``swapped_cuda_module``, which takes a lock and
+    scans the function's module globals to point ``cuda`` at the running kernel's fake module: half the time of
+    an elementwise kernel whose per-element rule is a device function. A function that never names ``cuda``
+    computes the same without it."""
+    found = _NAMES_CUDA.get(fn)
+    if found is None:
+        codes, names = [fn.__code__], set()
+        while codes:
+            code = codes.pop()
+            names.update(code.co_names)
+            codes.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+        from numba.cuda.simulator.kernelapi import FakeCUDAModule
+
+        def is_cuda(value):  # the module, or the fake one a kernel running from the same module swapped in
+            return value is cuda or isinstance(value, FakeCUDAModule)
+
+        def content(cell):
+            try:
+                return cell.cell_contents
+            except ValueError:  # an empty cell
+                return None
+
+        found = any(is_cuda(fn.__globals__.get(n)) for n in names) or any(
+            is_cuda(content(c)) for c in fn.__closure__ or ())
+        _NAMES_CUDA[fn] = found
+    return found
 
 
 # Names a kernel uses when its threads must run together: block barriers and warp-synchronous intrinsics.
