@@ -83,6 +83,39 @@ def pair_distances(A, qi, R, ri):
     return out
 
 
+@numba.njit(parallel=True, cache=True)
+def sort_rows_cpu(sq, d, i):
+    """Each row of sq, d, i (M, k) sorted in place by (sq, i): an insertion sort, linear for rows that come
+    nearly sorted (a search's neighbours after their near-ties were measured again), quadratic at worst."""
+    for r in prange(sq.shape[0]):
+        s, dr, ir = sq[r], d[r], i[r]
+        for a in range(1, s.shape[0]):
+            key, dist, row = s[a], dr[a], ir[a]
+            b = a - 1
+            while b >= 0 and (s[b] > key or (s[b] == key and ir[b] > row)):
+                s[b + 1], dr[b + 1], ir[b + 1] = s[b], dr[b], ir[b]
+                b -= 1
+            s[b + 1], dr[b + 1], ir[b + 1] = key, dist, row
+
+
+def sort_rows(sq, d, i):
+    """Each row of sq (M, k) float64 and of d, i (M, k) with it, sorted by (sq, i), in place; returns (sq, d, i).
+
+    The rows of ``i`` hold distinct values (a query's neighbours). On CUDA two sorts: by i, then a stable one
+    by sq (CuPy's argsort is stable).
+    """
+    xp = array_module(sq)
+    if xp is np:
+        if sq.size:
+            with cpu_threads(sq.size):
+                sort_rows_cpu(sq, d, i)
+        return sq, d, i
+    by_row = xp.argsort(i, axis=1)
+    sq, d, i = (xp.take_along_axis(a, by_row, axis=1) for a in (sq, d, i))
+    order = xp.argsort(sq, axis=1)
+    return tuple(xp.take_along_axis(a, order, axis=1) for a in (sq, d, i))
+
+
 def floor_ulps(dtype) -> np.generic:
     """L2_FLOOR_ULPS * eps in ``dtype``: the kernels' rounding floor, relative to a_sq + b_sq."""
     return np.dtype(dtype).type(L2_FLOOR_ULPS * np.finfo(dtype).eps)

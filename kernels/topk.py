@@ -145,6 +145,13 @@ def finish_cpu(keys, raws, idx):
 # --------------------------------------------------------------------------- CPU: a buffer per query (large k)
 
 
+def capacity_for(k: int) -> int:
+    """Entries a :class:`Buffers` holds per query and part: 4 k + 8, so a compaction (linear in the entries) comes
+    every 3 k + 8 candidates or more, O(1) per candidate. Measured at 500 x 5,000, 2 threads: k = 101 4.7 ms with
+    4 k + 8 against 6.4 with 2 k + 8 (8 k + 8: 4.6); k = 1 and 11 the same."""
+    return 4 * k + 8
+
+
 class Buffers:
     """Each query's candidates so far, on the CPU, kept in buffers rather than heaps: for large k a candidate is
     appended (a few nanoseconds) instead of sifted through a heap of k (log k moves of three arrays).
@@ -157,7 +164,7 @@ class Buffers:
     """
 
     def __init__(self, parts: int, queries: int, k: int, dtype, take_sqrt: bool = False):
-        capacity = 2 * k + 8  # compactions every k + 8 candidates or more: linear in k, so O(1) per candidate
+        capacity = capacity_for(k)
         self.keys = np.full((parts, queries, capacity), np.inf, dtype)
         self.raws = np.full((parts, queries, capacity), np.inf, dtype)
         self.idx = np.full((parts, queries, capacity), NO_INDEX, np.int64)

@@ -30,26 +30,27 @@ import numpy as np
 from .. import ops
 from ..devices import PRECISIONS, array_module, device_of, on_device
 from ..devices import device as make_device
-from ..kernels import knn_l1, knn_l2
+from ..kernels import blas_pool, knn_l1, knn_l2
 from ..kernels.knn_l2 import squared_norms
-from ..kernels.matmul import own_pool_matmul
 from ..kernels.launch import PARALLEL_MIN_SIZE, cpu_threads
-from ..kernels.topk import Best, Buffers
+from ..kernels.topk import Best, Buffers, capacity_for
 from ..validation import check_array, check_choice, check_finite
 from . import near_ties
 
 METRICS = ("l1", "l2", "sqeuclidean")
-# Where rows have this many features or more, the L2 products keep OpenBLAS on its own threads; below, they run
-# on Numba's beside the parallel selection (kernels/blas_pool.py). Measured on a 2-core Xeon, k = 10, 500 queries
-# x 5,000 rows: 3,072 features 61 ms on OpenBLAS's own threads against 270 on Numba's, 1,024 features 26 against
-# 22; 2,000 x 100,000 x 128: 520 against 228; 2,000 x 50,000 x 64: 234 against 82.
-OWN_POOL_FEATURES = 2048
 
 
 def _product(A, B, out=None):
-    """A @ B.T for the L2 distances, on the BLAS threads that suit its width (OWN_POOL_FEATURES)."""
-    if A.shape[1] >= OWN_POOL_FEATURES:
-        return own_pool_matmul(A, B.T, out=out)
+    """A @ B.T for the L2 distances; on the CPU, OpenBLAS's jobs run on Numba's threads (kernels/blas_pool.py).
+
+    The selection that follows each product runs on Numba's threads: OpenBLAS's own would spin beside it
+    for about 0.1 s after the product, taking a core from it. Measured on a 2-core Xeon (medians of 7
+    interleaved rounds), 500 x 5,000 x 3,072: k = 100 67 ms shared against 76 on OpenBLAS's own threads,
+    k = 1 and 10 within 2% of each other; narrower rows gain more (2,000 x 100,000 x 128: 228 against 520 ms).
+    """
+    if type(A) is np.ndarray:
+        with blas_pool.shared_threads():
+            return ops.matmul(A, B.T, out=out)
     return ops.matmul(A, B.T, out=out)
 
 
@@ -206,8 +207,8 @@ def plan(q: int, n: int, d: int, k: int, dtype, metric: str, limit: int, on_cpu:
     """
     size = np.dtype(dtype).itemsize
     key = 8 if on_cpu and metric == "l1" else size  # CPU L1 keeps float64 keys (kernels/knn_l1.py)
-    # one query's k best: keys, raws (CPU), indices; CPU L2 buffers hold 2 k + 8 (kernels/topk.py's Buffers)
-    held = 2 * k + 8 if on_cpu and metric != "l1" else k
+    # one query's k best: keys, raws (CPU), indices; CPU L2 buffers hold more (kernels/topk.py's Buffers)
+    held = capacity_for(k) if on_cpu and metric != "l1" else k
     entry = held * (2 * key + 8) if on_cpu else k * (size + 8)
     threads = numba.get_num_threads() if on_cpu else 1
     packed_l1 = on_cpu and metric == "l1"

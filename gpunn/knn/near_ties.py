@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..devices import array_module
-from ..kernels.knn_l2 import floor_ulps, pair_distances, squared_norms
+from ..kernels.knn_l2 import floor_ulps, pair_distances, sort_rows, squared_norms
 
 def wanted(metric: str, dtype) -> bool:
     """Whether a search of this metric and dtype keeps k + 1 neighbours and refines: float32 L2 and squared L2."""
@@ -69,16 +69,7 @@ def refine(A, d, i, rows, take_sqrt: bool, k: int, a_sq=None, b_sq=None):
     sub_sq[at, cols] = exact
     sub_d = d[queries]
     sub_d[at, cols] = (xp.sqrt(exact) if take_sqrt else exact).astype(d.dtype)
-    sub_i = i[queries]
-    # sorted by (distance, row): by row first, then a stable sort by the float64 distance
-    by_row = _stable_argsort(xp, sub_i)
-    sub_sq, sub_d, sub_i = (xp.take_along_axis(a, by_row, axis=1) for a in (sub_sq, sub_d, sub_i))
-    order = _stable_argsort(xp, sub_sq)
+    _, sub_d, sub_i = sort_rows(sub_sq, sub_d, i[queries])  # by (float64 distance, row)
     d, i = d.copy(), i.copy()
-    d[queries] = xp.take_along_axis(sub_d, order, axis=1)
-    i[queries] = xp.take_along_axis(sub_i, order, axis=1)
+    d[queries], i[queries] = sub_d, sub_i
     return d[:, :k], i[:, :k]
-
-
-def _stable_argsort(xp, a):
-    return xp.argsort(a, axis=1, kind="stable") if xp is np else xp.argsort(a, axis=1)

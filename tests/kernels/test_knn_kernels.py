@@ -183,3 +183,21 @@ def test_ivf_candidate_kernel_strides_over_tiles_probes_and_queries(metric, rng,
             np.testing.assert_array_equal(block[:n], expected)
             np.testing.assert_array_equal(block_ids[:n], ids[starts[c]:starts[c] + n] if n else [])
             assert np.isinf(block[n:]).all() and (block_ids[n:] == topk.NO_INDEX).all()
+
+
+@pytest.mark.parametrize("where", ["cpu", "gpu"])
+def test_sort_rows_orders_by_distance_then_row_as_lexsort(where, rng, one_gpu):
+    # rows nearly sorted (as near-ties leave them), one reversed (the insertion sort's worst case), ties throughout
+    m, k = 6, 40
+    sq = np.sort(rng.integers(0, 12, (m, k)), axis=1).astype(np.float64)
+    sq[:2] += rng.uniform(-0.6, 0.6, (2, k))  # neighbours' order disturbed a little
+    sq[2] = sq[2][::-1]
+    i = np.stack([rng.permutation(1000)[:k] for _ in range(m)]).astype(np.int64)
+    d = np.sqrt(np.abs(sq)).astype(np.float32)
+    order = np.stack([np.lexsort((i[r], sq[r])) for r in range(m)])
+    expected = [np.take_along_axis(a, order, axis=1) for a in (sq, d, i)]
+    dev = gn.device("cpu") if where == "cpu" else one_gpu
+    with dev:
+        got = knn_l2.sort_rows(*(dev.asarray(a) for a in (sq, d, i)))
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(gn.to_numpy(g), e)
