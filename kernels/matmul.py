@@ -129,42 +129,6 @@ def _cuda_matmul(a, b, out=None):
     return array_module(a).matmul(a, b, out=out)
 
 
-def own_pool_matmul(a, b, out=None):
-    """:func:`gpunn.ops.matmul`, with NumPy's OpenBLAS always on its own threads on the CPU (never on Numba's).
-
-    For callers whose products alternate with short parallel Numba kernels, such as the kNN searches'
-    selection: there, running OpenBLAS's jobs on Numba's threads (``blas_pool``) made a 500 x 5,000 x 3,072
-    L2 search about 2.9 times slower (173 ms against 60, 2-core Xeon), while the ConvNet's long direct
-    convolutions gain from it.
-
-    Parameters
-    ----------
-    a, b : arrays (NumPy or CuPy) that ``matmul`` takes
-        The operands.
-    out : array or None, default=None
-        Where to write the product.
-
-    Returns
-    -------
-    array
-        ``a @ b``; on a GPU exactly :func:`gpunn.ops.matmul`'s.
-
-    Examples
-    --------
-    >>> from gpunn.kernels.matmul import own_pool_matmul
-    >>> own_pool_matmul(np.eye(2, dtype=np.float32), np.ones((2, 3), np.float32))
-    array([[1., 1., 1.],
-           [1., 1., 1.]], dtype=float32)
-    """
-    if type(a) is not np.ndarray:
-        return matmul(a, b, out=out)
-    if mkl_gemm.TRY[0]:
-        result = mkl_gemm.matmul(a, b, out)
-        if result is not NotImplemented:
-            return result
-    return np.matmul(a, b, out=out)
-
-
 @matmul.kernel("cpu")
 def _shared_pool_matmul(a, b, out=None):
     if mkl_gemm.TRY[0]:  # Intel MKL where the optional mkl package is installed (no call per GEMM where it is not)
