@@ -201,3 +201,27 @@ def test_sort_rows_orders_by_distance_then_row_as_lexsort(where, rng, one_gpu):
         got = knn_l2.sort_rows(*(dev.asarray(a) for a in (sq, d, i)))
     for g, e in zip(got, expected):
         np.testing.assert_array_equal(gn.to_numpy(g), e)
+
+
+def test_cpu_buffers_finish_in_distance_then_row_order_when_raw_values_share_a_root(rng):
+    # 4 and the next float32 above it have the same float32 square root, 2: the rows must then come in order
+    above = np.nextafter(np.float32(4), np.float32(5))
+    assert np.sqrt(above) == np.sqrt(np.float32(4))
+    best = topk.Buffers(1, 2, 3, np.float32, take_sqrt=True)
+    raws = [[above, 4, 9, 1, 16], [0, 0, 25, 0, 4]]
+    rows = [[3, 7, 1, 9, 0], [5, 2, 4, 8, 6]]
+    for q in range(2):
+        best.raws[0, q, :5] = best.keys[0, q, :5] = raws[q]
+        best.idx[0, q, :5] = rows[q]
+        best.fill[0, q] = 5
+    d, i = best.result()
+    np.testing.assert_array_equal(i, [[9, 3, 7], [2, 5, 8]])
+    np.testing.assert_array_equal(d, np.float32([[1, 2, 2], [0, 0, 0]]))
+    # rows past 2^32 take the three-array path: the same order
+    best64 = topk.Buffers(1, 1, 3, np.float32, take_sqrt=True)
+    best64.raws[0, 0, :5] = best64.keys[0, 0, :5] = raws[0]
+    best64.idx[0, 0, :5] = np.array(rows[0]) + (1 << 32)
+    best64.fill[0, 0] = 5
+    d64, i64 = best64.result()
+    np.testing.assert_array_equal(i64 - (1 << 32), [[9, 3, 7]])
+    np.testing.assert_array_equal(d64, d[:1])
