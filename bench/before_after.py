@@ -89,6 +89,20 @@ def _gate(name, n=1 << 22):
     return step
 
 
+def _knn(q, n, d, k, n_probe=None):
+    """kNN on standard normal float32 rows (seed 0): exact L2 search (``algorithm="brute"``), or an IVF index of
+    sqrt(n) lists probed ``n_probe`` at a time."""
+    import numpy as np
+
+    import gpunn as gn
+
+    rng = np.random.default_rng(0)
+    X, Q = rng.standard_normal((n, d), dtype=np.float32), rng.standard_normal((q, d), dtype=np.float32)
+    params = {} if n_probe is None else {"algorithm": "ivf", "n_probe": n_probe, "random_state": 0}
+    model = gn.KNeighborsClassifier(k, "l2", device="cpu", **params).fit(X, np.arange(n) % 10)
+    return lambda: model.kneighbors(Q)
+
+
 CASES = {
     "README loop 3072-100-10 b200 SGD": lambda: _mlp_step(3072, 100, 10, 200, adam=False),
     "README loop 3072-1024-10 b256 SGD": lambda: _mlp_step(3072, 1024, 10, 256, adam=False),
@@ -97,6 +111,10 @@ CASES = {
     "ReLU forward+backward 4M": lambda: _gate("relu"),
     "sigmoid forward+backward 4M": lambda: _gate("sigmoid"),
     "GELU forward+backward 4M": lambda: _gate("gelu"),
+    "kNN L2 500x5000x3072 k=10": lambda: _knn(500, 5000, 3072, 10),
+    "kNN L2 500x5000x3072 k=100": lambda: _knn(500, 5000, 3072, 100),
+    "kNN L2 2000x100000x128 k=100": lambda: _knn(2000, 100_000, 128, 100),
+    "kNN IVF 2000x200000x64 k=10 n_probe=2": lambda: _knn(2000, 200_000, 64, 10, n_probe=2),
 }
 
 
