@@ -120,7 +120,8 @@ def test_knn_ties_and_ivf_agree(metric, k, rng, one_gpu):
         on_gpu = gn.KNeighborsClassifier(k, metric, device=one_gpu, **params).fit(X, y)
         for n_probe in ([None] if not params else [12, 4]):  # an integer n_probe takes effect at each query
             if n_probe is not None:
-                cpu.set_params(n_probe=n_probe), on_gpu.set_params(n_probe=n_probe)
+                cpu.set_params(n_probe=n_probe)
+                on_gpu.set_params(n_probe=n_probe)
             d_cpu, i_cpu = cpu.kneighbors(Xq)
             d_gpu, i_gpu = on_gpu.kneighbors(Xq)
             if n_probe in (None, 12):  # exact: the same answer on both, ties by the lower index

@@ -259,11 +259,7 @@ def _names_cuda(fn) -> bool:
     computes the same without it."""
     found = _NAMES_CUDA.get(fn)
     if found is None:
-        codes, names = [fn.__code__], set()
-        while codes:
-            code = codes.pop()
-            names.update(code.co_names)
-            codes.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+        names = _names_read(fn)
         from numba.cuda.simulator.kernelapi import FakeCUDAModule
 
         def is_cuda(value):  # the module, or the fake one a kernel running from the same module swapped in
@@ -287,17 +283,23 @@ _TOGETHER = {"syncthreads", "syncthreads_count", "syncthreads_and", "syncthreads
              "match_any_sync", "match_all_sync", "activemask", "cg", "this_grid"}
 
 
+def _names_read(fn) -> set:
+    """The global and attribute names ``fn``'s code reads, its nested functions' included."""
+    codes, names = [fn.__code__], set()
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+    return names
+
+
 def _needs_threads(fn, seen=None) -> bool:
     """True when ``fn`` (or a device function it calls) synchronises threads: then each needs its own."""
     seen = set() if seen is None else seen
     if id(fn) in seen:
         return False
     seen.add(id(fn))
-    codes, names = [fn.__code__], set()
-    while codes:
-        code = codes.pop()
-        names.update(code.co_names)
-        codes.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+    names = _names_read(fn)
     if names & _TOGETHER:
         return True
     called = [fn.__globals__.get(n) for n in names] + [c.cell_contents for c in fn.__closure__ or ()]
