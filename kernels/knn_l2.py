@@ -24,7 +24,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from . import blas_pool
 from .arrays import array_module, device_of
 from .launch import clamped_grid as grid
-from .launch import PARALLEL_MIN_SIZE, cpu_threads, run_cuda
+from .launch import cpu_threads, run_cuda
 from .simd import lanes, vabove, vadd, vlane, vload, vmask_le, vmask_lt, vmul, vsplat, vsub, vzeros
 from .topk import offer, select_cuda
 
@@ -76,7 +76,7 @@ def pair_distances(A, qi, R, ri):
     out = xp.empty(qi.shape[0], np.float64)
     if xp is np:
         if out.size:
-            with cpu_threads(PARALLEL_MIN_SIZE if A.shape[1] * out.size >= PAIR_PARALLEL else 0):
+            with cpu_threads(A.shape[1] * out.size, at=PAIR_PARALLEL):
                 pair_distances_cpu(A, qi, R, ri, out)
         return out
     step = max(1, PAIR_BYTES // (8 * max(1, A.shape[1])))

@@ -302,8 +302,8 @@ def current_stream():
 
 
 @contextlib.contextmanager
-def cpu_threads(n: int):
-    """Numba's thread count for a kernel over ``n`` elements: 1 below PARALLEL_MIN_SIZE, all above.
+def cpu_threads(n: int, at: int = PARALLEL_MIN_SIZE):
+    """Numba's thread count for a kernel over ``n`` elements: 1 below ``at``, all from it.
 
     The previous count comes back after the block.
 
@@ -311,6 +311,9 @@ def cpu_threads(n: int):
     ----------
     n : int
         Elements of work.
+    at : int, default=PARALLEL_MIN_SIZE
+        The work from which every thread runs: a kernel whose elements cost more than an elementwise
+        one's (a memory-bound gather, a sort per row) passes its own, measured.
 
     Yields
     ------
@@ -318,7 +321,7 @@ def cpu_threads(n: int):
         The thread count in the block.
     """
     previous = numba.get_num_threads()
-    wanted = numba.config.NUMBA_NUM_THREADS if n >= PARALLEL_MIN_SIZE else 1
+    wanted = numba.config.NUMBA_NUM_THREADS if n >= at else 1
     if wanted == previous:  # the usual case in a training loop: no thread-pool calls at all
         yield wanted
     else:

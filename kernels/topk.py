@@ -28,7 +28,7 @@ from numba import cuda, prange
 
 from .arrays import array_module
 from .launch import clamped_grid as grid
-from .launch import PARALLEL_MIN_SIZE, cpu_threads, run_cuda
+from .launch import cpu_threads, run_cuda
 
 NO_INDEX = np.iinfo(np.int64).max  # the index of an empty slot: any real row beats it, even at an equal distance
 FINISH_PARALLEL_ENTRIES = 1 << 16  # buffer entries from which finishing them is worth every thread
@@ -179,7 +179,7 @@ class Buffers:
         out_keys = np.full((q, self.k), np.inf, self.keys.dtype)
         out_idx = np.full((q, self.k), NO_INDEX, np.int64)
         # every thread only for many entries: below, a woken pool costs more than the work
-        with cpu_threads(PARALLEL_MIN_SIZE if self.keys.size >= FINISH_PARALLEL_ENTRIES else 0):
+        with cpu_threads(self.keys.size, at=FINISH_PARALLEL_ENTRIES):
             finish_buffers(self.keys, self.raws, self.idx, self.fill, self.k, self.take_sqrt, out_keys, out_idx)
         return out_keys, out_idx
 
@@ -232,7 +232,13 @@ def compact_exact(keys, raws, idx, n, k):
 @numba.njit(cache=True)
 def kth_raw(raws, n, k):
     """The k-th smallest of raws[:n] (a quickselect on a copy of the values alone)."""
-    v = raws[:n].copy()
+    return select_in_place(raws[:n].copy(), n, k)
+
+
+@numba.njit(cache=True)
+def select_in_place(v, n, k):
+    """Reorder v[:n] in place so that v[k - 1] is its k-th smallest, none greater before it and none smaller after
+    (a quickselect); returns v[k - 1]."""
     lo, hi, target = 0, n - 1, k - 1
     while lo < hi:
         pivot = v[(lo + hi) >> 1]
@@ -323,30 +329,28 @@ def _rows_fit_32_bits(ib, n):
 
 @numba.njit(cache=True)
 def _finish_packed(rb, ib, n, k, take_sqrt, out_k, out_i):
-    """One query's float32 buffer (raws ``rb``, rows ``ib`` below 2^32, n entries) to its k best, sorted by
-    (distance, row), in ``out_k``/``out_i``.
+    """One query's float32 buffer (raw values ``rb``, rows ``ib`` below 2^32, n entries) to its k best, sorted by
+    (distance, row), in ``out_k``/``out_i``; the buffer is used up.
 
-    Each entry packed into one uint64, the raw value's bits above its row: raw values are >= 0, whose bits
-    order as the values do, so the integers order as (raw, row) and one partition and one sort of plain
-    integers replace the quickselect and heap sort of three arrays (500 queries x 5,000 rows, k = 100: 2.1 ms
-    to finish, 1.0 so). The square root keeps that order, except that two raw values may share a root: a last
-    insertion pass puts such rows in order.
+    Each entry is packed, in place of its row, into one uint64: the raw value's bits above the row. Raw values
+    are >= 0, whose bits order as the values do, so the integers order as (raw, row), and one quickselect and
+    one sort of plain integers replace the quickselect and heap sort of three arrays, with nothing allocated.
+    The square root keeps that order, except that two raw values may share a root: a last insertion pass puts
+    such rows in order.
     """
-    packed = np.empty(n, np.uint64)
+    packed = ib[:n].view(np.uint64)
     bits = rb[:n].view(np.uint32)
     for e in range(n):
-        packed[e] = (np.uint64(bits[e]) << np.uint64(32)) | np.uint64(ib[e])
+        packed[e] |= np.uint64(bits[e]) << np.uint64(32)
     if n > k:
-        packed = np.partition(packed, k - 1)[:k]
+        select_in_place(packed, n, k)
         n = k
-    packed.sort()
-    raw_bits = np.empty(n, np.uint32)
+    packed[:n].sort()
     for e in range(n):
-        raw_bits[e] = np.uint32(packed[e] >> np.uint64(32))
+        bits[e] = np.uint32(packed[e] >> np.uint64(32))
         out_i[e] = np.int64(packed[e] & np.uint64(0xFFFFFFFF))
-    raws = raw_bits.view(np.float32)
     for e in range(n):
-        out_k[e] = np.sqrt(raws[e]) if take_sqrt else raws[e]
+        out_k[e] = np.sqrt(rb[e]) if take_sqrt else rb[e]
     if take_sqrt:
         for a in range(1, n):
             key, row = out_k[a], out_i[a]

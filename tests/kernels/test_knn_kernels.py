@@ -217,7 +217,7 @@ def test_cpu_buffers_finish_in_distance_then_row_order_when_raw_values_share_a_r
     d, i = best.result()
     np.testing.assert_array_equal(i, [[9, 3, 7], [2, 5, 8]])
     np.testing.assert_array_equal(d, np.float32([[1, 2, 2], [0, 0, 0]]))
-    # rows past 2^32 take the three-array path: the same order
+    # rows past 2^32 (a search of more rows than uint32 counts): the same order
     best64 = topk.Buffers(1, 1, 3, np.float32, take_sqrt=True)
     best64.raws[0, 0, :5] = best64.keys[0, 0, :5] = raws[0]
     best64.idx[0, 0, :5] = np.array(rows[0]) + (1 << 32)
