@@ -30,10 +30,16 @@ def numpys_blas():
         yield
 
 
+# Thread counts a library may have left in this process's environment: starting a Dask LocalCluster sets them to 1
+# for its workers in os.environ itself, and a fresh interpreter would then run OpenBLAS on one thread.
+THREAD_LIMITS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def run_python(code: str, **env) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter (settings read at import), killed after two minutes rather than hang."""
+    inherited = {k: v for k, v in os.environ.items() if k not in THREAD_LIMITS}
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **env})
+                          env={**inherited, **env})
 
 
 def threaded_shapes():
