@@ -203,7 +203,8 @@ def gpunn_convnet_step(X, y):
     return step
 
 
-def torch_convnet_step(X, y):
+def torch_convnet():
+    """The same ConvNet in PyTorch, with gpunn's starting weights (bench/test_gpu.py runs it on a GPU too)."""
     import torch
 
     _, (W1, b1, W2, b2, W3, b3) = step_weights()
@@ -216,7 +217,11 @@ def torch_convnet_step(X, y):
         for layer, w, b in ((model[0], W1, b1), (model[4], W2.T, b2), (model[6], W3.T, b3)):
             layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
             layer.bias.copy_(torch.from_numpy(b))
-    return torch_sgd_step(model, X, y, LR)
+    return model
+
+
+def torch_convnet_step(X, y):
+    return torch_sgd_step(torch_convnet(), X, y, LR)
 
 
 def numpy_convnet_step(X, y):

@@ -228,24 +228,9 @@ def test_train_step_mixed_and_tf32_gpu(benchmark, interleaved, net):
 def test_convnet_step_mixed_and_tf32_gpu(benchmark, interleaved):
     """cs231n's three-layer ConvNet step of bench/test_conv.py (N=64, 3x32x32, 32 filters of 7x7), on the GPU."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_conv import STEP, step_data, step_weights
+    from test_conv import step_data, step_weights, torch_convnet
 
     X, y = step_data()
-
-    def torch_convnet():
-        import torch
-
-        s = STEP
-        _, (W1, b1, W2, b2, W3, b3) = step_weights()
-        model = torch.nn.Sequential(
-            torch.nn.Conv2d(s["c"], s["f"], s["k"], padding=s["k"] // 2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            torch.nn.Flatten(), torch.nn.Linear(W2.shape[0], s["hidden"]), torch.nn.ReLU(),
-            torch.nn.Linear(s["hidden"], s["classes"]))
-        with torch.no_grad():
-            for layer, w, b in ((model[0], W1, b1), (model[4], W2.T, b2), (model[6], W3.T, b3)):
-                layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
-                layer.bias.copy_(torch.from_numpy(b))
-        return model
 
     candidates = precision_candidates(lambda: step_weights()[0], torch_convnet, X, y)
     benchmark.group = "GPU ConvNet train step N=64 3x32x32, mixed precision and TF32"
